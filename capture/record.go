@@ -1,0 +1,147 @@
+// Package capture owns the capture record (one per request), PII masking,
+// the asynchronous writer and its sinks (JSONL files, Redis stream), lookup
+// by any request ID, and the gateway's metrics and tracing.
+package capture
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Outcomes of a request, as recorded in Record.Outcome.
+const (
+	OutcomeOK            = "ok"
+	OutcomeUpstreamError = "upstream_error" // 5xx, connect error, broken stream
+	OutcomeUpstream4xx   = "upstream_4xx"   // the provider refused the request (relayed)
+	OutcomeUpstream429   = "upstream_rate_limited"
+	OutcomeTimeout       = "timeout"
+	OutcomeContractFail  = "contract_fail"
+	OutcomeRateLimited   = "rate_limited" // the key's own budget
+	OutcomeBadRequest    = "bad_request"
+	OutcomeUnauthorized  = "unauthorized"
+	OutcomeForbidden     = "forbidden"
+	OutcomeNotFound      = "not_found"
+	OutcomeClientClosed  = "client_closed"
+	OutcomeOverloaded    = "overloaded"
+	OutcomeInternalError = "internal_error"
+)
+
+// Contract verdicts.
+const (
+	VerdictPass = "pass"
+	VerdictFail = "fail"
+	VerdictNone = "none"
+)
+
+// Record is everything known about one request. Its JSON field names are
+// fixed: tools, tests and incidents read them. Every string that came from a
+// client or a provider is masked before the record leaves the writer.
+//
+// A Record handed to Writer.Enqueue is owned by the writer from then on: the
+// caller must not touch it again. Records delivered to observers are
+// read-only and shared.
+type Record struct {
+	GatewayRequestID  string    `json:"gateway_request_id"`
+	ProviderRequestID string    `json:"provider_request_id,omitempty"`
+	ClientRequestID   string    `json:"client_request_id,omitempty"`
+	TraceID           string    `json:"trace_id,omitempty"`
+	ReceivedAt        time.Time `json:"received_at"`
+
+	Key            string         `json:"key,omitempty"` // the key's name, never its secret
+	Client         string         `json:"client,omitempty"`
+	Endpoint       string         `json:"endpoint"` // chat.completions, embeddings, models
+	Route          string         `json:"route,omitempty"`
+	Cohort         string         `json:"cohort,omitempty"`
+	Provider       string         `json:"provider,omitempty"`
+	Model          string         `json:"model,omitempty"`
+	RequestedModel string         `json:"requested_model,omitempty"`
+	PromptVersion  string         `json:"prompt_version,omitempty"`
+	Flags          map[string]any `json:"flags,omitempty"`
+	Release        string         `json:"release,omitempty"`
+	ConfigRevision string         `json:"config_revision,omitempty"`
+	Params         Params         `json:"params"`
+
+	Status   int       `json:"status"`
+	Outcome  string    `json:"outcome"`
+	Error    string    `json:"error,omitempty"`
+	Attempts []Attempt `json:"attempts,omitempty"`
+
+	LatencyMS float64 `json:"latency_ms"`
+	TTFTMS    float64 `json:"ttft_ms,omitempty"`
+	Usage     Usage   `json:"usage"`
+	Contract  Verdict `json:"contract"`
+
+	// Request is the masked request messages (JSON array), or absent when
+	// the body was not sampled.
+	Request json.RawMessage `json:"request,omitempty"`
+	// Response is the masked response: {"content":…, "tool_calls":[…],
+	// "finish_reason":…} or the masked error body.
+	Response json.RawMessage `json:"response,omitempty"`
+	// Headers are request headers from the capture allow-list, masked.
+	Headers map[string]string `json:"headers,omitempty"`
+	// BodySampled says whether Request and Response were kept.
+	BodySampled bool `json:"body_sampled"`
+
+	// Raw holds the unmasked inputs the writer masks into Request and
+	// Response. It never leaves the process and is cleared by the writer.
+	Raw *RawBodies `json:"-"`
+}
+
+// RawBodies are owned copies of what the writer masks off the hot path.
+type RawBodies struct {
+	// RequestBody is the client's request body as received.
+	RequestBody []byte
+	// ResponseBody is the upstream's non-streaming body or error body.
+	ResponseBody []byte
+	// StreamContent and StreamToolCalls are the accumulated stream (for
+	// streams only). StreamToolCalls is a JSON array of
+	// {"id","name","arguments"}.
+	StreamContent   string
+	StreamToolCalls []byte
+	FinishReason    string
+}
+
+// Params are the request parameters worth comparing across requests.
+type Params struct {
+	Stream         bool     `json:"stream"`
+	Temperature    *float64 `json:"temperature,omitempty"`
+	MaxTokens      int      `json:"max_tokens,omitempty"`
+	ResponseFormat string   `json:"response_format,omitempty"`
+	Tools          int      `json:"tools,omitempty"`
+}
+
+// Attempt is one upstream try.
+type Attempt struct {
+	Provider          string  `json:"provider"`
+	Model             string  `json:"model"`
+	Cohort            string  `json:"cohort,omitempty"`
+	Status            int     `json:"status"`
+	ProviderRequestID string  `json:"provider_request_id,omitempty"`
+	LatencyMS         float64 `json:"latency_ms"`
+	Error             string  `json:"error,omitempty"`
+	Contract          string  `json:"contract,omitempty"`
+}
+
+// Usage is token usage as the provider reported it.
+type Usage struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
+// Verdict is a contract check's result.
+type Verdict struct {
+	Verdict string   `json:"verdict"` // pass, fail or none
+	Reasons []string `json:"reasons,omitempty"`
+}
+
+// Failed reports whether the record counts as a failure for detection:
+// upstream errors, timeouts and contract failures. Client disconnects and
+// the client's own mistakes do not count.
+func (r *Record) Failed() bool {
+	switch r.Outcome {
+	case OutcomeUpstreamError, OutcomeTimeout, OutcomeContractFail:
+		return true
+	}
+	return false
+}

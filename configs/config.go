@@ -1,0 +1,302 @@
+// Package configs holds Cairn's YAML configuration as Go types, its defaults,
+// strict loading, validation that names the field path, and the revision hash
+// of a loaded config. It imports nothing else of Cairn's.
+//
+// User-facing fields are exported and keep what the file said; values derived
+// during validation (secrets read from the environment, compiled patterns and
+// schemas, parsed digests) carry `yaml:"-" json:"-"` and are filled by Load.
+// A *Config returned by Load is immutable by convention: callers must not
+// modify it, and it is safe for concurrent reads.
+package configs
+
+import (
+	"regexp"
+	"time"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+)
+
+// Config is the whole gateway configuration.
+type Config struct {
+	// Listen is the API address. Default 127.0.0.1:8080.
+	Listen string `yaml:"listen" json:"listen"`
+	// AdminListen is the admin address. Default 127.0.0.1:8081. A
+	// non-loopback address requires admin_token_env.
+	AdminListen string `yaml:"admin_listen" json:"admin_listen"`
+	// AdminTokenEnv names the environment variable holding the admin bearer
+	// token. Empty: the admin API needs no token (loopback only).
+	AdminTokenEnv string `yaml:"admin_token_env" json:"admin_token_env,omitempty"`
+	// Release is recorded in every capture record and snapshot.
+	Release string `yaml:"release" json:"release,omitempty"`
+	// DataDir holds capture files, incidents and the audit log. Default
+	// ./cairn-data.
+	DataDir string `yaml:"data_dir" json:"data_dir"`
+	// RedisURL (redis://…) shares limits, incidents, audit and capture across
+	// replicas. Empty: everything is local.
+	RedisURL string `yaml:"redis_url" json:"redis_url,omitempty"`
+
+	Server    Server     `yaml:"server" json:"server"`
+	Providers []Provider `yaml:"providers" json:"providers"`
+	Keys      []Key      `yaml:"keys" json:"keys,omitempty"`
+	Routes    []Route    `yaml:"routes" json:"routes"`
+	RateLimit RateLimit  `yaml:"ratelimit" json:"ratelimit"`
+	Detection Detection  `yaml:"detection" json:"detection"`
+	Masking   Masking    `yaml:"masking" json:"masking"`
+	Capture   Capture    `yaml:"capture" json:"capture"`
+	Tracing   Tracing    `yaml:"tracing" json:"tracing"`
+	Notify    Notify     `yaml:"notify" json:"notify"`
+
+	// Revision is a stable hash of the loaded config (secrets excluded,
+	// schema file contents included). Filled by Load.
+	Revision string `yaml:"-" json:"-"`
+	// AdminToken is the admin bearer token read from AdminTokenEnv.
+	AdminToken string `yaml:"-" json:"-"`
+	// Path is the file the config was loaded from, if any.
+	Path string `yaml:"-" json:"-"`
+}
+
+// Server holds the listener limits. fasthttp's own defaults are unlimited
+// timeouts and 4 KiB headers, so every value here has an explicit default.
+type Server struct {
+	// MaxHeaderBytes bounds the request header block. Default 32 KiB; larger
+	// headers get 431.
+	MaxHeaderBytes int `yaml:"max_header_bytes" json:"max_header_bytes"`
+	// MaxBodyBytes bounds a request body. Default 8 MiB; larger bodies get 413.
+	// Routes may lower or raise it with max_body_bytes.
+	MaxBodyBytes int `yaml:"max_body_bytes" json:"max_body_bytes"`
+	// ReadTimeout bounds reading one request (headers and body). Default 10s.
+	ReadTimeout Duration `yaml:"read_timeout" json:"read_timeout"`
+	// IdleTimeout closes idle keep-alive connections. Default 60s.
+	IdleTimeout Duration `yaml:"idle_timeout" json:"idle_timeout"`
+	// WriteTimeout bounds writing a non-streaming response. Default 60s.
+	WriteTimeout Duration `yaml:"write_timeout" json:"write_timeout"`
+	// DrainTimeout bounds graceful shutdown. Default 30s.
+	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
+	// MaxConcurrency bounds requests in flight; excess get 429 after
+	// QueueTimeout. Default 10000.
+	MaxConcurrency int `yaml:"max_concurrency" json:"max_concurrency"`
+}
+
+// Provider is one upstream OpenAI-compatible API.
+type Provider struct {
+	Name string `yaml:"name" json:"name"`
+	// BaseURL includes the version prefix, e.g. https://api.openai.com/v1.
+	BaseURL string `yaml:"base_url" json:"base_url"`
+	// APIKeyEnv names the environment variable holding the provider key.
+	// Empty: no Authorization header is sent upstream.
+	APIKeyEnv string `yaml:"api_key_env" json:"api_key_env,omitempty"`
+	// Timeout is the time to the first response byte. Default 60s.
+	Timeout Duration `yaml:"timeout" json:"timeout"`
+	// ConnectTimeout bounds dialing. Default 3s.
+	ConnectTimeout Duration `yaml:"connect_timeout" json:"connect_timeout"`
+	// StreamIdleTimeout bounds the gap between stream chunks. Default 60s.
+	StreamIdleTimeout Duration `yaml:"stream_idle_timeout" json:"stream_idle_timeout"`
+	// StreamMaxDuration bounds a whole stream. Default 10m.
+	StreamMaxDuration Duration `yaml:"stream_max_duration" json:"stream_max_duration"`
+	// MaxResponseBytes bounds a non-streaming response body. Default 32 MiB.
+	MaxResponseBytes int `yaml:"max_response_bytes" json:"max_response_bytes"`
+	// MaxConns bounds pooled connections to this provider. Default 1024.
+	MaxConns int `yaml:"max_conns" json:"max_conns"`
+	// Headers are extra headers sent upstream on every request.
+	Headers map[string]string `yaml:"headers" json:"headers,omitempty"`
+	// AllowLinkLocal permits a base URL on a link-local address (cloud
+	// metadata services live there). Default false.
+	AllowLinkLocal bool `yaml:"allow_link_local" json:"allow_link_local,omitempty"`
+
+	// APIKey is the secret read from APIKeyEnv. Never logged or recorded.
+	APIKey string `yaml:"-" json:"-"`
+}
+
+// Key is one gateway key that clients present as a bearer token.
+type Key struct {
+	Name string `yaml:"name" json:"name"`
+	// KeyEnv names the environment variable holding the key.
+	KeyEnv string `yaml:"key_env" json:"key_env,omitempty"`
+	// KeySHA256 is the hex SHA-256 of the key, for configs that must not
+	// hold the secret at all. Exactly one of KeyEnv and KeySHA256 is set.
+	KeySHA256 string `yaml:"key_sha256" json:"key_sha256,omitempty"`
+	// RPM is requests per minute. 0: unlimited.
+	RPM int `yaml:"rpm" json:"rpm,omitempty"`
+	// TPM is tokens per minute. 0: unlimited.
+	TPM int `yaml:"tpm" json:"tpm,omitempty"`
+	// Routes, when set, is the allow-list of route names this key may use.
+	Routes []string `yaml:"routes" json:"routes,omitempty"`
+	// FailClosed refuses requests (429) while the shared limiter in Redis
+	// is unreachable, instead of falling back to a per-replica share.
+	FailClosed bool `yaml:"fail_closed" json:"fail_closed,omitempty"`
+
+	// Digest is the SHA-256 of the key, compared in constant time.
+	Digest [32]byte `yaml:"-" json:"-"`
+}
+
+// Route maps client model names to upstream targets.
+type Route struct {
+	// Name is the model name clients send to reach this route.
+	Name string `yaml:"name" json:"name"`
+	// Match lists extra model-name globs (path.Match syntax, e.g. gpt-4o*).
+	Match  []string       `yaml:"match" json:"match,omitempty"`
+	Prompt Prompt         `yaml:"prompt" json:"prompt"`
+	Flags  map[string]any `yaml:"flags" json:"flags,omitempty"`
+	// Sticky chooses what keeps a caller in one cohort: key, user (the
+	// request's user or safety_identifier) or header:NAME. Default user. A
+	// request without that value gets a random cohort.
+	Sticky    string   `yaml:"sticky" json:"sticky"`
+	Targets   []Target `yaml:"targets" json:"targets"`
+	Fallbacks []Target `yaml:"fallbacks" json:"fallbacks,omitempty"`
+	Contract  Contract `yaml:"contract" json:"contract"`
+	// AutoRollback sets a failing cohort's weight to 0 when an incident
+	// opens on it and another cohort remains.
+	AutoRollback bool `yaml:"auto_rollback" json:"auto_rollback"`
+	// MaxBodyBytes overrides server.max_body_bytes for this route. 0: inherit.
+	MaxBodyBytes int `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+
+	// Globs are the compiled Match patterns.
+	Globs []string `yaml:"-" json:"-"`
+}
+
+// Prompt is the route's prompt state; System, when set, is injected as the
+// first system message upstream.
+type Prompt struct {
+	Version string `yaml:"version" json:"version,omitempty"`
+	System  string `yaml:"system" json:"system,omitempty"`
+}
+
+// Target is one upstream choice for a route.
+type Target struct {
+	Provider string `yaml:"provider" json:"provider"`
+	// Model is the upstream model name. Empty: the client's model name
+	// passes through unchanged.
+	Model string `yaml:"model" json:"model,omitempty"`
+	// Weight is the share of traffic among targets. Default 1 for
+	// targets; ignored for fallbacks. 0 disables the target.
+	Weight *int `yaml:"weight" json:"weight,omitempty"`
+	// Cohort groups targets for sticky assignment and rollback. Default
+	// "stable".
+	Cohort string `yaml:"cohort" json:"cohort,omitempty"`
+}
+
+// W returns the target's weight with its default applied.
+func (t Target) W() int {
+	if t.Weight == nil {
+		return 1
+	}
+	return *t.Weight
+}
+
+// DefaultCohort is the cohort of targets that name none.
+const DefaultCohort = "stable"
+
+// Contract modes.
+const (
+	ModeObserve = "observe"
+	ModeEnforce = "enforce"
+)
+
+// Contract is what a route's responses must satisfy.
+type Contract struct {
+	// Mode is observe (default: judge and record) or enforce (a failing
+	// non-streaming response is replaced by a fallback's or a 502).
+	Mode string `yaml:"mode" json:"mode"`
+	// SchemaFile is a JSON Schema, relative to the config file, that the
+	// message content parsed as JSON must satisfy.
+	SchemaFile string `yaml:"schema_file" json:"schema_file,omitempty"`
+	// BufferStreams makes an enforce route hold a stream until judged.
+	BufferStreams bool `yaml:"buffer_streams" json:"buffer_streams,omitempty"`
+
+	// Schema is SchemaFile compiled at load; nil when unset.
+	Schema *jsonschema.Schema `yaml:"-" json:"-"`
+	// SchemaSHA256 is the hex digest of the schema file's bytes.
+	SchemaSHA256 string `yaml:"-" json:"schema_sha256,omitempty"`
+}
+
+// RateLimit configures the shared limiter.
+type RateLimit struct {
+	// RedisTimeout is the deadline of one limiter call to Redis. Default 25ms.
+	RedisTimeout Duration `yaml:"redis_timeout" json:"redis_timeout"`
+	// Replicas is the expected replica count; while Redis is unreachable
+	// each replica admits limit/replicas locally. Default 1.
+	Replicas int `yaml:"replicas" json:"replicas"`
+}
+
+// Detection configures incident detection. Rates are fractions in (0, 1];
+// ratios compare the window to its baseline and must be > 1. A zero
+// threshold after defaults disables that signal only when set negative.
+type Detection struct {
+	Window                Duration `yaml:"window" json:"window"`
+	MinRequests           int      `yaml:"min_requests" json:"min_requests"`
+	ErrorRate             float64  `yaml:"error_rate" json:"error_rate"`
+	ContractFailureRate   float64  `yaml:"contract_failure_rate" json:"contract_failure_rate"`
+	LatencyP99Ratio       float64  `yaml:"latency_p99_ratio" json:"latency_p99_ratio"`
+	TokensPerSuccessRatio float64  `yaml:"tokens_per_success_ratio" json:"tokens_per_success_ratio"`
+	Upstream429Rate       float64  `yaml:"upstream_429_rate" json:"upstream_429_rate"`
+	// Lookback is how far before the first failure changes are collected.
+	// Default 24h.
+	Lookback Duration `yaml:"lookback" json:"lookback"`
+	// Disabled turns detection off.
+	Disabled bool `yaml:"disabled" json:"disabled,omitempty"`
+}
+
+// Masking configures PII masking on top of the built-in detectors.
+type Masking struct {
+	Custom []CustomPattern `yaml:"custom" json:"custom,omitempty"`
+}
+
+// CustomPattern is a named regular expression; matches become [NAME].
+type CustomPattern struct {
+	Name    string `yaml:"name" json:"name"`
+	Pattern string `yaml:"pattern" json:"pattern"`
+
+	// Re is Pattern compiled at load.
+	Re *regexp.Regexp `yaml:"-" json:"-"`
+}
+
+// Capture configures the capture records.
+type Capture struct {
+	// BodySampleRate is the share of successful requests whose masked
+	// bodies are kept (failures always keep them). Default 1.
+	BodySampleRate *float64 `yaml:"body_sample_rate" json:"body_sample_rate,omitempty"`
+	// QueueSize bounds the asynchronous writer's queue. Default 65536.
+	QueueSize int `yaml:"queue_size" json:"queue_size"`
+	// MaxFileBytes rotates a JSONL file past this size. Default 64 MiB.
+	MaxFileBytes int64 `yaml:"max_file_bytes" json:"max_file_bytes"`
+	// RetentionDays deletes older capture files. Default 7.
+	RetentionDays int `yaml:"retention_days" json:"retention_days"`
+	// RedisStreamMaxLen caps the Redis stream (approximate). Default 100000.
+	RedisStreamMaxLen int64 `yaml:"redis_stream_max_len" json:"redis_stream_max_len"`
+	// Memory is how many recent records are kept in memory for lookup.
+	// Default 10000.
+	Memory int `yaml:"memory" json:"memory"`
+}
+
+// SampleRate returns BodySampleRate with its default applied.
+func (c Capture) SampleRate() float64 {
+	if c.BodySampleRate == nil {
+		return 1
+	}
+	return *c.BodySampleRate
+}
+
+// Tracing configures OpenTelemetry export.
+type Tracing struct {
+	// OTLPEndpoint (host:port or URL) enables OTLP/HTTP trace export. Empty:
+	// spans are not exported.
+	OTLPEndpoint string  `yaml:"otlp_endpoint" json:"otlp_endpoint,omitempty"`
+	SampleRatio  float64 `yaml:"sample_ratio" json:"sample_ratio,omitempty"`
+}
+
+// Notify configures incident notifications.
+type Notify struct {
+	Webhooks []Webhook `yaml:"webhooks" json:"webhooks,omitempty"`
+}
+
+// Webhook receives a JSON POST on incident open, mitigation and resolution.
+type Webhook struct {
+	URL     string            `yaml:"url" json:"url"`
+	Headers map[string]string `yaml:"headers" json:"-"`
+}
+
+// Duration is a time.Duration written in YAML as a string like "30s".
+type Duration time.Duration
+
+// D returns d as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
