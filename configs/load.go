@@ -8,12 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -85,7 +87,11 @@ func Load(data []byte, o Options) (*Config, error) {
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)
 	}
-	c.Revision = c.revision()
+	rev, err := c.revision()
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c.Revision = rev
 	return &c, nil
 }
 
@@ -253,7 +259,7 @@ func (v *validator) config(c *Config) {
 		}
 	}
 	cp := c.Capture
-	if r := cp.SampleRate(); r < 0 || r > 1 {
+	if r := cp.SampleRate(); !(r >= 0 && r <= 1) {
 		v.errf("capture.body_sample_rate: %v is not between 0 and 1", r)
 	}
 	v.positive("capture.queue_size", cp.QueueSize)
@@ -265,13 +271,14 @@ func (v *validator) config(c *Config) {
 	if cp.RedisStreamMaxLen < 1 {
 		v.errf("capture.redis_stream_max_len: must be positive")
 	}
-	if c.Tracing.SampleRatio < 0 || c.Tracing.SampleRatio > 1 {
+	if r := c.Tracing.SampleRatio; !(r >= 0 && r <= 1) {
 		v.errf("tracing.sample_ratio: %v is not between 0 and 1", c.Tracing.SampleRatio)
 	}
 	for i, w := range c.Notify.Webhooks {
 		u, err := url.Parse(w.URL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			v.errf("notify.webhooks[%d].url: %q is not an http(s) URL", i, redactURL(w.URL))
+			// The URL itself is not echoed: webhook URLs often embed a token.
+			v.errf("notify.webhooks[%d].url: not an http(s) URL", i)
 		}
 	}
 }
@@ -296,7 +303,10 @@ func (v *validator) provider(i int, p *Provider, seen map[string]bool) {
 	case u.User != nil:
 		v.errf("%s.base_url: credentials in the URL are not allowed; use api_key_env", f)
 	case u.RawQuery != "" || u.Fragment != "":
-		v.errf("%s.base_url: %q must not carry a query or fragment", f, p.BaseURL)
+		// Not echoed: a query is where a misplaced API key would sit.
+		v.errf("%s.base_url: must not carry a query or fragment", f)
+	case isLooseIPv4(u.Hostname()):
+		v.errf("%s.base_url: %q has a non-canonical numeric host; write the IP address in dotted-decimal form", f, p.BaseURL)
 	case !p.AllowLinkLocal && isLinkLocalHost(u.Hostname()):
 		v.errf("%s.base_url: %q points at a link-local (cloud metadata) address; set allow_link_local: true if this is intended", f, p.BaseURL)
 	}
@@ -416,9 +426,15 @@ func (v *validator) route(i int, r *Route, providers, seen map[string]bool, c *C
 	for j, t := range r.Fallbacks {
 		v.target(fmt.Sprintf("%s.fallbacks[%d]", f, j), t, providers)
 	}
-	for k := range r.Flags {
+	for k, x := range r.Flags {
 		if k == "" {
 			v.errf("%s.flags: empty flag name", f)
+			continue
+		}
+		// Flags are shown in state and hashed into the revision as JSON;
+		// YAML can hold what JSON cannot (NaN, Inf, maps with non-string keys).
+		if _, err := json.Marshal(x); err != nil {
+			v.errf("%s.flags.%s: value cannot be represented as JSON (no .nan or .inf, map keys must be strings)", f, k)
 		}
 	}
 	if r.MaxBodyBytes < 0 {
@@ -476,7 +492,16 @@ func (v *validator) schemaFile(f string, ct *Contract) {
 	ct.SchemaSHA256 = hex.EncodeToString(sum[:])
 }
 
+// readLimited reads a regular file of at most limit bytes. Anything else
+// (a FIFO or device would block or never end) is refused before opening.
 func readLimited(p string, limit int64) ([]byte, error) {
+	st, err := os.Stat(p)
+	if err != nil {
+		return nil, errors.Unwrap(err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
 	fh, err := os.Open(p)
 	if err != nil {
 		return nil, errors.Unwrap(err)
@@ -525,7 +550,11 @@ func CompileSchema(data []byte, id string) (*jsonschema.Schema, error) {
 }
 
 func (v *validator) addr(f, a string) {
-	if _, port, err := net.SplitHostPort(a); err != nil || port == "" {
+	_, port, err := net.SplitHostPort(a)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
 		v.errf("%s: %q is not host:port", f, a)
 	}
 }
@@ -543,13 +572,13 @@ func (v *validator) posDur(f string, d Duration) {
 }
 
 func (v *validator) rate(f string, x float64) {
-	if x <= 0 || x > 1 {
+	if !(x > 0 && x <= 1) {
 		v.errf("%s: %v is not in (0, 1]", f, x)
 	}
 }
 
 func (v *validator) ratio(f string, x float64) {
-	if x <= 1 {
+	if !(x > 1) || math.IsInf(x, 1) {
 		v.errf("%s: %v must be greater than 1", f, x)
 	}
 }
@@ -576,9 +605,14 @@ func isLoopbackHost(h string) bool {
 }
 
 func isLinkLocalHost(h string) bool {
-	switch strings.ToLower(strings.TrimSuffix(h, ".")) {
+	h = strings.ToLower(strings.TrimSuffix(h, "."))
+	switch h {
 	case "metadata.google.internal", "metadata", "instance-data", "instance-data.ec2.internal":
 		return true
+	}
+	// A zone (fe80::1%eth0) is legal in a URL but not in net.ParseIP.
+	if i := strings.IndexByte(h, '%'); i >= 0 {
+		h = h[:i]
 	}
 	ip := net.ParseIP(h)
 	if ip == nil {
@@ -588,19 +622,52 @@ func isLinkLocalHost(h string) bool {
 	return ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.Equal(net.ParseIP("fd00:ec2::254"))
 }
 
-// redactURL drops userinfo from a URL so an error never carries a password.
+// isLooseIPv4 reports whether h is an IPv4 address in one of the
+// non-canonical forms inet_aton accepts (2852039166, 0xa9fea9fe,
+// 0251.0376.0251.0376, 169.254.43518). Go's parser rejects them but a cgo
+// resolver would dial them, so they could hide a link-local address.
+func isLooseIPv4(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" || net.ParseIP(h) != nil {
+		return false
+	}
+	parts := strings.Split(h, ".")
+	if len(parts) > 4 {
+		return false
+	}
+	for _, p := range parts {
+		if _, err := strconv.ParseUint(p, 0, 32); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// redactURL drops userinfo and query values from a URL so an error never
+// carries a password. A string that does not parse as a URL with a host
+// keeps only what follows its last '@' and nothing after a '?'.
 func redactURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil {
-		if i := strings.LastIndex(s, "@"); i >= 0 {
-			return "…" + s[i:]
+	if err == nil && (u.User != nil || !strings.Contains(s, "@")) {
+		if u.User != nil {
+			u.User = url.User("REDACTED")
 		}
-		return s
+		if u.RawQuery != "" {
+			q := u.Query()
+			for k := range q {
+				q[k] = []string{"REDACTED"}
+			}
+			u.RawQuery = q.Encode()
+		}
+		return u.String()
 	}
-	if u.User != nil {
-		u.User = url.User("REDACTED")
+	if i := strings.LastIndex(s, "@"); i >= 0 {
+		s = "…" + s[i:]
 	}
-	return u.String()
+	if i := strings.IndexByte(s, '?'); i >= 0 {
+		s = s[:i] + "?…"
+	}
+	return s
 }
 
 // RedactURL returns s with any password replaced, for logs and state.
@@ -609,17 +676,19 @@ func RedactURL(s string) string { return redactURL(s) }
 // revision hashes the config's JSON form (secrets carry json:"-") plus the
 // digests of schema files, so the same file yields the same revision on
 // every replica and restart.
-func (c *Config) revision() string {
+func (c *Config) revision() (string, error) {
 	b, err := json.Marshal(c)
 	if err != nil {
-		panic("BUG: config not marshalable: " + err.Error())
+		// Validation refuses every value JSON cannot hold; reaching this
+		// is a bug, but the input came from a user, so it is not a panic.
+		return "", fmt.Errorf("compute revision: %w", err)
 	}
 	h := sha256.New()
 	h.Write(b)
 	for _, r := range c.Routes {
 		h.Write([]byte(r.Contract.SchemaSHA256))
 	}
-	return "rev_" + hex.EncodeToString(h.Sum(nil))[:12]
+	return "rev_" + hex.EncodeToString(h.Sum(nil))[:12], nil
 }
 
 // Provider returns the named provider, or nil.

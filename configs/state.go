@@ -121,8 +121,9 @@ type Change struct {
 }
 
 // Diff lists what changed from a to b: release, revision, routes added or
-// removed, and per route the prompt, flags, sticky rule, targets and their
-// weights, fallbacks and contract; and key limits.
+// removed, and per route the match globs, prompt, flags, sticky rule,
+// targets and their weights, fallbacks and contract; and key limits, route
+// allow-lists and fail_closed.
 func Diff(a, b State) []Change {
 	var out []Change
 	add := func(p string, from, to any) {
@@ -139,6 +140,7 @@ func Diff(a, b State) []Change {
 			continue
 		}
 		p := fmt.Sprintf("routes[%s]", ra.Name)
+		add(p+".match", ra.Match, rb.Match)
 		add(p+".prompt.version", ra.Prompt.Version, rb.Prompt.Version)
 		add(p+".prompt.system", ra.Prompt.System, rb.Prompt.System)
 		add(p+".sticky", ra.Sticky, rb.Sticky)
@@ -180,6 +182,7 @@ func Diff(a, b State) []Change {
 			add("keys["+k+"].rpm", x.RPM, y.RPM)
 			add("keys["+k+"].tpm", x.TPM, y.TPM)
 			add("keys["+k+"].routes", x.Routes, y.Routes)
+			add("keys["+k+"].fail_closed", x.FailClosed, y.FailClosed)
 		}
 	}
 	return out
