@@ -1,0 +1,625 @@
+package schema
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+	"github.com/tidwall/gjson"
+)
+
+// MaxValueDepth bounds how deeply content or tool arguments may nest before
+// they are refused without being decoded.
+const MaxValueDepth = 128
+
+// message is the part of a final message a contract looks at, taken from a
+// chat.completion body or from a StreamAccumulator.
+type message struct {
+	content   []byte
+	refusal   bool
+	calls     []callView
+	legacy    bool
+	finish    string
+	noMessage bool
+	truncated bool
+	streamErr bool
+}
+
+type callView struct {
+	index int
+	typ   string
+	name  string
+	args  []byte
+}
+
+// CheckMessage judges a non-streaming chat.completion body: the content,
+// tool_calls and function_call of choices[0].message. With an empty
+// contract it returns Verdict{Result: "none"} without reading the body.
+// Only the content and the tool arguments are decoded. respBody is only
+// read. Safe for concurrent use.
+func (c Contract) CheckMessage(respBody []byte) Verdict {
+	if c.Empty() {
+		return Verdict{Result: ResultNone}
+	}
+	var m message
+	top, _ := parseTop(respBody)
+	ch := top.Get("choices.0")
+	msg := ch.Get("message")
+	if !msg.IsObject() {
+		m.noMessage = true
+		return c.check(&m)
+	}
+	if f := ch.Get("finish_reason"); f.Type == gjson.String {
+		m.finish = f.Str
+	}
+	msg.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "content":
+			switch {
+			case v.Type == gjson.String:
+				m.content = appendUnquote(make([]byte, 0, len(v.Raw)), v.Raw)
+			case v.IsArray(): // content parts
+				v.ForEach(func(_, part gjson.Result) bool {
+					if t := part.Get("text"); t.Type == gjson.String {
+						m.content = appendUnquote(m.content, t.Raw)
+					}
+					return true
+				})
+			}
+		case "refusal":
+			m.refusal = v.Type == gjson.String && v.Str != ""
+		case "tool_calls":
+			i := 0
+			v.ForEach(func(_, tc gjson.Result) bool {
+				m.calls = append(m.calls, readCall(i, tc))
+				i++
+				return true
+			})
+		case "function_call":
+			m.legacy = v.IsObject()
+		}
+		return true
+	})
+	return c.check(&m)
+}
+
+func readCall(i int, tc gjson.Result) callView {
+	cv := callView{index: i, typ: "function"}
+	if t := tc.Get("type"); t.Type == gjson.String && t.Str == "custom" {
+		cv.typ = "custom"
+		cu := tc.Get("custom")
+		cv.name = cu.Get("name").Str
+		if in := cu.Get("input"); in.Type == gjson.String {
+			cv.args = appendUnquote(nil, in.Raw)
+		}
+		return cv
+	}
+	fn := tc.Get("function")
+	cv.name = fn.Get("name").Str
+	switch a := fn.Get("arguments"); {
+	case a.Type == gjson.String:
+		cv.args = appendUnquote(make([]byte, 0, len(a.Raw)), a.Raw)
+	case a.Exists() && a.Type != gjson.Null:
+		cv.args = []byte(a.Raw) // an object where a string belongs: judged as is
+	}
+	return cv
+}
+
+// CheckStream judges a stream from what a has accumulated: the content and
+// the tool-call deltas of choice 0 (by index). With an empty contract it
+// returns Verdict{Result: "none"}. a is only read.
+func (c Contract) CheckStream(a *StreamAccumulator) Verdict {
+	if c.Empty() {
+		return Verdict{Result: ResultNone}
+	}
+	m := message{
+		content:   a.content,
+		refusal:   len(a.refusal) > 0,
+		legacy:    a.legacy,
+		finish:    a.finish,
+		truncated: a.truncated,
+		streamErr: len(a.errRaw) > 0,
+	}
+	if len(a.calls) > 0 {
+		m.calls = make([]callView, len(a.calls))
+		for i, cl := range a.calls {
+			typ := cl.typ
+			if typ == "" {
+				typ = "function"
+			}
+			m.calls[i] = callView{index: cl.index, typ: typ, name: string(cl.name), args: cl.args}
+		}
+		slices.SortFunc(m.calls, func(x, y callView) int { return x.index - y.index })
+	}
+	return c.check(&m)
+}
+
+func (c Contract) check(m *message) Verdict {
+	var r reasons
+	switch {
+	case m.noMessage:
+		r.add("response: no choices[0].message")
+	case m.truncated:
+		r.add("response: too large to check (over " + strconv.Itoa(MaxAccumulatedBytes>>20) + " MiB or " + strconv.Itoa(MaxToolCalls) + " tool calls)")
+	default:
+		if m.streamErr {
+			r.add("stream: the upstream sent an error event")
+		}
+		called := len(m.calls) > 0 || m.legacy
+		// A message that calls a declared tool instead of answering has no
+		// content to judge.
+		if c.checksContent() && !(c.tools != nil && called && len(trimSpace(m.content)) == 0) {
+			c.checkContent(m, &r)
+		}
+		if c.tools != nil {
+			c.checkTools(m, &r)
+		}
+	}
+	if len(r.list) == 0 {
+		return Verdict{Result: ResultPass}
+	}
+	return Verdict{Result: ResultFail, Reasons: r.done()}
+}
+
+func (c Contract) checkContent(m *message, r *reasons) {
+	if m.refusal && len(trimSpace(m.content)) == 0 {
+		r.add("content: refusal instead of JSON")
+		return
+	}
+	v, ok := decodeJSON(m.content, "content", m.finish, r)
+	if !ok {
+		return
+	}
+	if c.formatMode == formatJSONObject {
+		if _, obj := v.(map[string]any); !obj {
+			r.add("content: expected a JSON object, got " + kindOf(v))
+		}
+	}
+	if c.route != nil {
+		validate(c.route, v, "", r)
+	}
+	if c.format != nil {
+		validate(c.format, v, "", r)
+	}
+}
+
+func (c Contract) checkTools(m *message, r *reasons) {
+	if m.legacy {
+		r.add("legacy function_call instead of tool_calls")
+	}
+	switch {
+	case c.choice == choiceNone && len(m.calls) > 0:
+		r.add(`tool_calls: present, but tool_choice is "none"`)
+	case c.choice == choiceRequired && len(m.calls) == 0 && !m.legacy:
+		r.add("tool_calls: missing, but tool_choice requires a tool call")
+	case c.choice == choiceNamed && len(m.calls) == 0 && !m.legacy:
+		r.add("tool_calls: missing, but tool_choice requires " + strconv.Quote(c.choiceName))
+	}
+	if c.noParallel && len(m.calls) > 1 {
+		r.add("tool_calls: " + strconv.Itoa(len(m.calls)) + " calls, but parallel_tool_calls is false")
+	}
+	for _, cl := range m.calls {
+		p := "tool_calls[" + strconv.Itoa(cl.index) + "]"
+		if cl.name == "" {
+			r.add(p + ".function.name: missing")
+			continue
+		}
+		d := c.tools.byName[cl.name]
+		if d == nil {
+			r.add(p + ".function.name: " + strconv.Quote(clip(cl.name)) + " is not a declared tool")
+			continue
+		}
+		if c.choice == choiceNamed && cl.name != c.choiceName {
+			r.add(p + ".function.name: " + strconv.Quote(clip(cl.name)) + ", but tool_choice requires " + strconv.Quote(c.choiceName))
+		}
+		if d.custom || cl.typ == "custom" {
+			continue // free-text input
+		}
+		place := p + ".arguments"
+		if d.params == nil && len(trimSpace(cl.args)) == 0 {
+			continue // no parameters: "" means {}
+		}
+		v, ok := decodeJSON(cl.args, place, m.finish, r)
+		if !ok {
+			continue
+		}
+		switch x := v.(type) {
+		case string:
+			if looksLikeJSON(x) {
+				r.add(place + ": JSON encoded twice (a JSON string containing JSON)")
+			} else {
+				r.add(place + ": expected a JSON object, got string")
+			}
+			continue
+		case map[string]any:
+			if w := wrapper(x, d); w != "" {
+				r.add(place + ": arguments wrapped in " + w)
+				continue
+			}
+		default:
+			r.add(place + ": expected a JSON object, got " + kindOf(v))
+			continue
+		}
+		if d.params != nil {
+			validate(d.params, v, place, r)
+		}
+	}
+}
+
+// wrapperKeys are the names models wrap real arguments in.
+var wrapperKeys = [...]string{"arguments", "parameters", "args", "params", "input", "function"}
+
+// wrapper recognises arguments that carry the real arguments one level
+// down, and says how, unless the function's parameters declare that key.
+func wrapper(m map[string]any, d *toolDef) string {
+	nested := func(v any) bool {
+		switch x := v.(type) {
+		case map[string]any:
+			return true
+		case string:
+			return looksLikeJSON(x)
+		}
+		return false
+	}
+	switch len(m) {
+	case 1:
+		for k, v := range m {
+			if !nested(v) || declaresProperty(d.params, k) {
+				return ""
+			}
+			if k == d.name || slices.Contains(wrapperKeys[:], k) {
+				return `{` + strconv.Quote(clip(k)) + `: …}`
+			}
+		}
+	case 2:
+		if _, ok := m["name"].(string); !ok || declaresProperty(d.params, "name") {
+			return ""
+		}
+		for _, k := range [...]string{"arguments", "parameters"} {
+			if v, ok := m[k]; ok && nested(v) && !declaresProperty(d.params, k) {
+				return `{"name": …, ` + strconv.Quote(k) + `: …} (the whole call)`
+			}
+		}
+	}
+	return ""
+}
+
+func looksLikeJSON(s string) bool {
+	t := trimSpace([]byte(s))
+	if len(t) == 0 || (t[0] != '{' && t[0] != '[') {
+		return false
+	}
+	return json.Valid(t)
+}
+
+var fence = []byte("```")
+
+// decodeJSON decodes b as exactly one JSON value (whitespace around it is
+// fine), adding a reason named place when it is not: empty, in a markdown
+// code fence, text around it, too deep, or invalid at an offset.
+func decodeJSON(b []byte, place, finish string, r *reasons) (any, bool) {
+	cut := ""
+	if finish == "length" {
+		cut = ": finish_reason length"
+	}
+	t := trimSpace(b)
+	lead := skipSpace(b, 0)
+	if len(t) == 0 {
+		if cut != "" {
+			r.add(place + ": empty, expected JSON (output cut off" + cut + ")")
+		} else {
+			r.add(place + ": empty, expected JSON")
+		}
+		return nil, false
+	}
+	if bytes.HasPrefix(t, fence) {
+		r.add(place + ": JSON wrapped in a markdown code fence")
+		return nil, false
+	}
+	if depthExceeds(t, MaxValueDepth) {
+		r.add(place + ": JSON nests deeper than " + strconv.Itoa(MaxValueDepth) + " levels")
+		return nil, false
+	}
+	d := json.NewDecoder(bytes.NewReader(t))
+	d.UseNumber()
+	var v any
+	err := d.Decode(&v)
+	if err == nil {
+		rest := trimSpace(t[d.InputOffset():])
+		switch {
+		case len(rest) == 0:
+			return v, true
+		case bytes.Contains(rest, fence):
+			r.add(place + ": JSON wrapped in a markdown code fence")
+		case rest[0] == '{' || rest[0] == '[':
+			r.add(place + ": more than one JSON value")
+		default:
+			r.add(place + ": text around JSON")
+		}
+		return nil, false
+	}
+	if embeddedJSON(t) {
+		if bytes.Contains(t, fence) {
+			r.add(place + ": JSON wrapped in a markdown code fence")
+		} else {
+			r.add(place + ": text around JSON")
+		}
+		return nil, false
+	}
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &se):
+		r.add(place + ": invalid JSON at offset " + strconv.FormatInt(int64(lead)+max(se.Offset-1, 0), 10) + cutNote(cut, false))
+	case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		r.add(place + ": invalid JSON at offset " + strconv.Itoa(lead+len(t)) + cutNote(cut, true))
+	default:
+		r.add(place + ": invalid JSON")
+	}
+	return nil, false
+}
+
+func cutNote(cut string, eof bool) string {
+	switch {
+	case cut != "":
+		return " (output cut off" + cut + ")"
+	case eof:
+		return " (unexpected end)"
+	}
+	return ""
+}
+
+// embeddedJSON reports whether t, which is not JSON itself, contains an
+// object or array after some other text, as in "Sure! {…}".
+func embeddedJSON(t []byte) bool {
+	for _, open := range [...]byte{'{', '['} {
+		i := bytes.IndexByte(t, open)
+		if i <= 0 {
+			continue
+		}
+		d := json.NewDecoder(bytes.NewReader(t[i:]))
+		var v json.RawMessage
+		if d.Decode(&v) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func kindOf(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "boolean"
+	case json.Number, float64:
+		return "number"
+	case string:
+		return "string"
+	case []any:
+		return "array"
+	case map[string]any:
+		return "object"
+	}
+	return "unknown"
+}
+
+// validate validates v against s and adds one reason per failing leaf,
+// named prefix + the JSON pointer of the value ("content" for the root of
+// the content).
+func validate(s *jsonschema.Schema, v any, prefix string, r *reasons) {
+	defer func() {
+		// The schema may come from the request; a validator bug it
+		// triggers must fail the check, not crash the gateway.
+		if p := recover(); p != nil {
+			r.add(placeOf(prefix, "") + ": the schema could not be checked")
+		}
+	}()
+	err := s.Validate(v)
+	if err == nil {
+		return
+	}
+	var ve *jsonschema.ValidationError
+	if !errors.As(err, &ve) {
+		r.add(placeOf(prefix, "") + ": " + err.Error())
+		return
+	}
+	var out []string
+	collect(ve, prefix, &out)
+	slices.Sort(out)
+	for _, s := range out {
+		r.add(s)
+	}
+}
+
+func placeOf(prefix, loc string) string {
+	if prefix == "" && loc == "" {
+		return "content"
+	}
+	return prefix + loc
+}
+
+func keyword(ve *jsonschema.ValidationError) string {
+	k := ve.KeywordLocation
+	if i := strings.LastIndexByte(k, '/'); i >= 0 {
+		k = k[i+1:]
+	}
+	return k
+}
+
+func collect(ve *jsonschema.ValidationError, prefix string, out *[]string) {
+	if len(*out) > 4*MaxReasons {
+		return
+	}
+	loc := placeOf(prefix, ve.InstanceLocation)
+	if len(ve.Causes) == 0 {
+		switch keyword(ve) {
+		case "required":
+			for _, p := range quotedNames(strings.TrimPrefix(ve.Message, "missing properties: ")) {
+				*out = append(*out, prefix+ve.InstanceLocation+"/"+escapePointer(p)+": missing property")
+			}
+			return
+		case "additionalProperties":
+			msg := strings.TrimSuffix(strings.TrimPrefix(ve.Message, "additionalProperties "), " not allowed")
+			for _, p := range quotedNames(msg) {
+				*out = append(*out, prefix+ve.InstanceLocation+"/"+escapePointer(p)+": unexpected property")
+			}
+			return
+		case "format":
+			// The library's message quotes the value itself; keep values
+			// (possibly personal data) out of reasons.
+			msg := ve.Message
+			if i := strings.LastIndex(msg, " is not valid "); i >= 0 {
+				msg = "not a valid " + msg[i+len(" is not valid "):]
+			}
+			*out = append(*out, loc+": "+msg)
+			return
+		}
+		*out = append(*out, loc+": "+ve.Message)
+		return
+	}
+	if k := keyword(ve); k == "anyOf" || k == "oneOf" {
+		*out = append(*out, loc+": "+alternatives(ve, k))
+		return
+	}
+	for _, c := range ve.Causes {
+		collect(c, prefix, out)
+	}
+}
+
+// alternatives summarises a failed anyOf/oneOf: when every alternative
+// failed on the value's type, "expected string or null, but got number";
+// otherwise that no alternative matched.
+func alternatives(ve *jsonschema.ValidationError, k string) string {
+	var want []string
+	got := ""
+	for _, c := range ve.Causes {
+		leaf := c
+		for len(leaf.Causes) == 1 {
+			leaf = leaf.Causes[0]
+		}
+		if len(leaf.Causes) > 0 || keyword(leaf) != "type" || leaf.InstanceLocation != ve.InstanceLocation {
+			return "matches none of the " + k + " alternatives"
+		}
+		w, g, ok := strings.Cut(strings.TrimPrefix(leaf.Message, "expected "), ", but got ")
+		if !ok {
+			return "matches none of the " + k + " alternatives"
+		}
+		want = append(want, w)
+		got = g
+	}
+	if len(want) == 0 {
+		return "matches none of the " + k + " alternatives"
+	}
+	return "expected " + strings.Join(want, " or ") + ", but got " + got
+}
+
+// quotedNames parses the library's list of quoted names: 'a', 'b\'c'.
+func quotedNames(s string) []string {
+	var names []string
+	for {
+		i := strings.IndexByte(s, '\'')
+		if i < 0 {
+			return names
+		}
+		s = s[i+1:]
+		var b strings.Builder
+		j := 0
+		for ; j < len(s); j++ {
+			if s[j] == '\\' && j+1 < len(s) {
+				b.WriteByte(s[j])
+				b.WriteByte(s[j+1])
+				j++
+				continue
+			}
+			if s[j] == '\'' {
+				break
+			}
+			b.WriteByte(s[j])
+		}
+		names = append(names, unquoteName(b.String()))
+		if j >= len(s) {
+			return names
+		}
+		s = s[j+1:]
+	}
+}
+
+// unquoteName undoes the library's quote(): %q with \" unescaped and '
+// escaped.
+func unquoteName(inner string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(inner); i++ {
+		switch c := inner[i]; {
+		case c == '\\' && i+1 < len(inner):
+			if inner[i+1] == '\'' {
+				b.WriteByte('\'')
+			} else {
+				b.WriteByte(c)
+				b.WriteByte(inner[i+1])
+			}
+			i++
+		case c == '"':
+			b.WriteString(`\"`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	if s, err := strconv.Unquote(b.String()); err == nil {
+		return s
+	}
+	return inner
+}
+
+func escapePointer(s string) string {
+	if !strings.ContainsAny(s, "~/") {
+		return s
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
+}
+
+// reasons collects a verdict's reasons: deduplicated, at most MaxReasons,
+// each clipped to MaxReasonBytes.
+type reasons struct {
+	list    []string
+	dropped int
+}
+
+func (r *reasons) add(s string) {
+	s = clip(s)
+	if slices.Contains(r.list, s) {
+		return
+	}
+	if len(r.list) >= MaxReasons {
+		r.dropped++
+		return
+	}
+	r.list = append(r.list, s)
+}
+
+func (r *reasons) done() []string {
+	if r.dropped > 0 {
+		r.list[MaxReasons-1] = "and " + strconv.Itoa(r.dropped+1) + " more reasons"
+	}
+	return r.list
+}
+
+// clip cuts s to MaxReasonBytes at a rune boundary, marking the cut.
+func clip(s string) string {
+	if len(s) <= MaxReasonBytes {
+		return s
+	}
+	const ell = "…"
+	n := MaxReasonBytes - len(ell)
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + ell
+}

@@ -1,0 +1,451 @@
+package schema
+
+import (
+	"crypto/sha256"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
+	"github.com/tidwall/gjson"
+
+	"github.com/cairnhq/cairn/configs"
+)
+
+// Bounds on request-supplied JSON Schemas (untrusted input).
+const (
+	// MaxRequestSchemaBytes bounds one response_format schema or one
+	// tool's parameters.
+	MaxRequestSchemaBytes = 64 << 10
+	// MaxRequestSchemaDepth bounds how deeply such a schema nests.
+	MaxRequestSchemaDepth = 32
+	// MaxToolsBytes bounds the tools array Cairn compiles contracts from.
+	MaxToolsBytes = 1 << 20
+)
+
+// Verdict results.
+const (
+	ResultPass = "pass"
+	ResultFail = "fail"
+	ResultNone = "none"
+)
+
+// Bounds on a verdict's reasons.
+const (
+	MaxReasons     = 10
+	MaxReasonBytes = 300
+)
+
+// Verdict is the outcome of checking one response against its contract.
+type Verdict struct {
+	// Result is "pass", "fail" or "none" (no contract applies).
+	Result string
+	// Reasons name what failed, at most MaxReasons of at most
+	// MaxReasonBytes each, e.g. "/confidence: missing property". Empty
+	// unless Result is "fail".
+	Reasons []string
+}
+
+// Contracts compiles request-supplied schemas (response_format.json_schema
+// and tools[].function.parameters) and caches them, and refusals too, keyed
+// by the SHA-256 of their bytes, so repeated requests compile nothing. The
+// cache holds at most maxEntries entries and evicts with the CLOCK
+// algorithm. A Contracts is safe for concurrent use.
+type Contracts struct {
+	max int
+
+	mu       sync.RWMutex
+	m        map[[32]byte]*cacheEntry
+	inflight map[[32]byte]*flight // compiles under way, so that a burst of one new schema compiles it once
+	ring     []*cacheEntry
+	hand     int
+	stats    struct {
+		hits, misses, compiles, evictions atomic.Int64
+	}
+}
+
+// cacheEntry is immutable once published, except for its reference bit.
+type cacheEntry struct {
+	key    [32]byte
+	schema *jsonschema.Schema // response_format schema
+	tools  *toolSet
+	err    *RequestError
+	ref    atomic.Bool
+}
+
+// flight is a compile under way; done closes when e is set.
+type flight struct {
+	done chan struct{}
+	e    *cacheEntry
+}
+
+// toolSet is the compiled form of one tools array.
+type toolSet struct {
+	byName map[string]*toolDef
+}
+
+type toolDef struct {
+	name   string
+	custom bool               // a custom tool: free-text input, not JSON
+	params *jsonschema.Schema // nil: parameters absent
+}
+
+// CacheStats are counters of a Contracts cache.
+type CacheStats struct {
+	Entries                           int
+	Hits, Misses, Compiles, Evictions int64
+}
+
+// NewContracts returns an empty cache of at most maxEntries compiled
+// schemas and tool sets (at least 1; 1024 is a sensible default).
+func NewContracts(maxEntries int) *Contracts {
+	maxEntries = max(maxEntries, 1)
+	return &Contracts{
+		max:      maxEntries,
+		m:        make(map[[32]byte]*cacheEntry, min(maxEntries, 1024)),
+		inflight: make(map[[32]byte]*flight),
+	}
+}
+
+// Stats returns the cache's counters.
+func (c *Contracts) Stats() CacheStats {
+	c.mu.RLock()
+	n := len(c.m)
+	c.mu.RUnlock()
+	return CacheStats{
+		Entries: n, Hits: c.stats.hits.Load(), Misses: c.stats.misses.Load(),
+		Compiles: c.stats.compiles.Load(), Evictions: c.stats.evictions.Load(),
+	}
+}
+
+func (c *Contracts) get(key [32]byte) *cacheEntry {
+	c.mu.RLock()
+	e := c.m[key]
+	c.mu.RUnlock()
+	if e == nil {
+		c.stats.misses.Add(1)
+		return nil
+	}
+	if !e.ref.Load() {
+		e.ref.Store(true)
+	}
+	c.stats.hits.Add(1)
+	return e
+}
+
+// lookup returns the entry for key, calling build to make it on a miss.
+// Concurrent misses of one key wait for a single build.
+func (c *Contracts) lookup(key [32]byte, build func() *cacheEntry) *cacheEntry {
+	if e := c.get(key); e != nil {
+		return e
+	}
+	c.mu.Lock()
+	if e := c.m[key]; e != nil {
+		c.mu.Unlock()
+		return e
+	}
+	if f := c.inflight[key]; f != nil {
+		c.mu.Unlock()
+		<-f.done
+		return f.e
+	}
+	f := &flight{done: make(chan struct{})}
+	c.inflight[key] = f
+	c.mu.Unlock()
+
+	e := func() (e *cacheEntry) {
+		defer func() {
+			if recover() != nil { // untrusted input must not crash the gateway
+				e = &cacheEntry{err: reqErr("", "invalid JSON Schema: it could not be compiled")}
+			}
+		}()
+		return build()
+	}()
+	e.key = key
+	c.mu.Lock()
+	c.insertLocked(e)
+	delete(c.inflight, key)
+	c.mu.Unlock()
+	f.e = e
+	close(f.done)
+	return e
+}
+
+// insertLocked adds e, evicting with CLOCK when full. c.mu must be held.
+func (c *Contracts) insertLocked(e *cacheEntry) {
+	if len(c.ring) < c.max {
+		c.ring = append(c.ring, e)
+	} else {
+		for c.ring[c.hand].ref.Load() {
+			c.ring[c.hand].ref.Store(false)
+			c.hand = (c.hand + 1) % len(c.ring)
+		}
+		delete(c.m, c.ring[c.hand].key)
+		c.ring[c.hand] = e
+		c.hand = (c.hand + 1) % len(c.ring)
+		c.stats.evictions.Add(1)
+	}
+	c.m[e.key] = e
+}
+
+func cacheKey(kind string, data []byte) [32]byte {
+	h := sha256.New()
+	h.Write([]byte(kind))
+	h.Write(data)
+	var k [32]byte
+	h.Sum(k[:0])
+	return k
+}
+
+type choiceMode uint8
+
+const (
+	choiceAuto choiceMode = iota
+	choiceNone
+	choiceRequired
+	choiceNamed
+)
+
+type formatMode uint8
+
+const (
+	formatNone       formatMode = iota
+	formatJSONObject            // response_format json_object
+	formatJSONSchema            // response_format json_schema (schema may be nil)
+)
+
+// Contract is what one response must satisfy: the route's schema, the
+// request's response_format, tools and tool_choice. It is a small value,
+// cheap to copy, and immutable; it refers only to compiled schemas, never to
+// the request body. The zero value is the empty contract (every verdict is
+// "none"). Safe for concurrent use.
+type Contract struct {
+	route      *jsonschema.Schema
+	format     *jsonschema.Schema
+	formatMode formatMode
+	tools      *toolSet
+	choice     choiceMode
+	choiceName string
+	noParallel bool
+}
+
+// Empty reports whether no contract applies, so checking would be a waste.
+func (c Contract) Empty() bool {
+	return c.route == nil && c.formatMode == formatNone && c.tools == nil
+}
+
+// checksContent reports whether the message content must be JSON.
+func (c Contract) checksContent() bool { return c.route != nil || c.formatMode != formatNone }
+
+// Prepare builds the contract of one request from the route's compiled
+// schema (nil when the route has none) and the request's response_format,
+// tools and tool_choice. A request-supplied schema that is not valid JSON
+// Schema, is larger than MaxRequestSchemaBytes, nests deeper than
+// MaxRequestSchemaDepth, refers to a remote or file $ref, or is too costly
+// to validate returns a *RequestError naming it (e.g.
+// "response_format.json_schema.schema", "tools[1].function.parameters");
+// so does a tool_choice naming a function that is not among the tools.
+// Compiled schemas and refusals are cached by content hash. req is only
+// read; the Contract does not refer to its body.
+func (c *Contracts) Prepare(route *jsonschema.Schema, req *Request) (Contract, error) {
+	ct := Contract{route: route}
+	switch req.ResponseFormat {
+	case "json_object":
+		ct.formatMode = formatJSONObject
+	case "json_schema":
+		ct.formatMode = formatJSONSchema
+		if req.ResponseSchema != nil {
+			s, err := c.responseSchema(req.ResponseSchema)
+			if err != nil {
+				return Contract{}, err
+			}
+			ct.format = s
+		}
+	}
+	if req.ToolCount > 0 && req.Tools != nil {
+		ts, err := c.toolSet(req.Tools)
+		if err != nil {
+			return Contract{}, err
+		}
+		ct.tools = ts
+		if req.ParallelToolCalls != nil && !*req.ParallelToolCalls {
+			ct.noParallel = true
+		}
+		if err := ct.readChoice(req.ToolChoice); err != nil {
+			return Contract{}, err
+		}
+	}
+	return ct, nil
+}
+
+func (c *Contracts) responseSchema(raw []byte) (*jsonschema.Schema, error) {
+	e := c.lookup(cacheKey("response_format\x00", raw), func() *cacheEntry {
+		s, err := c.compile(raw, "mem://cairn/request/response_format.json")
+		if err != nil {
+			return &cacheEntry{err: reqErr("response_format.json_schema.schema", err.Error())}
+		}
+		return &cacheEntry{schema: s}
+	})
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e.schema, nil
+}
+
+func (c *Contracts) toolSet(raw []byte) (*toolSet, error) {
+	if len(raw) > MaxToolsBytes {
+		return nil, reqErr("tools", "invalid 'tools': larger than "+strconv.Itoa(MaxToolsBytes>>20)+" MiB")
+	}
+	e := c.lookup(cacheKey("tools\x00", raw), func() *cacheEntry {
+		ts, rerr := c.compileTools(raw)
+		if rerr != nil {
+			return &cacheEntry{err: rerr}
+		}
+		return &cacheEntry{tools: ts}
+	})
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e.tools, nil
+}
+
+func (c *Contracts) compileTools(raw []byte) (*toolSet, *RequestError) {
+	ts := &toolSet{byName: make(map[string]*toolDef)}
+	var rerr *RequestError
+	i := 0
+	gjson.Parse(b2s(raw)).ForEach(func(_, t gjson.Result) bool {
+		p := "tools[" + strconv.Itoa(i) + "]"
+		i++
+		switch t.Get("type").Str {
+		case "function":
+			name := t.Get("function.name").Str
+			if name == "" {
+				rerr = missing(p + ".function.name")
+				return false
+			}
+			if _, dup := ts.byName[name]; dup {
+				rerr = reqErr(p+".function.name", "duplicate function name '"+name+"' in tools")
+				return false
+			}
+			d := &toolDef{name: strings.Clone(name)}
+			if ps := t.Get("function.parameters"); ps.IsObject() {
+				s, err := c.compile([]byte(ps.Raw), "mem://cairn/request/tools/"+strconv.Itoa(i-1)+".json")
+				if err != nil {
+					rerr = reqErr(p+".function.parameters", err.Error())
+					return false
+				}
+				d.params = s
+			}
+			ts.byName[d.name] = d
+		case "custom":
+			name := t.Get("custom.name").Str
+			if name == "" {
+				rerr = missing(p + ".custom.name")
+				return false
+			}
+			ts.byName[name] = &toolDef{name: strings.Clone(name), custom: true}
+		}
+		return true
+	})
+	if rerr != nil {
+		return nil, rerr
+	}
+	return ts, nil
+}
+
+// compile compiles one request-supplied schema within the bounds above. A
+// panic in the compiler (untrusted input) becomes an error, not a crash.
+func (c *Contracts) compile(raw []byte, id string) (s *jsonschema.Schema, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s, err = nil, errors.New("invalid JSON Schema: the compiler could not process it")
+		}
+	}()
+	if len(raw) > MaxRequestSchemaBytes {
+		return nil, errors.New("invalid JSON Schema: larger than " + strconv.Itoa(MaxRequestSchemaBytes>>10) + " KiB")
+	}
+	if depthExceeds(raw, MaxRequestSchemaDepth) {
+		return nil, errors.New("invalid JSON Schema: nests deeper than " + strconv.Itoa(MaxRequestSchemaDepth) + " levels")
+	}
+	c.stats.compiles.Add(1)
+	s, err = configs.CompileSchema(raw, id)
+	if err != nil {
+		return nil, errors.New(compileMessage(err, id))
+	}
+	if err := checkComplexity(s); err != nil {
+		return nil, errors.New("invalid JSON Schema: " + err.Error())
+	}
+	return s, nil
+}
+
+// compileMessage turns a compile error into a short message without the
+// internal schema URL.
+func compileMessage(err error, id string) string {
+	if errors.Is(err, configs.ErrExternalRef) {
+		return "invalid JSON Schema: remote and file $ref are not allowed"
+	}
+	var se *jsonschema.SchemaError
+	if errors.As(err, &se) {
+		var ve *jsonschema.ValidationError
+		if errors.As(se.Err, &ve) {
+			leaf := ve
+			for len(leaf.Causes) > 0 {
+				leaf = leaf.Causes[0]
+			}
+			loc := leaf.InstanceLocation
+			if loc == "" {
+				loc = "/"
+			}
+			return clip("invalid JSON Schema at " + loc + ": " + leaf.Message)
+		}
+		if se.Err != nil {
+			err = se.Err
+		}
+	}
+	// Drop the internal document URL; locations stay as "#/…".
+	msg := strings.ReplaceAll(err.Error(), id, "")
+	msg = strings.ReplaceAll(msg, "jsonschema: ", "")
+	msg = strings.TrimPrefix(msg, "compile schema: ")
+	return clip("invalid JSON Schema: " + msg)
+}
+
+func (ct *Contract) readChoice(raw []byte) error {
+	if raw == nil {
+		return nil
+	}
+	v := gjson.Parse(b2s(raw))
+	switch {
+	case v.Type == gjson.String:
+		switch v.Str {
+		case "none":
+			ct.choice = choiceNone
+		case "required":
+			ct.choice = choiceRequired
+		}
+		return nil
+	case !v.IsObject():
+		return nil
+	}
+	var name string
+	switch v.Get("type").Str {
+	case "function":
+		name = v.Get("function.name").Str
+	case "custom":
+		name = v.Get("custom.name").Str
+	case "allowed_tools":
+		if v.Get("allowed_tools.mode").Str == "required" {
+			ct.choice = choiceRequired
+		}
+		return nil
+	default:
+		return nil
+	}
+	d := ct.tools.byName[name]
+	if d == nil {
+		return reqErr("tool_choice", "tool_choice names '"+clip(name)+"', which is not among the tools")
+	}
+	ct.choice, ct.choiceName = choiceNamed, d.name
+	return nil
+}
