@@ -1,0 +1,910 @@
+package capture
+
+import (
+	"encoding/base64"
+	"net/netip"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/cairnhq/cairn/configs"
+)
+
+// Placeholders written in place of what the detectors find. A custom
+// pattern named kz_iin writes [KZ_IIN].
+const (
+	PlaceholderEmail         = "[EMAIL]"
+	PlaceholderPhone         = "[PHONE]"
+	PlaceholderCard          = "[CARD]"
+	PlaceholderIBAN          = "[IBAN]"
+	PlaceholderIPv4          = "[IPV4]"
+	PlaceholderIPv6          = "[IPV6]"
+	PlaceholderSecret        = "[SECRET]"
+	PlaceholderJWT           = "[JWT]"
+	PlaceholderMaskingFailed = "[MASKING_FAILED]"
+)
+
+// maxMaskedString bounds one string kept in a record. Longer strings are cut
+// (at a UTF-8 boundary) and end in truncatedMark.
+const (
+	maxMaskedString = 1 << 20
+	truncatedMark   = "…[TRUNCATED]"
+	// maxPasses bounds the passes that reach a fixed point (see String).
+	maxPasses = 4
+)
+
+// span is a half-open byte range [s, e) of a string.
+type span struct{ s, e int }
+
+// detector finds one kind of sensitive value.
+type detector struct {
+	ph string // placeholder, e.g. "[EMAIL]"
+	// maybe is a cheap test: false means find cannot match.
+	maybe func(f *features) bool
+	// find appends the validated spans in s, sorted and non-overlapping.
+	find func(s string, dst []span) []span
+}
+
+// features are counted in one pass over a string so that most detectors are
+// skipped without running.
+type features struct {
+	digits, colons, dots int
+	at, lbrack           bool
+}
+
+// featureClass maps a byte to what scanFeatures counts (0: nothing).
+var featureClass = [256]uint8{
+	'0': 1, '1': 1, '2': 1, '3': 1, '4': 1, '5': 1, '6': 1, '7': 1, '8': 1, '9': 1,
+	':': 2, '.': 3, '@': 4, '[': 5,
+}
+
+func scanFeatures(s string) features {
+	var f features
+	for i := 0; i < len(s); i++ {
+		switch featureClass[s[i]] {
+		case 0:
+		case 1:
+			f.digits++
+		case 2:
+			f.colons++
+		case 3:
+			f.dots++
+		case 4:
+			f.at = true
+		case 5:
+			f.lbrack = true
+		}
+	}
+	return f
+}
+
+// Masker replaces personal data and secrets with placeholders that name
+// their kind. Built-in detectors run first in this order: private key
+// blocks, JWTs, secret tokens (sk-…, AKIA…, ghp_…, xox?-…, AIza…, Stripe
+// keys, the token after "Bearer"), emails, IBANs (mod-97 checked), payment
+// cards (Luhn checked, 13–19 digits with optional spaces or dashes), then
+// the configured custom patterns, then IPv6, IPv4 and phone numbers (with a
+// leading + and 8–15 digits, or a grouped national form such as
+// (415) 555-0100 or 020 7946 0958; a bare run of digits is not a phone).
+// Custom patterns run before the heuristic detectors so that, for example, a
+// 12-digit national ID pattern wins over the phone detector.
+//
+// Masking is idempotent: placeholders are never matched again and String
+// repeats its passes until nothing changes. A Masker is immutable after
+// NewMasker and safe for concurrent use.
+type Masker struct {
+	detectors []detector
+	// kinds are the placeholder names without brackets, for recognising
+	// placeholders already in the text.
+	kinds map[string]bool
+}
+
+// NewMasker builds a Masker from the built-in detectors and m.Custom.
+// Custom patterns whose Re is nil (not compiled by configs.Load) are
+// compiled here; a pattern that does not compile is skipped (configs.Load
+// refuses such configs).
+func NewMasker(m configs.Masking) *Masker {
+	mk := &Masker{kinds: map[string]bool{}}
+	builtin := []detector{
+		{ph: PlaceholderSecret, maybe: func(f *features) bool { return true }, find: findPrivateKeys},
+		{ph: PlaceholderJWT, maybe: func(f *features) bool { return f.dots >= 2 }, find: findJWTs},
+		{ph: PlaceholderSecret, maybe: func(f *features) bool { return true }, find: findTokens},
+		{ph: PlaceholderEmail, maybe: func(f *features) bool { return f.at }, find: findEmails},
+		{ph: PlaceholderIBAN, maybe: func(f *features) bool { return f.digits >= 8 }, find: findIBANs},
+		{ph: PlaceholderCard, maybe: func(f *features) bool { return f.digits >= 13 }, find: findCards},
+	}
+	mk.detectors = append(mk.detectors, builtin...)
+	for _, c := range m.Custom {
+		re := c.Re
+		if re == nil {
+			var err error
+			if re, err = regexp.Compile(c.Pattern); err != nil || re.MatchString("") {
+				continue
+			}
+		}
+		name := strings.ToUpper(c.Name)
+		pf := newCustomPrefilter(re)
+		mk.detectors = append(mk.detectors, detector{
+			ph:    "[" + name + "]",
+			maybe: func(*features) bool { return true },
+			find: func(s string, dst []span) []span {
+				if !pf.maybe(s) {
+					return dst
+				}
+				for _, loc := range re.FindAllStringIndex(s, -1) {
+					if loc[1] > loc[0] {
+						dst = append(dst, span{loc[0], loc[1]})
+					}
+				}
+				return dst
+			},
+		})
+	}
+	mk.detectors = append(mk.detectors,
+		detector{ph: PlaceholderIPv6, maybe: func(f *features) bool { return f.colons >= 2 }, find: findIPv6},
+		detector{ph: PlaceholderIPv4, maybe: func(f *features) bool { return f.dots >= 3 && f.digits >= 4 }, find: findIPv4},
+		detector{ph: PlaceholderPhone, maybe: func(f *features) bool { return f.digits >= 8 }, find: findPhones},
+	)
+	for _, d := range mk.detectors {
+		mk.kinds[d.ph[1:len(d.ph)-1]] = true
+	}
+	mk.kinds[PlaceholderMaskingFailed[1:len(PlaceholderMaskingFailed)-1]] = true
+	return mk
+}
+
+// String returns s with every detected value replaced by its placeholder.
+// If masking panics it returns PlaceholderMaskingFailed, never s.
+func (m *Masker) String(s string) (out string) {
+	defer func() {
+		if recover() != nil {
+			out = PlaceholderMaskingFailed
+		}
+	}()
+	return m.mask(s)
+}
+
+func (m *Masker) mask(s string) string {
+	s = truncate(s)
+	if len(s) < 4 {
+		// Nothing shorter than [X] or a 4-char token is detected.
+		return s
+	}
+	var buf []span
+	for range maxPasses {
+		out := m.pass(s, &buf)
+		if out == s {
+			return out
+		}
+		s = out
+	}
+	return s
+}
+
+// truncate cuts s to maxMaskedString bytes at a rune boundary.
+func truncate(s string) string {
+	if len(s) <= maxMaskedString+len(truncatedMark) {
+		return s
+	}
+	cut := maxMaskedString
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + truncatedMark
+}
+
+// pass runs every detector once.
+func (m *Masker) pass(s string, buf *[]span) string {
+	f := scanFeatures(s)
+	for i := range m.detectors {
+		d := &m.detectors[i]
+		if !d.maybe(&f) {
+			continue
+		}
+		spans := d.find(s, (*buf)[:0])
+		*buf = spans
+		if len(spans) == 0 {
+			continue
+		}
+		if f.lbrack {
+			spans = m.dropPlaceholderOverlaps(s, spans)
+			if len(spans) == 0 {
+				continue
+			}
+		}
+		s = replaceSpans(s, spans, d.ph)
+		f = scanFeatures(s)
+	}
+	return s
+}
+
+// dropPlaceholderOverlaps removes spans that touch a placeholder already in s,
+// so that masked text is never masked again (a custom pattern such as
+// [A-Z]+ must not turn [EMAIL] into [[NAME]]).
+func (m *Masker) dropPlaceholderOverlaps(s string, spans []span) []span {
+	var ph []span
+	for i := 0; i < len(s); i++ {
+		if s[i] != '[' {
+			continue
+		}
+		end := strings.IndexByte(s[i+1:min(len(s), i+40)], ']')
+		if end > 0 && m.kinds[s[i+1:i+1+end]] {
+			ph = append(ph, span{i, i + end + 2})
+			i += end + 1
+		}
+	}
+	if len(ph) == 0 {
+		return spans
+	}
+	out := spans[:0]
+	j := 0
+	for _, sp := range spans {
+		for j < len(ph) && ph[j].e <= sp.s {
+			j++
+		}
+		if j < len(ph) && ph[j].s < sp.e {
+			continue // overlaps a placeholder
+		}
+		out = append(out, sp)
+	}
+	return out
+}
+
+func replaceSpans(s string, spans []span, ph string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	last := 0
+	for _, sp := range spans {
+		if sp.s < last {
+			continue
+		}
+		b.WriteString(s[last:sp.s])
+		b.WriteString(ph)
+		last = sp.e
+	}
+	b.WriteString(s[last:])
+	return b.String()
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+func isAlnum(c byte) bool { return isDigit(c) || isAlpha(c) }
+func isHex(c byte) bool   { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') }
+
+// isB64URL reports base64url and token characters.
+func isB64URL(c byte) bool { return isAlnum(c) || c == '-' || c == '_' }
+
+// before returns the byte before i, or 0.
+func before(s string, i int) byte {
+	if i > 0 {
+		return s[i-1]
+	}
+	return 0
+}
+
+// at returns s[i], or 0 past the end.
+func at(s string, i int) byte {
+	if i < len(s) {
+		return s[i]
+	}
+	return 0
+}
+
+// ---- private key blocks ----------------------------------------------------
+
+func findPrivateKeys(s string, dst []span) []span {
+	const begin = "-----BEGIN "
+	for off := 0; ; {
+		i := strings.Index(s[off:], begin)
+		if i < 0 {
+			return dst
+		}
+		i += off
+		hdrEnd := strings.Index(s[i+len(begin):min(len(s), i+len(begin)+64)], "-----")
+		if hdrEnd < 0 || !strings.Contains(s[i+len(begin):i+len(begin)+hdrEnd], "PRIVATE KEY") {
+			off = i + len(begin)
+			continue
+		}
+		e := len(s) // a block without its END line is masked to the end
+		if j := strings.Index(s[i:], "-----END "); j >= 0 {
+			j += i + len("-----END ")
+			if k := strings.Index(s[j:], "-----"); k >= 0 {
+				e = j + k + len("-----")
+			}
+		}
+		dst = append(dst, span{i, e})
+		off = e
+	}
+}
+
+// ---- JWT ----------------------------------------------------------------------
+
+func findJWTs(s string, dst []span) []span {
+	for off := 0; ; {
+		i := strings.Index(s[off:], "eyJ")
+		if i < 0 {
+			return dst
+		}
+		i += off
+		off = i + 3
+		if isB64URL(before(s, i)) || before(s, i) == '.' {
+			continue
+		}
+		// Up to five dot-separated base64url segments (JWS has 3, JWE 5).
+		e, segs := i, 0
+		var segEnds [5]int
+		for segs < 5 {
+			j := e
+			for j < len(s) && isB64URL(s[j]) {
+				j++
+			}
+			if j == e && segs < 2 {
+				break
+			}
+			segEnds[segs] = j
+			segs++
+			e = j
+			if at(s, e) != '.' || segs == 5 {
+				break
+			}
+			e++
+		}
+		if segs < 3 && !(segs == 2 && at(s, segEnds[1]) == '.') {
+			continue
+		}
+		end := segEnds[segs-1]
+		if segs == 2 { // "header.payload." with an empty signature
+			end = segEnds[1] + 1
+		}
+		if segEnds[0]-i < 10 || !jwtHeader(s[i:segEnds[0]]) {
+			continue
+		}
+		dst = append(dst, span{i, end})
+		off = end
+	}
+}
+
+// jwtHeader reports whether seg decodes to a JSON object naming alg or typ.
+func jwtHeader(seg string) bool {
+	if len(seg) > 2048 {
+		seg = seg[:2048]
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(seg, "="))
+	if err != nil {
+		// A truncated final quantum still starts with the header's bytes.
+		b, _ = base64.RawURLEncoding.DecodeString(seg[:len(seg)/4*4])
+	}
+	h := string(b)
+	return strings.HasPrefix(h, "{") && (strings.Contains(h, `"alg"`) || strings.Contains(h, `"typ"`) || strings.Contains(h, `"enc"`))
+}
+
+// ---- secret tokens ------------------------------------------------------------
+
+// tokenStart marks the first bytes of the token prefixes findTokens knows.
+var tokenStart = [256]bool{'s': true, 'r': true, 'A': true, 'g': true, 'x': true, 'B': true, 'b': true}
+
+func findTokens(s string, dst []span) []span {
+	for i := 0; i+4 <= len(s); i++ {
+		if !tokenStart[s[i]] {
+			continue
+		}
+		if isAlnum(before(s, i)) || before(s, i) == '_' {
+			continue
+		}
+		if sp, ok := bearerAt(s, i); ok {
+			dst = append(dst, sp)
+			i = sp.e - 1
+			continue
+		}
+		if e := tokenAt(s, i); e > i {
+			dst = append(dst, span{i, e})
+			i = e - 1
+		}
+	}
+	return dst
+}
+
+// run returns the end of the run of bytes from i that satisfy ok.
+func run(s string, i int, ok func(byte) bool) int {
+	for i < len(s) && ok(s[i]) {
+		i++
+	}
+	return i
+}
+
+func isTokenBody(c byte) bool { return isAlnum(c) || c == '-' || c == '_' }
+func isAlnumUnder(c byte) bool {
+	return isAlnum(c) || c == '_'
+}
+func isUpperDigit(c byte) bool { return isDigit(c) || (c >= 'A' && c <= 'Z') }
+
+// tokenAt returns the end of a secret token starting at i, or i.
+func tokenAt(s string, i int) int {
+	r := s[i:]
+	switch {
+	case strings.HasPrefix(r, "sk-"): // OpenAI sk-…, sk-proj-…, Anthropic sk-ant-…
+		if e := run(s, i+3, isTokenBody); e-(i+3) >= 20 {
+			return e
+		}
+	case strings.HasPrefix(r, "sk_live_"), strings.HasPrefix(r, "sk_test_"),
+		strings.HasPrefix(r, "rk_live_"), strings.HasPrefix(r, "rk_test_"): // Stripe
+		if e := run(s, i+8, isAlnum); e-(i+8) >= 16 {
+			return e
+		}
+	case strings.HasPrefix(r, "AKIA"), strings.HasPrefix(r, "ASIA"): // AWS access key IDs
+		if e := run(s, i+4, isUpperDigit); e-(i+4) == 16 && !isAlnum(at(s, e)) {
+			return e
+		}
+	case strings.HasPrefix(r, "AIza"): // Google API keys
+		if e := run(s, i+4, isTokenBody); e-(i+4) >= 30 {
+			return e
+		}
+	case len(r) > 4 && r[0] == 'g' && r[1] == 'h' && strings.IndexByte("pousr", r[2]) >= 0 && r[3] == '_': // GitHub
+		if e := run(s, i+4, isAlnum); e-(i+4) >= 30 {
+			return e
+		}
+	case strings.HasPrefix(r, "github_pat_"):
+		if e := run(s, i+11, isAlnumUnder); e-(i+11) >= 22 {
+			return e
+		}
+	case len(r) > 5 && strings.HasPrefix(r, "xox") && strings.IndexByte("abposr", r[3]) >= 0 && r[4] == '-': // Slack
+		if e := run(s, i+5, isTokenBody); e-(i+5) >= 10 {
+			return e
+		}
+	}
+	return i
+}
+
+func isBearerChar(c byte) bool {
+	return isAlnum(c) || strings.IndexByte("-._~+/=", c) >= 0
+}
+
+// bearerAt matches "Bearer <token>" at i and returns the token's span. The
+// token must look like a credential (a digit, or 20+ characters of mixed
+// case) so that prose such as "the bearer instrument" is left alone.
+func bearerAt(s string, i int) (span, bool) {
+	if len(s)-i < 8 || !strings.EqualFold(s[i:i+6], "bearer") {
+		return span{}, false
+	}
+	j := i + 6
+	k := run(s, j, func(c byte) bool { return c == ' ' || c == '\t' })
+	if k == j {
+		return span{}, false
+	}
+	e := run(s, k, isBearerChar)
+	n := e - k
+	if n < 8 {
+		return span{}, false
+	}
+	var digit, upper, lower bool
+	for _, c := range []byte(s[k:e]) {
+		switch {
+		case isDigit(c):
+			digit = true
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		case c >= 'a' && c <= 'z':
+			lower = true
+		}
+	}
+	if !digit && !(n >= 20 && upper && lower) {
+		return span{}, false
+	}
+	return span{k, e}, true
+}
+
+// ---- email -------------------------------------------------------------------
+
+func isLocalChar(c byte) bool { return isAlnum(c) || strings.IndexByte("._%+-", c) >= 0 }
+func isDomainChar(c byte) bool {
+	return isAlnum(c) || c == '.' || c == '-'
+}
+
+func findEmails(s string, dst []span) []span {
+	last := 0
+	for off := 0; ; {
+		i := strings.IndexByte(s[off:], '@')
+		if i < 0 {
+			return dst
+		}
+		i += off
+		off = i + 1
+		b := i
+		for b > last && isLocalChar(s[b-1]) {
+			b--
+		}
+		for b < i && s[b] == '.' {
+			b++
+		}
+		if b == i {
+			continue
+		}
+		e := emailDomainEnd(s, i+1)
+		if e < 0 {
+			continue
+		}
+		dst = append(dst, span{b, e})
+		last, off = e, e
+	}
+}
+
+// emailDomainEnd returns the end of the longest domain at i (labels of
+// letters, digits and '-', at least two, ending in an alphabetic TLD of 2+
+// letters not followed by a letter or digit), or -1.
+func emailDomainEnd(s string, i int) int {
+	end := run(s, i, isDomainChar)
+	best := -1
+	labelStart := i
+	for j := i; j <= end; j++ {
+		if j < end && s[j] != '.' {
+			continue
+		}
+		if j == labelStart { // empty label
+			break
+		}
+		if labelStart > i { // a label after a dot may be the TLD
+			k := run(s, labelStart, isAlpha)
+			if k-labelStart >= 2 && !isAlnum(at(s, k)) {
+				best = k
+			}
+		}
+		labelStart = j + 1
+	}
+	return best
+}
+
+// ---- IBAN -----------------------------------------------------------------------
+
+// ibanLen is the IBAN length of each country (ISO 13616 registry).
+var ibanLen = map[string]int{
+	"AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27,
+	"BR": 29, "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28,
+	"EE": 20, "EG": 29, "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23,
+	"GL": 18, "GR": 27, "GT": 28, "HN": 28, "HR": 21, "HU": 28, "IE": 22, "IL": 23, "IQ": 23, "IS": 26,
+	"IT": 27, "JO": 30, "KW": 30, "KZ": 20, "LB": 28, "LC": 32, "LI": 21, "LT": 20, "LU": 20, "LV": 21,
+	"LY": 25, "MC": 27, "MD": 24, "ME": 22, "MK": 19, "MN": 20, "MR": 27, "MT": 31, "MU": 30, "NI": 28,
+	"NL": 18, "NO": 15, "OM": 23, "PK": 24, "PL": 28, "PS": 29, "PT": 25, "QA": 29, "RO": 24, "RS": 22,
+	"RU": 33, "SA": 24, "SC": 31, "SD": 18, "SE": 24, "SI": 19, "SK": 24, "SM": 27, "SO": 23, "ST": 25,
+	"SV": 28, "TL": 23, "TN": 24, "TR": 26, "UA": 29, "VA": 22, "VG": 24, "XK": 20, "YE": 30,
+}
+
+func upper(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 32
+	}
+	return c
+}
+
+func findIBANs(s string, dst []span) []span {
+	for i := 0; i+15 <= len(s); i++ {
+		if !isAlpha(s[i]) || !isAlpha(s[i+1]) || !isDigit(s[i+2]) || !isDigit(s[i+3]) || isAlnum(before(s, i)) {
+			continue
+		}
+		n := ibanLen[string([]byte{upper(s[i]), upper(s[i+1])})]
+		if n == 0 {
+			continue
+		}
+		var buf [34]byte
+		got, j := 0, i
+		for got < n && j < len(s) {
+			c := s[j]
+			switch {
+			case isAlnum(c):
+				buf[got] = upper(c)
+				got++
+				j++
+			case (c == ' ' || c == '-') && got > 0 && j+1 < len(s) && isAlnum(s[j+1]):
+				j++
+			default:
+				got = -1 // stop
+			}
+			if got < 0 {
+				break
+			}
+		}
+		if got != n || isAlnum(at(s, j)) || !ibanValid(buf[:n]) {
+			continue
+		}
+		dst = append(dst, span{i, j})
+		i = j - 1
+	}
+	return dst
+}
+
+// ibanValid checks the ISO 7064 mod-97 checksum of an upper-case IBAN.
+func ibanValid(b []byte) bool {
+	rem := 0
+	add := func(c byte) bool {
+		switch {
+		case isDigit(c):
+			rem = (rem*10 + int(c-'0')) % 97
+		case c >= 'A' && c <= 'Z':
+			rem = (rem*100 + int(c-'A'+10)) % 97
+		default:
+			return false
+		}
+		return true
+	}
+	for _, c := range b[4:] {
+		if !add(c) {
+			return false
+		}
+	}
+	for _, c := range b[:4] {
+		if !add(c) {
+			return false
+		}
+	}
+	return rem == 1
+}
+
+// ---- payment cards ---------------------------------------------------------------
+
+func findCards(s string, dst []span) []span {
+	// A run is digits joined by single spaces or dashes; its groups are the
+	// digit sequences between separators.
+	type group struct{ s, e int }
+	var groups [24]group
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			continue
+		}
+		ng, j := 0, i
+		overflow := false
+		for {
+			e := run(s, j, isDigit)
+			if ng == len(groups) {
+				overflow = true
+				break
+			}
+			groups[ng] = group{j, e}
+			ng++
+			j = e
+			if (at(s, j) == ' ' || at(s, j) == '-') && isDigit(at(s, j+1)) {
+				j++
+				continue
+			}
+			break
+		}
+		runEnd := j
+		// Digits glued to letters belong to an identifier (or to an IBAN
+		// that failed its checksum), not to a card.
+		if overflow || isAlpha(before(s, i)) || isAlpha(at(s, runEnd)) {
+			i = runEnd - 1
+			continue
+		}
+		// Leftmost, longest window of whole groups holding 13–19 digits
+		// that passes Luhn. A single group longer than 19 digits is part
+		// of a longer number, not a card.
+		for a := 0; a < ng; {
+			found := false
+			for b := ng - 1; b >= a; b-- {
+				nd := 0
+				for k := a; k <= b; k++ {
+					nd += groups[k].e - groups[k].s
+				}
+				if nd < 13 || nd > 19 || !luhn(s[groups[a].s:groups[b].e]) {
+					continue
+				}
+				dst = append(dst, span{groups[a].s, groups[b].e})
+				a = b + 1
+				found = true
+				break
+			}
+			if !found {
+				a++
+			}
+		}
+		i = runEnd - 1
+	}
+	return dst
+}
+
+// luhn checks the Luhn checksum of the digits in s (other bytes skipped).
+func luhn(s string) bool {
+	sum, double := 0, false
+	for i := len(s) - 1; i >= 0; i-- {
+		c := s[i]
+		if !isDigit(c) {
+			continue
+		}
+		d := int(c - '0')
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
+
+// ---- IP addresses -------------------------------------------------------------------
+
+func isIPv6Char(c byte) bool { return isHex(c) || c == ':' || c == '.' }
+
+func findIPv6(s string, dst []span) []span {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isHex(c) && c != ':' {
+			continue
+		}
+		e := run(s, i, isIPv6Char)
+		if p := before(s, i); isAlnum(p) || p == '_' || p == '.' || p == ':' || p == '-' {
+			i = e - 1
+			continue
+		}
+		cand := s[i:e]
+		for len(cand) > 0 && (cand[len(cand)-1] == '.' || cand[len(cand)-1] == ':' && !strings.HasSuffix(cand, "::")) {
+			cand = cand[:len(cand)-1]
+		}
+		end := i + len(cand)
+		if strings.Count(cand, ":") >= 2 && !isAlnum(at(s, end)) && at(s, end) != '_' && ipv6Like(cand) {
+			dst = append(dst, span{i, end})
+		}
+		i = e - 1
+	}
+	return dst
+}
+
+// ipv6Like reports a valid IPv6 address with at least two non-empty groups
+// (so "::" and "::1" alone, or C++-like "a::b" stay only if they parse and
+// carry two groups).
+func ipv6Like(c string) bool {
+	a, err := netip.ParseAddr(c)
+	if err != nil || !a.Is6() {
+		return false
+	}
+	groups := 0
+	for g := range strings.SplitSeq(c, ":") {
+		if g != "" {
+			groups++
+		}
+	}
+	return groups >= 2
+}
+
+func isIPv4Char(c byte) bool { return isDigit(c) || c == '.' }
+
+func findIPv4(s string, dst []span) []span {
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) {
+			continue
+		}
+		e := run(s, i, isIPv4Char)
+		if p := before(s, i); isAlnum(p) || p == '.' || p == '_' {
+			i = e - 1
+			continue
+		}
+		cand := s[i:e]
+		if strings.HasSuffix(cand, ".") && !strings.HasSuffix(cand, "..") {
+			cand = cand[:len(cand)-1]
+		}
+		end := i + len(cand)
+		if strings.Count(cand, ".") == 3 && !isAlnum(at(s, end)) && at(s, end) != '_' {
+			if a, err := netip.ParseAddr(cand); err == nil && a.Is4() {
+				dst = append(dst, span{i, end})
+			}
+		}
+		i = e - 1
+	}
+	return dst
+}
+
+// ---- phone numbers -------------------------------------------------------------------
+
+// findPhones finds international numbers (+ then 8–15 digits, optionally
+// grouped by spaces, dashes, dots or parentheses) and grouped national
+// numbers: North American 3-3-4 (optionally 1 first, area code optionally
+// in parentheses) and trunk-prefixed numbers starting with 0 in two or more
+// groups with 9–12 digits.
+func findPhones(s string, dst []span) []span {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c == '+' || c == '(' || isDigit(c)) {
+			continue
+		}
+		if p := before(s, i); isAlnum(p) || p == '_' || p == '.' || p == '-' || p == '+' || p == '/' || p == ',' {
+			continue
+		}
+		// A phone does not start inside a longer grouped number.
+		if p := before(s, i); p == ' ' && i >= 2 && isDigit(s[i-2]) {
+			continue
+		}
+		e, ok := phoneAt(s, i)
+		if ok {
+			dst = append(dst, span{i, e})
+			i = e - 1
+			continue
+		}
+		// Skip the rest of this digit run: a phone never starts inside one.
+		i = run(s, i, func(c byte) bool { return isDigit(c) || c == '+' || c == '(' }) - 1
+		if i < 0 {
+			i = 0
+		}
+	}
+	return dst
+}
+
+func phoneAt(s string, i int) (int, bool) {
+	plus := s[i] == '+'
+	j := i
+	if plus {
+		j++
+	}
+	var groups [16]int
+	ng, digits := 0, 0
+	paren := -1 // group index that was in parentheses
+	for ng < len(groups) {
+		open := false
+		if at(s, j) == '(' {
+			open = true
+			j++
+		}
+		e := run(s, j, isDigit)
+		if e == j {
+			return 0, false
+		}
+		groups[ng] = e - j
+		digits += e - j
+		if open {
+			if at(s, e) != ')' {
+				return 0, false
+			}
+			paren = ng
+			e++
+		}
+		ng++
+		j = e
+		// One separator (a space may follow a closing parenthesis).
+		k := j
+		if c := at(s, k); c == ' ' || c == '-' || c == '.' {
+			k++
+		}
+		if isDigit(at(s, k)) || (at(s, k) == '(' && isDigit(at(s, k+1))) {
+			if k == j && !open {
+				break // digits directly after digits cannot happen
+			}
+			j = k
+			continue
+		}
+		break
+	}
+	end := j
+	if c := at(s, end); isAlnum(c) || c == '_' || c == '@' || (c == '.' || c == '-') && isDigit(at(s, end+1)) {
+		return 0, false
+	}
+	if plus {
+		return end, digits >= 8 && digits <= 15
+	}
+	if ng < 2 {
+		return 0, false
+	}
+	if s[i] == '(' && paren != 0 {
+		return 0, false
+	}
+	// North American: [1] (3) 3 4.
+	g := groups[:ng]
+	if len(g) == 4 && g[0] == 1 && s[i] == '1' {
+		g = g[1:]
+	}
+	if len(g) == 3 && g[0] == 3 && g[1] == 3 && g[2] == 4 {
+		return end, true
+	}
+	// Trunk prefix 0: two or more groups of 2–8 digits, 9–12 digits.
+	first := i
+	if s[first] == '(' {
+		first++
+	}
+	if s[first] == '0' && digits >= 9 && digits <= 12 {
+		for _, n := range groups[:ng] {
+			if n < 2 || n > 8 {
+				return 0, false
+			}
+		}
+		return end, true
+	}
+	return 0, false
+}
+

@@ -1,0 +1,283 @@
+package capture
+
+import (
+	"bufio"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// maxSeries bounds the label sets of one metric family. Past it, new label
+// sets are counted under every label set to "other".
+const maxSeries = 10000
+
+// Sink names for cairn_capture_sink_errors_total.
+const (
+	sinkFile = iota
+	sinkRedis
+	numSinks
+)
+
+var sinkNames = [numSinks]string{"file", "redis"}
+
+// Buckets of the latency and time-to-first-token histograms, in seconds:
+// from a cached answer to a long reasoning stream.
+var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
+
+// Metrics is the gateway's Prometheus registry: request, latency, token,
+// contract and upstream error metrics fed by ObserveRecord, and the capture
+// pipeline's own counters. It writes the Prometheus text format itself.
+// All methods are safe for concurrent use; observing a known label set
+// takes no lock.
+//
+// Families (all prefixed cairn_):
+//
+//	requests_total{route,cohort,target,status,outcome}  counter
+//	request_duration_seconds{route}                     histogram
+//	time_to_first_token_seconds{route}                  histogram (streams)
+//	tokens_total{route,kind}                            counter, kind=prompt|completion
+//	contract_total{route,cohort,target,verdict}         counter, verdict=pass|fail
+//	upstream_errors_total{provider,status}              counter, status 0 = no response
+//	capture_queue_depth                                 gauge
+//	capture_dropped_total                               counter
+//	capture_written_total                               counter (file sink)
+//	capture_redis_written_total                         counter
+//	capture_sink_errors_total{sink}                     counter, sink=file|redis
+//
+// Requests refused by a key's own budget carry outcome="rate_limited".
+type Metrics struct {
+	requests    *family
+	latency     *family
+	ttft        *family
+	tokens      *family
+	contract    *family
+	upstreamErr *family
+
+	dropped      atomic.Uint64
+	written      atomic.Uint64
+	redisWritten atomic.Uint64
+	sinkErrors   [numSinks]atomic.Uint64
+	queueDepth   atomic.Pointer[func() int]
+}
+
+// NewMetrics returns an empty registry.
+func NewMetrics() *Metrics {
+	return &Metrics{
+		requests: newFamily("cairn_requests_total", "Requests by route, cohort, target, status and outcome.", "counter",
+			[]string{"route", "cohort", "target", "status", "outcome"}, nil),
+		latency: newFamily("cairn_request_duration_seconds", "Request latency as the client saw it, by route.", "histogram",
+			[]string{"route"}, latencyBuckets),
+		ttft: newFamily("cairn_time_to_first_token_seconds", "Time to the first streamed token, by route.", "histogram",
+			[]string{"route"}, latencyBuckets),
+		tokens: newFamily("cairn_tokens_total", "Tokens reported by providers, by route and kind.", "counter",
+			[]string{"route", "kind"}, nil),
+		contract: newFamily("cairn_contract_total", "Contract verdicts by route, cohort, target and verdict.", "counter",
+			[]string{"route", "cohort", "target", "verdict"}, nil),
+		upstreamErr: newFamily("cairn_upstream_errors_total", "Failed upstream attempts by provider and status (0: no response).", "counter",
+			[]string{"provider", "status"}, nil),
+	}
+}
+
+// ObserveRecord counts one finished request. The capture writer calls it
+// for every record it takes; callers that use a Writer must not call it
+// again for the same record.
+func (m *Metrics) ObserveRecord(r *Record) {
+	target := ""
+	if r.Provider != "" || r.Model != "" {
+		target = r.Provider + "/" + r.Model
+	}
+	status := strconv.Itoa(r.Status)
+	m.requests.get(r.Route, r.Cohort, target, status, r.Outcome).add(1)
+	if r.LatencyMS > 0 {
+		m.latency.get(r.Route).observe(r.LatencyMS / 1000)
+	}
+	if r.TTFTMS > 0 {
+		m.ttft.get(r.Route).observe(r.TTFTMS / 1000)
+	}
+	if r.Usage.PromptTokens > 0 {
+		m.tokens.get(r.Route, "prompt").add(uint64(r.Usage.PromptTokens))
+	}
+	if r.Usage.CompletionTokens > 0 {
+		m.tokens.get(r.Route, "completion").add(uint64(r.Usage.CompletionTokens))
+	}
+	if v := r.Contract.Verdict; v == VerdictPass || v == VerdictFail {
+		m.contract.get(r.Route, r.Cohort, target, v).add(1)
+	}
+	for i := range r.Attempts {
+		a := &r.Attempts[i]
+		if a.Status >= 500 || a.Status == 429 || (a.Status == 0 && a.Error != "") {
+			m.upstreamErr.get(a.Provider, strconv.Itoa(a.Status)).add(1)
+		}
+	}
+}
+
+// WritePrometheus writes every metric in the Prometheus text exposition
+// format (version 0.0.4), series sorted by labels.
+func (m *Metrics) WritePrometheus(w io.Writer) {
+	bw := bufio.NewWriter(w)
+	for _, f := range []*family{m.requests, m.latency, m.ttft, m.tokens, m.contract, m.upstreamErr} {
+		f.write(bw)
+	}
+	depth := 0
+	if fn := m.queueDepth.Load(); fn != nil {
+		depth = (*fn)()
+	}
+	writeScalar(bw, "cairn_capture_queue_depth", "Records waiting in the capture queue.", "gauge", uint64(depth))
+	writeScalar(bw, "cairn_capture_dropped_total", "Records dropped because the capture queue was full or closed.", "counter", m.dropped.Load())
+	writeScalar(bw, "cairn_capture_written_total", "Records appended to the capture files.", "counter", m.written.Load())
+	writeScalar(bw, "cairn_capture_redis_written_total", "Records appended to the Redis capture stream.", "counter", m.redisWritten.Load())
+	bw.WriteString("# HELP cairn_capture_sink_errors_total Records a capture sink failed to store.\n# TYPE cairn_capture_sink_errors_total counter\n")
+	for i, n := range sinkNames {
+		bw.WriteString(`cairn_capture_sink_errors_total{sink="` + n + `"} ` + strconv.FormatUint(m.sinkErrors[i].Load(), 10) + "\n")
+	}
+	bw.Flush()
+}
+
+func writeScalar(bw *bufio.Writer, name, help, typ string, v uint64) {
+	bw.WriteString("# HELP " + name + " " + help + "\n# TYPE " + name + " " + typ + "\n" + name + " " + strconv.FormatUint(v, 10) + "\n")
+}
+
+// family is one metric name with its label sets.
+type family struct {
+	name, help, typ string
+	labels          []string
+	buckets         []float64 // histograms only
+
+	series sync.Map // label key → *series
+	mu     sync.Mutex
+	n      int // series created, under mu
+}
+
+// series is one label set's counter or histogram.
+type series struct {
+	values []string
+	count  atomic.Uint64
+	sum    atomic.Uint64 // float64 bits (histograms)
+	bounds []float64 // histogram bucket upper bounds
+	bucket []atomic.Uint64
+}
+
+func newFamily(name, help, typ string, labels []string, buckets []float64) *family {
+	return &family{name: name, help: help, typ: typ, labels: labels, buckets: buckets}
+}
+
+func labelKey(values []string) string {
+	return strings.Join(values, "\xff")
+}
+
+// get returns the series for the label values, creating it if the family
+// has room, else the "other" series.
+func (f *family) get(values ...string) *series {
+	key := labelKey(values)
+	if s, ok := f.series.Load(key); ok {
+		return s.(*series)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s, ok := f.series.Load(key); ok {
+		return s.(*series)
+	}
+	if f.n >= maxSeries {
+		other := make([]string, len(values))
+		for i := range other {
+			other[i] = "other"
+		}
+		key = labelKey(other)
+		if s, ok := f.series.Load(key); ok {
+			return s.(*series)
+		}
+		values = other
+	}
+	s := &series{values: slices.Clone(values)}
+	if f.buckets != nil {
+		s.bounds = f.buckets
+		s.bucket = make([]atomic.Uint64, len(f.buckets))
+	}
+	f.series.Store(key, s)
+	f.n++
+	return s
+}
+
+func (s *series) add(n uint64) { s.count.Add(n) }
+
+func (s *series) observe(v float64) {
+	for i, ub := range s.bounds {
+		if v <= ub {
+			s.bucket[i].Add(1)
+			break
+		}
+	}
+	s.count.Add(1)
+	for {
+		old := s.sum.Load()
+		if s.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
+}
+
+func (f *family) write(bw *bufio.Writer) {
+	var all []*series
+	f.series.Range(func(_, v any) bool {
+		all = append(all, v.(*series))
+		return true
+	})
+	bw.WriteString("# HELP " + f.name + " " + f.help + "\n# TYPE " + f.name + " " + f.typ + "\n")
+	slices.SortFunc(all, func(a, b *series) int { return slices.Compare(a.values, b.values) })
+	for _, s := range all {
+		labels := f.labelText(s.values)
+		if f.buckets == nil {
+			bw.WriteString(f.name + "{" + labels + "} " + strconv.FormatUint(s.count.Load(), 10) + "\n")
+			continue
+		}
+		var cum uint64
+		for i, ub := range f.buckets {
+			cum += s.bucket[i].Load()
+			bw.WriteString(f.name + "_bucket{" + labels + `,le="` + formatFloat(ub) + `"} ` + strconv.FormatUint(cum, 10) + "\n")
+		}
+		count := max(s.count.Load(), cum)
+		bw.WriteString(f.name + "_bucket{" + labels + `,le="+Inf"} ` + strconv.FormatUint(count, 10) + "\n")
+		bw.WriteString(f.name + "_sum{" + labels + "} " + formatFloat(math.Float64frombits(s.sum.Load())) + "\n")
+		bw.WriteString(f.name + "_count{" + labels + "} " + strconv.FormatUint(count, 10) + "\n")
+	}
+}
+
+func (f *family) labelText(values []string) string {
+	var b strings.Builder
+	for i, v := range values {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(f.labels[i])
+		b.WriteString(`="`)
+		b.WriteString(escapeLabel(v))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// escapeLabel escapes a label value for the text format: backslash, double
+// quote and newline; invalid UTF-8 becomes U+FFFD.
+func escapeLabel(v string) string {
+	v = strings.ToValidUTF8(v, "\uFFFD")
+	if !strings.ContainsAny(v, "\\\"\n") {
+		return v
+	}
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(v)
+}
+
+func formatFloat(v float64) string {
+	switch {
+	case math.IsInf(v, 1):
+		return "+Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	case math.IsNaN(v):
+		return "NaN"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}

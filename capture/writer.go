@@ -1,0 +1,425 @@
+package capture
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/configs"
+)
+
+// ErrNotFound is returned by lookups when no record carries the ID.
+var ErrNotFound = errors.New("capture record not found")
+
+// flushInterval bounds how long a written record stays in the file buffer.
+const flushInterval = 200 * time.Millisecond
+
+// redisLookupTimeout bounds the Redis part of Lookup so that a hung Redis
+// does not hold up the file search.
+const redisLookupTimeout = 500 * time.Millisecond
+
+// WriterOptions configure a Writer.
+type WriterOptions struct {
+	// Capture holds queue size, sampling, file rotation, retention, the
+	// Redis stream cap and the memory ring size. Zero values get the
+	// configs defaults.
+	Capture configs.Capture
+	// DataDir is the data directory; files go to DataDir/capture. Required.
+	DataDir string
+	// Redis, when not nil, adds the Redis stream sink and Redis lookup.
+	// The Writer does not close it.
+	Redis redis.UniversalClient
+	// Masker masks records. Nil: built-in detectors only.
+	Masker *Masker
+	// Metrics receives every record and the capture counters. Nil: a
+	// private registry.
+	Metrics *Metrics
+	// Logger gets rate-limited warnings (drops, sink errors). Nil: discard.
+	Logger *slog.Logger
+	// Rand returns a float in [0, 1) for body sampling. Nil: math/rand/v2.
+	Rand func() float64
+	// Now is the clock for file names, rotation and retention. Nil:
+	// time.Now.
+	Now func() time.Time
+}
+
+// Writer takes finished records from the request path and, on its own
+// goroutine, masks them, fills Request and Response from their raw bodies,
+// updates Metrics, hands them to observers, keeps the most recent in
+// memory for lookup, and appends them to the JSONL files and (when
+// configured) the Redis stream.
+//
+// Enqueue never blocks: the queue is bounded and a full queue drops the
+// record and counts it in cairn_capture_dropped_total. Lookup, Recent and
+// Enqueue are safe for concurrent use; Subscribe must be called before
+// Start; Close is called once, after the request path has stopped.
+type Writer struct {
+	opt     WriterOptions
+	cap     configs.Capture
+	masker  *Masker
+	metrics *Metrics
+	log     *slog.Logger
+	rand    func() float64
+	now     func() time.Time
+
+	q         chan *Record
+	mu        sync.RWMutex // guards closed against Enqueue's send
+	closed    bool
+	started   atomic.Bool
+	stop      chan struct{}
+	abort     chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+
+	observers []func(*Record)
+	mem       *memory
+	files     *fileSink
+	redis     *redisSink
+	buf       bytes.Buffer
+	enc       *json.Encoder
+
+	lastDropLog atomic.Int64
+	lastErrLog  atomic.Int64
+}
+
+// NewWriter creates the capture directory and a Writer. Call Subscribe for
+// observers, then Start.
+func NewWriter(o WriterOptions) (*Writer, error) {
+	if o.DataDir == "" {
+		return nil, errors.New("new capture writer: data dir required")
+	}
+	c := o.Capture
+	if c.QueueSize <= 0 {
+		c.QueueSize = 65536
+	}
+	if c.MaxFileBytes <= 0 {
+		c.MaxFileBytes = 64 << 20
+	}
+	if c.RetentionDays <= 0 {
+		c.RetentionDays = 7
+	}
+	if c.RedisStreamMaxLen <= 0 {
+		c.RedisStreamMaxLen = 100000
+	}
+	if c.Memory <= 0 {
+		c.Memory = 10000
+	}
+	w := &Writer{
+		opt: o, cap: c, masker: o.Masker, metrics: o.Metrics, log: o.Logger, rand: o.Rand, now: o.Now,
+		q:    make(chan *Record, c.QueueSize),
+		stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{}),
+		mem: newMemory(c.Memory),
+	}
+	if w.masker == nil {
+		w.masker = NewMasker(configs.Masking{})
+	}
+	if w.metrics == nil {
+		w.metrics = NewMetrics()
+	}
+	if w.log == nil {
+		w.log = slog.New(slog.DiscardHandler)
+	}
+	if w.rand == nil {
+		w.rand = rand.Float64
+	}
+	if w.now == nil {
+		w.now = time.Now
+	}
+	depth := func() int { return len(w.q) }
+	w.metrics.queueDepth.Store(&depth)
+	var err error
+	if w.files, err = newFileSink(o.DataDir, c.MaxFileBytes, c.RetentionDays, w.now); err != nil {
+		return nil, fmt.Errorf("new capture writer: %w", err)
+	}
+	if o.Redis != nil {
+		w.redis = newRedisSink(o.Redis, c.RedisStreamMaxLen, c.RetentionDays, w.metrics, w.log, w.now)
+	}
+	w.enc = json.NewEncoder(&w.buf)
+	w.enc.SetEscapeHTML(false)
+	return w, nil
+}
+
+// Subscribe adds an observer. Observers get every record after masking,
+// in order, on the writer goroutine: they must return quickly and must not
+// modify the record or call Close. A panicking observer is logged and
+// skipped. Call before Start.
+func (w *Writer) Subscribe(fn func(*Record)) {
+	if w.started.Load() {
+		panic("BUG: capture.Writer.Subscribe after Start")
+	}
+	w.observers = append(w.observers, fn)
+}
+
+// Start starts the writer goroutine and, with Redis, the Redis sink's
+// goroutine. Close stops them.
+func (w *Writer) Start() {
+	if !w.started.CompareAndSwap(false, true) {
+		return
+	}
+	if w.redis != nil {
+		go w.redis.run()
+	}
+	go w.run()
+}
+
+// Enqueue hands r to the writer without waiting. The writer owns r from
+// then on: the caller must not read or modify it again. r.Headers may hold
+// any request headers: the writer keeps only an allow-list (user-agent,
+// x-client-name, x-request-id, x-client-request-id, content-type, accept,
+// openai-beta, traceparent, x-stainless-*, …), never a name containing
+// auth, key, token, secret, cookie, password, session, signature or
+// credential, and masks the values. When the queue is full, or after
+// Close, r is dropped and counted.
+func (w *Writer) Enqueue(r *Record) {
+	if r == nil {
+		return
+	}
+	w.mu.RLock()
+	if !w.closed {
+		select {
+		case w.q <- r:
+			w.mu.RUnlock()
+			return
+		default:
+		}
+	}
+	w.mu.RUnlock()
+	w.dropped(1)
+}
+
+func (w *Writer) dropped(n int) {
+	w.metrics.dropped.Add(uint64(n))
+	now := time.Now().UnixNano()
+	if last := w.lastDropLog.Load(); now-last >= int64(10*time.Second) && w.lastDropLog.CompareAndSwap(last, now) {
+		w.log.Warn("capture: records dropped (queue full or closed); see cairn_capture_dropped_total",
+			"dropped_total", w.metrics.dropped.Load(), "queue_size", cap(w.q))
+	}
+}
+
+func (w *Writer) sinkError(sink int, err error) {
+	w.metrics.sinkErrors[sink].Add(1)
+	now := time.Now().UnixNano()
+	if last := w.lastErrLog.Load(); now-last >= int64(10*time.Second) && w.lastErrLog.CompareAndSwap(last, now) {
+		w.log.Error("capture: sink error", "sink", sinkNames[sink], "err", err)
+	}
+}
+
+// run is the writer goroutine.
+func (w *Writer) run() {
+	defer close(w.done)
+	tick := time.NewTicker(flushInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case r := <-w.q:
+			w.process(r)
+		case <-tick.C:
+			w.flush()
+			w.files.maybePrune()
+		case <-w.stop:
+			w.drain()
+			return
+		}
+	}
+}
+
+// drain processes what is left in the queue (no Enqueue can add more),
+// unless Close's deadline passes, then closes the sinks.
+func (w *Writer) drain() {
+	defer func() {
+		if err := w.files.closeFile(); err != nil {
+			w.sinkError(sinkFile, err)
+		}
+		if w.redis != nil {
+			close(w.redis.ch)
+		}
+	}()
+	for {
+		select {
+		case <-w.abort:
+			w.dropped(len(w.q))
+			return
+		default:
+		}
+		select {
+		case r := <-w.q:
+			w.process(r)
+		default:
+			return
+		}
+	}
+}
+
+func (w *Writer) flush() {
+	if err := w.files.flush(); err != nil {
+		w.sinkError(sinkFile, err)
+	}
+}
+
+// process masks r and hands it to metrics, observers, memory and sinks.
+func (w *Writer) process(r *Record) {
+	keep := r.Outcome != OutcomeOK || w.cap.SampleRate() >= 1 || w.rand() < w.cap.SampleRate()
+	w.masker.maskRecord(r, keep)
+	if r.ReceivedAt.IsZero() {
+		r.ReceivedAt = w.now()
+	}
+	r.ReceivedAt = r.ReceivedAt.UTC()
+	w.metrics.ObserveRecord(r)
+	for _, fn := range w.observers {
+		w.observe(fn, r)
+	}
+	w.mem.add(r)
+
+	w.buf.Reset()
+	if err := w.enc.Encode(r); err != nil {
+		// Only an invalid json.RawMessage can fail; masking guarantees
+		// valid JSON, so this is a bug, but the record is still kept.
+		w.log.Error("capture: encode record", "gateway_request_id", r.GatewayRequestID, "err", err)
+		r.Request, r.Response = nil, nil
+		w.buf.Reset()
+		if err := w.enc.Encode(r); err != nil {
+			w.sinkError(sinkFile, err)
+			return
+		}
+	}
+	line := w.buf.Bytes()
+	if err := w.files.write(line); err != nil {
+		w.sinkError(sinkFile, err)
+	} else {
+		w.metrics.written.Add(1)
+	}
+	if w.redis != nil {
+		w.redis.enqueue(redisItem{line: bytes.Clone(line[:len(line)-1]), ids: redisIDs(r)})
+	}
+}
+
+func (w *Writer) observe(fn func(*Record), r *Record) {
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("capture: observer panicked", "panic", fmt.Sprint(p), "gateway_request_id", r.GatewayRequestID)
+		}
+	}()
+	fn(r)
+}
+
+// Close stops accepting records, writes every queued record to the
+// observers and sinks, flushes, syncs and closes the capture file, and
+// waits for the Redis sink to drain, all within ctx. Records still queued
+// when ctx ends are dropped and counted. Close is safe to call more than
+// once and without Start.
+func (w *Writer) Close(ctx context.Context) error {
+	first := false
+	w.closeOnce.Do(func() {
+		first = true
+		w.mu.Lock()
+		w.closed = true
+		w.mu.Unlock()
+		if w.started.CompareAndSwap(false, true) {
+			// Never started: run the writer now just to drain.
+			if w.redis != nil {
+				go w.redis.run()
+			}
+			go w.run()
+		}
+		close(w.stop)
+	})
+	if !first {
+		select {
+		case <-w.done:
+		case <-ctx.Done():
+			return fmt.Errorf("close capture writer: %w", ctx.Err())
+		}
+	}
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		close(w.abort)
+		<-w.done
+		if w.redis != nil {
+			close(w.redis.abort)
+			<-w.redis.done
+			w.redis.fail(len(w.redis.ch), ctx.Err())
+		}
+		return fmt.Errorf("close capture writer: %w", ctx.Err())
+	}
+	if w.redis != nil {
+		select {
+		case <-w.redis.done:
+		case <-ctx.Done():
+			close(w.redis.abort)
+			<-w.redis.done
+			w.redis.fail(len(w.redis.ch), ctx.Err())
+			return fmt.Errorf("close capture writer: redis sink: %w", ctx.Err())
+		}
+	}
+	return nil
+}
+
+// Lookup finds the newest record carrying id as its gateway, provider
+// (final or any attempt's) or client request ID: first among the recent
+// records in memory, then through the Redis index (when configured, so
+// that records of other replicas are found), then in the capture files,
+// newest first. It returns ErrNotFound when none carries id. The record
+// is shared: do not modify it.
+func (w *Writer) Lookup(ctx context.Context, id string) (*Record, error) {
+	if id == "" {
+		return nil, ErrNotFound
+	}
+	ids := []string{id}
+	if masked := w.masker.String(id); masked != id {
+		ids = append(ids, masked) // client IDs are stored masked
+	}
+	for _, x := range ids {
+		if r := w.mem.lookup(x); r != nil {
+			return r, nil
+		}
+	}
+	var errs []error
+	if w.opt.Redis != nil {
+		rctx, cancel := context.WithTimeout(ctx, redisLookupTimeout)
+		for _, x := range ids {
+			r, err := redisLookup(rctx, w.opt.Redis, x)
+			if err == nil {
+				cancel()
+				return r, nil
+			}
+			if !errors.Is(err, ErrNotFound) {
+				errs = append(errs, err)
+				break
+			}
+		}
+		cancel()
+	}
+	for _, x := range ids {
+		r, err := findInFiles(ctx, filepath.Join(w.opt.DataDir, captureSubdir), x)
+		if err == nil {
+			return r, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			errs = append(errs, err)
+			break
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("lookup %w: %w", ErrNotFound, errors.Join(errs...))
+	}
+	return nil, ErrNotFound
+}
+
+// Recent returns up to n of the most recent records in memory for which
+// keep returns true (nil keeps all), newest first. keep runs under the
+// memory lock: it must be fast and must not call the Writer. The records
+// are shared: do not modify them.
+func (w *Writer) Recent(n int, keep func(*Record) bool) []*Record {
+	return w.mem.recent(n, keep)
+}

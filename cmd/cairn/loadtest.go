@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/cairnhq/cairn/loadtest"
+)
+
+// cmdLoadtest runs one benchmark or drill scenario on loopback and prints
+// its table; --json and --svg write the figures and the chart.
+func cmdLoadtest(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	jsonOut := fs.String("json", "", "write the figures as JSON to FILE")
+	svgOut := fs.String("svg", "", "write the chart as SVG to FILE")
+	quick := fs.Bool("quick", false, "smoke profile: seconds, small counts")
+	seconds := fs.Int("seconds", 0, "override each measured phase's length")
+	rate := fs.Float64("rate", 0, "override the fixed open-loop rate (requests/s)")
+	streams := fs.Int("streams", 0, "override the number of concurrent streams")
+	workDir := fs.String("work-dir", "", "keep configs, data and child logs here")
+	if err := fs.Parse(flagsAnywhere(args, map[string]bool{"json": true, "svg": true, "seconds": true, "rate": true, "streams": true, "work-dir": true})); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() != 1 {
+		return usageError{"loadtest SCENARIO; scenarios: " + strings.Join(loadtest.Scenarios(), ", ")}
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	rep, err := loadtest.Run(ctx, fs.Arg(0), loadtest.Options{
+		Binary: bin, Out: stderr, Quick: *quick, WorkDir: *workDir, Seconds: *seconds, Rate: *rate, Streams: *streams,
+	})
+	if rep != nil {
+		if werr := rep.WriteTable(stdout); werr != nil {
+			return werr
+		}
+		if *jsonOut != "" {
+			if werr := writeFile(*jsonOut, rep.WriteJSON); werr != nil {
+				return werr
+			}
+		}
+		if *svgOut != "" {
+			if werr := writeFile(*svgOut, rep.WriteSVG); werr != nil {
+				return werr
+			}
+		}
+	}
+	return err
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// cmdReference runs the stdlib httputil.ReverseProxy the benchmarks compare
+// against (hidden: only loadtest starts it).
+func cmdReference(args []string) error {
+	fs := flag.NewFlagSet("loadtest-reference", flag.ContinueOnError)
+	addr := fs.String("listen", "127.0.0.1:0", "address")
+	upstream := fs.String("upstream", "", "upstream base URL")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	stopc := make(chan struct{})
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() { <-sigs; close(stopc) }()
+	return loadtest.RunReference(*addr, *upstream, stopc)
+}

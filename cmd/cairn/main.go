@@ -1,0 +1,213 @@
+// Command cairn is the Cairn gateway: serve, check a config, explore
+// incidents and captured requests, run the demo, the mock provider and the
+// load scenarios.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cairnhq/cairn/configs"
+	"github.com/cairnhq/cairn/loadtest"
+	"github.com/cairnhq/cairn/proxy"
+)
+
+const usage = `cairn — an OpenAI-compatible LLM gateway that keeps the evidence
+
+usage:
+  cairn serve --config FILE                 run the gateway
+  cairn check --config FILE                 validate a config and exit
+  cairn demo [--data-dir DIR] [--serve]     the whole story in one command
+  cairn incidents list|show ID|postmortem ID|samples ID  (--data-dir DIR | --admin URL)
+  cairn requests show ID                    (--data-dir DIR | --admin URL)
+  cairn contract test FILE --config F --route R
+  cairn mock-provider --listen ADDR         an OpenAI-compatible fake upstream
+  cairn loadtest SCENARIO [--json FILE] [--svg FILE]
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:], stderr)
+	case "check":
+		err = cmdCheck(args[1:], stdout)
+	case "demo":
+		err = cmdDemo(args[1:], stdout, stderr)
+	case "incidents":
+		err = cmdIncidents(args[1:], stdout)
+	case "requests":
+		err = cmdRequests(args[1:], stdout)
+	case "contract":
+		err = cmdContract(args[1:], stdout)
+	case "mock-provider":
+		err = cmdMock(args[1:], stderr)
+	case "loadtest":
+		err = cmdLoadtest(args[1:], stdout, stderr)
+	case "loadtest-reference":
+		err = cmdReference(args[1:])
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "cairn: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "cairn %s: %v\n", args[0], err)
+			return 2
+		}
+		fmt.Fprintf(stderr, "cairn %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func newLogger(w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("CAIRN_LOG_LEVEL") == "debug" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func cmdCheck(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	path := fs.String("config", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if *path == "" {
+		return usageError{"--config is required"}
+	}
+	cfg, err := configs.LoadFile(*path)
+	if err != nil {
+		return fmt.Errorf("%s is invalid:\n%w", *path, err)
+	}
+	fmt.Fprintf(stdout, "ok: %s revision %s: %d providers, %d keys, %d routes, release %q\n",
+		*path, cfg.Revision, len(cfg.Providers), len(cfg.Keys), len(cfg.Routes), cfg.Release)
+	return nil
+}
+
+func cmdServe(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	path := fs.String("config", "", "config file")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if *path == "" {
+		return usageError{"--config is required"}
+	}
+	log := newLogger(stderr)
+	cfg, err := configs.LoadFile(*path)
+	if err != nil {
+		return fmt.Errorf("%s is invalid:\n%w", *path, err)
+	}
+	return serve(cfg, log, nil)
+}
+
+// serve runs a gateway until SIGTERM/SIGINT (drain, flush, exit 0) or
+// stop is closed; SIGHUP reloads the config file.
+func serve(cfg *configs.Config, log *slog.Logger, stop <-chan struct{}) error {
+	g, err := proxy.New(proxy.Options{Config: cfg, Logger: log})
+	if err != nil {
+		return err
+	}
+	api, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	admin, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		api.Close()
+		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	errc := make(chan error, 1)
+	go func() { errc <- g.Serve(api, admin) }()
+	for {
+		select {
+		case err := <-errc:
+			if err != nil {
+				return err
+			}
+			return nil
+		case <-stop:
+			return g.Shutdown(context.Background())
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				_, _, _ = g.Reload("sighup")
+				continue
+			}
+			log.Info("signal received; shutting down", "signal", s.String())
+			err := g.Shutdown(context.Background())
+			<-errc
+			return err
+		}
+	}
+}
+
+func cmdMock(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mock-provider", flag.ContinueOnError)
+	addr := fs.String("listen", "127.0.0.1:18090", "address to listen on")
+	latency := fs.Duration("latency", 0, "delay before each response")
+	chunkEvery := fs.Duration("chunk-interval", 0, "delay between stream chunks")
+	prefix := fs.String("request-id-prefix", "mock", "prefix of the mock's x-request-id")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	stop := make(chan struct{})
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() { <-sigs; close(stop) }()
+	fmt.Fprintf(stderr, "mock provider on http://%s/v1\n", *addr)
+	return loadtest.RunMockProvider(*addr, loadtest.MockOptions{Latency: *latency, ChunkInterval: *chunkEvery, RequestIDPrefix: *prefix}, stop)
+}
+
+// flagsAnywhere lets flags follow positional arguments
+// ("show ID --data-dir DIR") by moving them first.
+func flagsAnywhere(args []string, withValue map[string]bool) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "-") {
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if withValue[name] && !strings.Contains(a, "=") && i+1 < len(args) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return append(flags, pos...)
+}
+
+var _ = time.Second

@@ -1,0 +1,305 @@
+package incidents
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnhq/cairn/configs"
+)
+
+// Audit sources.
+const (
+	SourceStartup        = "startup"
+	SourceReload         = "reload"
+	SourceSIGHUP         = "sighup"
+	SourceRollbackAuto   = "rollback:auto"
+	SourceRollbackManual = "rollback:manual"
+	SourceIncident       = "incident" // an incident declared by hand
+)
+
+// AuditEntry is one change to the live state: a reload, a rollback, the
+// state at startup. Changes is the structured diff from the state before to
+// the state after.
+type AuditEntry struct {
+	ID       string           `json:"id"`
+	At       time.Time        `json:"at"`
+	Source   string           `json:"source"` // reload, sighup, rollback:auto, rollback:manual, startup
+	Actor    string           `json:"actor,omitempty"`
+	Reason   string           `json:"reason,omitempty"`
+	Route    string           `json:"route,omitempty"`
+	Revision string           `json:"config_revision"`
+	Changes  []configs.Change `json:"changes"`
+	// Replica is the replica that made the change, when known.
+	Replica string `json:"replica,omitempty"`
+}
+
+const (
+	auditFile = "audit.jsonl"
+	// auditRedisKey is a capped list shared by replicas.
+	auditRedisKey = "cairn:audit"
+	// auditRedisMax caps the shared list (LTRIM after every push).
+	auditRedisMax = 10000
+	// auditRedisTTL expires the shared list when nothing appends for this
+	// long.
+	auditRedisTTL = 90 * 24 * time.Hour
+	// auditMemoryMax bounds the entries kept in memory for List; the file
+	// keeps everything.
+	auditMemoryMax = 100000
+	// auditSkew is how far out of order entries from several replicas may
+	// be in the shared list.
+	auditSkew = 5 * time.Minute
+	// redisTimeout bounds every Redis call made off the hot path.
+	redisTimeout = time.Second
+)
+
+// Audit is the append-only log of changes to the live state, persisted as
+// JSONL in data_dir/audit.jsonl (one fsync per entry: changes are rare) and,
+// when Redis is configured, also in a capped Redis list shared by replicas.
+// All methods are safe for concurrent use; Close releases the file.
+type Audit struct {
+	path string
+	rdb  redis.UniversalClient
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	f       *os.File
+	entries []AuditEntry // local, oldest first, at most auditMemoryMax
+	seq     int64        // number of entries ever held; entries[0] has seq-len(entries)
+}
+
+// OpenAudit opens (creating if needed) dataDir/audit.jsonl and reads the
+// entries already there. A torn last line (a crash mid-write) is skipped.
+// rdb may be nil.
+func OpenAudit(dataDir string, rdb redis.UniversalClient, logger *slog.Logger) (*Audit, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create audit dir: %w", err)
+	}
+	a := &Audit{path: filepath.Join(dataDir, auditFile), rdb: rdb, log: logger}
+	f, err := os.OpenFile(a.path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open audit log: %w", err)
+	}
+	torn, err := a.load(f)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if torn {
+		// Start the next entry on its own line.
+		if _, err := f.Write([]byte("\n")); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("repair audit log: %w", err)
+		}
+	}
+	a.f = f
+	return a, nil
+}
+
+// load reads existing entries; it reports whether the file ends without a
+// newline.
+func (a *Audit) load(f *os.File) (torn bool, err error) {
+	r := bufio.NewReader(f)
+	line := 0
+	for {
+		b, err := r.ReadBytes('\n')
+		if len(b) > 0 {
+			line++
+			torn = b[len(b)-1] != '\n'
+			if t := bytes.TrimSpace(b); len(t) > 0 {
+				var e AuditEntry
+				if jerr := json.Unmarshal(t, &e); jerr != nil {
+					a.log.Warn("audit log: skipping unreadable line", "path", a.path, "line", line)
+				} else {
+					a.keep(e)
+				}
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return torn, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("read audit log: %w", err)
+		}
+	}
+}
+
+func (a *Audit) keep(e AuditEntry) {
+	if len(a.entries) >= auditMemoryMax {
+		n := copy(a.entries, a.entries[len(a.entries)/10:])
+		clear(a.entries[n:])
+		a.entries = a.entries[:n]
+	}
+	a.entries = append(a.entries, e)
+	a.seq++
+}
+
+// Append records e, filling ID and At when empty, and returns the entry as
+// stored. The local write is durable (fsync) before Append returns; a Redis
+// failure is logged, not returned, because the local log is authoritative.
+func (a *Audit) Append(e AuditEntry) (AuditEntry, error) {
+	if e.At.IsZero() {
+		e.At = time.Now()
+	}
+	e.At = e.At.UTC()
+	if e.ID == "" {
+		e.ID = newID("aud", e.At)
+	}
+	if e.Changes == nil {
+		e.Changes = []configs.Change{}
+	}
+	b, err := json.Marshal(e)
+	if err != nil {
+		return AuditEntry{}, fmt.Errorf("encode audit entry: %w", err)
+	}
+	a.mu.Lock()
+	if a.f == nil {
+		a.mu.Unlock()
+		return AuditEntry{}, errors.New("append audit entry: audit log is closed")
+	}
+	if _, err := a.f.Write(append(b, '\n')); err != nil {
+		a.mu.Unlock()
+		return AuditEntry{}, fmt.Errorf("append audit entry: %w", err)
+	}
+	if err := a.f.Sync(); err != nil {
+		a.mu.Unlock()
+		return AuditEntry{}, fmt.Errorf("sync audit log: %w", err)
+	}
+	a.keep(e)
+	a.mu.Unlock()
+
+	if a.rdb != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+		_, err := a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			p.RPush(ctx, auditRedisKey, b)
+			p.LTrim(ctx, auditRedisKey, -auditRedisMax, -1)
+			p.Expire(ctx, auditRedisKey, auditRedisTTL)
+			return nil
+		})
+		cancel()
+		if err != nil {
+			a.log.Warn("audit: redis append failed; entry kept locally", "id", e.ID, "err", err)
+		}
+	}
+	return e, nil
+}
+
+// List returns the entries at or after since, oldest first: this replica's
+// entries merged with the shared Redis list when configured (deduplicated
+// by ID). When Redis does not answer within a second, the local entries
+// are returned.
+func (a *Audit) List(since time.Time) []AuditEntry {
+	a.mu.Lock()
+	i, _ := slices.BinarySearchFunc(a.entries, since, func(e AuditEntry, t time.Time) int { return e.At.Compare(t) })
+	// Entries are appended in time order on one replica, but clocks can
+	// step back: filter rather than trust the search alone.
+	out := make([]AuditEntry, 0, len(a.entries)-i)
+	for _, e := range a.entries[max(0, i-16):] {
+		if !e.At.Before(since) {
+			out = append(out, e)
+		}
+	}
+	a.mu.Unlock()
+
+	if a.rdb != nil {
+		remote, err := a.listRedis(since)
+		if err != nil {
+			a.log.Warn("audit: redis list failed; showing local entries", "err", err)
+		}
+		seen := make(map[string]bool, len(out))
+		for _, e := range out {
+			seen[e.ID] = true
+		}
+		for _, e := range remote {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				out = append(out, e)
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(x, y AuditEntry) int {
+		if c := x.At.Compare(y.At); c != 0 {
+			return c
+		}
+		return strings.Compare(x.ID, y.ID)
+	})
+	return out
+}
+
+// listRedis reads the shared list from its newest end, a page at a time,
+// until it reaches entries older than since (entries arrive roughly in
+// time order; a few minutes of clock skew between replicas is tolerated).
+func (a *Audit) listRedis(since time.Time) ([]AuditEntry, error) {
+	const page = 200
+	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+	defer cancel()
+	var out []AuditEntry
+	for end := int64(-1); ; end -= page {
+		raw, err := a.rdb.LRange(ctx, auditRedisKey, end-page+1, end).Result()
+		if err != nil {
+			return out, err
+		}
+		older := false
+		for _, s := range raw {
+			var e AuditEntry
+			if json.Unmarshal([]byte(s), &e) != nil {
+				continue
+			}
+			if e.At.Before(since) {
+				older = older || e.At.Before(since.Add(-auditSkew))
+				continue
+			}
+			out = append(out, e)
+		}
+		if older || len(raw) < page {
+			return out, nil
+		}
+	}
+}
+
+// after returns this replica's entries appended after the seq-th entry
+// and the new seq, for the manager to follow changes as they happen.
+func (a *Audit) after(seq int64) ([]AuditEntry, int64) {
+	if a == nil {
+		return nil, seq
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	first := a.seq - int64(len(a.entries))
+	if seq >= a.seq {
+		return nil, a.seq
+	}
+	from := max(seq, first) - first
+	return slices.Clone(a.entries[from:]), a.seq
+}
+
+// Close closes the log file. Append fails afterwards; List keeps working.
+func (a *Audit) Close() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.f == nil {
+		return nil
+	}
+	err := a.f.Close()
+	a.f = nil
+	if err != nil {
+		return fmt.Errorf("close audit log: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,526 @@
+package incidents
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairnhq/cairn/capture"
+	"github.com/cairnhq/cairn/configs"
+)
+
+const pmTime = "2006-01-02 15:04:05.000"
+
+func ts(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format(pmTime)
+}
+
+// cell makes s safe inside a Markdown table cell.
+func cell(s string) string {
+	s = strings.ReplaceAll(s, "|", `\|`)
+	s = strings.ReplaceAll(s, "\r", " ")
+	return strings.ReplaceAll(s, "\n", " ")
+}
+
+// code wraps s in backticks that its own backticks cannot close.
+func code(s string) string {
+	fence := "`"
+	for strings.Contains(s, fence) {
+		fence += "`"
+	}
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		return fence + " " + s + " " + fence
+	}
+	return fence + s + fence
+}
+
+// RenderPostmortem drafts the incident's postmortem in Markdown: Summary,
+// Timeline (UTC), Impact and scope, Root cause (confirmed facts apart from
+// hypotheses), Why the checks missed it, Action items, Lessons and
+// Evidence. Facts come from the incident; hypotheses are labelled as such.
+func RenderPostmortem(i *Incident) string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	tr := i.Trigger
+	rs := i.State.Route(tr.Route)
+	verr := i.Verify()
+
+	w("# Postmortem draft: %s\n\n", oneLine(i.Symptom))
+	w("_Drafted by Cairn from incident %s (status **%s**). Confirmed facts come from the incident's frozen snapshot", code(i.ID), i.Status)
+	if verr == nil {
+		w(" (hash verified)")
+	} else {
+		w(" (**hash verification FAILED**: the snapshot was altered after the incident opened)")
+	}
+	w("; everything under hypotheses needs a human to confirm or reject it._\n\n")
+
+	// Summary.
+	w("## Summary\n\n")
+	w("%s.\n\n", strings.TrimSuffix(oneLine(i.Symptom), "."))
+	w("- **Where**: route %s", code(tr.Route))
+	if tr.Cohort != "" {
+		w(", cohort %s", code(tr.Cohort))
+	}
+	if tr.Target != "" {
+		w(", target %s", code(tr.Target))
+	}
+	w(".\n")
+	if tr.Signal != SignalDeclared {
+		w("- **Signal**: %s.\n", signalSentence(tr))
+	} else if i.Reason != "" {
+		w("- **Declared by hand**: %s.\n", oneLine(i.Reason))
+	}
+	w("- **Likely layer**: %s", i.Layer)
+	if i.LayerReason != "" {
+		w(" (%s)", i.LayerReason)
+	}
+	w(".\n")
+	w("- **First failure** %s UTC; **detected** %s UTC (%s later)", ts(i.FirstFailureAt), ts(i.DetectedAt), fmtDur(i.DetectedAt.Sub(i.FirstFailureAt)))
+	if i.MitigatedAt != nil {
+		w("; **mitigated** %s UTC (%s after the first failure)", ts(*i.MitigatedAt), fmtDur(i.MitigatedAt.Sub(i.FirstFailureAt)))
+	}
+	if i.ResolvedAt != nil {
+		w("; **resolved** %s UTC", ts(*i.ResolvedAt))
+	}
+	w(".\n")
+	if acts := actionsOf(i, "rollback"); len(acts) > 0 {
+		w("- **Mitigation**: %s.\n", strings.Join(acts, "; "))
+	} else {
+		w("- **Mitigation**: no rollback was made.\n")
+	}
+	w("- **Impact**: %d of %d requests on the route failed during the incident; %d tokens were spent on failed requests.\n",
+		i.Scope.Failed, i.Scope.Requests, i.Cost.FailedTokens)
+	if len(i.Waves) > 1 {
+		w("- **Waves**: the signal fired %d times while the incident was open or mitigated.\n", len(i.Waves))
+	}
+	w("\n")
+
+	// Timeline.
+	w("## Timeline (UTC)\n\n")
+	w("| Time (UTC) | Event | Details |\n|---|---|---|\n")
+	for _, e := range i.Timeline {
+		details := e.Message
+		if e.Replica != "" {
+			details += " [" + e.Replica + "]"
+		}
+		w("| %s | %s | %s |\n", ts(e.At), cell(e.Kind), cell(details))
+	}
+	w("\n")
+
+	// Impact.
+	w("## Impact and scope\n\n")
+	w("- Requests on route %s from the detection window's start to resolution: %d, of which %d failed (%s).\n",
+		code(tr.Route), i.Scope.Requests, i.Scope.Failed, pct(safeDiv(i.Scope.Failed, i.Scope.Requests)))
+	w("- Tokens spent on failed requests: %d (%d prompt, %d completion); all tokens on the route in that time: %d.\n",
+		i.Cost.FailedTokens, i.Cost.FailedPromptTokens, i.Cost.FailedCompletionTokens, i.Cost.TotalTokens)
+	for _, t := range []struct {
+		name string
+		m    map[string]int64
+	}{{"key", i.Scope.ByKey}, {"client", i.Scope.ByClient}, {"target", i.Scope.ByTarget}} {
+		w("\nFailed requests by %s:\n\n", t.name)
+		if len(t.m) == 0 {
+			w("_none recorded_\n")
+			continue
+		}
+		w("| %s | Failed |\n|---|---|\n", strings.ToUpper(t.name[:1])+t.name[1:])
+		for _, k := range sortedByCount(t.m) {
+			w("| %s | %d |\n", cell(k), t.m[k])
+		}
+	}
+	if i.Scope.Sampled {
+		w("\n_The breakdowns were partly rebuilt from sampled records; the totals are exact._\n")
+	}
+	if len(i.Waves) > 0 {
+		w("\n| Wave | Detected (UTC) | Signal | Cohort | Target | Observed | Threshold | Requests | Replica | Rolled back |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		for _, v := range i.Waves {
+			w("| %d | %s | %s | %s | %s | %s | %s | %d | %s | %t |\n", v.N, ts(v.DetectedAt), v.Signal, cell(v.Cohort), cell(v.Target),
+				fmtValue(tr.Unit, v.Observed), fmtValue(tr.Unit, v.Threshold), v.Requests, cell(v.Replica), v.RolledBack)
+		}
+	}
+	w("\n")
+
+	// Root cause.
+	w("## Root cause\n\n### Confirmed facts\n\n")
+	if tr.Signal != SignalDeclared {
+		w("- %s.\n", strings.ToUpper(signalSentence(tr)[:1])+signalSentence(tr)[1:])
+	}
+	if rs != nil {
+		w("- At detection (before any rollback), route %s served %s with prompt version %s and contract mode %s.\n",
+			code(tr.Route), weightsSentence(rs), code(orNone(rs.Prompt.Version)), code(orNone(rs.Contract.Mode)))
+		if len(rs.Flags) > 0 {
+			w("- Flags at detection: %s.\n", code(flagsString(rs.Flags)))
+		}
+	}
+	if len(i.Changes) == 0 {
+		w("- No change to the route or the gateway was recorded in the lookback before the first failure.\n")
+	}
+	for _, e := range i.Changes {
+		w("- %s UTC, %s before the first failure: %s.\n", ts(e.At), fmtDur(i.FirstFailureAt.Sub(e.At)), describeEntry(e))
+	}
+	if s := failureSummary(i.Samples.During); s != "" {
+		w("- The first failing samples: %s.\n", s)
+	}
+	for _, a := range i.Actions {
+		if a.Kind == "rollback" {
+			if a.OK {
+				w("- %s UTC: %s.\n", ts(a.At), a.Message)
+			} else {
+				w("- %s UTC: %s: %s.\n", ts(a.At), a.Message, a.Error)
+			}
+		}
+	}
+	if n := len(i.Samples.After); n > 0 {
+		w("- After mitigation, the first %d request(s) on the route succeeded (see the after samples).\n", n)
+	}
+	w("\n### Hypotheses (unconfirmed)\n\n")
+	for _, h := range hypotheses(i, rs) {
+		w("- %s\n", h)
+	}
+	w("\n")
+
+	// Why the checks missed it.
+	w("## Why the checks missed it\n\n")
+	for _, s := range missedChecks(i, rs) {
+		w("- %s\n", s)
+	}
+	w("\n")
+
+	// Action items.
+	deadline := i.OpenedAt.UTC().AddDate(0, 0, 7).Format("2006-01-02") + " (proposed)"
+	w("## Action items\n\n| Action | Owner | Deadline | How it is verified |\n|---|---|---|---|\n")
+	for _, a := range actionItems(i, rs) {
+		w("| %s | _unassigned_ | %s | %s |\n", cell(a[0]), deadline, cell(a[1]))
+	}
+	w("\n")
+
+	// Lessons.
+	w("## Lessons\n\n")
+	for _, s := range lessons(i) {
+		w("- %s\n", s)
+	}
+	w("\n")
+
+	// Evidence.
+	w("## Evidence\n\n")
+	w("- Incident: %s (opened %s UTC by replica %s)\n", code(i.ID), ts(i.OpenedAt), code(orNone(i.Replica)))
+	if verr == nil {
+		w("- Frozen hash: %s (verified)\n", code(i.FrozenHash))
+	} else {
+		w("- Frozen hash: %s (**FAILED**: %s)\n", code(i.FrozenHash), verr)
+	}
+	w("- Config revision %s, release %s, state taken %s UTC\n", code(orNone(i.State.Revision)), code(orNone(i.State.Release)), ts(i.State.TakenAt))
+	if rs != nil {
+		w("\nFrozen weights of route %s:\n\n| Cohort | Target | Weight | Configured weight |\n|---|---|---|---|\n", code(tr.Route))
+		for _, t := range rs.Targets {
+			w("| %s | %s/%s | %d | %d |\n", cell(t.Cohort), cell(t.Provider), cell(t.Model), t.Weight, t.ConfiguredWeight)
+		}
+	}
+	w("\nPrompt changes in the lookback:\n\n")
+	if pd := promptDiff(i.Changes); len(pd) > 0 {
+		for _, s := range pd {
+			w("- %s\n", s)
+		}
+	} else {
+		w("_none recorded_")
+		if rs != nil {
+			w(" (prompt version at detection: %s)", code(orNone(rs.Prompt.Version)))
+		}
+		w("\n")
+	}
+	w("\nRequest IDs of the samples:\n\n| Phase | Gateway request ID | Provider request ID | Received (UTC) | Cohort | Target | Outcome | Status | Latency (ms) |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, ph := range phases(i) {
+		for _, r := range ph.recs {
+			w("| %s | %s | %s | %s | %s | %s/%s | %s | %d | %.0f |\n", ph.name, code(r.GatewayRequestID), code(orNone(r.ProviderRequestID)),
+				ts(r.ReceivedAt), cell(r.Cohort), cell(r.Provider), cell(r.Model), r.Outcome, r.Status, r.LatencyMS)
+		}
+	}
+	w("\nSamples (masked capture records):\n")
+	for _, ph := range phases(i) {
+		w("\n### %s samples\n\n", strings.ToUpper(ph.name[:1])+ph.name[1:])
+		if len(ph.recs) == 0 {
+			w("_none_\n")
+			continue
+		}
+		for _, r := range ph.recs {
+			js, _ := json.MarshalIndent(r, "", "  ")
+			fence := "```"
+			for bytes.Contains(js, []byte(fence)) {
+				fence += "`"
+			}
+			w("%sjson\n%s\n%s\n\n", fence, js, fence)
+		}
+	}
+	return b.String()
+}
+
+type phase struct {
+	name string
+	recs []capture.Record
+}
+
+func phases(i *Incident) []phase {
+	return []phase{{"before", i.Samples.Before}, {"during", i.Samples.During}, {"after", i.Samples.After}}
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+func safeDiv(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func fmtValue(unit string, v float64) string {
+	switch unit {
+	case "ms":
+		return fmt.Sprintf("%.0f ms", v)
+	case "tokens":
+		return fmt.Sprintf("%.0f", v)
+	}
+	return pct(v)
+}
+
+func signalSentence(tr Trigger) string {
+	s := fmt.Sprintf("%s was %s against a threshold of %s over %d requests (%d bad) in a %s window",
+		tr.Signal, fmtValue(tr.Unit, tr.Observed), fmtValue(tr.Unit, tr.Threshold), tr.Requests, tr.Failed, fmtDur(tr.Window.D()))
+	if tr.BaselineSource != "" {
+		s += fmt.Sprintf("; the baseline was %s (%s)", fmtValue(tr.Unit, tr.Baseline), tr.BaselineSource)
+	}
+	return s
+}
+
+func actionsOf(i *Incident, kind string) []string {
+	var out []string
+	for _, a := range i.Actions {
+		if a.Kind == kind {
+			if a.OK {
+				out = append(out, fmt.Sprintf("%s at %s UTC", a.Message, ts(a.At)))
+			} else {
+				out = append(out, fmt.Sprintf("%s at %s UTC (%s)", a.Message, ts(a.At), a.Error))
+			}
+		}
+	}
+	return out
+}
+
+func sortedByCount(m map[string]int64) []string {
+	ks := slices.Collect(maps.Keys(m))
+	slices.SortFunc(ks, func(a, b string) int {
+		if m[a] != m[b] {
+			if m[a] > m[b] {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	return ks
+}
+
+func weightsSentence(rs *configs.RouteState) string {
+	var parts []string
+	total := 0
+	for _, t := range rs.Targets {
+		total += t.Weight
+	}
+	for _, t := range rs.Targets {
+		parts = append(parts, fmt.Sprintf("cohort %s → %s/%s at weight %d (%s)", code(t.Cohort), t.Provider, t.Model, t.Weight, pct(safeDiv(int64(t.Weight), int64(total)))))
+	}
+	if len(parts) == 0 {
+		return "no targets"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func flagsString(f map[string]any) string {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return fmt.Sprint(f)
+	}
+	return string(b)
+}
+
+// failureSummary groups the failing samples by outcome and reason.
+func failureSummary(rs []capture.Record) string {
+	if len(rs) == 0 {
+		return ""
+	}
+	counts := map[string]int64{}
+	for _, r := range rs {
+		k := r.Outcome
+		if r.Status != 0 {
+			k += fmt.Sprintf(" (status %d)", r.Status)
+		}
+		if r.Contract.Verdict == capture.VerdictFail && len(r.Contract.Reasons) > 0 {
+			k += ": " + clip(r.Contract.Reasons[0], 120)
+		} else if r.Error != "" {
+			k += ": " + clip(r.Error, 120)
+		}
+		counts[k]++
+	}
+	var parts []string
+	for _, k := range sortedByCount(counts) {
+		parts = append(parts, fmt.Sprintf("%d× %s", counts[k], k))
+	}
+	return strings.Join(parts, "; ")
+}
+
+func promptDiff(changes []AuditEntry) []string {
+	var out []string
+	for _, e := range changes {
+		for _, c := range e.Changes {
+			if strings.Contains(c.Path, ".prompt.") {
+				out = append(out, fmt.Sprintf("%s UTC (%s): %s %s → %s", ts(e.At), e.Source, code(c.Path), code(fmtVal(c.From)), code(fmtVal(c.To))))
+			}
+		}
+	}
+	return out
+}
+
+func hypotheses(i *Incident, rs *configs.RouteState) []string {
+	tr := i.Trigger
+	var out []string
+	switch i.Layer {
+	case LayerContract:
+		out = append(out, fmt.Sprintf("The responses of %s no longer satisfy the route's contract: the model's output format changed or the prompt no longer asks for it clearly enough.", who(tr.Cohort, tr.Target)))
+	case LayerProvider:
+		out = append(out, fmt.Sprintf("The provider behind %s degraded (errors, slowness or longer answers) independently of this gateway.", who(tr.Cohort, tr.Target)))
+	case LayerTransport:
+		out = append(out, fmt.Sprintf("The network path to the provider behind %s broke (timeouts, refused or reset connections).", who(tr.Cohort, tr.Target)))
+	case LayerRateLimit:
+		out = append(out, "The provider's rate limit for this account was reached: traffic grew, or the limit was lowered.")
+	case LayerRouting:
+		out = append(out, "The route's own configuration (prompt, targets or flags) changed the requests in a way the upstream handles badly.")
+	}
+	for _, e := range i.Changes {
+		if len(e.Changes) == 0 {
+			continue
+		}
+		out = append(out, fmt.Sprintf("The change at %s UTC (%s, %s before the first failure) caused it: %s. Compare the before and during samples.",
+			ts(e.At), e.Source, fmtDur(i.FirstFailureAt.Sub(e.At)), describeChange(e.Changes[0])))
+	}
+	if tr.Cohort != "" && tr.BaselineSource != "" && !strings.Contains(tr.BaselineSource, "earlier") {
+		out = append(out, fmt.Sprintf("The failure is specific to cohort %s: %s stayed at %s in the same window.", tr.Cohort, strings.TrimSuffix(tr.BaselineSource, ", same window"), fmtValue(tr.Unit, tr.Baseline)))
+	}
+	if len(out) == 0 {
+		out = append(out, "No hypothesis could be derived from the recorded facts; start from the during samples.")
+	}
+	return out
+}
+
+func missedChecks(i *Incident, rs *configs.RouteState) []string {
+	var out []string
+	tr := i.Trigger
+	if rs != nil {
+		switch {
+		case rs.Contract.SchemaFile == "" && tr.Signal == SignalContractFailureRate:
+			out = append(out, "The route has no schema file: only the request's own response_format or tool schemas were checked.")
+		case rs.Contract.Mode == configs.ModeObserve:
+			out = append(out, "The route's contract runs in observe mode: failing responses were recorded but still reached clients.")
+		case rs.Contract.Mode == configs.ModeEnforce && !rs.Contract.BufferStreams && slices.ContainsFunc(i.Samples.During, func(r capture.Record) bool { return r.Params.Stream }):
+			out = append(out, "The contract runs in enforce mode, but streams are not buffered: a streamed response is judged only after the client received it.")
+		case rs.Contract.Mode == configs.ModeEnforce:
+			out = append(out, "The contract runs in enforce mode: failing non-streaming responses were replaced by a fallback or a 502, so clients still saw errors.")
+		}
+		if tr.Cohort != "" {
+			w := cohortWeight(i.State, tr.Route, tr.Cohort)
+			total := 0
+			for _, t := range rs.Targets {
+				total += t.Weight
+			}
+			out = append(out, fmt.Sprintf("Cohort %s took %s of the route's traffic: no test before the rollout exercised its target with production-like requests (unconfirmed).", tr.Cohort, pct(safeDiv(int64(w), int64(total)))))
+		}
+		if !rs.AutoRollback && tr.Cohort != "" {
+			out = append(out, "auto_rollback is off for the route: the failing cohort kept its traffic until a human acted.")
+		}
+	}
+	out = append(out, fmt.Sprintf("Detection needs a %s window holding enough requests: it came %s after the first failure.", fmtDur(tr.Window.D()), fmtDur(i.DetectedAt.Sub(i.FirstFailureAt))))
+	if len(i.Changes) > 0 {
+		out = append(out, "The change before the first failure went live without replaying recorded traffic against the route's contract.")
+	}
+	return out
+}
+
+func actionItems(i *Incident, rs *configs.RouteState) [][2]string {
+	tr := i.Trigger
+	cfg := "CONFIG"
+	items := [][2]string{{
+		"Add a contract test from the failing samples",
+		fmt.Sprintf("`cairn incidents samples %s > fixtures.jsonl && cairn contract test fixtures.jsonl --config %s --route %s` passes in CI", i.ID, cfg, tr.Route),
+	}}
+	switch i.Layer {
+	case LayerContract:
+		items = append(items, [2]string{
+			fmt.Sprintf("Fix the prompt or model of %s so that its output satisfies the contract", who(tr.Cohort, tr.Target)),
+			"The contract test above passes against the fixed target before the cohort gets weight again",
+		})
+	case LayerProvider, LayerTransport:
+		items = append(items, [2]string{
+			fmt.Sprintf("Ask the provider about %s with the provider request IDs in the evidence", orNone(tr.Target)),
+			"The provider's answer is linked in this postmortem",
+		})
+	case LayerRateLimit:
+		items = append(items, [2]string{
+			"Raise the provider quota or lower the keys' rpm/tpm so the gateway refuses before the provider does",
+			"`GET /admin/state` shows the new key limits; no upstream_rate_limited records under the same load",
+		})
+	case LayerRouting:
+		items = append(items, [2]string{
+			"Review the route change that preceded the failure and gate such changes on a contract test",
+			"The change is reverted or re-applied with the contract test passing",
+		})
+	}
+	if rs != nil && tr.Cohort != "" && !rs.AutoRollback {
+		items = append(items, [2]string{
+			fmt.Sprintf("Turn auto_rollback on for route %s", tr.Route),
+			fmt.Sprintf("`cairn check --config %s` passes and `GET /admin/state` shows auto_rollback: true for %s", cfg, tr.Route),
+		})
+	}
+	if rs != nil && rs.Contract.Mode == configs.ModeObserve && tr.Signal == SignalContractFailureRate {
+		items = append(items, [2]string{
+			fmt.Sprintf("Consider contract mode enforce for route %s", tr.Route),
+			"A replay of the failing samples returns a fallback's answer or a 502 instead of the broken content",
+		})
+	}
+	return items
+}
+
+func lessons(i *Incident) []string {
+	var out []string
+	if i.Trigger.Signal != SignalDeclared {
+		out = append(out, fmt.Sprintf("What went well: the gateway detected the failure %s after the first failing request and froze the state before touching it.", fmtDur(i.DetectedAt.Sub(i.FirstFailureAt))))
+	}
+	if i.MitigatedAt != nil {
+		out = append(out, fmt.Sprintf("Mitigation came %s after the first failure; %d requests failed in total.", fmtDur(i.MitigatedAt.Sub(i.FirstFailureAt)), i.Scope.Failed))
+	} else {
+		out = append(out, fmt.Sprintf("The incident was not mitigated; %d requests failed so far.", i.Scope.Failed))
+	}
+	if len(i.Changes) > 0 {
+		out = append(out, "A change preceded the failure: changes to this route should be gated on replayed traffic (to be confirmed in review).")
+	}
+	out = append(out, "To discuss in review: where we got lucky, and what would have caught this before production.")
+	return out
+}
+
+// WriteSamplesJSONL writes the incident's failing samples as JSONL: one
+// masked capture.Record per line, the fixture format of `cairn contract
+// test`.
+func WriteSamplesJSONL(w io.Writer, i *Incident) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	for k := range i.Samples.During {
+		if err := enc.Encode(&i.Samples.During[k]); err != nil {
+			return fmt.Errorf("write samples of %s: %w", i.ID, err)
+		}
+	}
+	return nil
+}

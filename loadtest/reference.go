@@ -1,0 +1,96 @@
+package loadtest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+)
+
+// Reference proxy tuning: the floor any Go proxy should beat is the standard
+// library's ReverseProxy with a Transport that keeps enough idle upstream
+// connections for the benchmark's concurrency (the default of 2 idle
+// connections per host would measure connection churn, not proxying).
+const (
+	referenceIdleConns   = 4096
+	referenceDrainWait   = 5 * time.Second
+	referenceReadHeader  = 10 * time.Second
+	referenceIdleTimeout = 60 * time.Second
+)
+
+// NewReferenceProxy returns Go's net/http/httputil.ReverseProxy forwarding
+// every request to upstream (a base URL such as "http://127.0.0.1:9000"),
+// tuned as a production Go proxy would be: keep-alive pools sized for high
+// concurrency, no compression, and FlushInterval -1 so SSE is flushed per
+// write. The handler is safe for concurrent use and lives as long as its
+// Transport; callers own neither.
+func NewReferenceProxy(upstream string) (http.Handler, error) {
+	u, err := url.Parse(upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("reference proxy: upstream %q is not an http(s) URL", upstream)
+	}
+	tr := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          referenceIdleConns,
+		MaxIdleConnsPerHost:   referenceIdleConns,
+		IdleConnTimeout:       90 * time.Second,
+		DisableCompression:    true,
+		ResponseHeaderTimeout: 60 * time.Second,
+		ForceAttemptHTTP2:     false,
+	}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(u)
+			pr.Out.Host = u.Host
+		},
+		Transport:     tr,
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadGateway)
+			fmt.Fprintf(w, `{"error":{"message":"reference proxy: upstream failed","type":"server_error","param":null,"code":null}}`)
+		},
+	}
+	return rp, nil
+}
+
+// RunReference serves NewReferenceProxy(upstream) on addr until stop is
+// closed, then drains for up to 5 s (the hidden
+// `cairn loadtest-reference --listen ADDR --upstream URL` subcommand).
+func RunReference(addr, upstream string, stop <-chan struct{}) error {
+	h, err := NewReferenceProxy(upstream)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("reference proxy listen %s: %w", addr, err)
+	}
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: referenceReadHeader,
+		IdleTimeout:       referenceIdleTimeout,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("reference proxy %s: %w", addr, err)
+		}
+		return nil
+	case <-stop:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), referenceDrainWait)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("reference proxy shutdown: %w", err)
+	}
+	<-errc
+	return nil
+}

@@ -1,0 +1,516 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnhq/cairn/configs"
+)
+
+// drillReq is what the drill keeps of one request.
+type drillReq struct {
+	sent, done time.Time
+	status     int
+	contract   string
+	cohort     string
+	err        bool
+}
+
+// bad reports whether the client got a failed answer: an error, a non-200,
+// or a reply that broke the route's contract.
+func (q drillReq) bad() bool { return q.err || q.status != 200 || q.contract == "fail" }
+
+// drillIncident is the part of an incident the drill reads.
+type drillIncident struct {
+	ID             string    `json:"id"`
+	Status         string    `json:"status"`
+	OpenedAt       time.Time `json:"opened_at"`
+	FirstFailureAt time.Time `json:"first_failure_at"`
+	DetectedAt     time.Time `json:"detected_at"`
+	Route          string    `json:"route"`
+	Cohort         string    `json:"cohort"`
+	Signal         string    `json:"signal"`
+	Trigger        struct {
+		Route  string `json:"route"`
+		Cohort string `json:"cohort"`
+		Signal string `json:"signal"`
+	} `json:"trigger"`
+	Actions []struct {
+		At   time.Time `json:"at"`
+		Kind string    `json:"kind"`
+		OK   bool      `json:"ok"`
+	} `json:"actions"`
+}
+
+// drillWatch is what the admin poller observed. Safe for concurrent use.
+type drillWatch struct {
+	mu           sync.Mutex
+	incidentSeen time.Time
+	incident     drillIncident
+	rollbackSeen time.Time
+	polls        int
+	pollErrors   int
+	lastErr      string
+}
+
+func (w *drillWatch) snapshot() (incSeen, rbSeen time.Time, inc drillIncident) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.incidentSeen, w.rollbackSeen, w.incident
+}
+
+const drillRoute = "support-bot"
+
+// runDrill runs steady traffic on a route with a 20% canary, makes the
+// canary return broken JSON at a fixed time, and measures the time from
+// the first bad response to the incident and to the automatic rollback,
+// the requests that failed in between, and that none failed after.
+func runDrill(e *runEnv) error {
+	rate := e.rate(200, 100)
+	pre := e.phase(10*time.Second, 3*time.Second)
+	post := pick(e, 10*time.Second, 2*time.Second)
+	maxWait := pick(e, 30*time.Second, 15*time.Second)
+	r := e.rep
+	r.Params["rate_rps"] = rate
+	r.Params["before_fault_s"] = pre.Seconds()
+	r.Params["after_rollback_s"] = post.Seconds()
+	r.Params["canary_weight_pct"] = 20
+	r.Params["detection_window_s"] = 10
+	r.Params["detection_min_requests"] = 10
+
+	e.progress("starting the stable and canary mocks and cairn")
+	stableAddr, err := e.startMock(mockSpec{name: "mock-stable", prefix: "stable"})
+	if err != nil {
+		return err
+	}
+	canaryAddr, err := e.startMock(mockSpec{name: "mock-canary", prefix: "canary"})
+	if err != nil {
+		return err
+	}
+	schema, err := e.writeSchema()
+	if err != nil {
+		return err
+	}
+	key, secret := benchKey("drill", 0)
+	gw, err := e.startGateway("cairn", configs.Config{
+		Release: "loadtest-drill",
+		Providers: []configs.Provider{
+			{Name: "mock-stable", BaseURL: "http://" + stableAddr + "/v1", Timeout: configs.Duration(10 * time.Second)},
+			{Name: "mock-canary", BaseURL: "http://" + canaryAddr + "/v1", Timeout: configs.Duration(10 * time.Second)},
+		},
+		Keys: []configs.Key{key},
+		Routes: []configs.Route{{
+			Name:   drillRoute,
+			Prompt: configs.Prompt{Version: "v1", System: "Answer in JSON."},
+			Sticky: "user",
+			Targets: []configs.Target{
+				{Provider: "mock-stable", Model: "gpt-4o-mini", Weight: intp(80), Cohort: "stable"},
+				{Provider: "mock-canary", Model: "gpt-4.1-mini", Weight: intp(20), Cohort: "canary"},
+			},
+			Contract:     configs.Contract{Mode: configs.ModeObserve, SchemaFile: schema},
+			AutoRollback: true,
+		}},
+		Detection: configs.Detection{Window: configs.Duration(10 * time.Second), MinRequests: 10},
+	})
+	if err != nil {
+		return err
+	}
+	client := newChatClient(gw.api, secret, 1024)
+	bodies := make([][]byte, 4096)
+	for i := range bodies {
+		bodies[i] = benchBody(drillRoute, fmt.Sprintf("user-%08x", rand.Uint32()), false)
+	}
+	// Warm the connections without touching the detector's picture much.
+	ClosedLoop{Workers: 4, MaxRequests: 20, Duration: 2 * time.Second}.Run(e.ctx, func(ctx context.Context, seq int) error {
+		_, err := client.post(ctx, bodies[seq%len(bodies)])
+		return err
+	})
+
+	total := pre + maxWait + post
+	capacity := int(math.Ceil(rate*total.Seconds())) + 1
+	reqs := make([]drillReq, capacity)
+	var used atomic.Int64
+	loadCtx, stopLoad := context.WithCancel(e.ctx)
+	defer stopLoad()
+	watchCtx, stopWatch := context.WithCancel(e.ctx)
+	defer stopWatch()
+	watch := &drillWatch{}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		e.drillPoll(watchCtx, gw.admin, watch)
+	}()
+
+	loadStart := time.Now()
+	loadDone := make(chan Result, 1)
+	go func() {
+		loadDone <- OpenLoop{Rate: rate, Duration: total, MaxInFlight: 2048, Drain: 10 * time.Second}.Run(loadCtx, func(ctx context.Context, seq int) error {
+			if seq >= len(reqs) {
+				return nil
+			}
+			q := &reqs[seq]
+			q.sent = time.Now()
+			o, err := client.post(ctx, bodies[seq%len(bodies)])
+			q.done = time.Now()
+			q.status, q.contract, q.cohort, q.err = o.status, o.contract, o.cohort, err != nil
+			for {
+				u := used.Load()
+				if int64(seq+1) <= u || used.CompareAndSwap(u, int64(seq+1)) {
+					break
+				}
+			}
+			if err != nil {
+				return err
+			}
+			if o.status != 200 {
+				return statusError(o)
+			}
+			return nil
+		})
+	}()
+
+	e.progress("steady traffic at %g RPS for %s before the fault", rate, pre)
+	if !sleepCtx(e.ctx, pre) {
+		return e.ctx.Err()
+	}
+	incBefore, _, _ := watch.snapshot()
+	ctl := MockControl{BaseURL: "http://" + canaryAddr}
+	if err := ctl.SetFault(e.ctx, "*", Fault{BrokenJSON: true}); err != nil {
+		return fmt.Errorf("break the canary: %w", err)
+	}
+	flipAt := time.Now()
+	e.progress("canary now returns broken JSON; waiting for the incident and the rollback (at most %s)", maxWait)
+	deadline := time.NewTimer(maxWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	rolledBack := false
+wait:
+	for {
+		select {
+		case <-e.ctx.Done():
+			return e.ctx.Err()
+		case <-deadline.C:
+			break wait
+		case <-tick.C:
+			if _, rb, _ := watch.snapshot(); !rb.IsZero() {
+				rolledBack = true
+				break wait
+			}
+			if err := alive(gw.child); err != nil {
+				return err
+			}
+		}
+	}
+	if rolledBack {
+		e.progress("rollback seen %s after the fault; %s more traffic", time.Since(flipAt).Round(time.Millisecond), post)
+		sleepCtx(e.ctx, post)
+	} else {
+		e.progress("no rollback within %s of the fault", maxWait)
+	}
+	stopLoad()
+	load := <-loadDone
+	// One more look at the incident, for its rollback action.
+	sleepCtx(e.ctx, 50*time.Millisecond)
+	stopWatch()
+	wg.Wait()
+	if err := alive(gw.child); err != nil {
+		return err
+	}
+	incSeen, rbSeen, inc := watch.snapshot()
+	if inc.ID != "" {
+		if full, err := fetchIncident(e.ctx, gw.admin, inc.ID); err == nil {
+			inc = full
+		} else {
+			r.note("could not read incident %s: %v", inc.ID, err)
+		}
+	}
+	var rollbackAt time.Time
+	for _, a := range inc.Actions {
+		if a.Kind == "rollback" && a.OK {
+			rollbackAt = a.At
+			break
+		}
+	}
+	if rollbackAt.IsZero() {
+		rollbackAt = rbSeen
+	}
+
+	// Analyse the requests.
+	n := int(min(used.Load(), int64(len(reqs))))
+	var firstBad time.Time
+	var badBeforeFault, badBetween, badAfter, canaryAfter, errorsTotal, canaryBefore, sentBefore int
+	var lateAfter time.Duration
+	for _, q := range reqs[:n] {
+		if q.sent.IsZero() {
+			continue
+		}
+		if q.err || q.status != 200 {
+			errorsTotal++
+		}
+		if q.sent.Before(flipAt) {
+			sentBefore++
+			if q.cohort == "canary" {
+				canaryBefore++
+			}
+		}
+		after := !rollbackAt.IsZero() && q.sent.After(rollbackAt)
+		if after && q.cohort == "canary" {
+			canaryAfter++
+		}
+		if !q.bad() {
+			continue
+		}
+		switch {
+		case q.done.Before(flipAt):
+			badBeforeFault++
+		case after:
+			badAfter++
+			lateAfter = max(lateAfter, q.sent.Sub(rollbackAt))
+		default:
+			badBetween++
+		}
+		if !q.done.Before(flipAt) && (firstBad.IsZero() || q.done.Before(firstBad)) {
+			firstBad = q.done
+		}
+	}
+	sec := func(a, b time.Time) float64 {
+		if a.IsZero() || b.IsZero() {
+			return nan()
+		}
+		return b.Sub(a).Seconds()
+	}
+	detected := inc.DetectedAt
+	if detected.IsZero() {
+		detected = inc.OpenedAt
+	}
+	timing := Table{
+		Title:   fmt.Sprintf("canary drill: %g RPS, the 20%% canary turns to broken JSON at t=%.1fs", rate, flipAt.Sub(loadStart).Seconds()),
+		Columns: []Column{{Key: "v", Title: "time", Unit: "s"}},
+	}
+	timing.add("fault injected → first bad response", map[string]float64{"v": sec(flipAt, firstBad)})
+	timing.add("first bad response → incident detected (gateway clock)", map[string]float64{"v": sec(firstBad, detected)})
+	timing.add("first bad response → incident seen on /admin/incidents", map[string]float64{"v": sec(firstBad, incSeen)})
+	timing.add("first bad response → rollback (gateway clock)", map[string]float64{"v": sec(firstBad, rollbackAt)})
+	timing.add("first bad response → rollback seen on /admin/state", map[string]float64{"v": sec(firstBad, rbSeen)})
+	reqTab := Table{
+		Title:   "requests",
+		Columns: []Column{{Key: "v", Title: "count", Unit: "count"}},
+	}
+	reqTab.add("sent", map[string]float64{"v": float64(load.Sent)})
+	reqTab.add("failed before the fault", map[string]float64{"v": float64(badBeforeFault)})
+	reqTab.add("failed between the fault and the rollback", map[string]float64{"v": float64(badBetween)})
+	reqTab.add("failed after the rollback", map[string]float64{"v": float64(badAfter)})
+	reqTab.add("sent after the rollback, served by the canary", map[string]float64{"v": float64(canaryAfter)})
+	reqTab.add("answered non-200 or not at all", map[string]float64{"v": float64(errorsTotal)})
+	r.Tables = append(r.Tables, timing, reqTab)
+	if sentBefore > 0 {
+		r.Params["canary_share_before_fault_pct"] = math.Round(1000*float64(canaryBefore)/float64(sentBefore)) / 10
+	}
+	if inc.ID != "" {
+		r.note("incident %s: signal %s on cohort %q, status %s; first failure at %s, detected at %s",
+			inc.ID, firstNonEmpty(inc.Trigger.Signal, inc.Signal), firstNonEmpty(inc.Trigger.Cohort, inc.Cohort), inc.Status,
+			inc.FirstFailureAt.UTC().Format("15:04:05.000"), detected.UTC().Format("15:04:05.000"))
+	}
+	if !incBefore.IsZero() {
+		r.note("an incident was open before the fault was injected (a false alarm)")
+	}
+	if badAfter > 0 {
+		r.note("the last failure after the rollback was sent %s after it", lateAfter.Round(time.Millisecond))
+	}
+	if len(load.ErrorSamples) > 0 {
+		r.note("request errors: %s", joinSamples(load.ErrorSamples))
+	}
+	_, _, polls, pollErrs, lastErr := watch.stats()
+	r.note("the admin API was polled %d times (every 10 ms), %d failed%s", polls, pollErrs, lastErrSuffix(lastErr))
+
+	toRollback := sec(firstBad, rollbackAt)
+	r.check("rollback happened", "= 1", b2f(!rollbackAt.IsZero()), "bool", !rollbackAt.IsZero())
+	r.check("first bad response → rollback", "<= 2 s", toRollback, "s", toRollback <= 2)
+	r.check("failed requests after the rollback", "= 0", float64(badAfter), "count", badAfter == 0)
+	r.check("requests answered non-200 or not at all", "= 0", float64(errorsTotal), "count", errorsTotal == 0)
+	r.check("no incident before the fault", "= 1", b2f(incBefore.IsZero()), "bool", incBefore.IsZero())
+
+	// Chart: failure rate and canary share per 250 ms bucket, by send time.
+	const bucket = 250 * time.Millisecond
+	nb := int(time.Since(loadStart)/bucket) + 1
+	fails, counts, canary := make([]int, nb), make([]int, nb), make([]int, nb)
+	for _, q := range reqs[:n] {
+		if q.sent.IsZero() {
+			continue
+		}
+		i := int(q.sent.Sub(loadStart) / bucket)
+		if i < 0 || i >= nb {
+			continue
+		}
+		counts[i]++
+		if q.bad() {
+			fails[i]++
+		}
+		if q.cohort == "canary" {
+			canary[i]++
+		}
+	}
+	failSeries, canarySeries := Series{Name: "failed requests %"}, Series{Name: "served by canary %"}
+	for i := range nb {
+		if counts[i] == 0 {
+			continue
+		}
+		t := (float64(i) + 0.5) * bucket.Seconds()
+		failSeries.Points = append(failSeries.Points, Point{T: t, V: 100 * float64(fails[i]) / float64(counts[i])})
+		canarySeries.Points = append(canarySeries.Points, Point{T: t, V: 100 * float64(canary[i]) / float64(counts[i])})
+	}
+	at := func(t time.Time) float64 {
+		if t.IsZero() {
+			return nan()
+		}
+		return t.Sub(loadStart).Seconds()
+	}
+	chart := Chart{
+		Title:  "canary drill: failed requests per 250 ms (by send time)",
+		YLabel: "% of requests", XLabel: "seconds since the load started",
+		Series: []Series{failSeries, canarySeries},
+	}
+	for _, m := range []Marker{
+		{T: at(flipAt), Label: "canary breaks"},
+		{T: at(firstBad), Label: "first bad response"},
+		{T: at(detected), Label: "incident"},
+		{T: at(rollbackAt), Label: "rollback"},
+	} {
+		if finite(m.T) {
+			chart.Markers = append(chart.Markers, m)
+		}
+	}
+	r.Charts = append(r.Charts, chart)
+	return nil
+}
+
+func (w *drillWatch) stats() (incSeen, rbSeen time.Time, polls, errs int, lastErr string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.incidentSeen, w.rollbackSeen, w.polls, w.pollErrors, w.lastErr
+}
+
+func lastErrSuffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return " (last: " + s + ")"
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// drillPoll polls /admin/incidents and /admin/state every 10 ms until ctx
+// ends, noting when the route's incident and its canary rollback appear.
+func (e *runEnv) drillPoll(ctx context.Context, admin string, w *drillWatch) {
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	defer hc.CloseIdleConnections()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		incSeen, rbSeen, _ := w.snapshot()
+		var errs []error
+		if incSeen.IsZero() {
+			var list []drillIncident
+			err := getJSON(ctx, hc, "http://"+admin+"/admin/incidents", &list)
+			now := time.Now()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, inc := range list {
+				if firstNonEmpty(inc.Route, inc.Trigger.Route) == drillRoute {
+					w.mu.Lock()
+					w.incidentSeen, w.incident = now, inc
+					w.mu.Unlock()
+					break
+				}
+			}
+		}
+		if rbSeen.IsZero() {
+			var st configs.State
+			err := getJSON(ctx, hc, "http://"+admin+"/admin/state", &st)
+			now := time.Now()
+			if err != nil {
+				errs = append(errs, err)
+			} else if rs := st.Route(drillRoute); rs != nil && canaryRolledBack(rs) {
+				w.mu.Lock()
+				w.rollbackSeen = now
+				w.mu.Unlock()
+			}
+		}
+		w.mu.Lock()
+		w.polls++
+		if len(errs) > 0 && ctx.Err() == nil {
+			w.pollErrors++
+			w.lastErr = errs[0].Error()
+		}
+		w.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// canaryRolledBack reports whether the canary cohort has no live weight.
+func canaryRolledBack(rs *configs.RouteState) bool {
+	for _, c := range rs.RolledBack {
+		if c == "canary" {
+			return true
+		}
+	}
+	for _, t := range rs.Targets {
+		if t.Cohort == "canary" && t.Weight > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// fetchIncident reads GET /admin/incidents/{id}.
+func fetchIncident(ctx context.Context, admin, id string) (drillIncident, error) {
+	var inc drillIncident
+	hc := &http.Client{Timeout: 5 * time.Second}
+	err := getJSON(ctx, hc, "http://"+admin+"/admin/incidents/"+id, &inc)
+	hc.CloseIdleConnections()
+	return inc, err
+}
+
+// getJSON GETs url and decodes a 200 JSON body into out.
+func getJSON(ctx context.Context, hc *http.Client, url string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("get %s: %w", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("get %s: status %d", url, resp.StatusCode)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("get %s: decode: %w", url, err)
+	}
+	return nil
+}

@@ -1,0 +1,286 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cairnhq/cairn/configs"
+)
+
+// overheadTarget is one endpoint the overhead scenario measures.
+type overheadTarget struct {
+	name   string
+	client *chatClient
+	proc   *child // nil for the mock called directly
+	// wantContract is the x-cairn-contract every response must carry ("" =
+	// not checked).
+	wantContract string
+}
+
+// overheadRound is what one round measured for one target.
+type overheadRound struct {
+	peak               float64 // closed-loop requests/s
+	open               Summary // open-loop latency
+	sent, errs, late   int
+	closedErrs         int
+	cpuFixed, cpuPeak  float64 // ms of CPU per request; NaN when not measured
+	timeline           []Window
+	errSamples         []string
+	openRate, achieved float64
+}
+
+// runOverhead measures non-streaming chat through Cairn (capture and
+// contracts on) against the mock called directly and against the standard
+// library's ReverseProxy, in one run: peak throughput (closed loop) and
+// latency at a fixed rate (open loop), in interleaved rounds whose medians
+// are reported, plus the proxies' CPU time per request and RSS.
+func runOverhead(e *runEnv) error {
+	rate := e.rate(1000, 200)
+	conns := pick(e, 64, 16)
+	closedDur := e.phase(5*time.Second, time.Second)
+	openDur := e.phase(10*time.Second, 1500*time.Millisecond)
+	warm := pick(e, time.Second, 300*time.Millisecond)
+	rounds := pick(e, 3, 1)
+	r := e.rep
+	r.Params["open_rate_rps"] = rate
+	r.Params["closed_connections"] = float64(conns)
+	r.Params["closed_phase_s"] = closedDur.Seconds()
+	r.Params["open_phase_s"] = openDur.Seconds()
+	r.Params["rounds"] = float64(rounds)
+	r.Params["mock_latency_ms"] = 0
+
+	e.progress("starting the mock provider, cairn and the stdlib reverse proxy")
+	mockAddr, err := e.startMock(mockSpec{name: "mock", prefix: "mock"})
+	if err != nil {
+		return err
+	}
+	schema, err := e.writeSchema()
+	if err != nil {
+		return err
+	}
+	key, secret := benchKey("bench", 0)
+	gw, err := e.startGateway("cairn", configs.Config{
+		Release:   "loadtest",
+		Providers: []configs.Provider{{Name: "mock", BaseURL: "http://" + mockAddr + "/v1", Timeout: configs.Duration(30 * time.Second)}},
+		Keys:      []configs.Key{key},
+		Routes: []configs.Route{{
+			Name:     "bench",
+			Targets:  []configs.Target{{Provider: "mock", Model: "mock-model"}},
+			Contract: configs.Contract{Mode: configs.ModeObserve, SchemaFile: schema},
+		}},
+	})
+	if err != nil {
+		return err
+	}
+	refAddr, ref, err := e.startReference("stdlib-proxy", "http://"+mockAddr)
+	if err != nil {
+		return err
+	}
+	poolConns := max(conns, 512)
+	targets := []*overheadTarget{
+		{name: "direct", client: newChatClient(mockAddr, secret, poolConns)},
+		{name: "stdlib-proxy", client: newChatClient(refAddr, secret, poolConns), proc: ref},
+		{name: "cairn", client: newChatClient(gw.api, secret, poolConns), proc: gw.child, wantContract: "pass"},
+	}
+	bodies := make([][]byte, 256)
+	for i := range bodies {
+		bodies[i] = benchBody("bench", "user-"+strconv.Itoa(i), false)
+	}
+
+	results := map[string][]overheadRound{}
+	for round := range rounds {
+		for i := range targets {
+			t := targets[(i+round)%len(targets)]
+			res, err := e.overheadRound(t, bodies, round, rounds, conns, warm, closedDur, openDur, rate)
+			if err != nil {
+				return err
+			}
+			results[t.name] = append(results[t.name], res)
+			if err := alive(gw.child, ref); err != nil {
+				return err
+			}
+		}
+	}
+
+	// Resources of the proxies after the load.
+	rss := map[string]procSample{}
+	for _, t := range targets {
+		if t.proc != nil {
+			if s, err := readProc(t.proc.pid()); err == nil {
+				rss[t.name] = s
+			}
+		}
+	}
+
+	tab := Table{
+		Title: fmt.Sprintf("non-streaming chat: peak throughput (closed loop, %d connections) and latency at %g RPS (open loop); %s", conns, rate, roundsPhrase(rounds)),
+		Columns: []Column{
+			{Key: "peak_rps", Title: "peak", Unit: "rps"},
+			{Key: "p50", Title: "p50", Unit: "ms"},
+			{Key: "p90", Title: "p90", Unit: "ms"},
+			{Key: "p99", Title: "p99", Unit: "ms"},
+			{Key: "p999", Title: "p99.9", Unit: "ms"},
+			{Key: "max", Title: "max", Unit: "ms"},
+			{Key: "added_p50", Title: "added p50", Unit: "ms"},
+			{Key: "added_p99", Title: "added p99", Unit: "ms"},
+			{Key: "errors", Title: "errors", Unit: "count"},
+		},
+	}
+	res := Table{
+		Title: "proxy resources",
+		Columns: []Column{
+			{Key: "cpu_fixed", Title: fmt.Sprintf("CPU/req @%g RPS", rate), Unit: "ms"},
+			{Key: "cpu_peak", Title: "CPU/req @peak", Unit: "ms"},
+			{Key: "rss", Title: "RSS", Unit: "MiB"},
+			{Key: "hwm", Title: "peak RSS", Unit: "MiB"},
+		},
+	}
+	direct := results["direct"]
+	summary := map[string]map[string]float64{}
+	totalErrs := 0
+	var chart Chart
+	chart.Title = fmt.Sprintf("latency at %g RPS (open loop, last round), 1 s buckets", rate)
+	chart.YLabel, chart.XLabel = "latency (ms)", "seconds into the phase"
+	for _, t := range targets {
+		rs := results[t.name]
+		col := func(f func(overheadRound) float64) float64 {
+			xs := make([]float64, 0, len(rs))
+			for _, x := range rs {
+				xs = append(xs, f(x))
+			}
+			return median(xs)
+		}
+		v := map[string]float64{
+			"peak_rps": col(func(x overheadRound) float64 { return x.peak }),
+			"p50":      col(func(x overheadRound) float64 { return ms(x.open.P50) }),
+			"p90":      col(func(x overheadRound) float64 { return ms(x.open.P90) }),
+			"p99":      col(func(x overheadRound) float64 { return ms(x.open.P99) }),
+			"p999":     col(func(x overheadRound) float64 { return ms(x.open.P999) }),
+			"max":      col(func(x overheadRound) float64 { return ms(x.open.Max) }),
+		}
+		errs := 0
+		for i, x := range rs {
+			errs += x.errs + x.closedErrs
+			if len(x.errSamples) > 0 {
+				r.note("%s round %d errors: %s", t.name, i+1, joinSamples(x.errSamples))
+			}
+			if x.late > 0 {
+				r.note("%s round %d: %d requests found %d in flight and waited (their wait is in their latency)", t.name, i+1, x.late, 2048)
+			}
+			if x.achieved < 0.95*x.openRate {
+				r.note("%s round %d: open loop sent %.0f RPS of %.0f scheduled", t.name, i+1, x.achieved, x.openRate)
+			}
+		}
+		totalErrs += errs
+		v["errors"] = float64(errs)
+		if t.name != "direct" {
+			added := func(q func(Summary) time.Duration) float64 {
+				xs := make([]float64, 0, len(rs))
+				for i := range rs {
+					xs = append(xs, ms(q(rs[i].open))-ms(q(direct[i].open)))
+				}
+				return median(xs)
+			}
+			v["added_p50"] = added(func(s Summary) time.Duration { return s.P50 })
+			v["added_p99"] = added(func(s Summary) time.Duration { return s.P99 })
+		}
+		tab.add(t.name, v)
+		summary[t.name] = v
+		if t.proc != nil {
+			rv := map[string]float64{
+				"cpu_fixed": col(func(x overheadRound) float64 { return x.cpuFixed }),
+				"cpu_peak":  col(func(x overheadRound) float64 { return x.cpuPeak }),
+			}
+			if s, ok := rss[t.name]; ok {
+				rv["rss"], rv["hwm"] = mib(s.RSS), mib(s.HWM)
+			}
+			res.add(t.name, rv)
+			summary[t.name]["cpu_fixed"] = rv["cpu_fixed"]
+		}
+		last := rs[len(rs)-1]
+		p50, p99 := latencySeries(t.name, last.timeline)
+		chart.Series = append(chart.Series, p50, p99)
+	}
+	r.Tables = append(r.Tables, tab, res)
+	r.Charts = append(r.Charts, chart)
+
+	cairn, std := summary["cairn"], summary["stdlib-proxy"]
+	ratio := cairn["peak_rps"] / std["peak_rps"]
+	r.check("cairn peak throughput / stdlib proxy's", ">= 2", ratio, "x", ratio >= 2)
+	r.check(fmt.Sprintf("cairn added p99 at %g RPS", rate),
+		fmt.Sprintf("<= stdlib proxy's %.3f ms", std["added_p99"]), cairn["added_p99"], "ms", cairn["added_p99"] <= std["added_p99"])
+	r.check("requests failed", "= 0", float64(totalErrs), "count", totalErrs == 0)
+	r.note("added = the target's percentile minus the direct call's in the same round; all processes share %d CPUs with the load generator", r.Machine.CPUs)
+	r.note("cairn runs with capture (masked bodies kept) and a JSON Schema contract on every response; requests ask for response_format json_object")
+	return nil
+}
+
+// overheadRound runs the warm-up, closed-loop and open-loop phases for t.
+func (e *runEnv) overheadRound(t *overheadTarget, bodies [][]byte, round, rounds, conns int, warm, closedDur, openDur time.Duration, rate float64) (overheadRound, error) {
+	out := overheadRound{cpuFixed: nan(), cpuPeak: nan(), openRate: rate}
+	do := func(ctx context.Context, seq int) error {
+		o, err := t.client.post(ctx, bodies[seq%len(bodies)])
+		if err != nil {
+			return err
+		}
+		if o.status != 200 {
+			return statusError(o)
+		}
+		if t.wantContract != "" && o.contract != t.wantContract {
+			return fmt.Errorf("x-cairn-contract %q; want %q", o.contract, t.wantContract)
+		}
+		return nil
+	}
+	ctx := e.ctx
+	tag := fmt.Sprintf("round %d/%d %s", round+1, rounds, t.name)
+	ClosedLoop{Workers: conns, Duration: warm}.Run(ctx, do)
+	if err := ctx.Err(); err != nil {
+		return out, err
+	}
+
+	e.progress("%s closed loop %d conns %s", tag, conns, closedDur)
+	cpu0 := cpuOf(t.proc)
+	closed := ClosedLoop{Workers: conns, Duration: closedDur}.Run(ctx, do)
+	cpu1 := cpuOf(t.proc)
+	out.peak = closed.Throughput
+	out.closedErrs = closed.Errors
+	out.errSamples = append(out.errSamples, closed.ErrorSamples...)
+	if closed.OK > 0 && cpu0 >= 0 && cpu1 >= 0 {
+		out.cpuPeak = ms(cpu1-cpu0) / float64(closed.OK)
+	}
+	e.progress("%s closed loop: %.0f req/s, %d errors", tag, closed.Throughput, closed.Errors)
+	if err := ctx.Err(); err != nil {
+		return out, err
+	}
+	// Let the closed loop's backlog (GC, capture writes) settle.
+	sleepCtx(ctx, pick(e, 500*time.Millisecond, 100*time.Millisecond))
+
+	e.progress("%s open loop %g RPS %s", tag, rate, openDur)
+	cpu0 = cpuOf(t.proc)
+	open := OpenLoop{Rate: rate, Duration: openDur, MaxInFlight: 2048, Window: time.Second}.Run(ctx, do)
+	cpu1 = cpuOf(t.proc)
+	out.open = open.Latency.Summary()
+	out.sent, out.errs, out.late = open.Sent, open.Errors, open.Late
+	out.timeline = open.Timeline
+	out.errSamples = append(out.errSamples, open.ErrorSamples...)
+	out.achieved = float64(open.Sent) / openDur.Seconds()
+	if open.OK > 0 && cpu0 >= 0 && cpu1 >= 0 {
+		out.cpuFixed = ms(cpu1-cpu0) / float64(open.OK)
+	}
+	e.progress("%s open loop: p50 %.3f ms p99 %.3f ms, %d errors", tag, ms(out.open.P50), ms(out.open.P99), open.Errors)
+	return out, ctx.Err()
+}
+
+// cpuOf returns a child's CPU time so far, -1 when unknown.
+func cpuOf(c *child) time.Duration {
+	if c == nil {
+		return -1
+	}
+	s, err := readProc(c.pid())
+	if err != nil {
+		return -1
+	}
+	return s.CPU
+}

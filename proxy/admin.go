@@ -1,0 +1,246 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/cairnhq/cairn/capture"
+	"github.com/cairnhq/cairn/incidents"
+	"github.com/cairnhq/cairn/routing"
+)
+
+// serveAdmin is the admin listener: health, metrics, live state, reload,
+// audit, request lookup, incidents and rollback. With admin_token_env set,
+// every path but /healthz and /readyz needs 'Authorization: Bearer <token>'.
+func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
+	path := string(ctx.Path())
+	switch path {
+	case "/healthz":
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"ok"}`)
+		return
+	case "/readyz":
+		ctx.SetContentType("application/json")
+		if g.stopping.Load() || !g.started.Load() {
+			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+			ctx.SetBodyString(`{"status":"not ready"}`)
+			return
+		}
+		ctx.SetBodyString(`{"status":"ready"}`)
+		return
+	}
+	if !g.adminAuthorized(ctx) {
+		ctx.Response.Header.Set("www-authenticate", `Bearer realm="cairn-admin"`)
+		adminError(ctx, fasthttp.StatusUnauthorized, "missing or wrong admin token")
+		return
+	}
+	get, post := ctx.IsGet(), ctx.IsPost()
+	switch {
+	case path == "/metrics" && get:
+		g.writeMetrics(ctx)
+	case path == "/admin/state" && get:
+		writeJSON(ctx, fasthttp.StatusOK, g.live.Load().State())
+	case path == "/admin/reload" && post:
+		st, changes, err := g.Reload("admin")
+		if err != nil {
+			adminErrorList(ctx, fasthttp.StatusUnprocessableEntity, "config refused; the running config stays", err)
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, map[string]any{"config_revision": st.Revision, "changes": changes})
+	case path == "/admin/audit" && get:
+		since := time.Time{}
+		if s := string(ctx.QueryArgs().Peek("since")); s != "" {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				adminError(ctx, fasthttp.StatusBadRequest, "since: not an RFC 3339 time")
+				return
+			}
+			since = t
+		}
+		writeJSON(ctx, fasthttp.StatusOK, nonNil(g.audit.List(since)))
+	case strings.HasPrefix(path, "/admin/requests/") && get:
+		id := strings.TrimPrefix(path, "/admin/requests/")
+		c, cancel := context.WithTimeout(g.baseCtx, 5*time.Second)
+		defer cancel()
+		rec, err := g.capture.Lookup(c, id)
+		if errors.Is(err, capture.ErrNotFound) {
+			adminError(ctx, fasthttp.StatusNotFound, "no record with that request ID")
+			return
+		}
+		if err != nil {
+			adminError(ctx, fasthttp.StatusInternalServerError, "lookup failed: "+err.Error())
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusOK, rec)
+	case path == "/admin/incidents" && get:
+		writeJSON(ctx, fasthttp.StatusOK, nonNil(g.incidents.List()))
+	case path == "/admin/incidents" && post:
+		var in struct {
+			Route  string `json:"route"`
+			Reason string `json:"reason"`
+		}
+		if err := json.Unmarshal(ctx.PostBody(), &in); err != nil || in.Route == "" {
+			adminError(ctx, fasthttp.StatusBadRequest, `body must be {"route": "...", "reason": "..."}`)
+			return
+		}
+		inc, err := g.incidents.Declare(in.Route, in.Reason)
+		if err != nil {
+			adminError(ctx, fasthttp.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(ctx, fasthttp.StatusCreated, inc)
+	case strings.HasPrefix(path, "/admin/incidents/") && get:
+		rest := strings.TrimPrefix(path, "/admin/incidents/")
+		id, sub, _ := strings.Cut(rest, "/")
+		inc, err := g.incidents.Get(id)
+		if err != nil {
+			adminError(ctx, fasthttp.StatusNotFound, "no incident "+id)
+			return
+		}
+		switch sub {
+		case "":
+			writeJSON(ctx, fasthttp.StatusOK, inc)
+		case "postmortem":
+			ctx.SetContentType("text/markdown; charset=utf-8")
+			ctx.SetBodyString(incidents.RenderPostmortem(inc))
+		default:
+			adminError(ctx, fasthttp.StatusNotFound, "unknown path")
+		}
+	case strings.HasPrefix(path, "/admin/routes/") && strings.HasSuffix(path, "/rollback") && post:
+		route := strings.TrimSuffix(strings.TrimPrefix(path, "/admin/routes/"), "/rollback")
+		g.manualRollback(ctx, route)
+	default:
+		adminError(ctx, fasthttp.StatusNotFound, "unknown admin path or method")
+	}
+}
+
+func (g *Gateway) manualRollback(ctx *fasthttp.RequestCtx, route string) {
+	var in struct {
+		Cohort string `json:"cohort"`
+		Reason string `json:"reason"`
+	}
+	if b := ctx.PostBody(); len(bytes.TrimSpace(b)) > 0 {
+		if err := json.Unmarshal(b, &in); err != nil {
+			adminError(ctx, fasthttp.StatusBadRequest, `body must be {"cohort": "...", "reason": "..."}`)
+			return
+		}
+	}
+	st := g.live.Load().State()
+	rs := st.Route(route)
+	if rs == nil {
+		adminError(ctx, fasthttp.StatusNotFound, fmt.Sprintf("no route %q", route))
+		return
+	}
+	if in.Cohort == "" {
+		var candidates []string
+		for _, c := range rs.Cohorts() {
+			if c != "stable" {
+				candidates = append(candidates, c)
+			}
+		}
+		if len(candidates) != 1 {
+			adminError(ctx, fasthttp.StatusBadRequest, fmt.Sprintf("name the cohort to roll back; live cohorts: %v", rs.Cohorts()))
+			return
+		}
+		in.Cohort = candidates[0]
+	}
+	before, after, err := g.live.Rollback(route, in.Cohort)
+	if err != nil {
+		adminError(ctx, fasthttp.StatusConflict, err.Error())
+		return
+	}
+	source := "rollback:manual"
+	g.incidents.RecordRollback(route, in.Cohort, source, before, after)
+	g.log.Info("manual rollback", "route", route, "cohort", in.Cohort)
+	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"route": route, "cohort": in.Cohort, "state": after.Route(route)})
+}
+
+func (g *Gateway) adminAuthorized(ctx *fasthttp.RequestCtx) bool {
+	tok := g.live.Load().Config().AdminToken
+	if tok == "" {
+		return true
+	}
+	auth := ctx.Request.Header.Peek("Authorization")
+	const prefix = "Bearer "
+	if len(auth) <= len(prefix) || !strings.EqualFold(string(auth[:len(prefix)]), prefix) {
+		return false
+	}
+	a := sha256.Sum256(auth[len(prefix):])
+	b := sha256.Sum256([]byte(tok))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+}
+
+func (g *Gateway) writeMetrics(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("text/plain; version=0.0.4; charset=utf-8")
+	w := ctx.Response.BodyWriter()
+	g.metrics.WritePrometheus(w)
+	g.limiter.WritePrometheus(w)
+	fmt.Fprintf(w, "# HELP cairn_streams_open Streams being relayed now.\n# TYPE cairn_streams_open gauge\ncairn_streams_open %d\n", g.streamsOpen.Load())
+	fmt.Fprintf(w, "# HELP cairn_ratelimit_charges_dropped_total Token charges dropped because the charge queue was full.\n# TYPE cairn_ratelimit_charges_dropped_total counter\ncairn_ratelimit_charges_dropped_total %d\n", g.chargeDropped.Load())
+	fmt.Fprintf(w, "# HELP cairn_config_reloads_total Config reloads applied.\n# TYPE cairn_config_reloads_total counter\ncairn_config_reloads_total %d\n", g.reloads.Load())
+	fmt.Fprintf(w, "# HELP cairn_config_reload_errors_total Config reloads refused.\n# TYPE cairn_config_reload_errors_total counter\ncairn_config_reload_errors_total %d\n", g.reloadErrors.Load())
+	fmt.Fprintf(w, "# HELP cairn_inflight_requests Requests holding a concurrency slot.\n# TYPE cairn_inflight_requests gauge\ncairn_inflight_requests %d\n", len(g.sem))
+	fmt.Fprintf(w, "# HELP cairn_target_circuit_open Targets whose circuit is open (1) or not (0).\n# TYPE cairn_target_circuit_open gauge\n")
+	for _, r := range g.live.Load().Routes() {
+		for _, t := range append(append([]*routing.Target(nil), r.Targets...), r.Fallbacks...) {
+			open := 0
+			if t.Health.State() != "closed" {
+				open = 1
+			}
+			fmt.Fprintf(w, "cairn_target_circuit_open{route=%q,target=%q} %d\n", r.Name, t.Provider.Name+"/"+t.Model, open)
+		}
+	}
+}
+
+func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		adminError(ctx, fasthttp.StatusInternalServerError, "encode: "+err.Error())
+		return
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(b, '\n'))
+}
+
+func adminError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	typ := "invalid_request_error"
+	if status >= 500 {
+		typ = "server_error"
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": typ, "param": nil, "code": nil}})
+	ctx.SetBody(b)
+}
+
+func adminErrorList(ctx *fasthttp.RequestCtx, status int, msg string, err error) {
+	var list []string
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			list = append(list, e.Error())
+		}
+	} else {
+		list = []string{err.Error()}
+	}
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"message": msg, "type": "invalid_request_error", "param": nil, "code": "config_invalid", "errors": list}})
+	ctx.SetBody(b)
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

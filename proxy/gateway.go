@@ -1,0 +1,457 @@
+// Package proxy is Cairn's request path: the fasthttp API and admin
+// servers, request handling, the upstream clients and the SSE relay. It
+// wires routing, schema, capture and incidents together and holds no policy
+// of its own.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/valyala/fasthttp"
+
+	"github.com/cairnhq/cairn/capture"
+	"github.com/cairnhq/cairn/configs"
+	"github.com/cairnhq/cairn/incidents"
+	"github.com/cairnhq/cairn/routing"
+	"github.com/cairnhq/cairn/routing/ratelimit"
+	"github.com/cairnhq/cairn/schema"
+)
+
+// limiter is what the gateway needs of a rate limiter; ratelimit.Memory and
+// ratelimit.Redis both provide it.
+type limiter interface {
+	Check(ctx context.Context, key string, l ratelimit.Limits, reqID string) ratelimit.Decision
+	Charge(ctx context.Context, key string, l ratelimit.Limits, reqID string, tokens int)
+	WritePrometheus(w io.Writer)
+}
+
+// Options configure a Gateway.
+type Options struct {
+	// Config is the loaded config; its Path, when set, is re-read on reload.
+	Config *configs.Config
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Gateway is one running Cairn instance: its route table, upstream pools,
+// limiter, capture writer and incident manager. Create with New, run with
+// Serve, stop with Shutdown.
+type Gateway struct {
+	log      *slog.Logger
+	now      func() time.Time
+	ids      *idGen
+	baseCtx  context.Context
+	cancel   context.CancelFunc
+	cfgPath  string
+	breakers *routing.Breakers
+	live     *routing.Live
+
+	upstreams atomic.Pointer[map[string]*upstream]
+	contracts *schema.Contracts
+	rdb       *redis.Client
+	limiter   limiter
+	capture   *capture.Writer
+	metrics   *capture.Metrics
+	tracing   *capture.Tracing
+	incidents *incidents.Manager
+	audit     *incidents.Audit
+
+	reloadMu sync.Mutex
+	sem      chan struct{}
+	charges  chan charge
+	stopping atomic.Bool
+	started  atomic.Bool
+	streams  sync.WaitGroup
+	workers  sync.WaitGroup
+
+	chargeDropped atomic.Int64
+	streamsOpen   atomic.Int64
+	reloads       atomic.Int64
+	reloadErrors  atomic.Int64
+
+	api   *fasthttp.Server
+	admin *fasthttp.Server
+
+	// noCapture skips handing records to the writer; only the capture
+	// on/off benchmark sets it.
+	noCapture bool
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+}
+
+type charge struct {
+	key    string
+	limits ratelimit.Limits
+	reqID  string
+	tokens int
+}
+
+// New builds a gateway from a validated config. It opens the data
+// directory, connects to Redis when configured (a Redis that is down at
+// start is not fatal: limits degrade and recover by themselves), and loads
+// existing incidents.
+func New(o Options) (*Gateway, error) {
+	cfg := o.Config
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data_dir: %w", err)
+	}
+	g := &Gateway{
+		log:       o.Logger,
+		now:       o.Now,
+		ids:       newIDGen(o.Now),
+		cfgPath:   cfg.Path,
+		breakers:  routing.NewBreakers(5, 30*time.Second, o.Now),
+		contracts: schema.NewContracts(1024),
+		sem:       make(chan struct{}, cfg.Server.MaxConcurrency),
+		charges:   make(chan charge, 8192),
+	}
+	g.baseCtx, g.cancel = context.WithCancel(context.Background())
+	ups, err := buildUpstreams(cfg, nil)
+	if err != nil {
+		return nil, err
+	}
+	g.upstreams.Store(&ups)
+	g.live = routing.NewLive(routing.NewTable(cfg, g.breakers))
+
+	if cfg.RedisURL != "" {
+		g.rdb, err = ratelimit.NewClient(cfg.RedisURL)
+		if err != nil {
+			return nil, fmt.Errorf("redis_url: %w", err)
+		}
+		g.limiter = ratelimit.NewRedis(g.rdb, ratelimit.RedisOptions{
+			Timeout: cfg.RateLimit.RedisTimeout.D(), Replicas: cfg.RateLimit.Replicas, Logger: g.log,
+		})
+	} else {
+		g.limiter = ratelimit.NewMemory(o.Now)
+	}
+	var rdb redis.UniversalClient
+	if g.rdb != nil {
+		rdb = g.rdb
+	}
+	g.metrics = capture.NewMetrics()
+	g.tracing, err = capture.NewTracing(cfg.Tracing, cfg.Release)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	g.capture, err = capture.NewWriter(capture.WriterOptions{
+		Capture: cfg.Capture, DataDir: cfg.DataDir, Redis: rdb,
+		Masker: capture.NewMasker(cfg.Masking), Metrics: g.metrics, Logger: g.log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	g.audit, err = incidents.OpenAudit(cfg.DataDir, rdb, g.log)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	hostname, _ := os.Hostname()
+	g.incidents, err = incidents.NewManager(incidents.Options{
+		Detection: cfg.Detection, DataDir: cfg.DataDir, Redis: rdb,
+		State: liveState{g.live}, Rollback: g.live, Audit: g.audit,
+		Recent: g.capture.Recent, Webhooks: cfg.Notify.Webhooks, Logger: g.log, Now: o.Now,
+		Replica: hostname,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("incidents: %w", err)
+	}
+	if !cfg.Detection.Disabled {
+		g.capture.Subscribe(g.incidents.Observe)
+	}
+	g.api = g.newAPIServer(cfg)
+	g.admin = g.newAdminServer(cfg)
+	return g, nil
+}
+
+// liveState adapts routing.Live to incidents.StateSource.
+type liveState struct{ l *routing.Live }
+
+func (s liveState) State() configs.State { return s.l.Load().State() }
+
+func buildUpstreams(cfg *configs.Config, old map[string]*upstream) (map[string]*upstream, error) {
+	m := make(map[string]*upstream, len(cfg.Providers))
+	for _, p := range cfg.Providers {
+		if u, ok := old[p.Name]; ok && sameSettings(u.cfg, p) {
+			m[p.Name] = u
+			continue
+		}
+		u, err := newUpstream(p)
+		if err != nil {
+			return nil, err
+		}
+		m[p.Name] = u
+	}
+	return m, nil
+}
+
+func (g *Gateway) newAPIServer(cfg *configs.Config) *fasthttp.Server {
+	maxBody := cfg.Server.MaxBodyBytes
+	for _, r := range cfg.Routes {
+		maxBody = max(maxBody, r.MaxBodyBytes)
+	}
+	var streamMax time.Duration
+	for _, p := range cfg.Providers {
+		streamMax = max(streamMax, p.StreamMaxDuration.D())
+	}
+	return &fasthttp.Server{
+		Handler:               g.serveAPI,
+		ErrorHandler:          g.serveParseError,
+		Name:                  "cairn",
+		ReadBufferSize:        cfg.Server.MaxHeaderBytes,
+		WriteBufferSize:       16 << 10,
+		MaxRequestBodySize:    maxBody,
+		ReadTimeout:           cfg.Server.ReadTimeout.D(),
+		IdleTimeout:           cfg.Server.IdleTimeout.D(),
+		WriteTimeout:          max(cfg.Server.WriteTimeout.D(), streamMax+10*time.Second),
+		Concurrency:           cfg.Server.MaxConcurrency * 2,
+		CloseOnShutdown:       true,
+		NoDefaultServerHeader: true,
+		NoDefaultDate:         false,
+		DisablePreParseMultipartForm: true,
+		ReduceMemoryUsage:     false,
+		Logger:                fasthttpLogger{g.log},
+	}
+}
+
+func (g *Gateway) newAdminServer(cfg *configs.Config) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:               g.serveAdmin,
+		Name:                  "cairn-admin",
+		ReadBufferSize:        16 << 10,
+		MaxRequestBodySize:    1 << 20,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           60 * time.Second,
+		NoDefaultServerHeader: true,
+		Logger:                fasthttpLogger{g.log},
+	}
+}
+
+// fasthttpLogger routes fasthttp's own messages to slog at debug level:
+// they are per-connection noise (client resets) that must not flood logs.
+type fasthttpLogger struct{ l *slog.Logger }
+
+func (f fasthttpLogger) Printf(format string, args ...any) {
+	f.l.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
+}
+
+// Serve starts the background workers and serves the API and admin
+// listeners until Shutdown. It returns the first serve error, or nil after a
+// clean shutdown.
+func (g *Gateway) Serve(api, admin net.Listener) error {
+	g.start()
+	errc := make(chan error, 2)
+	go func() { errc <- g.api.Serve(api) }()
+	go func() { errc <- g.admin.Serve(admin) }()
+	cfg := g.live.Load().Config()
+	g.log.Info("cairn serving", "listen", api.Addr().String(), "admin", admin.Addr().String(),
+		"config_revision", cfg.Revision, "release", cfg.Release, "routes", len(cfg.Routes))
+	err := <-errc
+	if g.stopping.Load() {
+		return nil
+	}
+	return err
+}
+
+func (g *Gateway) start() {
+	if !g.started.CompareAndSwap(false, true) {
+		return
+	}
+	g.capture.Start()
+	g.incidents.Start()
+	g.workers.Add(1)
+	go g.chargeLoop()
+	st := g.live.Load().State()
+	if _, err := g.audit.Append(incidents.AuditEntry{Source: "startup", Revision: st.Revision,
+		Changes: configs.Diff(configs.State{}, st)}); err != nil {
+		g.log.Warn("audit append failed", "err", err)
+	}
+}
+
+// Shutdown stops accepting, lets in-flight requests and streams finish
+// within the config's drain time (or ctx), then flushes capture and stops
+// the incident manager. Nothing enqueued is lost.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.shutdownOnce.Do(func() { g.shutdownErr = g.shutdown(ctx) })
+	return g.shutdownErr
+}
+
+func (g *Gateway) shutdown(ctx context.Context) error {
+	g.stopping.Store(true)
+	drain := g.live.Load().Config().Server.DrainTimeout.D()
+	dctx, cancel := context.WithTimeout(ctx, drain)
+	defer cancel()
+	g.log.Info("cairn draining", "timeout", drain.String(), "streams_open", g.streamsOpen.Load())
+	var errs []error
+	if err := g.api.ShutdownWithContext(dctx); err != nil {
+		errs = append(errs, fmt.Errorf("drain api: %w", err))
+	}
+	// Streams run in body writers; wait for them to end (bounded).
+	done := make(chan struct{})
+	go func() { g.streams.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-dctx.Done():
+		errs = append(errs, errors.New("drain: streams still open at the drain deadline"))
+	}
+	_ = g.admin.ShutdownWithContext(dctx)
+	close(g.charges)
+	g.workers.Wait()
+	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer fcancel()
+	if err := g.capture.Close(fctx); err != nil {
+		errs = append(errs, fmt.Errorf("flush capture: %w", err))
+	}
+	if err := g.incidents.Close(fctx); err != nil {
+		errs = append(errs, fmt.Errorf("close incidents: %w", err))
+	}
+	_ = g.tracing.Shutdown(fctx)
+	g.cancel()
+	if g.rdb != nil {
+		_ = g.rdb.Close()
+	}
+	g.log.Info("cairn stopped")
+	return errors.Join(errs...)
+}
+
+func (g *Gateway) chargeLoop() {
+	defer g.workers.Done()
+	for c := range g.charges {
+		ctx, cancel := context.WithTimeout(g.baseCtx, time.Second)
+		g.limiter.Charge(ctx, c.key, c.limits, c.reqID, c.tokens)
+		cancel()
+	}
+}
+
+func (g *Gateway) enqueueCharge(c charge) {
+	defer func() {
+		// The channel closes at shutdown after the API drained; a charge
+		// racing it is counted, not lost silently.
+		if recover() != nil {
+			g.chargeDropped.Add(1)
+		}
+	}()
+	select {
+	case g.charges <- c:
+	default:
+		g.chargeDropped.Add(1)
+	}
+}
+
+// Reload re-reads the config file, validates it and swaps the route table
+// atomically. On any error the running config stays and the errors are
+// returned. Rollbacks of cohorts whose targets the new file did not change
+// are kept, so a reload never silently re-enables a rolled-back canary.
+func (g *Gateway) Reload(source string) (configs.State, []configs.Change, error) {
+	g.reloadMu.Lock()
+	defer g.reloadMu.Unlock()
+	if g.cfgPath == "" {
+		return configs.State{}, nil, errors.New("reload: the config was not loaded from a file")
+	}
+	cfg, err := configs.LoadFile(g.cfgPath)
+	if err != nil {
+		g.reloadErrors.Add(1)
+		g.log.Warn("config reload refused; running config kept", "source", source, "errors", err.Error())
+		return configs.State{}, nil, err
+	}
+	return g.apply(cfg, source)
+}
+
+// Apply swaps in an already validated config (used by Reload and tests).
+func (g *Gateway) apply(cfg *configs.Config, source string) (configs.State, []configs.Change, error) {
+	old := g.live.Load()
+	oldState := old.State()
+	ups, err := buildUpstreams(cfg, *g.upstreams.Load())
+	if err != nil {
+		g.reloadErrors.Add(1)
+		return configs.State{}, nil, err
+	}
+	next := routing.NewTable(cfg, g.breakers)
+	var kept []string
+	for _, r := range oldState.Routes {
+		for _, cohort := range r.RolledBack {
+			if !sameCohortTargets(oldState, next.State(), r.Name, cohort) {
+				continue
+			}
+			if t, err := next.WithoutCohort(r.Name, cohort); err == nil {
+				next = t
+				kept = append(kept, r.Name+"/"+cohort)
+			}
+		}
+	}
+	g.upstreams.Store(&ups)
+	g.live.Store(next)
+	g.reloads.Add(1)
+	newState := next.State()
+	changes := configs.Diff(oldState, newState)
+	reason := ""
+	if len(kept) > 0 {
+		reason = fmt.Sprintf("kept rollback of %v", kept)
+	}
+	if _, err := g.audit.Append(incidents.AuditEntry{Source: source, Revision: cfg.Revision, Reason: reason, Changes: changes}); err != nil {
+		g.log.Warn("audit append failed", "err", err)
+	}
+	g.log.Info("config reloaded", "source", source, "config_revision", cfg.Revision, "changes", len(changes))
+	return newState, changes, nil
+}
+
+func sameCohortTargets(a, b configs.State, route, cohort string) bool {
+	ra, rb := a.Route(route), b.Route(route)
+	if ra == nil || rb == nil {
+		return false
+	}
+	pick := func(r *configs.RouteState) []configs.TargetState {
+		var out []configs.TargetState
+		for _, t := range r.Targets {
+			if t.Cohort == cohort {
+				t.Weight = 0
+				out = append(out, t)
+			}
+		}
+		return out
+	}
+	return slices.Equal(pick(ra), pick(rb))
+}
+
+// Live returns the live route table holder (for tests and the demo).
+func (g *Gateway) Live() *routing.Live { return g.live }
+
+// Incidents returns the incident manager.
+func (g *Gateway) Incidents() *incidents.Manager { return g.incidents }
+
+// Capture returns the capture writer.
+func (g *Gateway) Capture() *capture.Writer { return g.capture }
+
+func headerMap(h *fasthttp.RequestHeader, names ...string) map[string]string {
+	var m map[string]string
+	for _, n := range names {
+		if v := h.Peek(n); len(v) > 0 {
+			if m == nil {
+				m = make(map[string]string, len(names))
+			}
+			m[n] = string(v)
+		}
+	}
+	return m
+}
+
+var _ = maps.Clone[map[string]string]

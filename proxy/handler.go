@@ -1,0 +1,630 @@
+package proxy
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/cairnhq/cairn/capture"
+	"github.com/cairnhq/cairn/configs"
+	"github.com/cairnhq/cairn/routing"
+	"github.com/cairnhq/cairn/routing/ratelimit"
+	"github.com/cairnhq/cairn/schema"
+)
+
+type endpoint uint8
+
+const (
+	epChat endpoint = iota
+	epEmbeddings
+	epModels
+	epOther
+)
+
+func (e endpoint) String() string {
+	switch e {
+	case epChat:
+		return "chat.completions"
+	case epEmbeddings:
+		return "embeddings"
+	case epModels:
+		return "models"
+	}
+	return "other"
+}
+
+func (e endpoint) path() string {
+	if e == epEmbeddings {
+		return "/embeddings"
+	}
+	return "/chat/completions"
+}
+
+// exchange is one client request's state. It is owned by the handler and,
+// for a stream, handed over whole to the stream writer; nothing in it
+// aliases ctx.
+type exchange struct {
+	g      *Gateway
+	id     string
+	start  time.Time
+	ep     endpoint
+	rec    *capture.Record
+	span   *capture.Span
+	cfg    *configs.Config
+	key    *configs.Key
+	limits ratelimit.Limits
+	route  *routing.Route
+	req    schema.Request
+	body   []byte // owned copy of the request body
+	sticky string
+	contr  schema.Contract
+	slot   bool
+	tp     string // traceparent sent upstream
+
+	respRaw []byte // owned upstream body (non-streaming) for capture
+}
+
+// Provider request ID headers, in the order they are looked for.
+var providerIDHeaders = []string{"x-request-id", "request-id", "anthropic-request-id", "apim-request-id", "x-amzn-requestid"}
+
+func providerRequestID(h *fasthttp.ResponseHeader) string {
+	for _, n := range providerIDHeaders {
+		if v := h.Peek(n); len(v) > 0 {
+			return string(v)
+		}
+	}
+	return ""
+}
+
+func (g *Gateway) serveAPI(ctx *fasthttp.RequestCtx) {
+	path := ctx.Path()
+	if len(path) > 3 && string(path[:3]) == "/v1" {
+		path = path[3:]
+	}
+	switch string(path) {
+	case "/chat/completions":
+		g.proxyRequest(ctx, epChat)
+	case "/embeddings":
+		g.proxyRequest(ctx, epEmbeddings)
+	case "/models":
+		g.listModels(ctx)
+	default:
+		x := g.begin(ctx, epOther)
+		g.fail(ctx, x, errNotFound)
+		g.finish(x)
+	}
+}
+
+// serveParseError answers requests fasthttp could not read: headers over
+// the limit (431), bodies over the limit (413), malformed requests (400).
+// Each still yields one capture record.
+func (g *Gateway) serveParseError(ctx *fasthttp.RequestCtx, err error) {
+	x := g.begin(ctx, epOther)
+	var se *StatusError
+	var small *fasthttp.ErrSmallBuffer
+	switch {
+	case errors.As(err, &small):
+		se = statusErr(fasthttp.StatusRequestHeaderFieldsTooLarge, "invalid_request_error", "headers_too_large", capture.OutcomeBadRequest,
+			"request headers are larger than the gateway accepts")
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		se = statusErr(fasthttp.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", capture.OutcomeBadRequest,
+			"request body is larger than the gateway accepts")
+	default:
+		var te interface{ Timeout() bool }
+		if errors.As(err, &te) && te.Timeout() {
+			se = statusErr(fasthttp.StatusRequestTimeout, "invalid_request_error", "request_timeout", capture.OutcomeBadRequest,
+				"timed out reading the request")
+		} else {
+			se = badRequest("", "malformed HTTP request")
+		}
+	}
+	ctx.SetConnectionClose()
+	g.fail(ctx, x, se)
+	g.finish(x)
+}
+
+// begin starts an exchange: the gateway request ID, the record's identity
+// fields and the span.
+func (g *Gateway) begin(ctx *fasthttp.RequestCtx, ep endpoint) *exchange {
+	now := g.now()
+	cfg := g.live.Load().Config()
+	x := &exchange{g: g, id: g.ids.Next(), start: now, ep: ep, cfg: cfg}
+	ctx.Response.Header.Set("x-request-id", x.id)
+	h := &ctx.Request.Header
+	x.rec = &capture.Record{
+		GatewayRequestID: x.id,
+		ReceivedAt:       now.UTC(),
+		Endpoint:         ep.String(),
+		Release:          cfg.Release,
+		ConfigRevision:   cfg.Revision,
+		Headers:          headerMap(h, "user-agent", "x-client-name", "x-client-request-id", "x-request-id", "content-type"),
+	}
+	if v := h.Peek("x-client-request-id"); len(v) > 0 {
+		x.rec.ClientRequestID = clip(v, 128)
+	} else if v := h.Peek("x-request-id"); len(v) > 0 {
+		x.rec.ClientRequestID = clip(v, 128)
+	}
+	if v := h.Peek("x-client-name"); len(v) > 0 {
+		x.rec.Client = clip(v, 128)
+	} else if v := h.UserAgent(); len(v) > 0 {
+		x.rec.Client = clip(v, 128)
+	}
+	x.span = g.tracing.Start(string(h.Peek("traceparent")), ep.String())
+	x.rec.TraceID = x.span.TraceID()
+	x.tp = x.span.Traceparent()
+	return x
+}
+
+func clip(b []byte, n int) string {
+	if len(b) > n {
+		b = b[:n]
+	}
+	return string(b)
+}
+
+// fail writes se as the response and records it.
+func (g *Gateway) fail(ctx *fasthttp.RequestCtx, x *exchange, se *StatusError) {
+	writeError(ctx, se)
+	x.rec.Status = se.Status
+	x.rec.Outcome = se.Outcome
+	x.rec.Error = se.Error()
+	if x.rec.Raw == nil {
+		x.rec.Raw = &capture.RawBodies{RequestBody: x.body}
+	}
+}
+
+// finish completes the record and hands it to the capture writer. It is
+// called exactly once per exchange.
+func (g *Gateway) finish(x *exchange) {
+	r := x.rec
+	r.LatencyMS = msSince(x.start, g.now())
+	if r.Outcome == "" {
+		r.Outcome = capture.OutcomeOK
+	}
+	if r.Contract.Verdict == "" {
+		r.Contract.Verdict = capture.VerdictNone
+	}
+	if r.Raw == nil {
+		r.Raw = &capture.RawBodies{RequestBody: x.body}
+	} else if r.Raw.RequestBody == nil {
+		r.Raw.RequestBody = x.body
+	}
+	if x.key != nil && (x.limits.TPM > 0) && r.Usage.TotalTokens > 0 {
+		g.enqueueCharge(charge{key: x.key.Name, limits: x.limits, reqID: x.id, tokens: r.Usage.TotalTokens})
+	}
+	if x.slot {
+		<-g.sem
+		x.slot = false
+	}
+	x.span.End(r)
+	if !g.noCapture {
+		g.capture.Enqueue(r)
+	}
+}
+
+func msSince(t0, t1 time.Time) float64 {
+	return float64(t1.Sub(t0).Microseconds()) / 1000
+}
+
+// authenticate matches the bearer token against the configured keys by
+// comparing SHA-256 digests in constant time. With no keys configured the
+// gateway is open.
+func authenticate(cfg *configs.Config, h *fasthttp.RequestHeader) (*configs.Key, *StatusError) {
+	if len(cfg.Keys) == 0 {
+		return nil, nil
+	}
+	auth := h.Peek("Authorization")
+	const prefix = "Bearer "
+	if len(auth) <= len(prefix) || !strings.EqualFold(string(auth[:len(prefix)]), prefix) {
+		if k := h.Peek("api-key"); len(k) > 0 { // Azure-style clients
+			auth = append([]byte(prefix), k...)
+		} else {
+			return nil, errMissingKey
+		}
+	}
+	sum := sha256.Sum256(auth[len(prefix):])
+	var found *configs.Key
+	for i := range cfg.Keys {
+		if subtle.ConstantTimeCompare(sum[:], cfg.Keys[i].Digest[:]) == 1 {
+			found = &cfg.Keys[i]
+		}
+	}
+	if found == nil {
+		return nil, errBadKey
+	}
+	return found, nil
+}
+
+// admit runs everything before the first upstream try: concurrency slot,
+// auth, body parsing, route match, key permissions, rate limit, contract.
+func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
+	if g.stopping.Load() {
+		ctx.SetConnectionClose()
+		return errShuttingDown
+	}
+	select {
+	case g.sem <- struct{}{}:
+		x.slot = true
+	default:
+		return errOverloaded
+	}
+	if !ctx.IsPost() {
+		return errMethod
+	}
+	key, se := authenticate(x.cfg, &ctx.Request.Header)
+	if se != nil {
+		return se
+	}
+	x.key = key
+	if key != nil {
+		x.rec.Key = key.Name
+		x.limits = ratelimit.Limits{RPM: key.RPM, TPM: key.TPM, FailClosed: key.FailClosed}
+	}
+	x.body = append([]byte(nil), ctx.PostBody()...)
+	var err error
+	if x.ep == epChat {
+		x.req, err = schema.ParseChatRequest(x.body)
+	} else {
+		x.req, err = schema.ParseEmbeddingsRequest(x.body)
+	}
+	if err != nil {
+		return asStatusError(err)
+	}
+	x.rec.RequestedModel = x.req.Model
+	x.rec.Params = capture.Params{
+		Stream: x.req.Stream, Temperature: x.req.Temperature, MaxTokens: x.req.MaxTokens,
+		ResponseFormat: x.req.ResponseFormat, Tools: x.req.ToolCount,
+	}
+	x.route = g.live.Load().Match(x.req.Model)
+	if x.route == nil {
+		se := statusErr(fasthttp.StatusNotFound, "invalid_request_error", "model_not_found", capture.OutcomeNotFound,
+			fmt.Sprintf("the model %q does not exist or you do not have access to it", x.req.Model))
+		se.Param = "model"
+		return se
+	}
+	rc := x.route.Config
+	x.rec.Route = x.route.Name
+	x.rec.PromptVersion = rc.Prompt.Version
+	x.rec.Flags = rc.Flags
+	if key != nil && len(key.Routes) > 0 && !containsString(key.Routes, x.route.Name) {
+		se := statusErr(fasthttp.StatusForbidden, "invalid_request_error", "model_not_allowed", capture.OutcomeForbidden,
+			fmt.Sprintf("this key may not use the model %q", x.req.Model))
+		se.Param = "model"
+		return se
+	}
+	if limit := rc.MaxBodyBytes; limit > 0 && len(x.body) > limit {
+		return statusErr(fasthttp.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", capture.OutcomeBadRequest,
+			fmt.Sprintf("request body is larger than %d bytes, the limit of this model", limit))
+	}
+	if key != nil && (x.limits.RPM > 0 || x.limits.TPM > 0) {
+		d := g.limiter.Check(g.baseCtx, key.Name, x.limits, x.id)
+		setRateLimitHeaders(&ctx.Response.Header, x.limits, d)
+		if !d.Allowed {
+			secs := int((d.RetryAfter + time.Second - 1) / time.Second)
+			ctx.Response.Header.Set("retry-after", strconv.Itoa(max(secs, 1)))
+			ctx.Response.Header.Set("retry-after-ms", strconv.FormatInt(max(d.RetryAfter.Milliseconds(), 1), 10))
+			what := "requests per minute (RPM)"
+			if d.Kind == "tokens" {
+				what = "tokens per minute (TPM)"
+			}
+			msg := fmt.Sprintf("rate limit reached for key %s on %s; retry after %s", key.Name, what, d.RetryAfter.Round(time.Millisecond))
+			se := statusErr(fasthttp.StatusTooManyRequests, d.Kind, "rate_limit_exceeded", capture.OutcomeRateLimited, msg)
+			return se
+		}
+	}
+	if x.ep == epChat {
+		x.contr, err = g.contracts.Prepare(rc.Contract.Schema, &x.req)
+		if err != nil {
+			return asStatusError(err)
+		}
+	}
+	switch {
+	case rc.Sticky == "key":
+		if key != nil {
+			x.sticky = key.Name
+		}
+	case rc.Sticky == "user":
+		x.sticky = x.req.User
+	case strings.HasPrefix(rc.Sticky, "header:"):
+		x.sticky = string(ctx.Request.Header.Peek(rc.Sticky[len("header:"):]))
+	}
+	return nil
+}
+
+func containsString(ss []string, s string) bool {
+	for _, v := range ss {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func setRateLimitHeaders(h *fasthttp.ResponseHeader, l ratelimit.Limits, d ratelimit.Decision) {
+	if l.RPM > 0 {
+		h.Set("x-ratelimit-limit-requests", strconv.Itoa(d.LimitRequests))
+		h.Set("x-ratelimit-remaining-requests", strconv.Itoa(max(d.RemainingRequests, 0)))
+		h.Set("x-ratelimit-reset-requests", fmtReset(d.ResetRequests))
+	}
+	if l.TPM > 0 {
+		h.Set("x-ratelimit-limit-tokens", strconv.Itoa(d.LimitTokens))
+		h.Set("x-ratelimit-remaining-tokens", strconv.Itoa(max(d.RemainingTokens, 0)))
+		h.Set("x-ratelimit-reset-tokens", fmtReset(d.ResetTokens))
+	}
+}
+
+// fmtReset formats a reset as OpenAI does: a duration such as "1s", "12ms",
+// "6m0s".
+func fmtReset(d time.Duration) string {
+	if d <= 0 {
+		return "0s"
+	}
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// proxyRequest serves chat completions and embeddings.
+func (g *Gateway) proxyRequest(ctx *fasthttp.RequestCtx, ep endpoint) {
+	x := g.begin(ctx, ep)
+	if se := g.admit(ctx, x); se != nil {
+		g.fail(ctx, x, se)
+		g.finish(x)
+		return
+	}
+	if g.forward(ctx, x) {
+		return // a stream writer owns x now and finishes it
+	}
+	g.finish(x)
+}
+
+// attemptResult says what one upstream try produced.
+type attemptResult uint8
+
+const (
+	resultRetry   attemptResult = iota // failed before any byte reached the client
+	resultDone                         // the response is in ctx (success or relayed error)
+	resultStream                       // a stream writer took over
+)
+
+// forward tries the plan's targets in order. It reports whether a stream
+// writer took ownership of x.
+func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
+	var planBuf [8]*routing.Target
+	plan, cohort := x.route.Plan(planBuf[:0], x.sticky, rand.Uint64())
+	x.rec.Cohort = cohort
+	var last *StatusError
+	var lastVerdict schema.Verdict
+	for i, t := range plan {
+		if i >= 1+len(x.route.Fallbacks)+1 {
+			break
+		}
+		res, se, verdict := g.attempt(ctx, x, t)
+		switch res {
+		case resultStream:
+			return true
+		case resultDone:
+			return false
+		}
+		last = se
+		if verdict.Result == capture.VerdictFail {
+			lastVerdict = verdict
+		}
+	}
+	if lastVerdict.Result == capture.VerdictFail && (last == nil || last.Code == "contract_violation") {
+		x.rec.Contract = capture.Verdict{Verdict: capture.VerdictFail, Reasons: lastVerdict.Reasons}
+		last = statusErr(fasthttp.StatusBadGateway, "server_error", "contract_violation", capture.OutcomeContractFail,
+			"every upstream response broke the contract: "+strings.Join(lastVerdict.Reasons, "; "))
+	}
+	if last == nil {
+		last = statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError, "no upstream available")
+	}
+	ctx.Response.Header.Set("x-cairn-route", x.route.Name)
+	ctx.Response.Header.Set("x-cairn-cohort", x.rec.Cohort)
+	ctx.Response.Header.Set("x-cairn-contract", x.rec.Contract.Verdict)
+	if x.rec.Contract.Verdict == "" {
+		ctx.Response.Header.Set("x-cairn-contract", capture.VerdictNone)
+	}
+	g.fail(ctx, x, last)
+	return false
+}
+
+// attempt sends the request to one target. On resultRetry it returns the
+// error the client would get if no later target succeeds.
+func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Target) (attemptResult, *StatusError, schema.Verdict) {
+	ups := *g.upstreams.Load()
+	up := ups[t.Provider.Name]
+	model := t.UpstreamModel(x.req.Model)
+	att := capture.Attempt{Provider: t.Provider.Name, Model: model, Cohort: t.Cohort}
+	if up == nil {
+		att.Error = "provider not configured"
+		x.rec.Attempts = append(x.rec.Attempts, att)
+		return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError, "provider not configured"), schema.Verdict{}
+	}
+	var rewriteModel, system string
+	if t.Model != "" && t.Model != x.req.Model {
+		rewriteModel = t.Model
+	}
+	if x.ep == epChat {
+		system = x.route.Config.Prompt.System
+	}
+	stream := x.ep == epChat && x.req.Stream
+	body, err := schema.RewriteRequest(nil, x.body, rewriteModel, system, stream && !x.req.IncludeUsage)
+	if err != nil {
+		return resultDone, nil, schema.Verdict{}
+	}
+	t0 := g.now()
+	if stream {
+		return g.attemptStream(ctx, x, t, up, body, att, t0)
+	}
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	up.prepare(req, x.ep.path(), body, x.tp, false)
+	err = up.buffered.DoTimeout(req, resp, up.cfg.Timeout.D())
+	att.LatencyMS = msSince(t0, g.now())
+	if err != nil {
+		return g.upstreamFailed(x, t, att, err)
+	}
+	status := resp.StatusCode()
+	att.Status = status
+	att.ProviderRequestID = providerRequestID(&resp.Header)
+	if se := g.upstreamStatus(x, t, &att, status); se != nil {
+		if status >= 500 || status == fasthttp.StatusTooManyRequests {
+			x.respRaw = append(x.respRaw[:0], resp.Body()...)
+			return resultRetry, se, schema.Verdict{}
+		}
+	}
+	raw := append([]byte(nil), resp.Body()...)
+	verdict := schema.Verdict{Result: capture.VerdictNone}
+	if status < 300 && x.ep == epChat && !x.contr.Empty() {
+		verdict = x.contr.CheckMessage(raw)
+		att.Contract = verdict.Result
+		if verdict.Result == capture.VerdictFail && x.route.Config.Contract.Mode == configs.ModeEnforce {
+			x.rec.Attempts = append(x.rec.Attempts, att)
+			x.respRaw = raw
+			return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "contract_violation", capture.OutcomeContractFail,
+				"contract violation: "+strings.Join(verdict.Reasons, "; ")), verdict
+		}
+	}
+	if status < 300 {
+		t.Health.Success()
+	}
+	x.rec.Attempts = append(x.rec.Attempts, att)
+	g.commitTarget(ctx, x, t, model, att.ProviderRequestID)
+	if u, ok := schema.ReadUsage(raw); ok {
+		x.rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+	}
+	x.rec.Contract = capture.Verdict{Verdict: verdict.Result, Reasons: verdict.Reasons}
+	ctx.Response.Header.Set("x-cairn-contract", verdict.Result)
+	ctx.SetStatusCode(status)
+	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
+	ctx.Response.SetBodyRaw(raw)
+	x.respRaw = raw
+	x.rec.Status = status
+	x.rec.TTFTMS = att.LatencyMS
+	x.rec.Raw = &capture.RawBodies{RequestBody: x.body, ResponseBody: raw}
+	switch {
+	case status >= 400:
+		x.rec.Outcome = capture.OutcomeUpstream4xx
+		x.rec.Error = fmt.Sprintf("upstream %s answered %d", t.Provider.Name, status)
+	case verdict.Result == capture.VerdictFail:
+		x.rec.Outcome = capture.OutcomeContractFail
+		x.rec.Error = "contract violation: " + strings.Join(verdict.Reasons, "; ")
+	}
+	return resultDone, nil, verdict
+}
+
+// upstreamFailed records a transport failure (connect error, timeout, reset)
+// and marks the target's health.
+func (g *Gateway) upstreamFailed(x *exchange, t *routing.Target, att capture.Attempt, err error) (attemptResult, *StatusError, schema.Verdict) {
+	class, text := classify(err)
+	att.Error = text
+	x.rec.Attempts = append(x.rec.Attempts, att)
+	t.Health.Failure()
+	if errors.Is(class, errUpstreamTimeout) {
+		return resultRetry, statusErr(fasthttp.StatusGatewayTimeout, "server_error", "upstream_timeout", capture.OutcomeTimeout,
+			fmt.Sprintf("upstream %s did not answer in time", t.Provider.Name)), schema.Verdict{}
+	}
+	return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError,
+		fmt.Sprintf("upstream %s failed: %s", t.Provider.Name, text)), schema.Verdict{}
+}
+
+// upstreamStatus judges an upstream status: 5xx and 429 are retryable
+// failures (5xx count against the target's health); other statuses are
+// relayed as the provider sent them.
+func (g *Gateway) upstreamStatus(x *exchange, t *routing.Target, att *capture.Attempt, status int) *StatusError {
+	switch {
+	case status >= 500:
+		t.Health.Failure()
+		att.Error = "upstream status " + strconv.Itoa(status)
+		x.rec.Attempts = append(x.rec.Attempts, *att)
+		return statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError,
+			fmt.Sprintf("upstream %s answered %d", t.Provider.Name, status))
+	case status == fasthttp.StatusTooManyRequests:
+		att.Error = "upstream rate limited"
+		x.rec.Attempts = append(x.rec.Attempts, *att)
+		se := statusErr(fasthttp.StatusTooManyRequests, "server_error", "upstream_rate_limited", capture.OutcomeUpstream429,
+			fmt.Sprintf("upstream %s is rate limiting the gateway", t.Provider.Name))
+		return se
+	}
+	return nil
+}
+
+// commitTarget sets the routing headers for the target that answers.
+func (g *Gateway) commitTarget(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Target, model, providerID string) {
+	x.rec.Provider = t.Provider.Name
+	x.rec.Model = model
+	x.rec.Cohort = t.Cohort
+	x.rec.ProviderRequestID = providerID
+	h := &ctx.Response.Header
+	h.Set("x-cairn-route", x.route.Name)
+	h.Set("x-cairn-cohort", t.Cohort)
+	h.Set("x-cairn-target", t.Provider.Name+"/"+model)
+	if providerID != "" {
+		h.Set("x-cairn-provider-request-id", providerID)
+	}
+}
+
+// relayedHeaders are upstream response headers passed to the client.
+var relayedHeaders = []string{"content-type", "openai-processing-ms", "openai-version", "openai-model", "retry-after"}
+
+func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
+	for _, n := range relayedHeaders {
+		if v := src.Peek(n); len(v) > 0 {
+			dst.SetBytesV(n, v)
+		}
+	}
+}
+
+// listModels answers GET /v1/models with the route names.
+func (g *Gateway) listModels(ctx *fasthttp.RequestCtx) {
+	x := g.begin(ctx, epModels)
+	defer g.finish(x)
+	if !ctx.IsGet() {
+		g.fail(ctx, x, errMethod)
+		return
+	}
+	key, se := authenticate(x.cfg, &ctx.Request.Header)
+	if se != nil {
+		g.fail(ctx, x, se)
+		return
+	}
+	if key != nil {
+		x.rec.Key = key.Name
+	}
+	created := x.start.Unix()
+	buf := make([]byte, 0, 256)
+	buf = append(buf, `{"object":"list","data":[`...)
+	n := 0
+	for _, r := range x.cfg.Routes {
+		if key != nil && len(key.Routes) > 0 && !containsString(key.Routes, r.Name) {
+			continue
+		}
+		if n > 0 {
+			buf = append(buf, ',')
+		}
+		n++
+		buf = append(buf, `{"id":`...)
+		buf = strconv.AppendQuote(buf, r.Name)
+		buf = append(buf, `,"object":"model","created":`...)
+		buf = strconv.AppendInt(buf, created, 10)
+		buf = append(buf, `,"owned_by":"cairn"}`...)
+	}
+	buf = append(buf, "]}"...)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(buf)
+	x.rec.Status = fasthttp.StatusOK
+}
+
+var _ = context.Background

@@ -1,0 +1,375 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/cairnhq/cairn/capture"
+	"github.com/cairnhq/cairn/configs"
+	"github.com/cairnhq/cairn/routing"
+	"github.com/cairnhq/cairn/schema"
+)
+
+var sseDone = []byte("data: [DONE]\n\n")
+
+// readBufPool holds upstream read buffers for streams.
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// streamRelay moves one upstream SSE stream to the client. It owns the
+// upstream response until close; the client side is the bufio.Writer that
+// fasthttp hands the body stream writer after the handler returned.
+type streamRelay struct {
+	x      *exchange
+	t      *routing.Target
+	model  string
+	resp   *fasthttp.Response
+	dc     *deadlineConn
+	r      io.Reader
+	bufp   *[]byte
+	parser schema.SSEParser
+	acc    schema.StreamAccumulator
+	out    []byte // framed events not yet written to the client
+	done   bool   // saw [DONE]
+	events int
+	first  time.Time
+}
+
+var errClientClosed = errors.New("client closed the connection")
+
+// pump reads once from upstream and frames the events it completes into
+// s.out. It returns io.EOF at the end of the upstream body.
+func (s *streamRelay) pump() error {
+	buf := *s.bufp
+	n, err := s.r.Read(buf)
+	if n > 0 {
+		if perr := s.parser.Feed(buf[:n], s.onEvent); perr != nil {
+			return perr
+		}
+	}
+	if errors.Is(err, io.EOF) {
+		_ = s.parser.Flush(s.onEvent)
+		return io.EOF
+	}
+	return err
+}
+
+func (s *streamRelay) onEvent(ev schema.Event) error {
+	if ev.Done {
+		s.done = true
+		s.out = append(s.out, sseDone...)
+		return nil
+	}
+	s.acc.Add(ev.Data)
+	if !s.x.req.IncludeUsage && schema.IsUsageOnlyChunk(ev.Data) {
+		return nil // asked upstream for usage on the client's behalf; not theirs
+	}
+	if s.events == 0 {
+		s.first = s.x.g.now()
+	}
+	s.events++
+	s.out = schema.AppendSSEEvent(s.out, ev.Data)
+	return nil
+}
+
+func (s *streamRelay) close(complete bool) {
+	if s.dc != nil && complete {
+		s.dc.plainMode()
+	}
+	if !complete && s.dc != nil {
+		_ = s.dc.Close()
+	}
+	_ = s.resp.CloseBodyStream()
+	fasthttp.ReleaseResponse(s.resp)
+	readBufPool.Put(s.bufp)
+}
+
+// attemptStream sends a streaming request. It waits for the first event
+// before committing, so a provider that fails or resets before sending
+// anything is still retried on the next target.
+func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Target, up *upstream, body []byte, att capture.Attempt, t0 time.Time) (attemptResult, *StatusError, schema.Verdict) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	up.prepare(req, x.ep.path(), body, x.tp, true)
+	err := up.streamed.DoTimeout(req, resp, up.cfg.Timeout.D())
+	fasthttp.ReleaseRequest(req)
+	att.LatencyMS = msSince(t0, g.now())
+	if err != nil {
+		_ = resp.CloseBodyStream()
+		fasthttp.ReleaseResponse(resp)
+		return g.upstreamFailed(x, t, att, err)
+	}
+	status := resp.StatusCode()
+	att.Status = status
+	att.ProviderRequestID = providerRequestID(&resp.Header)
+	model := t.UpstreamModel(x.req.Model)
+	if status != fasthttp.StatusOK || !strings.HasPrefix(string(resp.Header.ContentType()), "text/event-stream") {
+		// An error (or a provider that ignored stream:true): read it whole.
+		raw, rerr := readAllLimited(resp.BodyStream(), int64(up.cfg.MaxResponseBytes))
+		_ = resp.CloseBodyStream()
+		hdr := fasthttp.AcquireResponse()
+		resp.Header.CopyTo(&hdr.Header)
+		fasthttp.ReleaseResponse(resp)
+		defer fasthttp.ReleaseResponse(hdr)
+		if rerr != nil {
+			return g.upstreamFailed(x, t, att, rerr)
+		}
+		if se := g.upstreamStatus(x, t, &att, status); se != nil {
+			x.respRaw = raw
+			return resultRetry, se, schema.Verdict{}
+		}
+		if status < 300 {
+			t.Health.Success()
+		}
+		x.rec.Attempts = append(x.rec.Attempts, att)
+		g.commitTarget(ctx, x, t, model, att.ProviderRequestID)
+		ctx.SetStatusCode(status)
+		copyResponseHeaders(&ctx.Response.Header, &hdr.Header)
+		ctx.Response.SetBodyRaw(raw)
+		x.rec.Status = status
+		x.rec.Raw = &capture.RawBodies{RequestBody: x.body, ResponseBody: raw}
+		if status >= 400 {
+			x.rec.Outcome = capture.OutcomeUpstream4xx
+			x.rec.Error = fmt.Sprintf("upstream %s answered %d", t.Provider.Name, status)
+		}
+		return resultDone, nil, schema.Verdict{}
+	}
+
+	s := &streamRelay{x: x, t: t, model: model, resp: resp, r: resp.BodyStream(), bufp: readBufPool.Get().(*[]byte)}
+	s.dc = up.conns.lookup(resp.LocalAddr())
+	if s.dc != nil {
+		s.dc.streamMode(up.cfg.StreamIdleTimeout.D(), t0.Add(up.cfg.StreamMaxDuration.D()))
+	}
+	// Wait for the first event (or the end) before committing the status.
+	var perr error
+	for len(s.out) == 0 && !s.done {
+		if perr = s.pump(); perr != nil {
+			break
+		}
+	}
+	if len(s.out) == 0 && !errors.Is(perr, io.EOF) && perr != nil {
+		s.close(false)
+		return g.upstreamFailed(x, t, att, perr)
+	}
+	t.Health.Success()
+	x.rec.Attempts = append(x.rec.Attempts, att)
+	g.commitTarget(ctx, x, t, model, att.ProviderRequestID)
+	x.rec.Status = fasthttp.StatusOK
+
+	buffer := x.route.Config.Contract.Mode == configs.ModeEnforce && x.route.Config.Contract.BufferStreams && !x.contr.Empty()
+	if buffer {
+		return g.bufferStream(ctx, x, s, perr)
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("text/event-stream; charset=utf-8")
+	ctx.Response.Header.Set("cache-control", "no-cache")
+	ctx.Response.Header.Set("x-accel-buffering", "no")
+	copyStreamHeaders(&ctx.Response.Header, &resp.Header)
+	g.streams.Add(1)
+	g.streamsOpen.Add(1)
+	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer g.streams.Done()
+		defer g.streamsOpen.Add(-1)
+		g.relay(w, s, perr)
+	})
+	return resultStream, nil, schema.Verdict{}
+}
+
+func copyStreamHeaders(dst, src *fasthttp.ResponseHeader) {
+	for _, n := range []string{"openai-processing-ms", "openai-version", "openai-model"} {
+		if v := src.Peek(n); len(v) > 0 {
+			dst.SetBytesV(n, v)
+		}
+	}
+}
+
+// relay runs on the server goroutine after the handler returned. It writes
+// every framed event and flushes per read, so events reach the client as
+// they arrive. A failed flush means the client went away: the upstream
+// connection is closed at once (fasthttp has no per-request cancellation).
+func (g *Gateway) relay(w *bufio.Writer, s *streamRelay, perr error) {
+	x := s.x
+	rec := x.rec
+	complete := false
+	defer func() {
+		s.close(complete)
+		g.finishStream(x, s)
+	}()
+	for {
+		if len(s.out) > 0 {
+			if _, err := w.Write(s.out); err == nil {
+				err = w.Flush()
+				if err != nil {
+					g.clientGone(rec)
+					return
+				}
+			} else {
+				g.clientGone(rec)
+				return
+			}
+			if rec.TTFTMS == 0 && s.events > 0 {
+				rec.TTFTMS = msSince(x.start, s.first)
+			}
+			s.out = s.out[:0]
+		}
+		if perr != nil {
+			break
+		}
+		perr = s.pump()
+	}
+	switch {
+	case errors.Is(perr, io.EOF) && (s.done || s.acc.FinishReason() != ""):
+		complete = true
+		if !s.done {
+			// Upstream ended without [DONE] after a finished choice;
+			// the SDKs expect the terminator.
+			_, _ = w.Write(sseDone)
+			_ = w.Flush()
+		}
+		if e := s.acc.Err(); e != nil {
+			rec.Outcome = capture.OutcomeUpstreamError
+			rec.Error = "upstream sent an error event"
+		}
+	default:
+		// The upstream broke mid-stream: the status is already 200, so the
+		// client gets a terminal SSE error event (never a retry).
+		class, text := classify(perr)
+		code, outcome := "upstream_error", capture.OutcomeUpstreamError
+		if errors.Is(perr, io.EOF) {
+			text = "stream ended before the response finished"
+		} else if errors.Is(class, errUpstreamTimeout) {
+			code, outcome = "upstream_timeout", capture.OutcomeTimeout
+			text = "upstream stream stalled beyond its idle timeout"
+		}
+		rec.Outcome = outcome
+		rec.Error = fmt.Sprintf("upstream %s: %s after %d events", s.t.Provider.Name, text, s.events)
+		s.t.Health.Failure()
+		_, _ = w.Write(schema.AppendSSEError(nil, rec.Error, "server_error", code))
+		_ = w.Flush()
+	}
+}
+
+func (g *Gateway) clientGone(rec *capture.Record) {
+	rec.Outcome = capture.OutcomeClientClosed
+	rec.Error = errClientClosed.Error()
+	rec.Status = 499
+}
+
+// finishStream judges the accumulated stream, fills the record and
+// finishes the exchange.
+func (g *Gateway) finishStream(x *exchange, s *streamRelay) {
+	rec := x.rec
+	if u, ok := s.acc.Usage(); ok {
+		rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+	}
+	if !x.contr.Empty() && rec.Outcome == "" {
+		v := x.contr.CheckStream(&s.acc)
+		rec.Contract = capture.Verdict{Verdict: v.Result, Reasons: v.Reasons}
+		if v.Result == capture.VerdictFail {
+			rec.Outcome = capture.OutcomeContractFail
+			rec.Error = "contract violation: " + strings.Join(v.Reasons, "; ")
+		}
+	}
+	rec.Raw = &capture.RawBodies{
+		RequestBody:     x.body,
+		StreamContent:   s.acc.Content(),
+		StreamToolCalls: toolCallsJSON(s.acc.ToolCalls()),
+		FinishReason:    s.acc.FinishReason(),
+	}
+	if e := s.acc.Err(); e != nil {
+		rec.Raw.ResponseBody = append([]byte(nil), e...)
+	}
+	g.finish(x)
+}
+
+func toolCallsJSON(tcs []schema.ToolCall) []byte {
+	if len(tcs) == 0 {
+		return nil
+	}
+	type tc struct {
+		ID        string `json:"id"`
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	}
+	out := make([]tc, len(tcs))
+	for i, t := range tcs {
+		out[i] = tc{ID: t.ID, Name: t.Name, Arguments: t.Arguments}
+	}
+	b, _ := json.Marshal(out)
+	return b
+}
+
+// bufferStream holds an enforce route's stream until it is judged: a
+// failing stream is never shown to the client and the next target is tried.
+func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamRelay, perr error) (attemptResult, *StatusError, schema.Verdict) {
+	limit := s.t.Provider.MaxResponseBytes
+	var all []byte
+	for {
+		all = append(all, s.out...)
+		s.out = s.out[:0]
+		if perr != nil || len(all) > limit {
+			break
+		}
+		perr = s.pump()
+	}
+	complete := errors.Is(perr, io.EOF) && (s.done || s.acc.FinishReason() != "") && len(all) <= limit
+	if !complete {
+		class, text := classify(perr)
+		s.close(false)
+		s.t.Health.Failure()
+		x.rec.Attempts[len(x.rec.Attempts)-1].Error = text
+		if errors.Is(class, errUpstreamTimeout) {
+			return resultRetry, statusErr(fasthttp.StatusGatewayTimeout, "server_error", "upstream_timeout", capture.OutcomeTimeout,
+				"upstream stream stalled"), schema.Verdict{}
+		}
+		return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError,
+			"upstream stream broke: "+text), schema.Verdict{}
+	}
+	if !s.done {
+		all = append(all, sseDone...)
+	}
+	v := x.contr.CheckStream(&s.acc)
+	x.rec.Attempts[len(x.rec.Attempts)-1].Contract = v.Result
+	if v.Result == capture.VerdictFail {
+		s.close(true)
+		return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "contract_violation", capture.OutcomeContractFail,
+			"contract violation: "+strings.Join(v.Reasons, "; ")), v
+	}
+	if x.rec.TTFTMS == 0 {
+		x.rec.TTFTMS = msSince(x.start, g.now())
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentType("text/event-stream; charset=utf-8")
+	ctx.Response.Header.Set("cache-control", "no-cache")
+	ctx.Response.Header.Set("x-cairn-contract", v.Result)
+	ctx.Response.SetBodyRaw(all)
+	s.close(true)
+	x.rec.Contract = capture.Verdict{Verdict: v.Result, Reasons: v.Reasons}
+	if u, ok := s.acc.Usage(); ok {
+		x.rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+	}
+	x.rec.Raw = &capture.RawBodies{RequestBody: x.body, StreamContent: s.acc.Content(),
+		StreamToolCalls: toolCallsJSON(s.acc.ToolCalls()), FinishReason: s.acc.FinishReason()}
+	return resultDone, nil, v
+}
+
+func readAllLimited(r io.Reader, limit int64) ([]byte, error) {
+	if r == nil {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fasthttp.ErrBodyTooLarge
+	}
+	return b, nil
+}

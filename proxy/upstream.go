@@ -1,0 +1,252 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/cairnhq/cairn/configs"
+)
+
+// upstream is the pooled client pair for one provider: one that buffers
+// (non-streaming requests, bounded by max_response_bytes) and one that
+// streams response bodies (SSE). Both keep connections alive and never
+// follow redirects. Safe for concurrent use.
+type upstream struct {
+	cfg      configs.Provider
+	host     string // Host header and pool address
+	prefix   string // base path, e.g. /v1
+	auth     string // "Bearer <key>" or ""
+	buffered *fasthttp.HostClient
+	streamed *fasthttp.HostClient
+	conns    *connRegistry
+}
+
+func newUpstream(p configs.Provider) (*upstream, error) {
+	u, err := url.Parse(p.BaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: parse base_url: %w", p.Name, err)
+	}
+	isTLS := u.Scheme == "https"
+	addr := u.Host
+	if u.Port() == "" {
+		if isTLS {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		} else {
+			addr = net.JoinHostPort(u.Hostname(), "80")
+		}
+	}
+	up := &upstream{
+		cfg:    p,
+		host:   u.Host,
+		prefix: strings.TrimSuffix(u.Path, "/"),
+		conns:  &connRegistry{},
+	}
+	if p.APIKey != "" {
+		up.auth = "Bearer " + p.APIKey
+	}
+	dialer := &net.Dialer{Timeout: p.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
+	newClient := func(stream bool) *fasthttp.HostClient {
+		hc := &fasthttp.HostClient{
+			Addr:                          addr,
+			Name:                          "cairn",
+			IsTLS:                         isTLS,
+			MaxConns:                      p.MaxConns,
+			MaxIdleConnDuration:           30 * time.Second,
+			MaxConnWaitTimeout:            p.ConnectTimeout.D(),
+			ReadBufferSize:                64 << 10,
+			WriteBufferSize:               32 << 10,
+			DisableHeaderNamesNormalizing: false,
+			NoDefaultUserAgentHeader:      false,
+			StreamResponseBody:            stream,
+			SecureErrorLogMessage:         true,
+			// POSTs are never resent by the client itself: the route's
+			// fallbacks decide what is retried, and only before the first
+			// byte reached the client.
+			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+		}
+		if isTLS {
+			hc.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+		}
+		if !stream {
+			hc.MaxResponseBodySize = p.MaxResponseBytes
+			hc.Dial = func(a string) (net.Conn, error) { return dialer.Dial("tcp", a) }
+		} else {
+			hc.Dial = func(a string) (net.Conn, error) {
+				c, err := dialer.Dial("tcp", a)
+				if err != nil {
+					return nil, err
+				}
+				return up.conns.wrap(c), nil
+			}
+		}
+		return hc
+	}
+	up.buffered = newClient(false)
+	up.streamed = newClient(true)
+	return up, nil
+}
+
+// sameSettings reports whether an upstream built for a can serve b, so a
+// reload keeps warm connection pools.
+func sameSettings(a, b configs.Provider) bool {
+	if a.BaseURL != b.BaseURL || a.APIKey != b.APIKey || a.Timeout != b.Timeout ||
+		a.ConnectTimeout != b.ConnectTimeout || a.StreamIdleTimeout != b.StreamIdleTimeout ||
+		a.StreamMaxDuration != b.StreamMaxDuration || a.MaxResponseBytes != b.MaxResponseBytes ||
+		a.MaxConns != b.MaxConns || len(a.Headers) != len(b.Headers) {
+		return false
+	}
+	for k, v := range a.Headers {
+		if b.Headers[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// prepare fills req for a POST to path (e.g. "/chat/completions").
+func (u *upstream) prepare(req *fasthttp.Request, path string, body []byte, traceparent string, stream bool) {
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.SetRequestURI(u.prefix + path)
+	req.Header.SetHost(u.host)
+	req.URI().SetScheme(map[bool]string{true: "https", false: "http"}[u.buffered.IsTLS])
+	req.Header.SetContentType("application/json")
+	if u.auth != "" {
+		req.Header.Set("Authorization", u.auth)
+	}
+	if stream {
+		req.Header.Set("Accept", "text/event-stream")
+	} else {
+		req.Header.Set("Accept", "application/json")
+	}
+	if traceparent != "" {
+		req.Header.Set("traceparent", traceparent)
+	}
+	for k, v := range u.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	req.SetBodyRaw(body)
+}
+
+// connRegistry tracks the streaming client's connections by local address,
+// so that once response headers arrived the gateway can switch that
+// connection from the first-byte deadline to a per-read idle deadline.
+// fasthttp keeps the request's deadline on the connection while the body
+// streams, which would cut every stream at the first-byte timeout.
+type connRegistry struct {
+	m sync.Map // local addr string -> *deadlineConn
+}
+
+func (r *connRegistry) wrap(c net.Conn) net.Conn {
+	dc := &deadlineConn{Conn: c, reg: r, key: c.LocalAddr().String()}
+	r.m.Store(dc.key, dc)
+	return dc
+}
+
+func (r *connRegistry) lookup(local net.Addr) *deadlineConn {
+	if local == nil {
+		return nil
+	}
+	v, ok := r.m.Load(local.String())
+	if !ok {
+		return nil
+	}
+	return v.(*deadlineConn)
+}
+
+// deadlineConn sets a fresh read deadline before every Read while idle mode
+// is on: min(now+idle, end). Off, it is a plain connection.
+type deadlineConn struct {
+	net.Conn
+	reg    *connRegistry
+	key    string
+	idle   atomic.Int64 // nanoseconds; 0 = off
+	end    atomic.Int64 // unix nanoseconds; 0 = none
+	closed atomic.Bool
+}
+
+func (c *deadlineConn) streamMode(idle time.Duration, end time.Time) {
+	c.end.Store(end.UnixNano())
+	c.idle.Store(int64(idle))
+}
+
+func (c *deadlineConn) plainMode() {
+	c.idle.Store(0)
+	c.end.Store(0)
+	_ = c.Conn.SetReadDeadline(time.Time{})
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if idle := c.idle.Load(); idle > 0 {
+		d := time.Now().Add(time.Duration(idle))
+		if end := c.end.Load(); end > 0 && d.UnixNano() > end {
+			d = time.Unix(0, end)
+		}
+		_ = c.Conn.SetReadDeadline(d)
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *deadlineConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.reg.m.CompareAndDelete(c.key, c)
+	}
+	return c.Conn.Close()
+}
+
+// Upstream failure classes. A failure before the first response byte may be
+// retried on the next target; nothing is retried once the client got a byte.
+var (
+	errUpstreamTimeout = errors.New("upstream timeout")
+	errUpstreamConnect = errors.New("upstream connect error")
+	errUpstreamIO      = errors.New("upstream connection error")
+)
+
+// classify maps a client error to a sentinel and a short, secret-free text.
+func classify(err error) (class error, text string) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout),
+		errors.Is(err, os.ErrDeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return errUpstreamTimeout, "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, fasthttp.ErrNoFreeConns):
+		return errUpstreamConnect, "connect: " + shortErr(err)
+	case isDialError(err):
+		return errUpstreamConnect, "connect: " + shortErr(err)
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return errUpstreamIO, "response body too large"
+	default:
+		return errUpstreamIO, shortErr(err)
+	}
+}
+
+func isDialError(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "dial"
+}
+
+// shortErr strips an error to its last segment; upstream errors never carry
+// secrets (keys are in headers, never in URLs), but they can be long.
+func shortErr(err error) string {
+	s := err.Error()
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// drain reads and discards at most n bytes from r.
+func drain(r io.Reader, n int64) {
+	_, _ = io.CopyN(io.Discard, r, n)
+}
