@@ -92,3 +92,40 @@ func TestNewIDSortsByTime(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadDirSkipsTempsAndNamesBadFiles(t *testing.T) {
+	dir := t.TempDir()
+	live := newFakeLive(twoCohortState(false))
+	m, err := NewManager(Options{DataDir: dir, State: live})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc, err := m.Declare("support-bot", "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeManager(t, m)
+	idir := filepath.Join(dir, incidentsDir)
+	tmp := filepath.Join(idir, "."+inc.ID+".123.tmp")
+	bad := filepath.Join(idir, "inc_01m86zhkn0tddk2sc6zyeqvhh1.json")
+	os.WriteFile(tmp, []byte("{"), 0o640)
+	os.WriteFile(bad, []byte("{"), 0o640)
+	got, err := LoadDir(dir)
+	if len(got) != 1 || got[0].ID != inc.ID {
+		t.Errorf("LoadDir = %d incidents; want only %s", len(got), inc.ID)
+	}
+	if err == nil || !strings.Contains(err.Error(), "inc_01m86zhkn0tddk2sc6zyeqvhh1") {
+		t.Errorf("LoadDir error = %v; want one naming the bad file", err)
+	}
+	m, err = NewManager(Options{DataDir: dir, State: live})
+	if err != nil {
+		t.Fatalf("NewManager with a bad file: %v", err)
+	}
+	defer closeManager(t, m)
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("stale temp file survived NewManager: %v", err)
+	}
+	if l := m.List(); len(l) != 1 || l[0].Status != StatusOpen {
+		t.Errorf("List = %+v; want the open declared incident", l)
+	}
+}

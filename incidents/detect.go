@@ -73,8 +73,9 @@ const (
 	// this much.
 	minLatencyDeltaMS = 20
 	// maxBadPerBucket bounds the failing records a bucket keeps for
-	// samples and scope; counts stay exact beyond it.
-	maxBadPerBucket = 512
+	// samples and scope (so a window pins at most 30×128 records per
+	// cohort); counts stay exact beyond it.
+	maxBadPerBucket = 128
 	// recentPerSeries is how many latest records a cohort keeps for the
 	// latency and token samples.
 	recentPerSeries = 32
@@ -334,6 +335,11 @@ func (s *series) advance(idx int64) {
 			if b := s.slot(j); b.idx == j {
 				s.cur.subAgg(&b.agg)
 				s.base.addAgg(&b.agg)
+				// Records serve the window only: do not keep them alive.
+				clear(b.bad)
+				b.bad = b.bad[:0]
+				clear(b.before)
+				b.before = b.before[:0]
 			}
 		}
 		// Bucket i-L leaves the baseline; its slot becomes bucket i.
@@ -831,7 +837,7 @@ type fire struct {
 	wave                               bool   // an incident is already tracked for key
 	related                            string // key of an active incident on the same cohort
 
-	reason                             string // of a declared incident
+	reason string // of a declared incident
 
 	// Filled by the responder.
 	state  configs.State

@@ -190,7 +190,9 @@ func TestDetectorLatencyBaseline(t *testing.T) {
 
 func TestDetectorTokensBaseline(t *testing.T) {
 	tokens := func(n int) func(*capture.Record) {
-		return func(r *capture.Record) { r.Usage = capture.Usage{PromptTokens: n / 2, CompletionTokens: n - n/2, TotalTokens: n} }
+		return func(r *capture.Record) {
+			r.Usage = capture.Usage{PromptTokens: n / 2, CompletionTokens: n - n/2, TotalTokens: n}
+		}
 	}
 	const ok = capture.OutcomeOK
 	tests := []struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -186,6 +187,7 @@ func NewManager(o Options) (*Manager, error) {
 		_, m.auditSeq = o.Audit.after(1<<62 - 1)
 	}
 
+	removeStaleTemps(filepath.Join(o.DataDir, incidentsDir), m.log)
 	incs, err := LoadDir(o.DataDir)
 	if err != nil {
 		// One bad file must not hide the others or stop the gateway.
@@ -684,13 +686,12 @@ func (m *Manager) addWave(id string, f *fire) bool {
 		m.finish(id)
 		return false
 	}
-	m.log.Warn("incident wave", "incident", id, "wave", len(out.Waves), "route", f.route, "signal", f.signal, "cohort", f.cohort)
+	m.log.Warn("incident wave", "incident", id, "wave", len(out.Waves), "route", f.route, "signal", f.signal, "cohort", f.cohort, "reopened", reopened)
 	m.resetHealth(id)
 	if mitigated {
 		m.det.startAfter(f.key, *out.MitigatedAt)
 		m.hooks.enqueue(EventMitigated, out, m.o.Replica, m.now())
 	}
-	_ = reopened
 	return true
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -65,6 +66,21 @@ func writeIncident(dataDir string, inc *Incident) error {
 		d.Close()
 	}
 	return nil
+}
+
+// removeStaleTemps deletes temporary files a crash left mid-write.
+func removeStaleTemps(dir string, log *slog.Logger) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if n := e.Name(); strings.HasPrefix(n, ".inc_") && strings.HasSuffix(n, ".tmp") {
+			if err := os.Remove(filepath.Join(dir, n)); err != nil {
+				log.Warn("remove stale incident temp file", "file", n, "err", err)
+			}
+		}
+	}
 }
 
 // LoadIncident reads one incident from dataDir/incidents without a running

@@ -205,7 +205,6 @@ func (t *tracker) snapshot() scopeSnapshot {
 	return s
 }
 
-
 // trackerSnapshot returns key's counts when they changed since version.
 func (d *detector) trackerSnapshot(key string, version int64) scopeSnapshot {
 	d.mu.Lock()
