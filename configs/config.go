@@ -72,8 +72,8 @@ type Server struct {
 	WriteTimeout Duration `yaml:"write_timeout" json:"write_timeout"`
 	// DrainTimeout bounds graceful shutdown. Default 30s.
 	DrainTimeout Duration `yaml:"drain_timeout" json:"drain_timeout"`
-	// MaxConcurrency bounds requests in flight; excess get 429 after
-	// QueueTimeout. Default 10000.
+	// MaxConcurrency bounds requests in flight (streams included); excess
+	// requests get 429 with code "overloaded" at once. Default 10000.
 	MaxConcurrency int `yaml:"max_concurrency" json:"max_concurrency"`
 }
 

@@ -72,6 +72,9 @@ const (
 	// from firing the latency signal: p99 must also exceed the baseline by
 	// this much.
 	minLatencyDeltaMS = 20
+	// minSlowRequests is how many requests above the latency threshold the
+	// latency signal needs in its window.
+	minSlowRequests = 5
 	// maxBadPerBucket bounds the failing records a bucket keeps for
 	// samples and scope (so a window pins at most 30×128 records per
 	// cohort); counts stay exact beyond it.
@@ -788,7 +791,9 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 		}
 		o.observed = cur.p99()
 		o.threshold = max(d.cfg.latRatio*o.baseline, o.baseline+minLatencyDeltaMS)
-		if o.observed >= o.threshold {
+		// A p99 set by two or three stragglers is noise on a busy host:
+		// the signal also needs minSlowRequests above the threshold.
+		if o.observed >= o.threshold && cur.above(o.threshold) >= minSlowRequests {
 			o.verdict = verdictCrossing
 			o.bad = cur.above(o.threshold)
 		}

@@ -311,6 +311,12 @@ func (m *Manager) prepare(f *fire) {
 		f.rbSkip = fmt.Sprintf("cohort %s is the route's only live cohort", f.cohort)
 		return
 	}
+	if inc := incumbent(rs); f.cohort == inc {
+		// A rollback returns traffic to the incumbent; taking the incumbent
+		// away would push everyone onto the challenger instead.
+		f.rbSkip = fmt.Sprintf("cohort %s is the route's incumbent; only challengers are rolled back automatically", f.cohort)
+		return
+	}
 	if isRateSignal(f.sig) && f.o.baseKind == baseOthers && f.o.baseline >= f.o.threshold {
 		// Moving traffic onto cohorts that fail as badly helps nobody.
 		f.rbSkip = fmt.Sprintf("the other cohorts fail too (%s ≥ %s)", pct(f.o.baseline), pct(f.o.threshold))
@@ -1311,4 +1317,31 @@ func (i *Incident) addEvent(e Event) {
 		n--
 	}
 	i.Timeline = slices.Insert(i.Timeline, n, e)
+}
+
+// incumbent is the cohort a rollback returns traffic to: the default cohort
+// ("stable") when it has live weight, else the cohort with the most live
+// weight (the first in target order on a tie).
+func incumbent(rs *configs.RouteState) string {
+	weights := map[string]int{}
+	var order []string
+	for _, t := range rs.Targets {
+		if t.Weight <= 0 {
+			continue
+		}
+		if _, ok := weights[t.Cohort]; !ok {
+			order = append(order, t.Cohort)
+		}
+		weights[t.Cohort] += t.Weight
+	}
+	if weights[configs.DefaultCohort] > 0 {
+		return configs.DefaultCohort
+	}
+	best := ""
+	for _, c := range order {
+		if best == "" || weights[c] > weights[best] {
+			best = c
+		}
+	}
+	return best
 }

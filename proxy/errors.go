@@ -38,8 +38,8 @@ var (
 		"unknown endpoint")
 	errMethod = statusErr(fasthttp.StatusMethodNotAllowed, "invalid_request_error", "method_not_allowed", capture.OutcomeBadRequest,
 		"method not allowed")
-	errOverloaded = statusErr(fasthttp.StatusServiceUnavailable, "server_error", "overloaded", capture.OutcomeOverloaded,
-		"the gateway is at its concurrency limit; retry shortly")
+	errOverloaded = statusErr(fasthttp.StatusTooManyRequests, "server_error", "overloaded", capture.OutcomeOverloaded,
+		"the gateway is at its concurrency limit (server.max_concurrency); retry shortly")
 	errShuttingDown = statusErr(fasthttp.StatusServiceUnavailable, "server_error", "shutting_down", capture.OutcomeOverloaded,
 		"the gateway is shutting down")
 )

@@ -77,6 +77,9 @@ func TestStickyCohortsAndSplit(t *testing.T) {
 	if share < 0.13 || share > 0.27 {
 		t.Errorf("canary share = %.3f over %d users; want ≈ 0.20", share, users)
 	}
+	if t.Failed() {
+		t.Logf("incidents: %s", do(t, "GET", tg.admin+"/admin/incidents", "", "").body)
+	}
 }
 
 func TestContractEnforceFallsBack(t *testing.T) {

@@ -17,9 +17,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/cairnhq/cairn/configs"
 	"github.com/cairnhq/cairn/loadtest"
 	"github.com/cairnhq/cairn/proxy"
+	"github.com/cairnhq/cairn/routing/ratelimit"
 )
 
 const usage = `cairn — an OpenAI-compatible LLM gateway that keeps the evidence
@@ -133,6 +136,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 // serve runs a gateway until SIGTERM/SIGINT (drain, flush, exit 0) or
 // stop is closed; SIGHUP reloads the config file.
 func serve(cfg *configs.Config, log *slog.Logger, stop <-chan struct{}) error {
+	// go-redis logs every failed dial; while Redis is down that is a line
+	// per request. Forward its messages at most once per 10 s.
+	redis.SetLogger(ratelimit.NewClientLogger(log, 10*time.Second))
 	g, err := proxy.New(proxy.Options{Config: cfg, Logger: log})
 	if err != nil {
 		return err
@@ -209,5 +215,3 @@ func flagsAnywhere(args []string, withValue map[string]bool) []string {
 	}
 	return append(flags, pos...)
 }
-
-var _ = time.Second
