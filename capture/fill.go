@@ -105,22 +105,25 @@ func (m *Masker) requestMessages(body []byte) json.RawMessage {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	var req struct {
-		Messages json.RawMessage `json:"messages"`
-		Input    json.RawMessage `json:"input"`
-		Prompt   json.RawMessage `json:"prompt"`
+	if !json.Valid(body) {
+		return m.JSON(body) // masked as one string
 	}
-	if json.Unmarshal(body, &req) == nil {
-		switch {
-		case len(req.Messages) > 0:
-			return m.JSON(req.Messages)
-		case len(req.Input) > 0:
-			return m.JSON(req.Input)
-		case len(req.Prompt) > 0:
-			return m.JSON(req.Prompt)
+	for _, key := range []string{"messages", "input", "prompt"} {
+		if v := objectField(body, key); v != nil {
+			return m.maskValidJSON(v)
 		}
 	}
-	return m.JSON(body)
+	return m.maskValidJSON(body)
+}
+
+// maskValidJSON is JSON for a document already known to be valid.
+func (m *Masker) maskValidJSON(raw []byte) (out json.RawMessage) {
+	defer func() {
+		if recover() != nil {
+			out = append(json.RawMessage(nil), maskingFailedJSON...)
+		}
+	}()
+	return m.appendJSON(nil, raw, 0, true)
 }
 
 // response returns the masked response: for a stream the accumulated

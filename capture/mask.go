@@ -907,4 +907,3 @@ func phoneAt(s string, i int) (int, bool) {
 	}
 	return 0, false
 }
-

@@ -1,8 +1,10 @@
 package capture
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -31,11 +33,13 @@ func (m *Masker) JSON(raw []byte) (out []byte) {
 			out = append([]byte(nil), maskingFailedJSON...)
 		}
 	}()
-	return m.appendJSON(nil, raw, 0)
+	return m.appendJSON(nil, raw, 0, false)
 }
 
-func (m *Masker) appendJSON(dst, raw []byte, depth int) []byte {
-	if !json.Valid(raw) {
+// appendJSON appends the masked form of raw. valid says raw is already
+// known to be valid JSON.
+func (m *Masker) appendJSON(dst, raw []byte, depth int, valid bool) []byte {
+	if !valid && !json.Valid(raw) {
 		return appendJSONString(dst, m.maskValue(string(raw)))
 	}
 	for i := 0; i < len(raw); {
@@ -97,15 +101,10 @@ func isKey(raw []byte, e int) bool {
 
 // appendMaskedString appends the masked form of the string token tok.
 func (m *Masker) appendMaskedString(dst, tok []byte, key bool, depth int) []byte {
-	var s string
-	if strings.IndexByte(string(tok), '\\') < 0 {
-		s = string(tok[1 : len(tok)-1])
-	} else if err := json.Unmarshal(tok, &s); err != nil {
-		panic("BUG: invalid string in valid JSON")
-	}
+	s := decodeJSONString(tok)
 	if !key && depth < maxEmbeddedDepth {
 		if t := strings.TrimSpace(s); len(t) >= 2 && (t[0] == '{' || t[0] == '[') && json.Valid([]byte(t)) {
-			inner := m.appendJSON(nil, []byte(s), depth+1)
+			inner := m.appendJSON(nil, []byte(s), depth+1, true)
 			if string(inner) == s {
 				return append(dst, tok...)
 			}
@@ -197,4 +196,136 @@ func appendJSONString(dst []byte, s string) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// decodeJSONString decodes a string token of valid JSON. Unpaired
+// surrogates become U+FFFD, as encoding/json does.
+func decodeJSONString(tok []byte) string {
+	body := tok[1 : len(tok)-1]
+	k := bytes.IndexByte(body, '\\')
+	if k < 0 {
+		return string(body)
+	}
+	out := make([]byte, 0, len(body))
+	out = append(out, body[:k]...)
+	for i := k; i < len(body); {
+		c := body[i]
+		if c != '\\' {
+			out = append(out, c)
+			i++
+			continue
+		}
+		i++
+		switch body[i] {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r := hex4(body[i+1 : i+5])
+			i += 4
+			if utf16.IsSurrogate(r) {
+				r2 := rune(-1)
+				if i+6 < len(body) && body[i+1] == '\\' && body[i+2] == 'u' {
+					r2 = hex4(body[i+3 : i+7])
+				}
+				if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+					r = d
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			out = utf8.AppendRune(out, r)
+		default: // '"', '\\', '/'
+			out = append(out, body[i])
+		}
+		i++
+	}
+	return string(out)
+}
+
+func hex4(b []byte) rune {
+	var r rune
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// skipSpace returns the index of the first non-space byte at or after i.
+func skipSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the JSON value starting at raw[i] (raw is
+// valid JSON, i at the value's first byte).
+func skipValue(raw []byte, i int) int {
+	switch raw[i] {
+	case '"':
+		return stringEnd(raw, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(raw); j++ {
+			switch raw[j] {
+			case '"':
+				j = stringEnd(raw, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1
+				}
+			}
+		}
+		panic("BUG: unbalanced valid JSON")
+	}
+	j := i
+	for j < len(raw) && strings.IndexByte(",}] \t\r\n", raw[j]) < 0 {
+		j++
+	}
+	return j
+}
+
+// objectField returns the value of key in the top-level object of the
+// valid JSON document raw, or nil.
+func objectField(raw []byte, key string) []byte {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return nil
+	}
+	i = skipSpace(raw, i+1)
+	for i < len(raw) && raw[i] == '"' {
+		e := stringEnd(raw, i)
+		k := decodeJSONString(raw[i:e])
+		i = skipSpace(raw, e)
+		i = skipSpace(raw, i+1) // past ':'
+		ve := skipValue(raw, i)
+		if k == key {
+			return raw[i:ve]
+		}
+		i = skipSpace(raw, ve)
+		if i < len(raw) && raw[i] == ',' {
+			i = skipSpace(raw, i+1)
+		}
+	}
+	return nil
 }

@@ -293,3 +293,33 @@ func FuzzCustomPrefilter(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeJSONString(f *testing.F) {
+	for _, s := range []string{`"a"`, `"\u00e9\n\"\\\/"`, `"\ud83d\ude00"`, `"\ud83d"`, `"\ude00x"`, `"\ud83d\u0041"`, "\"\xff\""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, tok string) {
+		var want string
+		if json.Unmarshal([]byte(tok), &want) != nil || len(tok) < 2 || tok[0] != '"' || stringEnd([]byte(tok), 0) != len(tok) {
+			return
+		}
+		if got := decodeJSONString([]byte(tok)); got != want && utf8.ValidString(tok) {
+			t.Fatalf("decodeJSONString(%q) = %q; want %q", tok, got, want)
+		}
+	})
+}
+
+func TestObjectField(t *testing.T) {
+	doc := []byte(` { "model" : "m", "n\u0061me":{"a":[1,"}"]}, "messages" : [ {"role":"user"} ] , "x":null} `)
+	tests := []struct{ key, want string }{
+		{"model", `"m"`}, {"name", `{"a":[1,"}"]}`}, {"messages", `[ {"role":"user"} ]`}, {"x", "null"}, {"missing", ""},
+	}
+	for _, tt := range tests {
+		if got := string(objectField(doc, tt.key)); got != tt.want {
+			t.Errorf("objectField(%q) = %q; want %q", tt.key, got, tt.want)
+		}
+	}
+	if got := objectField([]byte(`[1]`), "a"); got != nil {
+		t.Errorf("objectField(array) = %q; want nil", got)
+	}
+}

@@ -44,6 +44,7 @@ var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 //	upstream_errors_total{provider,status}              counter, status 0 = no response
 //	capture_queue_depth                                 gauge
 //	capture_dropped_total                               counter
+//	capture_bodies_dropped_total                        counter
 //	capture_written_total                               counter (file sink)
 //	capture_redis_written_total                         counter
 //	capture_sink_errors_total{sink}                     counter, sink=file|redis
@@ -57,11 +58,12 @@ type Metrics struct {
 	contract    *family
 	upstreamErr *family
 
-	dropped      atomic.Uint64
-	written      atomic.Uint64
-	redisWritten atomic.Uint64
-	sinkErrors   [numSinks]atomic.Uint64
-	queueDepth   atomic.Pointer[func() int]
+	dropped       atomic.Uint64
+	bodiesDropped atomic.Uint64
+	written       atomic.Uint64
+	redisWritten  atomic.Uint64
+	sinkErrors    [numSinks]atomic.Uint64
+	queueDepth    atomic.Pointer[func() int]
 }
 
 // NewMetrics returns an empty registry.
@@ -128,6 +130,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	}
 	writeScalar(bw, "cairn_capture_queue_depth", "Records waiting in the capture queue.", "gauge", uint64(depth))
 	writeScalar(bw, "cairn_capture_dropped_total", "Records dropped because the capture queue was full or closed.", "counter", m.dropped.Load())
+	writeScalar(bw, "cairn_capture_bodies_dropped_total", "Records kept without their bodies because queued bodies passed their memory bound.", "counter", m.bodiesDropped.Load())
 	writeScalar(bw, "cairn_capture_written_total", "Records appended to the capture files.", "counter", m.written.Load())
 	writeScalar(bw, "cairn_capture_redis_written_total", "Records appended to the Redis capture stream.", "counter", m.redisWritten.Load())
 	bw.WriteString("# HELP cairn_capture_sink_errors_total Records a capture sink failed to store.\n# TYPE cairn_capture_sink_errors_total counter\n")
@@ -157,7 +160,7 @@ type series struct {
 	values []string
 	count  atomic.Uint64
 	sum    atomic.Uint64 // float64 bits (histograms)
-	bounds []float64 // histogram bucket upper bounds
+	bounds []float64     // histogram bucket upper bounds
 	bucket []atomic.Uint64
 }
 

@@ -21,6 +21,12 @@ import (
 // ErrNotFound is returned by lookups when no record carries the ID.
 var ErrNotFound = errors.New("capture record not found")
 
+// maxQueuedBodyBytes bounds the raw bodies waiting in the queue. A record
+// that would pass it is still queued, without its bodies (counted in
+// cairn_capture_bodies_dropped_total), so a burst of large requests cannot
+// exhaust memory and still yields one record per request.
+const maxQueuedBodyBytes = 512 << 20
+
 // flushInterval bounds how long a written record stays in the file buffer.
 const flushInterval = 200 * time.Millisecond
 
@@ -73,6 +79,8 @@ type Writer struct {
 	now     func() time.Time
 
 	q         chan *Record
+	qBytes    atomic.Int64 // raw body bytes in q
+	maxQBytes int64
 	mu        sync.RWMutex // guards closed against Enqueue's send
 	closed    bool
 	started   atomic.Bool
@@ -118,7 +126,7 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 		opt: o, cap: c, masker: o.Masker, metrics: o.Metrics, log: o.Logger, rand: o.Rand, now: o.Now,
 		q:    make(chan *Record, c.QueueSize),
 		stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{}),
-		mem: newMemory(c.Memory),
+		mem: newMemory(c.Memory), maxQBytes: maxQueuedBodyBytes,
 	}
 	if w.masker == nil {
 		w.masker = NewMasker(configs.Masking{})
@@ -184,6 +192,12 @@ func (w *Writer) Enqueue(r *Record) {
 	if r == nil {
 		return
 	}
+	size := rawSize(r)
+	if size > 0 && w.qBytes.Add(size) > w.maxQBytes {
+		w.qBytes.Add(-size)
+		r.Raw, size = nil, 0
+		w.metrics.bodiesDropped.Add(1)
+	}
 	w.mu.RLock()
 	if !w.closed {
 		select {
@@ -194,7 +208,17 @@ func (w *Writer) Enqueue(r *Record) {
 		}
 	}
 	w.mu.RUnlock()
+	w.qBytes.Add(-size)
 	w.dropped(1)
+}
+
+// rawSize is the size of r's raw bodies. It does not change while r is
+// queued (the writer owns r and only it clears Raw).
+func rawSize(r *Record) int64 {
+	if r.Raw == nil {
+		return 0
+	}
+	return int64(len(r.Raw.RequestBody) + len(r.Raw.ResponseBody) + len(r.Raw.StreamContent) + len(r.Raw.StreamToolCalls))
 }
 
 func (w *Writer) dropped(n int) {
@@ -268,6 +292,7 @@ func (w *Writer) flush() {
 
 // process masks r and hands it to metrics, observers, memory and sinks.
 func (w *Writer) process(r *Record) {
+	w.qBytes.Add(-rawSize(r))
 	keep := r.Outcome != OutcomeOK || w.cap.SampleRate() >= 1 || w.rand() < w.cap.SampleRate()
 	w.masker.maskRecord(r, keep)
 	if r.ReceivedAt.IsZero() {
@@ -375,43 +400,30 @@ func (w *Writer) Lookup(ctx context.Context, id string) (*Record, error) {
 	if id == "" {
 		return nil, ErrNotFound
 	}
-	ids := []string{id}
-	if masked := w.masker.String(id); masked != id {
-		ids = append(ids, masked) // client IDs are stored masked
-	}
-	for _, x := range ids {
-		if r := w.mem.lookup(x); r != nil {
-			return r, nil
-		}
+	if r := w.mem.lookup(id); r != nil {
+		return r, nil
 	}
 	var errs []error
 	if w.opt.Redis != nil {
 		rctx, cancel := context.WithTimeout(ctx, redisLookupTimeout)
-		for _, x := range ids {
-			r, err := redisLookup(rctx, w.opt.Redis, x)
-			if err == nil {
-				cancel()
-				return r, nil
-			}
-			if !errors.Is(err, ErrNotFound) {
-				errs = append(errs, err)
-				break
-			}
-		}
+		r, err := redisLookup(rctx, w.opt.Redis, id)
 		cancel()
-	}
-	for _, x := range ids {
-		r, err := findInFiles(ctx, filepath.Join(w.opt.DataDir, captureSubdir), x)
 		if err == nil {
 			return r, nil
 		}
 		if !errors.Is(err, ErrNotFound) {
 			errs = append(errs, err)
-			break
 		}
 	}
+	r, err := findInFiles(ctx, filepath.Join(w.opt.DataDir, captureSubdir), id)
+	if err == nil {
+		return r, nil
+	}
+	if !errors.Is(err, ErrNotFound) {
+		errs = append(errs, err)
+	}
 	if len(errs) > 0 {
-		return nil, fmt.Errorf("lookup %w: %w", ErrNotFound, errors.Join(errs...))
+		return nil, fmt.Errorf("lookup request %w (%w)", ErrNotFound, errors.Join(errs...))
 	}
 	return nil, ErrNotFound
 }

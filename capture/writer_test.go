@@ -587,3 +587,97 @@ func TestCanariesNowhereRaw(t *testing.T) {
 		}
 	}
 }
+
+func TestWriterMaskedClientIDNotIndexed(t *testing.T) {
+	dir := t.TempDir()
+	w := newTestWriter(t, WriterOptions{DataDir: dir})
+	w.Start()
+	a, b := testRecord(1), testRecord(2)
+	a.ClientRequestID, b.ClientRequestID = "req-alice@example.com", "req-bob@example.com"
+	w.Enqueue(a)
+	w.Enqueue(b)
+	closeWriter(t, w)
+	for _, id := range []string{"[EMAIL]", "req-alice@example.com"} {
+		if r, err := w.Lookup(context.Background(), id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Lookup(%q) = %v, %v; want ErrNotFound", id, r, err)
+		}
+		if r, err := FindInDir(dir, id); !errors.Is(err, ErrNotFound) {
+			t.Errorf("FindInDir(%q) = %v, %v; want ErrNotFound", id, r, err)
+		}
+	}
+	if r, err := w.Lookup(context.Background(), "gw-0002"); err != nil || r.ClientRequestID != "[EMAIL]" {
+		t.Errorf("Lookup(gw-0002) = %v, %v; want the record with its client ID masked", r, err)
+	}
+}
+
+func TestMemoryByteBudget(t *testing.T) {
+	m := newMemory(100)
+	m.maxBytes = 10 * 2048
+	for i := range 50 {
+		r := testRecord(i)
+		r.Raw = nil
+		r.Request = json.RawMessage(`"` + strings.Repeat("x", 1000) + `"`)
+		m.add(r)
+	}
+	got := m.recent(100, nil)
+	if len(got) == 0 || len(got) > 10 || got[0].GatewayRequestID != "gw-0049" {
+		t.Errorf("recent after budget = %d records starting %v; want ≤ 10, newest first", len(got), got[0].GatewayRequestID)
+	}
+	if m.lookup("gw-0000") != nil || m.lookup("gw-0049") == nil {
+		t.Errorf("index does not follow evictions")
+	}
+	if m.bytes > m.maxBytes {
+		t.Errorf("memory holds %d bytes; budget %d", m.bytes, m.maxBytes)
+	}
+}
+
+func TestWriterQueueBodyBudget(t *testing.T) {
+	dir := t.TempDir()
+	w := newTestWriter(t, WriterOptions{DataDir: dir, Capture: configs.Capture{QueueSize: 16}})
+	w.maxQBytes = 1 << 20
+	big := testRecord(1)
+	big.Outcome, big.Status = OutcomeUpstreamError, 502
+	big.Raw.RequestBody = []byte(`{"messages":[{"role":"user","content":"` + strings.Repeat("a", 600<<10) + `"}]}`)
+	w.Enqueue(big)
+	big2 := testRecord(2)
+	big2.Raw.RequestBody = big.Raw.RequestBody[:len(big.Raw.RequestBody):len(big.Raw.RequestBody)]
+	big2.Outcome, big2.Status = OutcomeUpstreamError, 502
+	w.Enqueue(big2) // passes the budget: kept without bodies
+	if got := w.metrics.bodiesDropped.Load(); got != 1 {
+		t.Errorf("bodies dropped = %d; want 1", got)
+	}
+	w.Start()
+	closeWriter(t, w)
+	recs := readRecords(t, dir)
+	if len(recs) != 2 || !recs[0].BodySampled || recs[1].BodySampled {
+		t.Fatalf("records = %d, sampled %v/%v; want 2, the first with bodies", len(recs), recs[0].BodySampled, recs[1].BodySampled)
+	}
+	if n := w.qBytes.Load(); n != 0 {
+		t.Errorf("queued bytes after drain = %d; want 0", n)
+	}
+}
+
+func TestMaskingFailureStoresPlaceholder(t *testing.T) {
+	m := testMasker(t)
+	m.detectors = append(m.detectors, detector{ph: "[BOOM]", maybe: func(*features) bool { return true },
+		find: func(string, []span) []span { panic("detector bug") }})
+	if got := m.String("bob@example.com"); got != PlaceholderMaskingFailed {
+		t.Errorf("String with a panicking detector = %q; want %q", got, PlaceholderMaskingFailed)
+	}
+	if got := string(m.JSON([]byte(`{"a":"bob@example.com"}`))); got != `"[MASKING_FAILED]"` {
+		t.Errorf("JSON with a panicking detector = %s; want \"[MASKING_FAILED]\"", got)
+	}
+	dir := t.TempDir()
+	w := newTestWriter(t, WriterOptions{DataDir: dir, Masker: m})
+	w.Start()
+	r := testRecord(1)
+	r.Error = "failed for bob@example.com"
+	r.Raw.RequestBody = []byte(`{"messages":[{"role":"user","content":"bob@example.com"}]}`)
+	r.Headers = map[string]string{"user-agent": "bob@example.com"}
+	w.Enqueue(r)
+	closeWriter(t, w)
+	b, _ := os.ReadFile(filepath.Join(dir, captureSubdir, fileName(time.Now().UTC().Format(dayLayout), 1)))
+	if strings.Contains(string(b), "bob@example.com") || !strings.Contains(string(b), `"request":"[MASKING_FAILED]"`) {
+		t.Errorf("record with failed masking = %s; want placeholders, no raw text", b)
+	}
+}
