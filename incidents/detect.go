@@ -604,6 +604,18 @@ func (d *detector) observe(r *capture.Record, now time.Time) []*fire {
 	}
 	idx := d.index(now)
 	cohortName := r.Cohort
+	provider, model := r.Provider, r.Model
+	if a, ok := failedOver(r); ok {
+		// The client got a fallback's answer, but the target it was routed
+		// to failed: that is the target's (and its cohort's) health.
+		cohortName, provider, model = a.Cohort, a.Provider, a.Model
+		c.ok = false
+		if a.Contract == capture.VerdictFail {
+			c.contract = true
+		} else {
+			c.failed = true
+		}
+	}
 	if cohortName == "" {
 		cohortName = configs.DefaultCohort
 	}
@@ -616,7 +628,7 @@ func (d *detector) observe(r *capture.Record, now time.Time) []*fire {
 		x.s.advance(idx)
 	}
 	cd.s.add(r, &c, rd)
-	td := d.target(cd, r.Provider, r.Model)
+	td := d.target(cd, provider, model)
 	td.s.advance(idx)
 	td.s.add(r, &c, rd)
 	if c.ok {
@@ -1164,4 +1176,21 @@ func (d *detector) declared(route string, now time.Time) *fire {
 	d.seed(rd, t)
 	f.seed = t.snapshot()
 	return f
+}
+
+// failedOver returns the record's first upstream attempt when it failed
+// (5xx, timeout, connect error, broken contract in enforce mode) and a later
+// attempt served the client.
+func failedOver(r *capture.Record) (capture.Attempt, bool) {
+	if len(r.Attempts) < 2 {
+		return capture.Attempt{}, false
+	}
+	a := r.Attempts[0]
+	if a.Status == 429 {
+		return capture.Attempt{}, false // counted by the 429 signal
+	}
+	if a.Status >= 500 || a.Error != "" || a.Contract == capture.VerdictFail {
+		return a, true
+	}
+	return capture.Attempt{}, false
 }

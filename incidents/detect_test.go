@@ -77,6 +77,8 @@ func TestDetectorThresholds(t *testing.T) {
 		{"contract then error on the same cohort", []feed{{"support-bot", "stable", ok, 40, nil}, {"support-bot", "canary", ok, 10, nil}, {"support-bot", "canary", cfail, 10, nil}}, []string{"contract_failure_rate/canary", "error_rate/canary"}},
 		{"upstream 429 outcome", []feed{{"single", "stable", ok, 10, nil}, {"single", "stable", capture.OutcomeUpstream429, 10, nil}}, []string{"upstream_429_rate/"}},
 		{"429 attempt rescued by a fallback still counts", []feed{{"single", "stable", ok, 10, nil}, {"single", "stable", ok, 10, with429Attempt}}, []string{"upstream_429_rate/"}},
+		{"canary 5xx rescued by the stable fallback counts for the canary", []feed{{"support-bot", "stable", ok, 40, nil}, {"support-bot", "stable", ok, 20, failedOverFromCanary(503, "")}}, []string{"error_rate/canary"}},
+		{"canary contract failure replaced by the fallback (enforce)", []feed{{"support-bot", "stable", ok, 40, nil}, {"support-bot", "stable", ok, 20, failedOverFromCanary(200, capture.VerdictFail)}}, []string{"contract_failure_rate/canary"}},
 		{"failing stable cohort", []feed{{"support-bot", "canary", ok, 20, nil}, {"support-bot", "stable", fail5xx, 20, nil}}, []string{"error_rate/stable"}},
 	}
 	for _, tt := range tests {
@@ -316,5 +318,16 @@ func TestSeriesSlides(t *testing.T) {
 	add(100, 1) // a long gap resets everything
 	if s.cur.n != 1 || s.base.n != 0 {
 		t.Errorf("cur/base = %d/%d; want 1/0", s.cur.n, s.base.n)
+	}
+}
+
+// failedOverFromCanary makes a record served by the stable fallback after
+// the canary's attempt failed with status (or broke the contract).
+func failedOverFromCanary(status int, contract string) func(*capture.Record) {
+	return func(r *capture.Record) {
+		r.Attempts = []capture.Attempt{
+			{Provider: "openai", Model: "gpt-4.1-mini", Cohort: "canary", Status: status, Contract: contract},
+			{Provider: "openai", Model: "gpt-4o-mini", Cohort: "stable", Status: 200},
+		}
 	}
 }

@@ -197,8 +197,8 @@ func (g *Gateway) finish(x *exchange) {
 	} else if r.Raw.RequestBody == nil {
 		r.Raw.RequestBody = x.body
 	}
-	if x.key != nil && (x.limits.TPM > 0) && r.Usage.TotalTokens > 0 {
-		g.enqueueCharge(charge{key: x.key.Name, limits: x.limits, reqID: x.id, tokens: r.Usage.TotalTokens})
+	if x.key != nil && x.limits.TPM > 0 && r.Usage.TotalTokens > 0 {
+		g.chargeUsage(charge{key: x.key.Name, limits: x.limits, reqID: x.id, tokens: r.Usage.TotalTokens})
 	}
 	if x.slot {
 		<-g.sem
@@ -254,6 +254,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	case g.sem <- struct{}{}:
 		x.slot = true
 	default:
+		ctx.Response.Header.Set("retry-after", "1")
 		return errOverloaded
 	}
 	if !ctx.IsPost() {
@@ -305,19 +306,12 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 			fmt.Sprintf("request body is larger than %d bytes, the limit of this model", limit))
 	}
 	if key != nil && (x.limits.RPM > 0 || x.limits.TPM > 0) {
+		// The Redis limiter bounds its own call by ratelimit.redis_timeout
+		// and decides locally past it, so a hung Redis adds at most that.
 		d := g.limiter.Check(g.baseCtx, key.Name, x.limits, x.id)
 		setRateLimitHeaders(&ctx.Response.Header, x.limits, d)
 		if !d.Allowed {
-			secs := int((d.RetryAfter + time.Second - 1) / time.Second)
-			ctx.Response.Header.Set("retry-after", strconv.Itoa(max(secs, 1)))
-			ctx.Response.Header.Set("retry-after-ms", strconv.FormatInt(max(d.RetryAfter.Milliseconds(), 1), 10))
-			what := "requests per minute (RPM)"
-			if d.Kind == "tokens" {
-				what = "tokens per minute (TPM)"
-			}
-			msg := fmt.Sprintf("rate limit reached for key %s on %s; retry after %s", key.Name, what, d.RetryAfter.Round(time.Millisecond))
-			se := statusErr(fasthttp.StatusTooManyRequests, d.Kind, "rate_limit_exceeded", capture.OutcomeRateLimited, msg)
-			return se
+			return rateLimited(&ctx.Response.Header, key.Name, x.limits, d)
 		}
 	}
 	if x.ep == epChat {
@@ -348,6 +342,31 @@ func containsString(ss []string, s string) bool {
 	return false
 }
 
+// rateLimited sets retry-after and retry-after-ms (as OpenAI does) and
+// returns the key's 429: type "requests" or "tokens", code
+// rate_limit_exceeded. The x-ratelimit-* headers are already set.
+func rateLimited(h *fasthttp.ResponseHeader, keyName string, l ratelimit.Limits, d ratelimit.Decision) *StatusError {
+	secs := int((d.RetryAfter + time.Second - 1) / time.Second)
+	h.Set("retry-after", strconv.Itoa(max(secs, 1)))
+	h.Set("retry-after-ms", strconv.FormatInt(max(d.RetryAfter.Milliseconds(), 1), 10))
+	kind := d.Kind
+	if kind != ratelimit.KindTokens {
+		kind = ratelimit.KindRequests
+	}
+	var msg string
+	switch {
+	case d.Degraded && l.FailClosed:
+		msg = fmt.Sprintf("rate limiter unavailable and key %s is fail_closed; retry after %s", keyName, d.RetryAfter.Round(time.Millisecond))
+	case kind == ratelimit.KindTokens:
+		msg = fmt.Sprintf("rate limit reached for key %s on tokens per minute (TPM): limit %d; retry after %s", keyName, l.TPM, d.RetryAfter.Round(time.Millisecond))
+	default:
+		msg = fmt.Sprintf("rate limit reached for key %s on requests per minute (RPM): limit %d; retry after %s", keyName, l.RPM, d.RetryAfter.Round(time.Millisecond))
+	}
+	return statusErr(fasthttp.StatusTooManyRequests, kind, "rate_limit_exceeded", capture.OutcomeRateLimited, msg)
+}
+
+// setRateLimitHeaders writes OpenAI's x-ratelimit-{limit,remaining,reset}
+// -{requests,tokens} headers for the dimensions l limits.
 func setRateLimitHeaders(h *fasthttp.ResponseHeader, l ratelimit.Limits, d ratelimit.Decision) {
 	if l.RPM > 0 {
 		h.Set("x-ratelimit-limit-requests", strconv.Itoa(d.LimitRequests))
@@ -391,9 +410,9 @@ func (g *Gateway) proxyRequest(ctx *fasthttp.RequestCtx, ep endpoint) {
 type attemptResult uint8
 
 const (
-	resultRetry   attemptResult = iota // failed before any byte reached the client
-	resultDone                         // the response is in ctx (success or relayed error)
-	resultStream                       // a stream writer took over
+	resultRetry  attemptResult = iota // failed before any byte reached the client
+	resultDone                        // the response is in ctx (success or relayed error)
+	resultStream                      // a stream writer took over
 )
 
 // forward tries the plan's targets in order. It reports whether a stream
@@ -402,6 +421,10 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	var planBuf [8]*routing.Target
 	plan, cohort := x.route.Plan(planBuf[:0], x.sticky, rand.Uint64())
 	x.rec.Cohort = cohort
+	if len(plan) > 0 {
+		// Until a target answers, the record names the one it was routed to.
+		x.rec.Provider, x.rec.Model = plan[0].Provider.Name, plan[0].UpstreamModel(x.req.Model)
+	}
 	var last *StatusError
 	var lastVerdict schema.Verdict
 	for i, t := range plan {
