@@ -183,7 +183,7 @@ func (m *Mock) planReply(body []byte, model string, seq int64, f Fault) *reply {
 		}
 		r.kind, r.finish = kindTool, "tool_calls"
 		r.name = fn.Get("name").Str
-		r.text = instanceText(fn.Get("parameters"))
+		r.text = m.instanceText(fn.Get("parameters"))
 	case len(functions.Array()) > 0 && fcall.String() != "none":
 		fn := functions.Array()[0]
 		if want := fcall.Get("name"); want.Exists() {
@@ -196,10 +196,10 @@ func (m *Mock) planReply(body []byte, model string, seq int64, f Fault) *reply {
 		}
 		r.kind, r.finish = kindFunction, "function_call"
 		r.name = fn.Get("name").Str
-		r.text = instanceText(fn.Get("parameters"))
+		r.text = m.instanceText(fn.Get("parameters"))
 	case rfType.Str == "json_schema" && rfSchema.Exists():
 		jsonWanted = true
-		r.text = string(appendInstance(nil, rfSchema))
+		r.text = m.instanceText(rfSchema)
 	case rfType.Str == "json_schema" || rfType.Str == "json_object":
 		jsonWanted = true
 		r.text = m.opts.JSONContent
@@ -235,12 +235,22 @@ func (m *Mock) planReply(body []byte, model string, seq int64, f Fault) *reply {
 	return r
 }
 
-// instanceText returns JSON satisfying the parameters schema ("{}" if none).
-func instanceText(params gjson.Result) string {
-	if !params.Exists() || params.Type == gjson.Null {
+// instanceText returns JSON satisfying the schema ("{}" if none). Results
+// are cached per schema text (bounded), since clients repeat their tools.
+func (m *Mock) instanceText(schema gjson.Result) string {
+	if !schema.Exists() || schema.Type == gjson.Null {
 		return "{}"
 	}
-	return string(appendInstance(nil, params))
+	if v, ok := m.instances.Load(schema.Raw); ok {
+		return v.(string)
+	}
+	out := string(appendInstance(nil, schema))
+	if len(schema.Raw) <= maxCachedSchema && m.instanceN.Load() < maxCachedInstances {
+		if _, loaded := m.instances.LoadOrStore(schema.Raw, out); !loaded {
+			m.instanceN.Add(1)
+		}
+	}
+	return out
 }
 
 // breakJSON returns j made invalid: variant 0 wraps it in prose, 1 cuts it

@@ -45,9 +45,11 @@ func TestHistogramQuantileAccuracy(t *testing.T) {
 		gen  func(r *rand.Rand) time.Duration
 	}{
 		{"lognormal ms", func(r *rand.Rand) time.Duration {
-			return time.Duration(math.Exp(r.NormFloat64()*0.8+math.Log(2e6)))
+			return time.Duration(math.Exp(r.NormFloat64()*0.8 + math.Log(2e6)))
 		}},
-		{"uniform 1µs-10s", func(r *rand.Rand) time.Duration { return time.Microsecond + time.Duration(r.Int64N(int64(10*time.Second))) }},
+		{"uniform 1µs-10s", func(r *rand.Rand) time.Duration {
+			return time.Microsecond + time.Duration(r.Int64N(int64(10*time.Second)))
+		}},
 		{"bimodal", func(r *rand.Rand) time.Duration {
 			if r.IntN(100) < 3 {
 				return 200*time.Millisecond + time.Duration(r.Int64N(int64(50*time.Millisecond)))

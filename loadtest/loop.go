@@ -206,6 +206,11 @@ func (o OpenLoop) Run(ctx context.Context, do func(ctx context.Context, seq int)
 	defer cancel()
 	start := time.Now()
 	rec.start = start
+	// Nothing is scheduled past ctx's deadline, even when a stalled process
+	// wakes up after it before the deadline's timer has fired.
+	if dl, ok := ctx.Deadline(); ok {
+		last = min(last, int(math.Ceil(float64(dl.Sub(start))/interval))-1)
+	}
 	hard := time.AfterFunc(time.Duration(float64(last)*interval)+drain, cancel)
 	defer hard.Stop()
 

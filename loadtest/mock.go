@@ -28,6 +28,8 @@ const (
 	defaultMockModel       = "mock-model"
 	mockMaxBody            = 64 << 20
 	mockShutdownWait       = 3 * time.Second
+	maxCachedSchema        = 64 << 10 // larger schemas are generated every time
+	maxCachedInstances     = 256
 )
 
 // MockOptions configures a Mock. The zero value is usable: every zero field
@@ -94,6 +96,9 @@ type Mock struct {
 	requests atomic.Int64 // API requests seen
 	models   sync.Map     // model name → *mockModel
 	last     atomic.Pointer[capturedRequest]
+
+	instances sync.Map     // schema text → generated instance, see instanceText
+	instanceN atomic.Int64 // entries in instances
 
 	faultsMu sync.Mutex                       // serialises writers of faults
 	faults   atomic.Pointer[map[string]Fault] // copy-on-write; never mutated once stored

@@ -131,7 +131,7 @@ func TestOpenLoopOfStreams(t *testing.T) {
 	if c.FirstChunk.Count() != 60 || c.Gaps.Count() != 60*5 {
 		t.Errorf("first chunk %d gaps %d; want 60 and 300", c.FirstChunk.Count(), c.Gaps.Count())
 	}
-	if p := c.Gaps.Quantile(0.5); p < 3*time.Millisecond {
-		t.Errorf("gap p50 = %v; want ≈ 5ms", p)
+	if g := c.Gaps.Max(); g < 4*time.Millisecond {
+		t.Errorf("max gap = %v; want the 5ms pacing to show", g)
 	}
 }
