@@ -3,6 +3,8 @@ package capture
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -42,8 +44,33 @@ func headerAllowed(name string) bool {
 	return allowedHeaders[name] || strings.HasPrefix(name, "x-stainless-")
 }
 
-// maskHeaders returns the allow-listed, masked headers of h, or nil.
+// maskHeaders returns the allow-listed, masked headers of h, or nil. It
+// reuses h (which the writer owns) when every name is already lower case
+// and trimmed, as the proxy passes them.
 func (m *Masker) maskHeaders(h map[string]string) map[string]string {
+	inPlace := true
+	for k := range h {
+		if strings.TrimSpace(k) != k || hasUpper(k) {
+			inPlace = false
+			break
+		}
+	}
+	if inPlace {
+		for k, v := range h {
+			if !headerAllowed(k) {
+				delete(h, k)
+				continue
+			}
+			if len(v) > maxHeaderValue {
+				v = truncateAt(v, maxHeaderValue)
+			}
+			h[k] = m.String(v)
+		}
+		if len(h) == 0 {
+			return nil
+		}
+		return h
+	}
 	var out map[string]string
 	for k, v := range h {
 		name := strings.ToLower(strings.TrimSpace(k))
@@ -61,6 +88,15 @@ func (m *Masker) maskHeaders(h map[string]string) map[string]string {
 	return out
 }
 
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return true
+		}
+	}
+	return false
+}
+
 // truncateAt cuts s to at most n bytes at a rune boundary and marks the cut.
 func truncateAt(s string, n int) string {
 	for n > 0 && n < len(s) && s[n]&0xc0 == 0x80 {
@@ -71,7 +107,8 @@ func truncateAt(s string, n int) string {
 
 // maskRecord masks every client- or provider-supplied string of r in
 // place, fills Request and Response from r.Raw when keep is true, and
-// clears r.Raw.
+// clears r.Raw. Request and Response are compact JSON (one line). If
+// masking either fails, it is stored as "[MASKING_FAILED]".
 func (m *Masker) maskRecord(r *Record, keep bool) {
 	raw := r.Raw
 	r.Raw = nil
@@ -100,122 +137,214 @@ func (m *Masker) maskRecord(r *Record, keep bool) {
 
 // requestMessages returns the masked messages (chat) or input (embeddings)
 // of a request body; the whole masked body when it has neither; nil when
-// the body is empty.
-func (m *Masker) requestMessages(body []byte) json.RawMessage {
+// the body is empty. A body that is not JSON is masked as one string.
+func (m *Masker) requestMessages(body []byte) (out json.RawMessage) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	if !json.Valid(body) {
-		return m.JSON(body) // masked as one string
-	}
-	for _, key := range []string{"messages", "input", "prompt"} {
-		if v := objectField(body, key); v != nil {
-			return m.maskValidJSON(v)
-		}
-	}
-	return m.maskValidJSON(body)
-}
-
-// maskValidJSON is JSON for a document already known to be valid.
-func (m *Masker) maskValidJSON(raw []byte) (out json.RawMessage) {
 	defer func() {
 		if recover() != nil {
 			out = append(json.RawMessage(nil), maskingFailedJSON...)
 		}
 	}()
-	return m.appendJSON(nil, raw, 0, true)
+	if !validJSON(body) {
+		return appendJSONString(nil, m.maskValue(string(body)))
+	}
+	for _, key := range []string{"messages", "input", "prompt"} {
+		if v := objectField(body, key); v != nil {
+			return m.appendJSON(make([]byte, 0, len(v)), v, 0, true, true)
+		}
+	}
+	return m.appendJSON(make([]byte, 0, len(body)), body, 0, true, true)
 }
 
-// response returns the masked response: for a stream the accumulated
-// content, tool calls and finish reason; for a successful chat completion
-// the first choice's content, tool calls and finish reason; for embeddings
-// only the count of vectors; otherwise (an error body) the masked body.
-func (m *Masker) response(endpoint string, status int, raw *RawBodies) json.RawMessage {
-	type out struct {
-		Content      json.RawMessage `json:"content,omitempty"` // a string, or parts
-		Refusal      json.RawMessage `json:"refusal,omitempty"`
-		ToolCalls    json.RawMessage `json:"tool_calls,omitempty"`
-		FinishReason string          `json:"finish_reason,omitempty"`
-		Choices      int             `json:"choices,omitempty"` // when the provider returned more than one
-		Error        json.RawMessage `json:"error,omitempty"`
-	}
+// response returns the masked response as compact JSON: for a stream the
+// accumulated content, tool calls and finish reason (and the error that
+// broke it); for a successful chat completion the first choice's content,
+// refusal, tool calls (a legacy function_call becomes a one-element list)
+// and finish reason, and the number of choices when there are several;
+// for embeddings only the count of vectors; otherwise (an error body, or a
+// body of another shape) the whole masked body. The fields are read
+// straight from the body; nothing is decoded into maps.
+func (m *Masker) response(endpoint string, status int, raw *RawBodies) (out json.RawMessage) {
+	defer func() {
+		if recover() != nil {
+			out = append(json.RawMessage(nil), maskingFailedJSON...)
+		}
+	}()
 	if raw.StreamContent != "" || len(raw.StreamToolCalls) > 0 || raw.FinishReason != "" {
-		o := out{FinishReason: raw.FinishReason}
+		o := responseObject{m: m, b: make([]byte, 0, len(raw.StreamContent)+len(raw.StreamToolCalls)+len(raw.ResponseBody)+64)}
 		if raw.StreamContent != "" {
-			o.Content = appendJSONString(nil, raw.StreamContent)
+			o.stringField("content", raw.StreamContent)
 		}
 		if len(raw.StreamToolCalls) > 0 {
-			o.ToolCalls = validOrString(raw.StreamToolCalls)
+			o.validOrStringField("tool_calls", raw.StreamToolCalls)
+		}
+		if raw.FinishReason != "" {
+			o.stringField("finish_reason", raw.FinishReason)
 		}
 		if len(bytes.TrimSpace(raw.ResponseBody)) > 0 {
-			o.Error = validOrString(raw.ResponseBody)
+			o.validOrStringField("error", raw.ResponseBody)
 		}
-		return m.marshalMasked(o)
+		return o.end()
 	}
 	body := raw.ResponseBody
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
-	if status >= 200 && status < 300 {
-		var resp struct {
-			Choices []struct {
-				Message struct {
-					Content      json.RawMessage `json:"content"`
-					Refusal      json.RawMessage `json:"refusal"`
-					ToolCalls    json.RawMessage `json:"tool_calls"`
-					FunctionCall json.RawMessage `json:"function_call"`
-				} `json:"message"`
-				FinishReason string `json:"finish_reason"`
-			} `json:"choices"`
-			Data []json.RawMessage `json:"data"`
+	valid := validJSON(body)
+	if valid && status >= 200 && status < 300 {
+		// A choices (or, without choices, a data) that is not an array
+		// or null, or choices that are not objects, make it not a chat
+		// or embeddings response: the whole body is masked below.
+		var top [1][]byte
+		// (A null body decodes like an empty object.)
+		isObject := objectFields(body, []string{"choices"}, top[:]) || string(bytes.TrimSpace(body)) == "null"
+		choices, ok := arrayValue(top[0])
+		n := 0
+		if ok {
+			n, ok = countArray(choices, true)
 		}
-		if json.Unmarshal(body, &resp) == nil {
-			switch {
-			case len(resp.Choices) > 0:
-				c := resp.Choices[0]
-				o := out{FinishReason: c.FinishReason, ToolCalls: c.Message.ToolCalls}
-				if string(c.Message.Refusal) != "null" {
-					o.Refusal = c.Message.Refusal
-				}
-				if string(o.ToolCalls) == "null" {
-					o.ToolCalls = nil
-				}
-				if len(o.ToolCalls) == 0 && len(c.Message.FunctionCall) > 0 && string(c.Message.FunctionCall) != "null" {
-					o.ToolCalls = append(append([]byte("["), c.Message.FunctionCall...), ']')
-				}
-				if string(c.Message.Content) != "null" {
-					o.Content = c.Message.Content
-				}
-				if len(resp.Choices) > 1 {
-					o.Choices = len(resp.Choices)
-				}
-				return m.marshalMasked(o)
-			case endpoint == "embeddings" || resp.Data != nil:
-				b, _ := json.Marshal(struct {
-					Embeddings int `json:"embeddings"`
-				}{len(resp.Data)})
-				return b
+		switch {
+		case !isObject || !ok:
+		case n > 0:
+			if out, ok := m.firstChoice(choices, n); ok {
+				return out
+			}
+		default:
+			objectFields(body, []string{"data"}, top[:])
+			if data, ok := arrayValue(top[0]); ok && (endpoint == "embeddings" || data != nil) {
+				n, _ := countArray(data, false)
+				return fmt.Appendf(nil, `{"embeddings":%d}`, n)
 			}
 		}
 	}
-	return m.JSON(body)
+	if !valid {
+		return appendJSONString(nil, m.maskValue(string(body)))
+	}
+	return m.appendJSON(make([]byte, 0, len(body)), body, 0, true, true)
 }
 
-// validOrString returns b if it is valid JSON, else b as a JSON string.
-func validOrString(b []byte) json.RawMessage {
-	if json.Valid(b) {
-		return b
+// firstChoice masks the first of the n choices of a valid chat completion.
+// ok is false when its message or finish_reason has the wrong type.
+func (m *Masker) firstChoice(choices []byte, n int) (json.RawMessage, bool) {
+	first := choices[skipSpace(choices, 1):]
+	first = first[:skipValue(first, 0)]
+	var c [2][]byte
+	objectFields(first, []string{"message", "finish_reason"}, c[:])
+	msg, finish := c[0], c[1]
+	if msg != nil && msg[0] != '{' && !isNull(msg) || finish != nil && finish[0] != '"' && !isNull(finish) {
+		return nil, false
 	}
-	return appendJSONString(nil, string(b))
+	o := responseObject{m: m, b: make([]byte, 0, len(first)+32)}
+	if msg != nil && msg[0] == '{' {
+		var f [4][]byte
+		objectFields(msg, []string{"content", "refusal", "tool_calls", "function_call"}, f[:])
+		content, refusal, toolCalls, fc := f[0], f[1], f[2], f[3]
+		o.rawField("content", content)
+		o.rawField("refusal", refusal)
+		if !isNull(toolCalls) {
+			o.rawField("tool_calls", toolCalls)
+		} else if !isNull(fc) {
+			o.key("tool_calls")
+			o.b = append(o.b, '[')
+			o.b = m.appendJSON(o.b, fc, 0, true, true)
+			o.b = append(o.b, ']')
+		}
+	}
+	if finish != nil && finish[0] == '"' && len(finish) > 2 {
+		o.rawField("finish_reason", finish)
+	}
+	if n > 1 {
+		o.key("choices")
+		o.b = strconv.AppendInt(o.b, int64(n), 10)
+	}
+	return o.end(), true
 }
 
-// marshalMasked marshals v and masks every string in it.
-func (m *Masker) marshalMasked(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		// Only a raw field that is not valid JSON can fail; mask the
-		// value's text instead of storing it.
-		return append(json.RawMessage(nil), maskingFailedJSON...)
+func isNull(v []byte) bool { return v == nil || string(v) == "null" }
+
+// arrayValue returns v when it is an array (data != nil), nil when v is
+// absent or null; ok is false for any other type.
+func arrayValue(v []byte) (data []byte, ok bool) {
+	switch {
+	case isNull(v):
+		return nil, true
+	case v[0] == '[':
+		return v, true
 	}
-	return m.JSON(b)
+	return nil, false
+}
+
+// countArray counts the elements of the valid array arr (nil: 0). With
+// objects, ok is false when an element is neither an object nor null.
+func countArray(arr []byte, objects bool) (n int, ok bool) {
+	if arr == nil {
+		return 0, true
+	}
+	i := skipSpace(arr, 1)
+	for i < len(arr) && arr[i] != ']' {
+		if objects && arr[i] != '{' && arr[i] != 'n' {
+			return 0, false
+		}
+		i = skipSpace(arr, skipValue(arr, i))
+		n++
+		if i < len(arr) && arr[i] == ',' {
+			i = skipSpace(arr, i+1)
+		}
+	}
+	return n, true
+}
+
+// responseObject builds the masked response object field by field.
+type responseObject struct {
+	m *Masker
+	b []byte
+}
+
+func (o *responseObject) key(k string) {
+	if len(o.b) == 0 {
+		o.b = append(o.b, '{')
+	} else {
+		o.b = append(o.b, ',')
+	}
+	o.b = append(o.b, '"')
+	o.b = append(o.b, k...)
+	o.b = append(o.b, '"', ':')
+}
+
+// rawField adds a valid JSON value, masked; absent and null values are
+// left out.
+func (o *responseObject) rawField(k string, v []byte) {
+	if isNull(v) {
+		return
+	}
+	o.key(k)
+	o.b = o.m.appendJSON(o.b, v, 0, true, true)
+}
+
+// stringField adds s as a masked string value (JSON held in it is masked
+// value by value).
+func (o *responseObject) stringField(k, s string) {
+	o.key(k)
+	tok := appendJSONString(nil, s)
+	o.b = o.m.appendMaskedString(o.b, tok, false, 0)
+}
+
+// validOrStringField adds b, masked: as JSON when it is valid, else as a
+// string.
+func (o *responseObject) validOrStringField(k string, b []byte) {
+	if validJSON(b) {
+		o.key(k)
+		o.b = o.m.appendJSON(o.b, b, 0, true, true)
+		return
+	}
+	o.stringField(k, string(b))
+}
+
+func (o *responseObject) end() json.RawMessage {
+	if len(o.b) == 0 {
+		return json.RawMessage("{}")
+	}
+	return append(o.b, '}')
 }

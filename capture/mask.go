@@ -36,43 +36,295 @@ const (
 // span is a half-open byte range [s, e) of a string.
 type span struct{ s, e int }
 
+// detectorKind selects a detector's gate and find function. A switch over
+// kinds, rather than function values, keeps the features and the span
+// buffer on the stack.
+type detectorKind uint8
+
+const (
+	detPrivateKey detectorKind = iota
+	detJWT
+	detToken
+	detEmail
+	detIBAN
+	detCard
+	detCustom
+	detIPv6
+	detIPv4
+	detPhone
+	detFunc // find runs on every string (tests)
+)
+
 // detector finds one kind of sensitive value.
 type detector struct {
-	ph string // placeholder, e.g. "[EMAIL]"
-	// maybe is a cheap test: false means find cannot match.
-	maybe func(f *features) bool
-	// find appends the validated spans in s, sorted and non-overlapping.
+	kind detectorKind
+	ph   string // placeholder, e.g. "[EMAIL]"
+	// always disables the gate (tests check the gates against it).
+	always bool
+	// Custom patterns: the expression, its prefilter and the digit run
+	// every match holds.
+	re        *regexp.Regexp
+	pf        *customPrefilter
+	minDigits int
+	// find is detFunc's finder.
 	find func(s string, dst []span) []span
 }
 
+// maybe is a cheap test on the string's features: false means the
+// detector cannot match. Each test is a necessary condition of the
+// detector's matches, derived from what its find function accepts.
+func (d *detector) maybe(f *features) bool {
+	if d.always {
+		return true
+	}
+	switch d.kind {
+	case detPrivateKey: // "-----BEGIN … PRIVATE KEY-----"
+		return f.dashes >= 10
+	case detJWT:
+		return f.jwt && f.dots >= 2
+	case detToken:
+		return f.token
+	case detEmail:
+		return f.at
+	case detIBAN:
+		return f.iban
+	case detCard:
+		return f.cardDigits >= 13
+	case detCustom:
+		return f.maxDigitRun >= d.minDigits
+	case detIPv6:
+		return f.ipv6
+	case detIPv4:
+		return f.ipv4Dots >= 3
+	case detPhone: // + and 8–15 digits, or a national number of 9 or more
+		return f.phoneDigits >= 9 || f.plus && f.phoneDigits >= 8
+	}
+	return true
+}
+
+// findIn appends the validated spans in s, sorted and non-overlapping.
+func (d *detector) findIn(s string, dst []span) []span {
+	switch d.kind {
+	case detPrivateKey:
+		return findPrivateKeys(s, dst)
+	case detJWT:
+		return findJWTs(s, dst)
+	case detToken:
+		return findTokens(s, dst)
+	case detEmail:
+		return findEmails(s, dst)
+	case detIBAN:
+		return findIBANs(s, dst)
+	case detCard:
+		return findCards(s, dst)
+	case detCustom:
+		if !d.pf.maybe(s) {
+			return dst
+		}
+		for _, loc := range d.re.FindAllStringIndex(s, -1) {
+			if loc[1] > loc[0] {
+				dst = append(dst, span{loc[0], loc[1]})
+			}
+		}
+		return dst
+	case detIPv6:
+		return findIPv6(s, dst)
+	case detIPv4:
+		return findIPv4(s, dst)
+	case detPhone:
+		return findPhones(s, dst)
+	}
+	return append(dst, d.find(s, nil)...)
+}
+
 // features are counted in one pass over a string so that most detectors are
-// skipped without running.
+// skipped without running. Every field is a necessary condition of some
+// detector's match (see detector.maybe): a string whose features rule out every
+// detector is kept as it is without running any.
 type features struct {
-	digits, colons, dots int
-	at, lbrack           bool
+	dots, dashes int
+	// maxDigitRun is the longest run of consecutive digits.
+	maxDigitRun int
+	// cardDigits is the most digits in a chain of digit groups joined by
+	// one ' ' or '-' (the shape findCards looks at).
+	cardDigits int
+	// phoneDigits is the most digits in a chain of digit groups joined by
+	// gaps of at most three bytes from " -.()" (the shape phoneAt allows).
+	phoneDigits int
+	// ipv4Dots is the most single dots between digits in one chain of
+	// digits and dots.
+	ipv4Dots int
+	// ipv6: two colons with at most four hex digits between them (every
+	// IPv6 address with two colons has such a pair).
+	ipv6             bool
+	at, lbrack, plus bool
+	// jwt: "eyJ" occurs.
+	jwt bool
+	// token: a prefix findTokens knows may start here: '-' or '_' after
+	// one of the letters that end sk, rk, xox?, gh?, github; "AK", "AS",
+	// "AI"; "bearer" in any case.
+	token bool
+	// iban: two letters directly followed by two digits.
+	iban bool
+	// escape: a backslash (in a JSON string token: decoding changes the
+	// string); uEscape: a backslash followed by 'u'. nonASCII: a byte
+	// >= 0x80.
+	escape, uEscape, nonASCII bool
 }
 
-// featureClass maps a byte to what scanFeatures counts (0: nothing).
-var featureClass = [256]uint8{
-	'0': 1, '1': 1, '2': 1, '3': 1, '4': 1, '5': 1, '6': 1, '7': 1, '8': 1, '9': 1,
-	':': 2, '.': 3, '@': 4, '[': 5,
+// Feature classes of a byte (0: nothing to count).
+const (
+	fcNone = iota
+	fcDigit
+	fcColon
+	fcDot
+	fcAt
+	fcLBrack
+	fcDash
+	fcUnder
+	fcA
+	fcB
+	fcJ
+	fcPlus
+	fcBackslash
+	fcHigh
+)
+
+// featureClass maps a byte to its feature class.
+var featureClass = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = fcDigit
+	}
+	t[':'], t['.'], t['@'], t['['], t['-'], t['_'] = fcColon, fcDot, fcAt, fcLBrack, fcDash, fcUnder
+	t['A'], t['b'], t['B'], t['J'], t['+'], t['\\'] = fcA, fcB, fcB, fcJ, fcPlus, fcBackslash
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = fcHigh
+	}
+	return t
+}()
+
+// tokenSepAfter marks the letters a token prefix has right before its
+// first '-' or '_': sk-, sk_, rk_, xox[abposr]-, gh[pousr]_, github_.
+var tokenSepAfter = [256]bool{'k': true, 'a': true, 'b': true, 'p': true, 'o': true, 's': true, 'r': true, 'u': true}
+
+// isPhoneGap reports whether the bytes between two digit groups may lie
+// inside one phone number: at most ")", one of " -.", "(" in that order,
+// so at most three bytes from " -.()".
+func isPhoneGap[T ~string | ~[]byte](g T) bool {
+	if len(g) > 3 {
+		return false
+	}
+	for i := 0; i < len(g); i++ {
+		switch g[i] {
+		case ' ', '-', '.', '(', ')':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
-func scanFeatures(s string) features {
-	var f features
+func allHex[T ~string | ~[]byte](s T) bool {
 	for i := 0; i < len(s); i++ {
+		if !isHex(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func scanFeatures[T ~string | ~[]byte](s T) features {
+	var f features
+	last := -1      // index of the previous digit
+	lastColon := -9 // index of the previous colon
+	run, card, phone, ip := 0, 0, 0, 0
+	for i := 0; i < len(s); i++ {
+		// Most bytes count for nothing: skip them, four at a time first.
+		for i+4 <= len(s) && featureClass[s[i]]|featureClass[s[i+1]]|featureClass[s[i+2]]|featureClass[s[i+3]] == fcNone {
+			i += 4
+		}
+		if i == len(s) {
+			return f
+		}
+		for featureClass[s[i]] == fcNone {
+			if i++; i == len(s) {
+				return f
+			}
+		}
 		switch featureClass[s[i]] {
-		case 0:
-		case 1:
-			f.digits++
-		case 2:
-			f.colons++
-		case 3:
+		case fcDigit:
+			if last == i-1 && i > 0 {
+				run++
+			} else {
+				run = 1
+				if last < 0 {
+					card, phone, ip = 0, 0, 0
+				} else {
+					gap := s[last+1 : i]
+					if len(gap) != 1 || gap[0] != ' ' && gap[0] != '-' {
+						card = 0
+					}
+					if !isPhoneGap(gap) {
+						phone = 0
+					}
+					if len(gap) == 1 && gap[0] == '.' {
+						ip++
+						f.ipv4Dots = max(f.ipv4Dots, ip)
+					} else {
+						ip = 0
+					}
+				}
+			}
+			last = i
+			card++
+			phone++
+			f.maxDigitRun = max(f.maxDigitRun, run)
+			f.cardDigits = max(f.cardDigits, card)
+			f.phoneDigits = max(f.phoneDigits, phone)
+			if run == 2 && i >= 3 && isAlpha(s[i-2]) && isAlpha(s[i-3]) {
+				f.iban = true
+			}
+		case fcColon:
+			if i-lastColon <= 5 && allHex(s[lastColon+1:i]) {
+				f.ipv6 = true
+			}
+			lastColon = i
+		case fcDot:
 			f.dots++
-		case 4:
+		case fcAt:
 			f.at = true
-		case 5:
+		case fcLBrack:
 			f.lbrack = true
+		case fcDash:
+			f.dashes++
+			if i > 0 && tokenSepAfter[s[i-1]] {
+				f.token = true
+			}
+		case fcUnder:
+			if i > 0 && tokenSepAfter[s[i-1]] {
+				f.token = true
+			}
+		case fcA:
+			if i+1 < len(s) && (s[i+1] == 'K' || s[i+1] == 'S' || s[i+1] == 'I') {
+				f.token = true
+			}
+		case fcB:
+			if i+6 <= len(s) && s[i+1]|0x20 == 'e' && s[i+2]|0x20 == 'a' && s[i+3]|0x20 == 'r' && s[i+4]|0x20 == 'e' && s[i+5]|0x20 == 'r' {
+				f.token = true
+			}
+		case fcJ:
+			if i >= 2 && s[i-2] == 'e' && s[i-1] == 'y' {
+				f.jwt = true
+			}
+		case fcPlus:
+			f.plus = true
+		case fcBackslash:
+			f.escape = true
+			if i+1 < len(s) && s[i+1] == 'u' {
+				f.uEscape = true
+			}
+		case fcHigh:
+			f.nonASCII = true
 		}
 	}
 	return f
@@ -94,6 +346,12 @@ func scanFeatures(s string) features {
 // NewMasker and safe for concurrent use.
 type Masker struct {
 	detectors []detector
+	// customs counts the custom detectors and customDigits is the
+	// shortest digit run one of them requires (see mayMatch); ungated is
+	// set when a detector has no gate.
+	customs      int
+	customDigits int
+	ungated      bool
 	// kinds are the placeholder names without brackets, for recognising
 	// placeholders already in the text.
 	kinds map[string]bool
@@ -105,15 +363,9 @@ type Masker struct {
 // refuses such configs).
 func NewMasker(m configs.Masking) *Masker {
 	mk := &Masker{kinds: map[string]bool{}}
-	builtin := []detector{
-		{ph: PlaceholderSecret, maybe: func(f *features) bool { return true }, find: findPrivateKeys},
-		{ph: PlaceholderJWT, maybe: func(f *features) bool { return f.dots >= 2 }, find: findJWTs},
-		{ph: PlaceholderSecret, maybe: func(f *features) bool { return true }, find: findTokens},
-		{ph: PlaceholderEmail, maybe: func(f *features) bool { return f.at }, find: findEmails},
-		{ph: PlaceholderIBAN, maybe: func(f *features) bool { return f.digits >= 8 }, find: findIBANs},
-		{ph: PlaceholderCard, maybe: func(f *features) bool { return f.digits >= 13 }, find: findCards},
+	for _, k := range []detectorKind{detPrivateKey, detJWT, detToken, detEmail, detIBAN, detCard} {
+		mk.add(detector{kind: k, ph: builtinPlaceholder[k]})
 	}
-	mk.detectors = append(mk.detectors, builtin...)
 	for _, c := range m.Custom {
 		re := c.Re
 		if re == nil {
@@ -122,34 +374,35 @@ func NewMasker(m configs.Masking) *Masker {
 				continue
 			}
 		}
-		name := strings.ToUpper(c.Name)
 		pf := newCustomPrefilter(re)
-		mk.detectors = append(mk.detectors, detector{
-			ph:    "[" + name + "]",
-			maybe: func(*features) bool { return true },
-			find: func(s string, dst []span) []span {
-				if !pf.maybe(s) {
-					return dst
-				}
-				for _, loc := range re.FindAllStringIndex(s, -1) {
-					if loc[1] > loc[0] {
-						dst = append(dst, span{loc[0], loc[1]})
-					}
-				}
-				return dst
-			},
-		})
+		mk.add(detector{kind: detCustom, ph: "[" + strings.ToUpper(c.Name) + "]", re: re, pf: pf, minDigits: pf.minDigitRun()})
 	}
-	mk.detectors = append(mk.detectors,
-		detector{ph: PlaceholderIPv6, maybe: func(f *features) bool { return f.colons >= 2 }, find: findIPv6},
-		detector{ph: PlaceholderIPv4, maybe: func(f *features) bool { return f.dots >= 3 && f.digits >= 4 }, find: findIPv4},
-		detector{ph: PlaceholderPhone, maybe: func(f *features) bool { return f.digits >= 8 }, find: findPhones},
-	)
-	for _, d := range mk.detectors {
-		mk.kinds[d.ph[1:len(d.ph)-1]] = true
+	for _, k := range []detectorKind{detIPv6, detIPv4, detPhone} {
+		mk.add(detector{kind: k, ph: builtinPlaceholder[k]})
 	}
 	mk.kinds[PlaceholderMaskingFailed[1:len(PlaceholderMaskingFailed)-1]] = true
 	return mk
+}
+
+// add appends a detector (during construction only).
+func (m *Masker) add(d detector) {
+	m.detectors = append(m.detectors, d)
+	m.kinds[d.ph[1:len(d.ph)-1]] = true
+	switch {
+	case d.always || d.kind == detFunc:
+		m.ungated = true
+	case d.kind == detCustom:
+		if m.customs == 0 || d.minDigits < m.customDigits {
+			m.customDigits = d.minDigits
+		}
+		m.customs++
+	}
+}
+
+// builtinPlaceholder is the placeholder of each built-in detector.
+var builtinPlaceholder = [...]string{
+	detPrivateKey: PlaceholderSecret, detJWT: PlaceholderJWT, detToken: PlaceholderSecret, detEmail: PlaceholderEmail,
+	detIBAN: PlaceholderIBAN, detCard: PlaceholderCard, detIPv6: PlaceholderIPv6, detIPv4: PlaceholderIPv4, detPhone: PlaceholderPhone,
 }
 
 // String returns s with every detected value replaced by its placeholder.
@@ -164,14 +417,32 @@ func (m *Masker) String(s string) (out string) {
 }
 
 func (m *Masker) mask(s string) string {
-	s = truncate(s)
+	return m.maskWith(s, nil)
+}
+
+// maskWith is mask with the features of s already counted (f != nil; f
+// is updated).
+func (m *Masker) maskWith(s string, f *features) string {
+	if t := truncate(s); len(t) != len(s) {
+		s, f = t, nil
+	}
 	if len(s) < 4 {
 		// Nothing shorter than [X] or a 4-char token is detected.
 		return s
 	}
-	var buf []span
+	var ff features
+	if f == nil {
+		ff = scanFeatures(s)
+		f = &ff
+	}
+	var arr [16]span
+	buf := arr[:0]
 	for range maxPasses {
-		out := m.pass(s, &buf)
+		if !m.mayMatch(f) {
+			return s
+		}
+		var out string
+		out, buf = m.pass(s, f, buf)
 		if out == s {
 			return out
 		}
@@ -192,16 +463,17 @@ func truncate(s string) string {
 	return s[:cut] + truncatedMark
 }
 
-// pass runs every detector once.
-func (m *Masker) pass(s string, buf *[]span) string {
-	f := scanFeatures(s)
+// pass runs every detector once on s, whose features are f, and leaves in f
+// the features of the string it returns. buf is scratch space for spans;
+// pass returns it, grown.
+func (m *Masker) pass(s string, f *features, buf []span) (string, []span) {
 	for i := range m.detectors {
 		d := &m.detectors[i]
-		if !d.maybe(&f) {
+		if !d.maybe(f) {
 			continue
 		}
-		spans := d.find(s, (*buf)[:0])
-		*buf = spans
+		spans := d.findIn(s, buf[:0])
+		buf = spans[:0]
 		if len(spans) == 0 {
 			continue
 		}
@@ -212,9 +484,18 @@ func (m *Masker) pass(s string, buf *[]span) string {
 			}
 		}
 		s = replaceSpans(s, spans, d.ph)
-		f = scanFeatures(s)
+		*f = scanFeatures(s)
 	}
-	return s
+	return s, buf
+}
+
+// mayMatch reports whether any detector may match a string with features
+// f: the disjunction of every detector's maybe, written out so that the
+// common case (no detector can match) costs one expression.
+func (m *Masker) mayMatch(f *features) bool {
+	return m.ungated || f.at || f.token || f.iban || f.jwt && f.dots >= 2 || f.dashes >= 10 ||
+		f.cardDigits >= 13 || f.ipv6 || f.ipv4Dots >= 3 || f.phoneDigits >= 9 || f.plus && f.phoneDigits >= 8 ||
+		m.customs > 0 && f.maxDigitRun >= m.customDigits
 }
 
 // dropPlaceholderOverlaps removes spans that touch a placeholder already in s,

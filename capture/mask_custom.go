@@ -157,3 +157,20 @@ func hasRun(s string, set *[256]bool, min int) bool {
 	}
 	return false
 }
+
+// minDigitRun is the longest run of consecutive ASCII digits every match
+// must hold (0: no such condition), so that the masker can test it against
+// the features it already counted instead of scanning the string again.
+func (p *customPrefilter) minDigitRun() int {
+	var digits [256]bool
+	for c := '0'; c <= '9'; c++ {
+		digits[c] = true
+	}
+	n := 0
+	for _, r := range p.runs {
+		if *r.set == digits {
+			n = max(n, r.min)
+		}
+	}
+	return n
+}

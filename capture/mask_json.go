@@ -2,7 +2,6 @@ package capture
 
 import (
 	"bytes"
-	"encoding/json"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -33,13 +32,14 @@ func (m *Masker) JSON(raw []byte) (out []byte) {
 			out = append([]byte(nil), maskingFailedJSON...)
 		}
 	}()
-	return m.appendJSON(nil, raw, 0, false)
+	return m.appendJSON(nil, raw, 0, false, false)
 }
 
 // appendJSON appends the masked form of raw. valid says raw is already
-// known to be valid JSON.
-func (m *Masker) appendJSON(dst, raw []byte, depth int, valid bool) []byte {
-	if !valid && !json.Valid(raw) {
+// known to be valid JSON. compact drops the whitespace between tokens (the
+// form records store: one line per record).
+func (m *Masker) appendJSON(dst, raw []byte, depth int, valid, compact bool) []byte {
+	if !valid && !validJSON(raw) {
 		return appendJSONString(dst, m.maskValue(string(raw)))
 	}
 	for i := 0; i < len(raw); {
@@ -53,36 +53,61 @@ func (m *Masker) appendJSON(dst, raw []byte, depth int, valid bool) []byte {
 			i = e
 		case c == '-' || isDigit(c):
 			e := i + 1
-			for e < len(raw) && strings.IndexByte("0123456789+-.eE", raw[e]) >= 0 {
+			for e < len(raw) && numberByte[raw[e]] {
 				e++
 			}
-			num := string(raw[i:e])
-			if masked := m.mask(num); masked != num {
-				dst = appendJSONString(dst, masked)
-			} else {
-				dst = append(dst, raw[i:e]...)
-			}
+			dst = m.appendMaskedNumber(dst, raw[i:e])
 			i = e
-		default:
-			dst = append(dst, c)
+		case compact && (c == ' ' || c == '\t' || c == '\n' || c == '\r'):
 			i++
+		default:
+			// Structural bytes, literals and whitespace: copy up to the
+			// next string or number.
+			e := i + 1
+			for e < len(raw) && plainJSONByte[raw[e]] && !(compact && isSpace(raw[e])) {
+				e++
+			}
+			dst = append(dst, raw[i:e]...)
+			i = e
 		}
 	}
 	return dst
 }
 
-// stringEnd returns the index just past the closing quote of the string
-// token starting at raw[i] (raw is valid JSON).
-func stringEnd(raw []byte, i int) int {
-	for j := i + 1; j < len(raw); j++ {
-		switch raw[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
-		}
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
+
+// numberByte marks the bytes of a JSON number; plainJSONByte the bytes
+// appendJSON copies as they are (neither a string nor a number starts
+// there).
+var numberByte, plainJSONByte = func() (num, plain [256]bool) {
+	for _, c := range []byte("0123456789+-.eE") {
+		num[c] = true
 	}
-	panic("BUG: unterminated string in valid JSON")
+	for c := range plain {
+		plain[c] = c != '"' && c != '-' && !isDigit(byte(c))
+	}
+	return num, plain
+}()
+
+// stringEnd returns the index just past the closing quote of the string
+// token starting at raw[i] (raw is valid JSON): the first quote not escaped
+// by an odd number of backslashes.
+func stringEnd(raw []byte, i int) int {
+	for j := i + 1; ; {
+		k := bytes.IndexByte(raw[j:], '"')
+		if k < 0 {
+			panic("BUG: unterminated string in valid JSON")
+		}
+		q := j + k
+		n := 0
+		for p := q - 1; p > i && raw[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
+			return q + 1
+		}
+		j = q + 1
+	}
 }
 
 // isKey reports whether the string token ending at e is an object key.
@@ -99,12 +124,45 @@ func isKey(raw []byte, e int) bool {
 	return false
 }
 
+// appendMaskedNumber appends a number token, or a placeholder string when
+// a detector recognises it (a card number sent as a JSON number).
+func (m *Masker) appendMaskedNumber(dst, tok []byte) []byte {
+	if f := scanFeatures(tok); !m.mayMatch(&f) {
+		return append(dst, tok...)
+	}
+	num := string(tok)
+	if masked := m.mask(num); masked != num {
+		return appendJSONString(dst, masked)
+	}
+	return append(dst, tok...)
+}
+
 // appendMaskedString appends the masked form of the string token tok.
 func (m *Masker) appendMaskedString(dst, tok []byte, key bool, depth int) []byte {
+	body := tok[1 : len(tok)-1]
+	// Fast path: a token whose features rule out every detector, that
+	// holds valid UTF-8, no data URL to elide and nothing to truncate is
+	// kept as it is, without decoding it. This is sound for tokens with
+	// escapes other than \uXXXX too: such an escape decodes to a quote,
+	// backslash, slash or control character, which no gate counts, and
+	// every byte a gate looks at (digits, letters next to '-' or '_',
+	// separators between digit groups) reads the same before and after
+	// decoding. It holds for JSON held in the string as well: its
+	// strings and numbers are parts of the decoded string, and features
+	// only shrink on a part of a string.
+	f := scanFeatures(body)
+	if !f.uEscape && !m.mayMatch(&f) && (!f.nonASCII || utf8.Valid(body)) &&
+		len(body) <= maxMaskedString && !(len(body) > 256 && bytes.Contains(body, []byte("data:"))) {
+		return append(dst, tok...)
+	}
 	s := decodeJSONString(tok)
+	fs := &f // the features of s, unless decoding changed it
+	if f.escape {
+		fs = nil
+	}
 	if !key && depth < maxEmbeddedDepth {
-		if t := strings.TrimSpace(s); len(t) >= 2 && (t[0] == '{' || t[0] == '[') && json.Valid([]byte(t)) {
-			inner := m.appendJSON(nil, []byte(s), depth+1, true)
+		if t := strings.TrimSpace(s); len(t) >= 2 && (t[0] == '{' || t[0] == '[') && validJSON(t) {
+			inner := m.appendJSON(nil, []byte(s), depth+1, true, false)
 			if string(inner) == s {
 				return append(dst, tok...)
 			}
@@ -113,9 +171,9 @@ func (m *Masker) appendMaskedString(dst, tok []byte, key bool, depth int) []byte
 	}
 	var masked string
 	if key {
-		masked = m.mask(s)
+		masked = m.maskWith(s, fs)
 	} else {
-		masked = m.maskValue(s)
+		masked = m.maskValueWith(s, fs)
 	}
 	if masked == s && utf8.ValidString(s) {
 		return append(dst, tok...)
@@ -125,12 +183,18 @@ func (m *Masker) appendMaskedString(dst, tok []byte, key bool, depth int) []byte
 
 // maskValue masks a string value, eliding inlined base64 data.
 func (m *Masker) maskValue(s string) string {
+	return m.maskValueWith(s, nil)
+}
+
+// maskValueWith is maskValue with the features of s already counted (or
+// nil).
+func (m *Masker) maskValueWith(s string, f *features) string {
 	if len(s) > 256 && strings.HasPrefix(s, "data:") {
 		if k := strings.Index(s[:min(len(s), 256)], ";base64,"); k > 0 && !strings.HasPrefix(s[k+len(";base64,"):], "[ELIDED ") {
 			return m.mask(s[:k+len(";base64,")]) + "[ELIDED " + itoa(len(s)-k-len(";base64,")) + " bytes]"
 		}
 	}
-	return m.mask(s)
+	return m.maskWith(s, f)
 }
 
 func itoa(n int) string {
@@ -164,6 +228,10 @@ func appendJSONString(dst []byte, s string) []byte {
 			switch c {
 			case '"', '\\':
 				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			case '\n':
 				dst = append(dst, '\\', 'n')
 			case '\r':
@@ -308,24 +376,48 @@ func skipValue(raw []byte, i int) int {
 // objectField returns the value of key in the top-level object of the
 // valid JSON document raw, or nil.
 func objectField(raw []byte, key string) []byte {
+	var v [1][]byte
+	objectFields(raw, []string{key}, v[:])
+	return v[0]
+}
+
+// objectFields sets vals[k] to the value of keys[k] (its first occurrence)
+// in the top-level object of the valid JSON document raw, nil when absent,
+// in one pass. It reports whether raw is an object.
+func objectFields(raw []byte, keys []string, vals [][]byte) bool {
+	clear(vals)
 	i := skipSpace(raw, 0)
 	if i >= len(raw) || raw[i] != '{' {
-		return nil
+		return false
 	}
+	left := len(keys)
 	i = skipSpace(raw, i+1)
-	for i < len(raw) && raw[i] == '"' {
+	for i < len(raw) && raw[i] == '"' && left > 0 {
 		e := stringEnd(raw, i)
-		k := decodeJSONString(raw[i:e])
+		tok := raw[i:e]
 		i = skipSpace(raw, e)
 		i = skipSpace(raw, i+1) // past ':'
 		ve := skipValue(raw, i)
-		if k == key {
-			return raw[i:ve]
+		for k, key := range keys {
+			if vals[k] == nil && keyIs(tok, key) {
+				vals[k] = raw[i:ve]
+				left--
+				break
+			}
 		}
 		i = skipSpace(raw, ve)
 		if i < len(raw) && raw[i] == ',' {
 			i = skipSpace(raw, i+1)
 		}
 	}
-	return nil
+	return true
+}
+
+// keyIs reports whether the string token tok decodes to key.
+func keyIs(tok []byte, key string) bool {
+	body := tok[1 : len(tok)-1]
+	if bytes.IndexByte(body, '\\') < 0 {
+		return string(body) == key
+	}
+	return decodeJSONString(tok) == key
 }

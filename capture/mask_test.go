@@ -323,3 +323,95 @@ func TestObjectField(t *testing.T) {
 		t.Errorf("objectField(array) = %q; want nil", got)
 	}
 }
+
+// ungated returns a copy of m whose detectors all run on every string, to
+// check that the feature gates never skip a detector that would match.
+func ungated(m *Masker) *Masker {
+	u := &Masker{kinds: map[string]bool{}}
+	for _, d := range m.detectors {
+		d.always = true
+		u.add(d)
+	}
+	u.kinds = m.kinds
+	return u
+}
+
+// gateSeeds are strings near each gate's edge.
+var gateSeeds = []string{
+	"bob@example.com", "4111 1111 1111 1111", "4111-1111-1111-1111", "+1 (415) 555-0100", "+44 20 7946 0958",
+	"(415) 555-0100", "1 415 555 0100", "020 7946 0958", "01 23 45 67 89", "+(44) 20 7946 0958",
+	"DE89 3704 0044 0532 0130 00", "NO9386011117947", "de89370400440532013000", "10.0.0.1", "a 203.0.113.7:80",
+	"2001:db8::1", "fe80::1ff:fe23:4567:890a", "sk-abcdefghijklmnopqrstuvwxyz0123456789", "sk_live_abcdefghijklmnop1234",
+	"rk_test_abcdefghijklmnop1234", "AKIAIOSFODNN7EXAMPLE", "ASIAIOSFODNN7EXAMPLE", "AIzaSyA-abcdefghijklmnopqrstuvwxyz01234",
+	"ghp_abcdefghijklmnopqrstuvwxyz0123456789", "gho_abcdefghijklmnopqrstuvwxyz0123456789",
+	"github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "xoxb-123456789012-abcdefghij", "xoxr-123456789012-abcdefghij",
+	"Bearer abc123def456ghi789", "BEARER\tabc123def456ghi789", testJWT, "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+	"990101300123", "TCK-12345", "2026-11-02 88412093", "paid 129.99 EUR", "12:30:45", "v1.415.555.0100",
+}
+
+func FuzzFeatureGates(f *testing.F) {
+	for _, s := range gateSeeds {
+		f.Add(s)
+		f.Add("x " + s + " y")
+	}
+	f.Add(`{"a":"sk\/-abcdefghijklmnopqrstuvwxyz0123456789","b":"x\"bob@example.com\n"}`)
+	f.Add(`["4111\n1111 1111 1111","\bearer abc123def456","\\u0040"]`)
+	m := testMasker(f)
+	u := ungated(m)
+	f.Fuzz(func(t *testing.T, in string) {
+		ft := scanFeatures(in)
+		anyMaybe := false
+		for i := range m.detectors {
+			anyMaybe = anyMaybe || m.detectors[i].maybe(&ft)
+		}
+		if m.mayMatch(&ft) != anyMaybe {
+			t.Fatalf("mayMatch(%q) = %v; the detectors' gates say %v", in, !anyMaybe, anyMaybe)
+		}
+		if got, want := m.String(in), u.String(in); got != want {
+			t.Fatalf("String(%q) = %q; ungated %q", in, got, want)
+		}
+		for _, doc := range [][]byte{appendJSONString(nil, in), []byte(in), appendJSONString(nil, string(appendJSONString(nil, in)))} {
+			if got, want := m.JSON(doc), u.JSON(doc); string(got) != string(want) {
+				t.Fatalf("JSON(%s) = %s; ungated %s", doc, got, want)
+			}
+		}
+	})
+}
+
+func TestFeatureGatesOnCanaries(t *testing.T) {
+	m := testMasker(t)
+	u := ungated(m)
+	for _, s := range append(append([]string{}, gateSeeds...), canaries...) {
+		for _, in := range []string{s, "x " + s + " y", s + "." + s} {
+			if got, want := m.String(in), u.String(in); got != want {
+				t.Errorf("String(%q) = %q; ungated %q", in, got, want)
+			}
+		}
+	}
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, s := range []string{
+		``, ` `, `1`, `-0.5e+3`, `01`, `-`, `1.`, `1e`, `.5`, `"a"`, `"\u00e9\n"`, `"\x"`, `"\u12"`, "\"\x01\"", "\"\xff\"",
+		`{}`, `[]`, `{"a":1,"b":[true,false,null]}`, `{"a" : [ 1 , "x" ] }`, `{"a":}`, `{"a":1,}`, `[1,]`, `[1 2]`,
+		`{"a" 1}`, `{1:2}`, `}`, `]`, `[}`, `{]`, `truex`, `nul`, `[[[[]]]]`, `{"a":{"b":{"c":[{}]}}}`, "\t[\n1\r]\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Add([]byte(strings.Repeat("[", 10000) + strings.Repeat("]", 10000)))
+	f.Add([]byte(strings.Repeat("[", 10001) + strings.Repeat("]", 10001)))
+	f.Add([]byte(strings.Repeat(`{"a":`, 300) + "1" + strings.Repeat("}", 300)))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		if got, want := validJSON(in), json.Valid(in); got != want {
+			t.Fatalf("validJSON(%q) = %v; json.Valid says %v", in, got, want)
+		}
+		if got, want := validJSON(string(in)), json.Valid(in); got != want {
+			t.Fatalf("validJSON(string %q) = %v; json.Valid says %v", in, got, want)
+		}
+		if len(in) > 0 && in[0] == '"' && json.Valid(in) {
+			if e := stringEnd(in, 0); e != len(in) {
+				t.Fatalf("stringEnd(%q) = %d; want %d", in, e, len(in))
+			}
+		}
+	})
+}

@@ -43,6 +43,22 @@ type fileSink struct {
 	seq    int
 	dirty  bool
 	pruned time.Time
+
+	// today's name and bounds, so that write formats the day once a day.
+	todayName          string
+	todayStart, dayEnd time.Time
+}
+
+// today returns the current UTC day as YYYY-MM-DD.
+func (s *fileSink) today() string {
+	t := s.now()
+	if t.Before(s.todayStart) || !t.Before(s.dayEnd) {
+		u := t.UTC()
+		s.todayName = u.Format(dayLayout)
+		s.todayStart = time.Date(u.Year(), u.Month(), u.Day(), 0, 0, 0, 0, time.UTC)
+		s.dayEnd = s.todayStart.AddDate(0, 0, 1)
+	}
+	return s.todayName
 }
 
 func newFileSink(dataDir string, maxBytes int64, retentionDays int, now func() time.Time) (*fileSink, error) {
@@ -116,7 +132,7 @@ func listFiles(dir string) ([]string, error) {
 // write appends one line (which must end in '\n'). An error closing the
 // previous file is returned after the line was written to the next one.
 func (s *fileSink) write(line []byte) error {
-	day := s.now().UTC().Format(dayLayout)
+	day := s.today()
 	var cerr error
 	if s.f == nil || day != s.day || (s.size > 0 && s.size+int64(len(line)) > s.maxBytes) {
 		var err error

@@ -3,7 +3,6 @@ package capture
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -26,6 +25,9 @@ var ErrNotFound = errors.New("capture record not found")
 // cairn_capture_bodies_dropped_total), so a burst of large requests cannot
 // exhaust memory and still yields one record per request.
 const maxQueuedBodyBytes = 512 << 20
+
+// maxKeptLineBuf bounds the line buffer the writer keeps between records.
+const maxKeptLineBuf = 1 << 20
 
 // flushInterval bounds how long a written record stays in the file buffer.
 const flushInterval = 200 * time.Millisecond
@@ -65,6 +67,13 @@ type WriterOptions struct {
 // memory for lookup, and appends them to the JSONL files and (when
 // configured) the Redis stream.
 //
+// One goroutine processes the records one at a time, in the order Enqueue
+// accepted them: observers, the memory ring and each sink see every
+// accepted record exactly once, in that order. Per record it costs about
+// 10–30 µs of CPU for a 0.5–2 KB request and its response (see
+// BenchmarkWriterProcessTypical), so one goroutine absorbs several tens of
+// thousands of records per second.
+//
 // Enqueue never blocks: the queue is bounded and a full queue drops the
 // record and counts it in cairn_capture_dropped_total. Lookup, Recent and
 // Enqueue are safe for concurrent use; Subscribe must be called before
@@ -93,8 +102,7 @@ type Writer struct {
 	mem       *memory
 	files     *fileSink
 	redis     *redisSink
-	buf       bytes.Buffer
-	enc       *json.Encoder
+	line      []byte // the JSON line being written, reused
 
 	lastDropLog atomic.Int64
 	lastErrLog  atomic.Int64
@@ -152,8 +160,6 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if o.Redis != nil {
 		w.redis = newRedisSink(o.Redis, c.RedisStreamMaxLen, c.RetentionDays, w.metrics, w.log, w.now)
 	}
-	w.enc = json.NewEncoder(&w.buf)
-	w.enc.SetEscapeHTML(false)
 	return w, nil
 }
 
@@ -295,6 +301,12 @@ func (w *Writer) process(r *Record) {
 	w.qBytes.Add(-rawSize(r))
 	keep := r.Outcome != OutcomeOK || w.cap.SampleRate() >= 1 || w.rand() < w.cap.SampleRate()
 	w.masker.maskRecord(r, keep)
+	if !oneLineJSON(r.Request) || !oneLineJSON(r.Response) {
+		// Masking always yields compact valid JSON, so this is a bug;
+		// the record is still kept, without the bodies.
+		w.log.Error("capture: masked body is not one line of JSON", "gateway_request_id", r.GatewayRequestID)
+		r.Request, r.Response = nil, nil
+	}
 	if r.ReceivedAt.IsZero() {
 		r.ReceivedAt = w.now()
 	}
@@ -305,19 +317,10 @@ func (w *Writer) process(r *Record) {
 	}
 	w.mem.add(r)
 
-	w.buf.Reset()
-	if err := w.enc.Encode(r); err != nil {
-		// Only an invalid json.RawMessage can fail; masking guarantees
-		// valid JSON, so this is a bug, but the record is still kept.
-		w.log.Error("capture: encode record", "gateway_request_id", r.GatewayRequestID, "err", err)
-		r.Request, r.Response = nil, nil
-		w.buf.Reset()
-		if err := w.enc.Encode(r); err != nil {
-			w.sinkError(sinkFile, err)
-			return
-		}
-	}
-	line := w.buf.Bytes()
+	// The line buffer is reused for every record: the file sink copies
+	// the line into its own buffer and Redis gets a clone.
+	w.line = appendRecord(w.line[:0], r)
+	line := w.line
 	if err := w.files.write(line); err != nil {
 		w.sinkError(sinkFile, err)
 	} else {
@@ -326,6 +329,15 @@ func (w *Writer) process(r *Record) {
 	if w.redis != nil {
 		w.redis.enqueue(redisItem{line: bytes.Clone(line[:len(line)-1]), ids: redisIDs(r)})
 	}
+	if cap(w.line) > maxKeptLineBuf {
+		w.line = nil // do not hold on to one huge record's buffer
+	}
+}
+
+// oneLineJSON reports whether b is empty or valid JSON without a line
+// break, as a body inside a JSONL record must be.
+func oneLineJSON(b []byte) bool {
+	return len(b) == 0 || validJSON(b) && bytes.IndexByte(b, '\n') < 0 && bytes.IndexByte(b, '\r') < 0
 }
 
 func (w *Writer) observe(fn func(*Record), r *Record) {

@@ -659,8 +659,7 @@ func TestWriterQueueBodyBudget(t *testing.T) {
 
 func TestMaskingFailureStoresPlaceholder(t *testing.T) {
 	m := testMasker(t)
-	m.detectors = append(m.detectors, detector{ph: "[BOOM]", maybe: func(*features) bool { return true },
-		find: func(string, []span) []span { panic("detector bug") }})
+	m.add(detector{kind: detFunc, ph: "[BOOM]", find: func(string, []span) []span { panic("detector bug") }})
 	if got := m.String("bob@example.com"); got != PlaceholderMaskingFailed {
 		t.Errorf("String with a panicking detector = %q; want %q", got, PlaceholderMaskingFailed)
 	}

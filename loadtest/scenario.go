@@ -50,6 +50,10 @@ type Options struct {
 	Streams int
 }
 
+// openMaxInFlight bounds the requests an open loop keeps in flight; one
+// that finds it reached waits (counted Late, its wait in its latency).
+const openMaxInFlight = 2048
+
 // scenarioFunc runs one scenario, filling e.rep.
 type scenarioFunc func(e *runEnv) error
 
@@ -98,12 +102,21 @@ func Run(ctx context.Context, scenario string, o Options) (*Report, error) {
 		return nil, err
 	}
 	e := &runEnv{ctx: ctx, o: o, dir: dir, procs: newProcGroup(dir), rep: newReport(ctx, scenario, o)}
+	if l := loadAvg1(); finite(l) {
+		e.rep.Params["load_avg_1m_before"] = l
+	}
 	start := time.Now()
 	err = func() error {
 		defer e.procs.closeAll()
 		return fn(e)
 	}()
 	e.rep.Elapsed = time.Since(start).Seconds()
+	if l := loadAvg1(); finite(l) {
+		e.rep.Params["load_avg_1m_after"] = l
+		if l > float64(e.rep.Machine.CPUs) {
+			e.rep.note("the 1-minute load average was %.1f on %d CPUs at the end: other work shared the machine, so tails are noisy", l, e.rep.Machine.CPUs)
+		}
+	}
 	if err != nil {
 		return e.rep, fmt.Errorf("loadtest %s: %w (logs and configs in %s)", scenario, err, dir)
 	}
@@ -268,7 +281,7 @@ func (e *runEnv) startGateway(name string, cfg configs.Config) (*gateway, error)
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return nil, fmt.Errorf("write %s config: %w", name, err)
 	}
-	c, err := e.procs.start(name, e.o.Binary, []string{"serve", "--config", path}, []string{"CAIRN_LOG_LEVEL=warn"})
+	c, err := e.procs.start(name, e.o.Binary, []string{"serve", "--config", path}, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -354,15 +367,18 @@ type chatClient struct {
 func newChatClient(addr, auth string, conns int) *chatClient {
 	return &chatClient{
 		hc: &fasthttp.HostClient{
-			Addr:                          addr,
-			MaxConns:                      max(conns, 1),
-			MaxIdleConnDuration:           time.Minute,
-			ReadTimeout:                   30 * time.Second,
-			WriteTimeout:                  10 * time.Second,
-			MaxConnWaitTimeout:            30 * time.Second,
-			NoDefaultUserAgentHeader:      true,
-			DisableHeaderNamesNormalizing: false,
-			ReadBufferSize:                16 << 10,
+			Addr:                     addr,
+			MaxConns:                 max(conns, 1),
+			MaxIdleConnDuration:      time.Minute,
+			ReadTimeout:              30 * time.Second,
+			WriteTimeout:             10 * time.Second,
+			MaxConnWaitTimeout:       30 * time.Second,
+			NoDefaultUserAgentHeader: true,
+			ReadBufferSize:           16 << 10,
+			// LIFO reuses the most recent connection, so the ones a
+			// stall opened go idle and close after MaxIdleConnDuration
+			// (FIFO would keep cycling them all, forever).
+			ConnPoolStrategy: fasthttp.LIFO,
 		},
 		url:     "http://" + addr + "/v1/chat/completions",
 		auth:    auth,

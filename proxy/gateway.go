@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,13 @@ type Gateway struct {
 	tracing   *capture.Tracing
 	incidents *incidents.Manager
 	audit     *incidents.Audit
+
+	// chargeAsync sends token charges through the charge queue (Redis:
+	// a second round trip must not delay the response); the in-memory
+	// limiter is charged inline.
+	chargeAsync bool
+	// chargesPending counts charges queued or being sent to Redis.
+	chargesPending atomic.Int64
 
 	reloadMu sync.Mutex
 	sem      chan struct{}
@@ -141,6 +149,7 @@ func New(o Options) (*Gateway, error) {
 		g.limiter = ratelimit.NewRedis(g.rdb, ratelimit.RedisOptions{
 			Timeout: cfg.RateLimit.RedisTimeout.D(), Replicas: cfg.RateLimit.Replicas, Logger: g.log,
 		})
+		g.chargeAsync = true
 	} else {
 		g.limiter = ratelimit.NewMemory(o.Now)
 	}
@@ -213,22 +222,23 @@ func (g *Gateway) newAPIServer(cfg *configs.Config) *fasthttp.Server {
 		streamMax = max(streamMax, p.StreamMaxDuration.D())
 	}
 	return &fasthttp.Server{
-		Handler:               g.serveAPI,
-		ErrorHandler:          g.serveParseError,
-		Name:                  "cairn",
-		ReadBufferSize:        cfg.Server.MaxHeaderBytes,
-		WriteBufferSize:       16 << 10,
-		MaxRequestBodySize:    maxBody,
-		ReadTimeout:           cfg.Server.ReadTimeout.D(),
-		IdleTimeout:           cfg.Server.IdleTimeout.D(),
-		WriteTimeout:          max(cfg.Server.WriteTimeout.D(), streamMax+10*time.Second),
-		Concurrency:           cfg.Server.MaxConcurrency * 2,
-		CloseOnShutdown:       true,
-		NoDefaultServerHeader: true,
-		NoDefaultDate:         false,
+		Handler:                      g.serveAPI,
+		ErrorHandler:                 g.serveParseError,
+		Name:                         "cairn",
+		ReadBufferSize:               cfg.Server.MaxHeaderBytes,
+		WriteBufferSize:              16 << 10,
+		MaxRequestBodySize:           maxBody,
+		ReadTimeout:                  cfg.Server.ReadTimeout.D(),
+		IdleTimeout:                  cfg.Server.IdleTimeout.D(),
+		WriteTimeout:                 max(cfg.Server.WriteTimeout.D(), streamMax+10*time.Second),
+		Concurrency:                  cfg.Server.MaxConcurrency * 2,
+		CloseOnShutdown:              true,
+		NoDefaultServerHeader:        true,
+		NoDefaultDate:                false,
 		DisablePreParseMultipartForm: true,
-		ReduceMemoryUsage:     false,
-		Logger:                fasthttpLogger{g.log},
+		ReduceMemoryUsage:            false,
+		SecureErrorLogMessage:        true,
+		Logger:                       fasthttpLogger{g.log},
 	}
 }
 
@@ -242,16 +252,39 @@ func (g *Gateway) newAdminServer(cfg *configs.Config) *fasthttp.Server {
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           60 * time.Second,
 		NoDefaultServerHeader: true,
+		SecureErrorLogMessage: true,
 		Logger:                fasthttpLogger{g.log},
 	}
 }
 
 // fasthttpLogger routes fasthttp's own messages to slog at debug level:
 // they are per-connection noise (client resets) that must not flood logs.
+// fasthttp's errors quote the request bytes they choked on (a header
+// value, a buffer snippet), which may be a secret or PII, and its other
+// arguments are client addresses; so only the format and each error's
+// text up to its first quote are logged (issue 9).
 type fasthttpLogger struct{ l *slog.Logger }
 
 func (f fasthttpLogger) Printf(format string, args ...any) {
-	f.l.Debug("fasthttp", "msg", fmt.Sprintf(format, args...))
+	safe := make([]any, len(args))
+	for i, a := range args {
+		safe[i] = "-"
+		if err, ok := a.(error); ok {
+			safe[i] = errorClass(err.Error())
+		}
+	}
+	f.l.Debug("fasthttp", "msg", fmt.Sprintf(format, safe...))
+}
+
+// errorClass cuts an error text at the first quoted or dumped value.
+func errorClass(s string) string {
+	if i := strings.IndexAny(s, "\"'`"); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.Index(s, "contents:"); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimRight(s, ": ")
 }
 
 // Serve starts the background workers and serves the API and admin
@@ -278,8 +311,10 @@ func (g *Gateway) start() {
 	}
 	g.capture.Start()
 	g.incidents.Start()
-	g.workers.Add(1)
-	go g.chargeLoop()
+	for range chargeWorkers {
+		g.workers.Add(1)
+		go g.chargeLoop()
+	}
 	st := g.live.Load().State()
 	if _, err := g.audit.Append(incidents.AuditEntry{Source: "startup", Revision: st.Revision,
 		Changes: configs.Diff(configs.State{}, st)}); err != nil {
@@ -333,13 +368,34 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// chargeWorkers is how many charge loops send token charges to Redis
+// concurrently: one Redis round trip each, so one loop alone caps the
+// charges per second at 1/RTT, below a busy gateway's request rate.
+const chargeWorkers = 4
+
+// chargeLoop sends queued token charges until the queue closes at
+// shutdown. The limiter bounds each call by its own Redis deadline.
 func (g *Gateway) chargeLoop() {
 	defer g.workers.Done()
 	for c := range g.charges {
 		ctx, cancel := context.WithTimeout(g.baseCtx, time.Second)
 		g.limiter.Charge(ctx, c.key, c.limits, c.reqID, c.tokens)
 		cancel()
+		g.chargesPending.Add(-1)
 	}
+}
+
+// chargeUsage charges a finished request's actual token usage to its key,
+// once per gateway request ID. The in-memory limiter is charged inline (a
+// mutex, no I/O), so the next request of the key already sees the charge;
+// the Redis limiter is charged by chargeLoop, so a slow or hung Redis never
+// adds a second round trip to a response.
+func (g *Gateway) chargeUsage(c charge) {
+	if !g.chargeAsync {
+		g.limiter.Charge(g.baseCtx, c.key, c.limits, c.reqID, c.tokens)
+		return
+	}
+	g.enqueueCharge(c)
 }
 
 func (g *Gateway) enqueueCharge(c charge) {
@@ -347,12 +403,15 @@ func (g *Gateway) enqueueCharge(c charge) {
 		// The channel closes at shutdown after the API drained; a charge
 		// racing it is counted, not lost silently.
 		if recover() != nil {
+			g.chargesPending.Add(-1)
 			g.chargeDropped.Add(1)
 		}
 	}()
+	g.chargesPending.Add(1)
 	select {
 	case g.charges <- c:
 	default:
+		g.chargesPending.Add(-1)
 		g.chargeDropped.Add(1)
 	}
 }

@@ -85,6 +85,15 @@ func providerRequestID(h *fasthttp.ResponseHeader) string {
 }
 
 func (g *Gateway) serveAPI(ctx *fasthttp.RequestCtx) {
+	if msg := framingError(&ctx.Request.Header); msg != "" {
+		// Ambiguous framing (request smuggling): refuse, and close so the
+		// bytes after this request are never read as another one.
+		x := g.begin(ctx, epOther)
+		ctx.SetConnectionClose()
+		g.fail(ctx, x, badRequest("", msg))
+		g.finish(x)
+		return
+	}
 	path := ctx.Path()
 	if len(path) > 3 && string(path[:3]) == "/v1" {
 		path = path[3:]
@@ -366,30 +375,43 @@ func rateLimited(h *fasthttp.ResponseHeader, keyName string, l ratelimit.Limits,
 }
 
 // setRateLimitHeaders writes OpenAI's x-ratelimit-{limit,remaining,reset}
-// -{requests,tokens} headers for the dimensions l limits.
+// -{requests,tokens} headers for the dimensions l limits. Values are built
+// in a stack buffer; SetBytesV copies them.
 func setRateLimitHeaders(h *fasthttp.ResponseHeader, l ratelimit.Limits, d ratelimit.Decision) {
+	var buf [24]byte
 	if l.RPM > 0 {
-		h.Set("x-ratelimit-limit-requests", strconv.Itoa(d.LimitRequests))
-		h.Set("x-ratelimit-remaining-requests", strconv.Itoa(max(d.RemainingRequests, 0)))
-		h.Set("x-ratelimit-reset-requests", fmtReset(d.ResetRequests))
+		h.SetBytesV("x-ratelimit-limit-requests", strconv.AppendInt(buf[:0], int64(d.LimitRequests), 10))
+		h.SetBytesV("x-ratelimit-remaining-requests", strconv.AppendInt(buf[:0], int64(max(d.RemainingRequests, 0)), 10))
+		h.SetBytesV("x-ratelimit-reset-requests", appendReset(buf[:0], d.ResetRequests))
 	}
 	if l.TPM > 0 {
-		h.Set("x-ratelimit-limit-tokens", strconv.Itoa(d.LimitTokens))
-		h.Set("x-ratelimit-remaining-tokens", strconv.Itoa(max(d.RemainingTokens, 0)))
-		h.Set("x-ratelimit-reset-tokens", fmtReset(d.ResetTokens))
+		h.SetBytesV("x-ratelimit-limit-tokens", strconv.AppendInt(buf[:0], int64(d.LimitTokens), 10))
+		h.SetBytesV("x-ratelimit-remaining-tokens", strconv.AppendInt(buf[:0], int64(max(d.RemainingTokens, 0)), 10))
+		h.SetBytesV("x-ratelimit-reset-tokens", appendReset(buf[:0], d.ResetTokens))
 	}
 }
 
-// fmtReset formats a reset as OpenAI does: a duration such as "1s", "12ms",
-// "6m0s".
-func fmtReset(d time.Duration) string {
-	if d <= 0 {
-		return "0s"
-	}
+// appendReset appends a reset as OpenAI writes it, which is Go's
+// time.Duration.String of the value rounded to the millisecond below one
+// second and to the second above: "12ms", "59s", "1m0s". Negative is "0s".
+func appendReset(dst []byte, d time.Duration) []byte {
 	if d < time.Second {
-		return d.Round(time.Millisecond).String()
+		ms := d.Round(time.Millisecond).Milliseconds()
+		switch {
+		case ms <= 0:
+			return append(dst, "0s"...)
+		case ms < 1000:
+			return append(strconv.AppendInt(dst, ms, 10), "ms"...)
+		}
 	}
-	return d.Round(time.Second).String()
+	secs := int64(d.Round(time.Second) / time.Second)
+	if h := secs / 3600; h > 0 {
+		dst = append(strconv.AppendInt(dst, h, 10), 'h')
+	}
+	if secs >= 60 {
+		dst = append(strconv.AppendInt(dst, secs/60%60, 10), 'm')
+	}
+	return append(strconv.AppendInt(dst, secs%60, 10), 's')
 }
 
 // proxyRequest serves chat completions and embeddings.
@@ -504,11 +526,14 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	att.ProviderRequestID = providerRequestID(&resp.Header)
 	if se := g.upstreamStatus(x, t, &att, status); se != nil {
 		if status >= 500 || status == fasthttp.StatusTooManyRequests {
-			x.respRaw = append(x.respRaw[:0], resp.Body()...)
+			x.respRaw = up.redact(append(x.respRaw[:0], resp.Body()...))
 			return resultRetry, se, schema.Verdict{}
 		}
 	}
 	raw := append([]byte(nil), resp.Body()...)
+	if status >= 300 {
+		raw = up.redact(raw) // providers echo a bad key in their errors
+	}
 	verdict := schema.Verdict{Result: capture.VerdictNone}
 	if status < 300 && x.ep == epChat && !x.contr.Empty() {
 		verdict = x.contr.CheckMessage(raw)

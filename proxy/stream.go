@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,10 @@ import (
 	"github.com/cairnhq/cairn/schema"
 )
 
-var sseDone = []byte("data: [DONE]\n\n")
+var (
+	sseDone        = []byte("data: [DONE]\n\n")
+	sseErrorPrefix = []byte(`{"error"`)
+)
 
 // readBufPool holds upstream read buffers for streams.
 var readBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -29,6 +33,7 @@ var readBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return 
 type streamRelay struct {
 	x      *exchange
 	t      *routing.Target
+	up     *upstream
 	model  string
 	resp   *fasthttp.Response
 	dc     *deadlineConn
@@ -42,7 +47,10 @@ type streamRelay struct {
 	first  time.Time
 }
 
-var errClientClosed = errors.New("client closed the connection")
+var (
+	errClientClosed = errors.New("client closed the connection")
+	errEmptyStream  = errors.New("stream ended before its first event")
+)
 
 // pump reads once from upstream and frames the events it completes into
 // s.out. It returns io.EOF at the end of the upstream body.
@@ -66,6 +74,9 @@ func (s *streamRelay) onEvent(ev schema.Event) error {
 		s.done = true
 		s.out = append(s.out, sseDone...)
 		return nil
+	}
+	if bytes.HasPrefix(ev.Data, sseErrorPrefix) {
+		ev.Data = s.up.redact(ev.Data) // an error event may echo the provider key
 	}
 	s.acc.Add(ev.Data)
 	if !s.x.req.IncludeUsage && schema.IsUsageOnlyChunk(ev.Data) {
@@ -113,6 +124,7 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 	if status != fasthttp.StatusOK || !strings.HasPrefix(string(resp.Header.ContentType()), "text/event-stream") {
 		// An error (or a provider that ignored stream:true): read it whole.
 		raw, rerr := readAllLimited(resp.BodyStream(), int64(up.cfg.MaxResponseBytes))
+		raw = up.redact(raw)
 		_ = resp.CloseBodyStream()
 		hdr := fasthttp.AcquireResponse()
 		resp.Header.CopyTo(&hdr.Header)
@@ -142,7 +154,7 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 		return resultDone, nil, schema.Verdict{}
 	}
 
-	s := &streamRelay{x: x, t: t, model: model, resp: resp, r: resp.BodyStream(), bufp: readBufPool.Get().(*[]byte)}
+	s := &streamRelay{x: x, t: t, up: up, model: model, resp: resp, r: resp.BodyStream(), bufp: readBufPool.Get().(*[]byte)}
 	s.dc = up.conns.lookup(resp.LocalAddr())
 	if s.dc != nil {
 		s.dc.streamMode(up.cfg.StreamIdleTimeout.D(), t0.Add(up.cfg.StreamMaxDuration.D()))
@@ -154,7 +166,12 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 			break
 		}
 	}
-	if len(s.out) == 0 && !errors.Is(perr, io.EOF) && perr != nil {
+	if len(s.out) == 0 && perr != nil {
+		// Nothing reached the client yet, so even a clean end (a
+		// close-delimited body that ends after the headers) may fail over.
+		if errors.Is(perr, io.EOF) {
+			perr = errEmptyStream
+		}
 		s.close(false)
 		return g.upstreamFailed(x, t, att, perr)
 	}

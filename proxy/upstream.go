@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -28,6 +29,7 @@ type upstream struct {
 	host     string // Host header and pool address
 	prefix   string // base path, e.g. /v1
 	auth     string // "Bearer <key>" or ""
+	key      []byte // the provider key, for redact; nil without one
 	buffered *fasthttp.HostClient
 	streamed *fasthttp.HostClient
 	conns    *connRegistry
@@ -55,6 +57,7 @@ func newUpstream(p configs.Provider) (*upstream, error) {
 	}
 	if p.APIKey != "" {
 		up.auth = "Bearer " + p.APIKey
+		up.key = []byte(p.APIKey)
 	}
 	dialer := &net.Dialer{Timeout: p.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
 	newClient := func(stream bool) *fasthttp.HostClient {
@@ -97,6 +100,20 @@ func newUpstream(p configs.Provider) (*upstream, error) {
 	up.streamed = newClient(true)
 	return up, nil
 }
+
+// redact replaces the provider's own API key in b, an upstream body about
+// to be relayed to the client or recorded, with [REDACTED]. Providers echo
+// a key they refused in their error messages, and the key is the
+// gateway's secret, never the client's. b is returned unchanged (and not
+// copied) when it does not hold the key; otherwise a new slice.
+func (u *upstream) redact(b []byte) []byte {
+	if len(u.key) == 0 || !bytes.Contains(b, u.key) {
+		return b
+	}
+	return bytes.ReplaceAll(b, u.key, redacted)
+}
+
+var redacted = []byte("[REDACTED]")
 
 // sameSettings reports whether an upstream built for a can serve b, so a
 // reload keeps warm connection pools.

@@ -75,7 +75,9 @@ func startProc(t *testing.T, env []string, args ...string) *proc {
 	t.Cleanup(func() {
 		if cmd.ProcessState == nil {
 			_ = cmd.Process.Kill()
-			_, _ = cmd.Process.Wait()
+			// cmd.Wait, not Process.Wait: it also waits for the goroutines
+			// copying the output into out, which is read below.
+			_ = cmd.Wait()
 		}
 		if t.Failed() {
 			t.Logf("%s output:\n%s", args[0], out.String())
