@@ -185,6 +185,7 @@ func cmdMock(args []string, stderr io.Writer) error {
 	latency := fs.Duration("latency", 0, "delay before each response")
 	chunkEvery := fs.Duration("chunk-interval", 0, "delay between stream chunks")
 	prefix := fs.String("request-id-prefix", "mock", "prefix of the mock's x-request-id")
+	chunks := fs.Int("chunks", 0, "content chunks per stream (default 8)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -193,7 +194,7 @@ func cmdMock(args []string, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sigs; close(stop) }()
 	fmt.Fprintf(stderr, "mock provider on http://%s/v1\n", *addr)
-	return loadtest.RunMockProvider(*addr, loadtest.MockOptions{Latency: *latency, ChunkInterval: *chunkEvery, RequestIDPrefix: *prefix}, stop)
+	return loadtest.RunMockProvider(*addr, loadtest.MockOptions{Latency: *latency, ChunkInterval: *chunkEvery, Chunks: *chunks, RequestIDPrefix: *prefix}, stop)
 }
 
 // flagsAnywhere lets flags follow positional arguments
