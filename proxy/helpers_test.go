@@ -43,6 +43,12 @@ func startMock(t *testing.T, o loadtest.MockOptions) (*loadtest.Mock, string) {
 // file, loads it and serves it. env supplies secrets.
 func startGateway(t testing.TB, cfgYAML string, env map[string]string) *testGateway {
 	t.Helper()
+	return startGatewayLog(t, cfgYAML, env, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startGatewayLog is startGateway with the gateway logging to log.
+func startGatewayLog(t testing.TB, cfgYAML string, env map[string]string, log *slog.Logger) *testGateway {
+	t.Helper()
 	dir := t.TempDir()
 	cfgYAML = strings.ReplaceAll(cfgYAML, "{{DATA}}", filepath.Join(dir, "data"))
 	path := filepath.Join(dir, "cairn.yaml")
@@ -58,7 +64,7 @@ func startGateway(t testing.TB, cfgYAML string, env map[string]string) *testGate
 		t.Fatalf("load config: %v", err)
 	}
 	cfg.Path = path
-	g, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	g, err := New(Options{Config: cfg, Logger: log})
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}

@@ -17,7 +17,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -64,53 +63,10 @@ func (s *syncBuffer) String() string {
 // level, the most talkative an operator can set) kept in logs.
 func startLogged(t *testing.T, cfgYAML string, env map[string]string) (*testGateway, *syncBuffer) {
 	t.Helper()
-	dir := t.TempDir()
-	cfgYAML = strings.ReplaceAll(cfgYAML, "{{DATA}}", filepath.Join(dir, "data"))
-	path := filepath.Join(dir, "cairn.yaml")
-	if err := os.WriteFile(path, []byte(cfgYAML), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := configs.Load([]byte(cfgYAML), configs.Options{Dir: dir, LookupEnv: func(k string) (string, bool) {
-		v, ok := env[k]
-		return v, ok
-	}})
-	if err != nil {
-		t.Fatalf("load config: %v", err)
-	}
-	cfg.Path = path
 	logs := &syncBuffer{}
-	g, err := New(Options{Config: cfg, Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	api, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(api, admin) }()
-	tg := &testGateway{Gateway: g, api: "http://" + api.Addr().String(), admin: "http://" + admin.Addr().String(), dir: dir, cfgPath: path}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = g.Shutdown(ctx)
-		<-done
-	})
+	tg := startGatewayLog(t, cfgYAML, env, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	quickDrain(t)
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if r, err := http.Get(tg.admin + "/readyz"); err == nil {
-			r.Body.Close()
-			if r.StatusCode == 200 {
-				return tg, logs
-			}
-		}
-	}
-	t.Fatal("gateway not ready")
-	return nil, nil
+	return tg, logs
 }
 
 // quickDrain closes the test client's idle keep-alive connections before
