@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/cairnhq/cairn/internal/jsonscan"
 )
 
 // MaxRequestDepth bounds how deeply a request body may nest objects and
@@ -112,15 +114,19 @@ func parseBody(body []byte) (gjson.Result, int, error) {
 	if !utf8.Valid(body) {
 		return gjson.Result{}, 0, reqErr("", "we could not parse the JSON body of your request: it is not valid UTF-8")
 	}
-	if !gjson.ValidBytes(body) {
+	// One iterative pass checks grammar and depth together before any
+	// recursive reader sees the body: gjson.ValidBytes recurses once per
+	// level, and ~5.6 MiB of '[' overflowed the stack (issue 12.1), which
+	// no recover catches.
+	switch res, _ := jsonscan.Check(body, MaxRequestDepth); res {
+	case jsonscan.TooDeep:
+		return gjson.Result{}, 0, reqErr("", "the request body nests deeper than "+strconv.Itoa(MaxRequestDepth)+" levels")
+	case jsonscan.Invalid:
 		return gjson.Result{}, 0, reqErr("", "we could not parse the JSON body of your request: "+invalidJSONDetail(body))
 	}
 	top, base := parseTop(body)
 	if !top.IsObject() {
 		return gjson.Result{}, 0, reqErr("", "the request body must be a JSON object, not "+typeName(top))
-	}
-	if depthExceeds(body, MaxRequestDepth) {
-		return gjson.Result{}, 0, reqErr("", "the request body nests deeper than "+strconv.Itoa(MaxRequestDepth)+" levels")
 	}
 	return top, base, nil
 }

@@ -1,0 +1,157 @@
+package proxy
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// hostileConfig serves one route over an upstream the test controls, with
+// the default 8 MiB body limit (the nesting bomb of issue 12.1 is 5.6 MiB,
+// under it) and a route schema, so responses are contract-checked.
+const hostileConfig = `
+data_dir: {{DATA}}
+admin_token_env: ADMIN_TOKEN
+providers:
+  - { name: primary, base_url: "http://%s/v1", api_key_env: PRIMARY_KEY, timeout: 5s }
+keys:
+  - { name: app, key_env: APP_KEY }
+routes:
+  - name: support-bot
+    targets: [ { provider: primary, model: upstream-model } ]
+`
+
+var hostileEnv = map[string]string{"PRIMARY_KEY": "sk-provider-secret-123", "APP_KEY": "gw-app-key", "ADMIN_TOKEN": "admin-token-1"}
+
+// startUpstream serves h on a loopback port and returns its address.
+func startUpstream(t testing.TB, h fasthttp.RequestHandler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &fasthttp.Server{Handler: h, MaxRequestBodySize: 16 << 20}
+	go srv.Serve(ln) //nolint:errcheck // ends at Shutdown
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+// okCompletion answers every request with a small valid chat.completion.
+func okCompletion(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(`{"id":"c1","object":"chat.completion","model":"upstream-model","choices":[{"index":0,"message":{"role":"assistant","content":"{\"ok\":true}"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}`)
+}
+
+func apiErrorOf(t *testing.T, r result) (msg, typ, param string) {
+	t.Helper()
+	m := r.json(t)
+	e, _ := m["error"].(map[string]any)
+	if e == nil {
+		t.Fatalf("no error object in %s", r.body)
+	}
+	msg, _ = e["message"].(string)
+	typ, _ = e["type"].(string)
+	param, _ = e["param"].(string)
+	return msg, typ, param
+}
+
+// TestHostileNestingBomb sends bodies nested millions of levels deep, under
+// the body limit, through the real handler. Issue 12.1: gjson.ValidBytes
+// recursed once per '[' and ~5.6 MiB of them killed the process with a
+// fatal stack overflow, which no recover catches.
+func TestHostileNestingBomb(t *testing.T) {
+	up := startUpstream(t, okCompletion)
+	tg := startGateway(t, fmt.Sprintf(hostileConfig, up), hostileEnv)
+	const n = 5_600_000
+	bombs := []struct{ name, body string }{
+		{"open brackets", strings.Repeat("[", n)},
+		{"balanced brackets", strings.Repeat("[", n/2) + strings.Repeat("]", n/2)},
+		{"open objects", strings.Repeat(`{"a":`, n/5)},
+		{"inside messages", `{"model":"support-bot","messages":` + strings.Repeat("[", n)},
+		{"inside content", `{"model":"support-bot","messages":[{"role":"user","content":` + strings.Repeat("[", n) + `}]}`},
+		{"inside a tool schema", `{"model":"support-bot","messages":[{"role":"user","content":"x"}],"tools":[{"type":"function","function":{"name":"f","parameters":` + strings.Repeat(`{"properties":{"a":`, n/20) + `}}]}`},
+	}
+	for _, b := range bombs {
+		t.Run(b.name, func(t *testing.T) {
+			r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", b.body)
+			if r.status != 400 {
+				t.Fatalf("status %d; want 400: %.300s", r.status, r.body)
+			}
+			msg, typ, _ := apiErrorOf(t, r)
+			if typ != "invalid_request_error" || !strings.Contains(msg, "nests deeper") {
+				t.Errorf("error %q (%s); want an invalid_request_error about nesting", msg, typ)
+			}
+		})
+	}
+	// Still up and serving.
+	if r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", chat("support-bot", "")); r.status != 200 {
+		t.Fatalf("after the bombs: status %d: %s", r.status, r.body)
+	}
+	tg.records(t, len(bombs)+1)
+}
+
+// TestHostileUpstreamNesting has the upstream answer with bodies and stream
+// events nested millions of levels deep (issue 12.1: every byte of an
+// upstream response is checked without recursion too). The gateway relays
+// or refuses them but stays up, records each request, and serves the
+// record on the admin API.
+func TestHostileUpstreamNesting(t *testing.T) {
+	const n = 2_000_000
+	deep := strings.Repeat("[", n) + strings.Repeat("]", n)
+	bodies := map[string]string{
+		"deep-body":    `{"choices":[{"index":0,"message":{"role":"assistant","content":"{}"},"finish_reason":"stop"}],"x":` + deep + `}`,
+		"open-body":    `{"choices":[{"index":0,"message":{"role":"assistant","content":` + strings.Repeat("[", n),
+		"deep-content": `{"choices":[{"index":0,"message":{"role":"assistant","content":"` + strings.Repeat("[", n) + `"},"finish_reason":"stop"}]}`,
+		"deep-args":    `{"choices":[{"index":0,"message":{"role":"assistant","tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"` + strings.Repeat(`{\"a\":`, n/8) + `"}}]},"finish_reason":"tool_calls"}]}`,
+		"deep-usage":   `{"choices":[{"index":0,"message":{"role":"assistant","content":"{}"},"finish_reason":"stop"}],"usage":` + strings.Repeat(`{"u":`, n/5) + `}`,
+	}
+	up := startUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		body := ctx.PostBody()
+		for k, v := range bodies {
+			if strings.Contains(string(body), k) {
+				if strings.Contains(string(body), `"stream":true`) {
+					ctx.SetContentType("text/event-stream")
+					ctx.SetBodyString("data: " + strings.ReplaceAll(v, `"message"`, `"delta"`) + "\n\ndata: " + deep + "\n\ndata: [DONE]\n\n")
+					return
+				}
+				ctx.SetContentType("application/json")
+				ctx.SetBodyString(v)
+				return
+			}
+		}
+		okCompletion(ctx)
+	})
+	tg := startGateway(t, fmt.Sprintf(hostileConfig, up), hostileEnv)
+	sent := 0
+	for name := range bodies {
+		for _, stream := range []string{"false", "true"} {
+			t.Run(name+"/stream="+stream, func(t *testing.T) {
+				body := fmt.Sprintf(`{"model":"support-bot","stream":%s,"messages":[{"role":"user","content":%q}],"response_format":{"type":"json_object"},"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]}`, stream, name)
+				r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", body)
+				sent++
+				if r.status != 200 && r.status != 502 {
+					t.Fatalf("status %d: %.300s", r.status, r.body)
+				}
+				id := r.header.Get("x-request-id")
+				var a result
+				for range 100 { // the record is written asynchronously
+					if a = do(t, "GET", tg.admin+"/admin/requests/"+id, "admin-token-1", ""); a.status != 404 {
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+				if a.status != 200 {
+					t.Fatalf("GET /admin/requests/%s: %d %.300s", id, a.status, a.body)
+				}
+			})
+		}
+	}
+	if r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", chat("support-bot", "")); r.status != 200 {
+		t.Fatalf("after the bombs: status %d: %s", r.status, r.body)
+	}
+	tg.records(t, sent+1)
+}
