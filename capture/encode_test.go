@@ -3,9 +3,14 @@ package capture
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"testing"
 	"time"
 )
+
+// plainRecord is Record without its MarshalJSON method, so that
+// encoding/json encodes it by reflection over the struct tags.
+type plainRecord Record
 
 // encodeStd is how the writer encoded records before appendRecord.
 func encodeStd(t *testing.T, r *Record) string {
@@ -13,7 +18,7 @@ func encodeStd(t *testing.T, r *Record) string {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
+	if err := enc.Encode((*plainRecord)(r)); err != nil {
 		t.Fatalf("json encode: %v", err)
 	}
 	return b.String()
@@ -76,11 +81,50 @@ func FuzzAppendRecordStrings(f *testing.F) {
 		var b bytes.Buffer
 		enc := json.NewEncoder(&b)
 		enc.SetEscapeHTML(false)
-		if enc.Encode(r) != nil {
+		if enc.Encode((*plainRecord)(r)) != nil {
 			return // NaN or infinity
 		}
 		if got := string(appendRecord(nil, r)); got != b.String() {
 			t.Fatalf("appendRecord = %s; encoding/json %s", got, b.String())
 		}
 	})
+}
+
+// TestRecordMarshalOddNumbers: every encoder of a record goes through
+// Record.MarshalJSON, which cannot fail on odd numbers (issue 12.2: an
+// infinite temperature made GET /admin/requests/{id} answer 500 and the
+// incident holding the record panic).
+func TestRecordMarshalOddNumbers(t *testing.T) {
+	inf, negInf := math.Inf(1), math.Inf(-1)
+	r := Record{GatewayRequestID: "gw", LatencyMS: nan(), TTFTMS: negInf, Params: Params{Temperature: &inf},
+		Attempts: []Attempt{{Provider: "p", LatencyMS: inf}}, Flags: map[string]any{"f": nan(), "n": json.Number("9007199254740993")},
+		Request: json.RawMessage(`{"not":"one line"`), Response: json.RawMessage("[1,\n2]")}
+	for _, tc := range []struct {
+		name string
+		enc  func(any) ([]byte, error)
+	}{
+		{"Marshal", json.Marshal},
+		{"MarshalIndent", func(v any) ([]byte, error) { return json.MarshalIndent(v, "", "  ") }},
+	} {
+		for _, v := range []any{r, &r, []Record{r}, map[string]any{"samples": []Record{r}}} {
+			b, err := tc.enc(v)
+			if err != nil {
+				t.Fatalf("%s(%T) failed: %v", tc.name, v, err)
+			}
+			if !json.Valid(b) {
+				t.Fatalf("%s(%T) = invalid JSON %s", tc.name, v, b)
+			}
+		}
+	}
+	b, _ := json.Marshal(r)
+	var back Record
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	if back.LatencyMS != 0 || *back.Params.Temperature != 0 || back.Attempts[0].LatencyMS != 0 {
+		t.Errorf("odd numbers came back as %v %v %v; want 0", back.LatencyMS, *back.Params.Temperature, back.Attempts[0].LatencyMS)
+	}
+	if string(back.Request) != `"{\"not\":\"one line\""` || !bytes.Contains(b, []byte(`"n":9007199254740993`)) {
+		t.Errorf("request %s, line %s; want the broken request as a string and the big flag exact", back.Request, b)
+	}
 }

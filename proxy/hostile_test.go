@@ -155,3 +155,59 @@ func TestHostileUpstreamNesting(t *testing.T) {
 	}
 	tg.records(t, sent+1)
 }
+
+// TestHostileNumbers: numbers that do not fit a float64 (1e999 reads as
+// +Inf) or fall outside OpenAI's range are refused with 400 naming the
+// parameter, and the refused request's record is served by the admin API.
+// Issue 12.2: "temperature": 1e999 was forwarded, GET /admin/requests/{id}
+// answered 500 and the incident holding the record panicked.
+func TestHostileNumbers(t *testing.T) {
+	up := startUpstream(t, okCompletion)
+	tg := startGateway(t, fmt.Sprintf(hostileConfig, up), hostileEnv)
+	tests := []struct{ param, value string }{
+		{"temperature", "1e999"},
+		{"temperature", "-1e999"},
+		{"temperature", "2.5"},
+		{"top_p", "1e999"},
+		{"frequency_penalty", "-1e400"},
+		{"presence_penalty", "3"},
+		{"n", "1e999"},
+		{"n", "1.5"},
+		{"seed", "1e999"},
+		{"seed", "1e30"},
+		{"top_logprobs", "1e999"},
+		{"max_tokens", "1e999"},
+		{"max_completion_tokens", "-1e999"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.param+"="+tt.value, func(t *testing.T) {
+			r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", chat("support-bot", `"`+tt.param+`":`+tt.value))
+			if r.status != 400 {
+				t.Fatalf("status %d; want 400: %s", r.status, r.body)
+			}
+			_, typ, param := apiErrorOf(t, r)
+			if typ != "invalid_request_error" || param != tt.param {
+				t.Errorf("error %s; want invalid_request_error with param %q", r.body, tt.param)
+			}
+			id := r.header.Get("x-request-id")
+			var a result
+			for range 100 {
+				if a = do(t, "GET", tg.admin+"/admin/requests/"+id, "admin-token-1", ""); a.status != 404 {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			if a.status != 200 {
+				t.Fatalf("GET /admin/requests/%s: %d %s", id, a.status, a.body)
+			}
+		})
+	}
+	r := do(t, "POST", tg.api+"/v1/embeddings", "gw-app-key", `{"model":"support-bot","input":"x","dimensions":1e999}`)
+	if _, _, param := apiErrorOf(t, r); r.status != 400 || param != "dimensions" {
+		t.Errorf("embeddings dimensions 1e999: %d %s; want 400 naming dimensions", r.status, r.body)
+	}
+	ok := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", chat("support-bot", `"temperature":2,"top_p":0,"seed":-12345,"n":1`))
+	if ok.status != 200 {
+		t.Fatalf("in-range numbers: %d %s", ok.status, ok.body)
+	}
+}

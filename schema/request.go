@@ -226,7 +226,10 @@ func ParseChatRequest(body []byte) (Request, error) {
 	top.ForEach(func(k, v gjson.Result) bool {
 		bit := keyBit(k.Str)
 		if bit == 0 {
-			return true
+			if p, ok := numParams[k.Str]; ok {
+				_, _, perr = checkNumber(k.Str, p, v)
+			}
+			return perr == nil
 		}
 		if seen&bit != 0 {
 			perr = reqErr(k.Str, "duplicate key '"+k.Str+"' in the request body")
@@ -254,13 +257,10 @@ func ParseChatRequest(body []byte) (Request, error) {
 		case kToolChoice:
 			perr = readToolChoice(&r, body, off, v)
 		case kTemperature:
-			switch v.Type {
-			case gjson.Number:
-				t := v.Num
+			if t, ok, e := checkNumber("temperature", numParams["temperature"], v); e != nil {
+				perr = e
+			} else if ok {
 				r.Temperature = &t
-			case gjson.Null:
-			default:
-				perr = badType("temperature", "a number", v)
 			}
 		case kMaxTokens:
 			maxTok = v
@@ -329,7 +329,10 @@ func ParseEmbeddingsRequest(body []byte) (Request, error) {
 	top.ForEach(func(k, v gjson.Result) bool {
 		bit := keyBit(k.Str)
 		if bit == 0 {
-			return true
+			if p, ok := embeddingsNumParams[k.Str]; ok {
+				_, _, perr = checkNumber(k.Str, p, v)
+			}
+			return perr == nil
 		}
 		if seen&bit != 0 {
 			perr = reqErr(k.Str, "duplicate key '"+k.Str+"' in the request body")
