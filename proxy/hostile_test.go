@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,5 +210,34 @@ func TestHostileNumbers(t *testing.T) {
 	ok := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", chat("support-bot", `"temperature":2,"top_p":0,"seed":-12345,"n":1`))
 	if ok.status != 200 {
 		t.Fatalf("in-range numbers: %d %s", ok.status, ok.body)
+	}
+}
+
+// TestHostileDuplicateKeys: a body that repeats a key the gateway reads is
+// refused with 400 naming it and never reaches the upstream (issue 12.10:
+// with include_usage twice the gateway and the upstream read different
+// values, streams reported no usage and TPM was never charged).
+func TestHostileDuplicateKeys(t *testing.T) {
+	var upstreamSaw atomic.Int64
+	up := startUpstream(t, func(ctx *fasthttp.RequestCtx) { upstreamSaw.Add(1); okCompletion(ctx) })
+	tg := startGateway(t, fmt.Sprintf(hostileConfig, up), hostileEnv)
+	tests := []struct{ extra, param string }{
+		{`"stream":true,"stream_options":{"include_usage":false,"include_usage":true}`, "stream_options.include_usage"},
+		{`"stream":false,"stream":true`, "stream"},
+		{`"response_format":{"type":"json_object","type":"text"}`, "response_format.type"},
+		{`"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"},"parameters":{}}}]`, "tools[0].function.parameters"},
+	}
+	for _, tt := range tests {
+		r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", chat("support-bot", tt.extra))
+		if _, typ, param := apiErrorOf(t, r); r.status != 400 || typ != "invalid_request_error" || param != tt.param {
+			t.Errorf("%s: %d %s; want 400 naming %s", tt.extra, r.status, r.body, tt.param)
+		}
+	}
+	r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", `{"model":"support-bot","model":"other","messages":[{"role":"user","content":"x"}]}`)
+	if _, _, param := apiErrorOf(t, r); r.status != 400 || param != "model" {
+		t.Errorf("duplicate model: %d %s", r.status, r.body)
+	}
+	if n := upstreamSaw.Load(); n != 0 {
+		t.Errorf("the upstream saw %d refused requests", n)
 	}
 }

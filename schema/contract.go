@@ -369,6 +369,10 @@ func (c *Contracts) compile(raw []byte, id string) (s *jsonschema.Schema, err er
 	if depthExceeds(raw, MaxRequestSchemaDepth) {
 		return nil, errors.New("invalid JSON Schema: nests deeper than " + strconv.Itoa(MaxRequestSchemaDepth) + " levels")
 	}
+	if dup := findDupDeep("", gjson.Parse(b2s(raw))); dup != "" {
+		// The compiler keeps the last value, some upstreams the first.
+		return nil, errors.New("invalid JSON Schema: duplicate key '" + clip(dup) + "'")
+	}
 	c.stats.compiles.Add(1)
 	s, err = configs.CompileSchema(raw, id)
 	if err != nil {

@@ -428,6 +428,9 @@ func readStreamOptions(r *Request, v gjson.Result) *RequestError {
 	case !v.IsObject():
 		return badType("stream_options", "an object", v)
 	}
+	if perr := checkDup("stream_options", v); perr != nil {
+		return perr
+	}
 	var perr *RequestError
 	v.ForEach(func(k, o gjson.Result) bool {
 		if k.Str == "include_usage" {
@@ -450,6 +453,9 @@ func readMessages(r *Request, v gjson.Result) *RequestError {
 	v.ForEach(func(_, m gjson.Result) bool {
 		if !m.IsObject() {
 			perr = badType("messages["+strconv.Itoa(n)+"]", "an object", m)
+			return false
+		}
+		if perr = checkMessageDups(n, m); perr != nil {
 			return false
 		}
 		role := m.Get("role")
@@ -481,6 +487,9 @@ func readResponseFormat(r *Request, body []byte, base int, v gjson.Result) *Requ
 	case !v.IsObject():
 		return badType("response_format", "an object", v)
 	}
+	if perr := checkDup("response_format", v); perr != nil {
+		return perr
+	}
 	var typ, js gjson.Result
 	v.ForEach(func(k, o gjson.Result) bool {
 		switch k.Str {
@@ -509,6 +518,9 @@ func readResponseFormat(r *Request, body []byte, base int, v gjson.Result) *Requ
 			return missing("response_format.json_schema")
 		case !js.IsObject():
 			return badType("response_format.json_schema", "an object", js)
+		}
+		if perr := checkDup("response_format.json_schema", js); perr != nil {
+			return perr
 		}
 		var perr *RequestError
 		js.ForEach(func(k, o gjson.Result) bool {
@@ -564,6 +576,14 @@ func checkTool(i int, t gjson.Result) *RequestError {
 	if !t.IsObject() {
 		return badType(p, "an object", t)
 	}
+	if perr := checkDup(p, t); perr != nil {
+		return perr
+	}
+	for _, sub := range [...]string{"function", "custom"} {
+		if perr := checkDup(p+"."+sub, t.Get(sub)); perr != nil {
+			return perr
+		}
+	}
 	typ := t.Get("type")
 	switch {
 	case !typ.Exists():
@@ -612,6 +632,9 @@ func readToolChoice(r *Request, body []byte, off int, v gjson.Result) *RequestEr
 			return reqErr("tool_choice", "invalid value for 'tool_choice': expected 'none', 'auto', 'required' or an object naming a function")
 		}
 	case v.IsObject():
+		if perr := findDupDeep("tool_choice", v); perr != "" {
+			return dupErr(perr)
+		}
 		switch v.Get("type").Str {
 		case "function":
 			if n := v.Get("function.name"); n.Type != gjson.String || n.Str == "" {

@@ -1,0 +1,229 @@
+package schema
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+)
+
+// Issue 12.10: a JSON object that repeats a key can be read two ways
+// (gjson and some servers take the first value, encoding/json and Python
+// the last), so the gateway and the upstream could act on different
+// values: {"stream_options":{"include_usage":false,"include_usage":true}}
+// made streams report no usage and TPM was never charged. Every object
+// the gateway reads (the top level, stream_options, response_format and
+// its schema, tools and their parameters, tool_choice, messages and their
+// content parts) is refused with 400 naming the repeated key.
+
+// dupKey returns the first key that the object obj repeats, compared as
+// decoded strings ("role" and "r\u006fle" are the same key).
+func dupKey(obj gjson.Result) (string, bool) {
+	var small [16]string // the keys so far, while there are few
+	n := 0
+	var set map[string]struct{}
+	dup, found := "", false
+	eachMember(obj.Raw, func(k, _ string) bool {
+		if set == nil {
+			for _, s := range small[:n] {
+				if s == k {
+					dup, found = k, true
+					return false
+				}
+			}
+			if n < len(small) {
+				small[n] = k
+				n++
+				return true
+			}
+			set = make(map[string]struct{}, 2*n)
+			for _, s := range small[:n] {
+				set[s] = struct{}{}
+			}
+		}
+		if _, ok := set[k]; ok {
+			dup, found = k, true
+			return false
+		}
+		set[k] = struct{}{}
+		return true
+	})
+	return dup, found
+}
+
+// eachMember calls fn with the decoded key and the raw value of each member
+// of raw, a valid JSON object, in order, until fn returns false. Unlike
+// gjson's ForEach it decodes no value, so a long escaped content string
+// costs a scan, not a copy; a key is copied only when it holds an escape.
+func eachMember(raw string, fn func(key, value string) bool) {
+	i := skipSpaceS(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return
+	}
+	i++
+	for {
+		i = skipSpaceS(raw, i)
+		if i >= len(raw) || raw[i] != '"' {
+			return
+		}
+		end := stringEndS(raw, i)
+		key := raw[i+1 : end-1]
+		if strings.IndexByte(key, '\\') >= 0 {
+			key = string(appendUnquote(nil, raw[i:end]))
+		}
+		i = skipSpaceS(raw, end)
+		if i >= len(raw) || raw[i] != ':' {
+			return
+		}
+		i = skipSpaceS(raw, i+1)
+		vend := valueEndS(raw, i)
+		if !fn(key, raw[i:vend]) {
+			return
+		}
+		i = skipSpaceS(raw, vend)
+		if i >= len(raw) || raw[i] != ',' {
+			return
+		}
+		i++
+	}
+}
+
+func skipSpaceS(s string, i int) int {
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	return i
+}
+
+// stringEndS returns the index past the string token starting at s[i].
+func stringEndS(s string, i int) int {
+	for j := i + 1; j < len(s); {
+		k := strings.IndexAny(s[j:], "\\\"")
+		if k < 0 {
+			return len(s)
+		}
+		j += k
+		if s[j] == '"' {
+			return j + 1
+		}
+		j += 2 // an escape and the byte it escapes
+	}
+	return len(s)
+}
+
+// valueEndS returns the index past the valid JSON value starting at s[i],
+// counting nesting rather than recursing.
+func valueEndS(s string, i int) int {
+	depth := 0
+	for i < len(s) {
+		switch c := s[i]; c {
+		case '"':
+			i = stringEndS(s, i)
+			if depth == 0 {
+				return i
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+		i++
+	}
+	return i
+}
+
+// checkDup returns a *RequestError naming path.key when the object v
+// (named path) repeats key; nil when v is not an object or repeats nothing.
+func checkDup(path string, v gjson.Result) *RequestError {
+	if !v.IsObject() {
+		return nil
+	}
+	if k, ok := dupKey(v); ok {
+		return dupErr(join(path, k))
+	}
+	return nil
+}
+
+func dupErr(param string) *RequestError {
+	return reqErr(param, "duplicate key '"+param+"' in the request body")
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+// findDupDeep returns the path of the first repeated key in any object
+// inside v (v itself included), named from path; "" when there is none.
+// It recurses once per nesting level, so v must have passed a depth check
+// (request bodies are at most MaxRequestDepth deep).
+func findDupDeep(path string, v gjson.Result) string {
+	switch {
+	case v.IsObject():
+		if k, ok := dupKey(v); ok {
+			return join(path, k)
+		}
+		found := ""
+		v.ForEach(func(k, c gjson.Result) bool {
+			if c.IsObject() || c.IsArray() {
+				found = findDupDeep(join(path, k.Str), c)
+			}
+			return found == ""
+		})
+		return found
+	case v.IsArray():
+		found, i := "", 0
+		v.ForEach(func(_, c gjson.Result) bool {
+			if c.IsObject() || c.IsArray() {
+				found = findDupDeep(path+"["+strconv.Itoa(i)+"]", c)
+			}
+			i++
+			return found == ""
+		})
+		return found
+	}
+	return ""
+}
+
+// checkMessageDups refuses a message that repeats a key, or a content
+// part that does: the masker, the contract and the upstream must all read
+// the same role and content.
+func checkMessageDups(i int, m gjson.Result) *RequestError {
+	p := "messages[" + strconv.Itoa(i) + "]"
+	if perr := checkDup(p, m); perr != nil {
+		return perr
+	}
+	var content string
+	eachMember(m.Raw, func(k, v string) bool {
+		if k == "content" {
+			content = v
+			return false
+		}
+		return true
+	})
+	if len(content) == 0 || content[0] != '[' {
+		return nil
+	}
+	c := gjson.Parse(content)
+	var perr *RequestError
+	j := 0
+	c.ForEach(func(_, part gjson.Result) bool {
+		perr = checkDup(p+".content["+strconv.Itoa(j)+"]", part)
+		j++
+		return perr == nil
+	})
+	return perr
+}
