@@ -3,9 +3,15 @@ package incidents
 import (
 	"encoding/json"
 	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cairnhq/cairn/capture"
+	"github.com/cairnhq/cairn/configs"
 )
 
 // TestIncidentEncodesOddSamples: an incident whose samples carry numbers
@@ -28,5 +34,53 @@ func TestIncidentEncodesOddSamples(t *testing.T) {
 	}
 	if err := c.Verify(); err != nil {
 		t.Fatalf("Verify after clone: %v", err)
+	}
+}
+
+// TestWebhookRedirectNotFollowed: a webhook endpoint that redirects
+// (here to another real server) gets one POST and the redirect target
+// none; the delivery fails without retries and names the status. Issue
+// 12.6: following redirects bypassed the address checks made on the
+// configured URL and carried the configured headers along.
+func TestWebhookRedirectNotFollowed(t *testing.T) {
+	target := &hookServer{}
+	ts := httptest.NewServer(target)
+	defer ts.Close()
+	var redirects atomic.Int64
+	rs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		redirects.Add(1)
+		http.Redirect(w, r, ts.URL+"/stolen", http.StatusTemporaryRedirect)
+	}))
+	defer rs.Close()
+	live := newFakeLive(twoCohortState(false))
+	m, err := NewManager(Options{
+		Detection: testDetection(500*time.Millisecond, 10), DataDir: t.TempDir(), State: live,
+		Webhooks:       []configs.Webhook{{URL: rs.URL + "/hook", Headers: map[string]string{"X-Token": "s3cret"}}},
+		WebhookBackoff: 5 * time.Millisecond, Tick: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start()
+	defer closeManager(t, m)
+	inc, err := m.Declare("support-bot", "redirect probe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got *Incident
+	waitFor(t, 5*time.Second, "the webhook action", func() bool {
+		got, _ = m.Get(inc.ID)
+		return countKind(got.Actions, "webhook") == 1
+	})
+	for _, a := range got.Actions {
+		if a.Kind == "webhook" && (a.OK || !strings.Contains(a.Error, "status 307")) {
+			t.Errorf("webhook action %+v; want a failure naming status 307", a)
+		}
+	}
+	if n, _, _ := target.snapshot(); n != 0 {
+		t.Errorf("the redirect target got %d requests; want 0", n)
+	}
+	if n := redirects.Load(); n != 1 {
+		t.Errorf("the webhook URL got %d requests; want 1 (a redirect is not retried)", n)
 	}
 }

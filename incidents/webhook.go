@@ -71,7 +71,13 @@ func newNotifier(hooks []configs.Webhook, backoff time.Duration, log *slog.Logge
 	}
 	n := &notifier{
 		hooks: hooks, backoff: backoff, log: log, done: done,
-		client:   &http.Client{Timeout: webhookTimeout},
+		client: &http.Client{
+			Timeout: webhookTimeout,
+			// Issue 12.6: a redirect would send the payload (and the
+			// configured headers) to an address that the checks on the
+			// configured URL never saw. The 3xx is the answer.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
 		q:        make(chan delivery, webhookQueue),
 		draining: make(chan struct{}),
 	}
@@ -189,6 +195,8 @@ func (n *notifier) post(d delivery) (retry bool, err error) {
 	switch {
 	case resp.StatusCode >= 200 && resp.StatusCode < 300:
 		return false, nil
+	case resp.StatusCode >= 300 && resp.StatusCode < 400:
+		return false, fmt.Errorf("status %d (redirects are not followed)", resp.StatusCode)
 	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode >= 500:
 		return true, fmt.Errorf("status %d", resp.StatusCode)
 	default:
