@@ -37,6 +37,7 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = appendStringField(b, "cohort", r.Cohort)
 	b = appendStringField(b, "provider", r.Provider)
 	b = appendStringField(b, "model", r.Model)
+	b = appendStringField(b, "target", r.Target)
 	b = appendStringField(b, "requested_model", r.RequestedModel)
 	b = appendStringField(b, "prompt_version", r.PromptVersion)
 	if len(r.Flags) > 0 {
@@ -74,6 +75,7 @@ func appendRecord(b []byte, r *Record) []byte {
 			b = appendJSONString(b, a.Provider)
 			b = append(b, `,"model":`...)
 			b = appendJSONString(b, a.Model)
+			b = appendStringField(b, "target", a.Target)
 			b = appendStringField(b, "cohort", a.Cohort)
 			b = append(b, `,"status":`...)
 			b = strconv.AppendInt(b, int64(a.Status), 10)

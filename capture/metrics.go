@@ -88,9 +88,9 @@ func NewMetrics() *Metrics {
 // for every record it takes; callers that use a Writer must not call it
 // again for the same record.
 func (m *Metrics) ObserveRecord(r *Record) {
-	target := ""
-	if r.Provider != "" || r.Model != "" {
-		target = r.Provider + "/" + r.Model
+	target := r.Target // bounded by the config (issue 12.7)
+	if target == "" && (r.Provider != "" || r.Model != "") {
+		target = r.Provider + "/" + r.Model // a record made without a target
 	}
 	status := strconv.Itoa(r.Status)
 	m.requests.get(r.Route, r.Cohort, target, status, r.Outcome).add(1)

@@ -565,6 +565,17 @@ func (d *detector) cohort(rd *routeDet, name string) *cohortDet {
 	return c
 }
 
+// modelLabel returns the model part of a record's configured target label
+// ("provider/model" or "provider/*"), so that detector series and scope
+// are keyed by the config, never by a client's model name (issue 12.7); a
+// record without a target label keeps its model. It does not allocate.
+func modelLabel(target, provider, model string) string {
+	if n := len(provider); len(target) > n && target[n] == '/' && target[:n] == provider {
+		return target[n+1:]
+	}
+	return model
+}
+
 func (d *detector) target(cd *cohortDet, provider, model string) *targetDet {
 	for _, t := range cd.targets {
 		if t.provider == provider && t.model == model {
@@ -604,11 +615,11 @@ func (d *detector) observe(r *capture.Record, now time.Time) []*fire {
 	}
 	idx := d.index(now)
 	cohortName := r.Cohort
-	provider, model := r.Provider, r.Model
+	provider, model := r.Provider, modelLabel(r.Target, r.Provider, r.Model)
 	if a, ok := failedOver(r); ok {
 		// The client got a fallback's answer, but the target it was routed
 		// to failed: that is the target's (and its cohort's) health.
-		cohortName, provider, model = a.Cohort, a.Provider, a.Model
+		cohortName, provider, model = a.Cohort, a.Provider, modelLabel(a.Target, a.Provider, a.Model)
 		c.ok = false
 		if a.Contract == capture.VerdictFail {
 			c.contract = true
@@ -1146,7 +1157,7 @@ func (d *detector) declared(route string, now time.Time) *fire {
 			}
 			for _, r := range b.bad {
 				f.o.bad++
-				byTarget[r.Provider+"/"+r.Model]++
+				byTarget[r.Provider+"/"+modelLabel(r.Target, r.Provider, r.Model)]++
 				if len(f.failing) < 200 {
 					f.failing = append(f.failing, r)
 				}

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -82,5 +83,31 @@ func TestWebhookRedirectNotFollowed(t *testing.T) {
 	}
 	if n := redirects.Load(); n != 1 {
 		t.Errorf("the webhook URL got %d requests; want 1 (a redirect is not retried)", n)
+	}
+}
+
+// TestDetectorSeriesByConfiguredTarget: records of a passthrough target
+// carry the client's model name in Model but the configured label in
+// Target; the detector keys its target series by the label, so a client
+// sending thousands of distinct names grows one series, not thousands
+// (issue 12.7: ~28 KB per series).
+func TestDetectorSeriesByConfiguredTarget(t *testing.T) {
+	h := newDetHarness(t, twoCohortState(false), 10*time.Second, 20)
+	h.run(time.Millisecond, feed{"support-bot", "stable", capture.OutcomeOK, 2000, func(r *capture.Record) {
+		r.Model = "client-name-" + strconv.Itoa(int(h.clock.Now().UnixNano()))
+		r.Target = r.Provider + "/*"
+	}})
+	rd := h.d.route("support-bot")
+	n := 0
+	for _, c := range rd.cohorts {
+		n += len(c.targets)
+		for _, td := range c.targets {
+			if td.model != "*" {
+				t.Errorf("target series keyed by %q; want the configured label *", td.model)
+			}
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d target series after 2000 distinct client model names; want 1", n)
 	}
 }

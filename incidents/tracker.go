@@ -53,7 +53,7 @@ func (t *tracker) countFailed(r *capture.Record) {
 	t.failedCompletion += int64(r.Usage.CompletionTokens)
 	countKey(t.byKey, r.Key)
 	countKey(t.byClient, r.Client)
-	k := targetKey{r.Provider, r.Model}
+	k := targetKey{r.Provider, modelLabel(r.Target, r.Provider, r.Model)}
 	if _, ok := t.byTarget[k]; ok || len(t.byTarget) < maxScopeKeys {
 		t.byTarget[k]++
 	} else {

@@ -296,7 +296,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	x.route = g.live.Load().Match(x.req.Model)
 	if x.route == nil {
 		se := statusErr(fasthttp.StatusNotFound, "invalid_request_error", "model_not_found", capture.OutcomeNotFound,
-			fmt.Sprintf("the model %q does not exist or you do not have access to it", x.req.Model))
+			fmt.Sprintf("the model %q does not exist or you do not have access to it", modelPrefix(x.req.Model)))
 		se.Param = "model"
 		return se
 	}
@@ -306,7 +306,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	x.rec.Flags = rc.Flags
 	if key != nil && len(key.Routes) > 0 && !containsString(key.Routes, x.route.Name) {
 		se := statusErr(fasthttp.StatusForbidden, "invalid_request_error", "model_not_allowed", capture.OutcomeForbidden,
-			fmt.Sprintf("this key may not use the model %q", x.req.Model))
+			fmt.Sprintf("this key may not use the model %q", modelPrefix(x.req.Model)))
 		se.Param = "model"
 		return se
 	}
@@ -445,7 +445,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	x.rec.Cohort = cohort
 	if len(plan) > 0 {
 		// Until a target answers, the record names the one it was routed to.
-		x.rec.Provider, x.rec.Model = plan[0].Provider.Name, plan[0].UpstreamModel(x.req.Model)
+		x.rec.Provider, x.rec.Model, x.rec.Target = plan[0].Provider.Name, plan[0].UpstreamModel(x.req.Model), plan[0].Label()
 	}
 	var last *StatusError
 	var lastVerdict schema.Verdict
@@ -489,7 +489,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	ups := *g.upstreams.Load()
 	up := ups[t.Provider.Name]
 	model := t.UpstreamModel(x.req.Model)
-	att := capture.Attempt{Provider: t.Provider.Name, Model: model, Cohort: t.Cohort}
+	att := capture.Attempt{Provider: t.Provider.Name, Model: model, Target: t.Label(), Cohort: t.Cohort}
 	if up == nil {
 		att.Error = "provider not configured"
 		x.rec.Attempts = append(x.rec.Attempts, att)
@@ -613,6 +613,7 @@ func (g *Gateway) upstreamStatus(x *exchange, t *routing.Target, att *capture.At
 func (g *Gateway) commitTarget(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Target, model, providerID string) {
 	x.rec.Provider = t.Provider.Name
 	x.rec.Model = model
+	x.rec.Target = t.Label()
 	x.rec.Cohort = t.Cohort
 	x.rec.ProviderRequestID = providerID
 	h := &ctx.Response.Header

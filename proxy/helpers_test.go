@@ -168,6 +168,8 @@ func (tg *testGateway) records(t *testing.T, n int) []capture.Record {
 		files, _ := filepath.Glob(filepath.Join(tg.dir, "data", "capture", "*.jsonl"))
 		for _, f := range files {
 			b, _ := os.ReadFile(f)
+			// The writer may be mid-line: only complete lines count.
+			b = b[:bytes.LastIndexByte(b, '\n')+1]
 			for _, line := range bytes.Split(b, []byte("\n")) {
 				if len(bytes.TrimSpace(line)) == 0 {
 					continue

@@ -241,3 +241,68 @@ func TestHostileDuplicateKeys(t *testing.T) {
 		t.Errorf("the upstream saw %d refused requests", n)
 	}
 }
+
+const modelNamesConfig = `
+data_dir: {{DATA}}
+admin_token_env: ADMIN_TOKEN
+providers:
+  - { name: primary, base_url: "http://%s/v1", api_key_env: PRIMARY_KEY, timeout: 5s }
+keys:
+  - { name: app, key_env: APP_KEY }
+routes:
+  - name: support-bot
+    targets: [ { provider: primary, model: upstream-model } ]
+  - name: passthrough
+    match: ["gpt-*"]
+    targets: [ { provider: primary } ]
+`
+
+// TestHostileModelNames: client model names are capped at 256 bytes, a 404
+// echoes only a short prefix, and metrics are labelled by the configured
+// target, so a client sending many distinct names through a passthrough
+// target grows no series (issue 12.7: 300 requests with 1 MiB names took
+// RSS to 2.5 GiB and /metrics to 314 MB).
+func TestHostileModelNames(t *testing.T) {
+	up := startUpstream(t, okCompletion)
+	tg := startGateway(t, fmt.Sprintf(modelNamesConfig, up), hostileEnv)
+
+	huge := "gpt-" + strings.Repeat("x", 1<<20)
+	for _, m := range []string{huge, "gpt-" + strings.Repeat("é", 127)} {
+		r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", chat(m, ""))
+		if _, typ, param := apiErrorOf(t, r); r.status != 400 || typ != "invalid_request_error" || param != "model" {
+			t.Errorf("%d-byte model: %d %.200s; want 400 naming model", len(m), r.status, r.body)
+		}
+		if len(r.body) > 512 || r.header.Get("x-cairn-target") != "" {
+			t.Errorf("%d-byte model: %d-byte answer, x-cairn-target %.40q; want a short answer and no target", len(m), len(r.body), r.header.Get("x-cairn-target"))
+		}
+	}
+
+	unknown := "nope-" + strings.Repeat("y", 250)
+	r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", chat(unknown, ""))
+	if msg, _, param := apiErrorOf(t, r); r.status != 404 || param != "model" || strings.Contains(msg, unknown[:100]) || !strings.Contains(msg, unknown[:64]+"…") {
+		t.Errorf("unknown model: %d %s; want 404 echoing a 64-byte prefix", r.status, r.body)
+	}
+
+	const distinct = 200
+	for i := range distinct {
+		m := fmt.Sprintf("gpt-%03d-%s", i, strings.Repeat("z", 240))
+		r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", chat(m, ""))
+		if r.status != 200 {
+			t.Fatalf("passthrough %d: %d %s", i, r.status, r.body)
+		}
+		if got := r.header.Get("x-cairn-target"); got != "primary/"+m {
+			t.Fatalf("x-cairn-target = %.60q; want primary/ and the (capped) model", got)
+		}
+	}
+	tg.records(t, distinct+3)
+	metrics := do(t, "GET", tg.admin+"/metrics", "admin-token-1", "")
+	if strings.Contains(string(metrics.body), "zzzzzzzz") || strings.Contains(string(metrics.body), "yyyyyyyy") {
+		t.Fatalf("/metrics carries client model names")
+	}
+	if !strings.Contains(string(metrics.body), `target="primary/*"`) {
+		t.Errorf("/metrics has no series for the passthrough target primary/*:\n%.2000s", metrics.body)
+	}
+	if len(metrics.body) > 64<<10 {
+		t.Errorf("/metrics is %d bytes after %d distinct model names; want it bounded by the config", len(metrics.body), distinct)
+	}
+}

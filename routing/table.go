@@ -45,6 +45,25 @@ type Target struct {
 	Health *Health
 
 	configured int
+	label      string // see Label
+}
+
+// Label names the target as configured: "provider/model", or
+// "provider/*" when the target passes the client's model name through.
+// Metrics and detector series are labelled with it, so their number is
+// bounded by the config, never by what clients send (issue 12.7).
+func (t *Target) Label() string {
+	if t.label != "" {
+		return t.label
+	}
+	return targetLabel(t.Provider.Name, t.Model)
+}
+
+func targetLabel(provider, model string) string {
+	if model == "" {
+		model = "*"
+	}
+	return provider + "/" + model
 }
 
 // UpstreamModel returns the model name to send upstream for a client that
@@ -145,7 +164,7 @@ func NewTable(cfg *configs.Config, b *Breakers) *Table {
 		if c == "" {
 			c = configs.DefaultCohort
 		}
-		t := &Target{Provider: p, Model: ct.Model, Cohort: c, Health: b.Health(ct.Provider, ct.Model)}
+		t := &Target{Provider: p, Model: ct.Model, Cohort: c, Health: b.Health(ct.Provider, ct.Model), label: targetLabel(ct.Provider, ct.Model)}
 		if weighted {
 			t.configured = max(ct.W(), 0)
 			t.Weight = t.configured

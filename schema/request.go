@@ -17,6 +17,12 @@ import (
 // arrays. Deeper bodies are refused with 400 before any other parsing.
 const MaxRequestDepth = 64
 
+// MaxModelBytes bounds the client's model name. Longer names are refused
+// with 400 before they are copied: the name reaches records, spans and
+// headers, and 300 requests with 1 MiB names once took the gateway from
+// 22 MiB to 2.5 GiB (issue 12.7).
+const MaxModelBytes = 256
+
 // Request is what Cairn reads from a raw chat completions or embeddings
 // request body. It is produced by ParseChatRequest or ParseEmbeddingsRequest.
 //
@@ -378,6 +384,9 @@ func ParseEmbeddingsRequest(body []byte) (Request, error) {
 func readModel(r *Request, v gjson.Result) *RequestError {
 	switch v.Type {
 	case gjson.String:
+		if len(v.Str) > MaxModelBytes {
+			return reqErr("model", "invalid 'model': longer than "+strconv.Itoa(MaxModelBytes)+" bytes")
+		}
 		r.Model = strings.Clone(v.Str)
 		return nil
 	case gjson.Null:
