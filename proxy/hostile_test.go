@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -304,5 +305,39 @@ func TestHostileModelNames(t *testing.T) {
 	}
 	if len(metrics.body) > 64<<10 {
 		t.Errorf("/metrics is %d bytes after %d distinct model names; want it bounded by the config", len(metrics.body), distinct)
+	}
+}
+
+// hugeTools returns a tools array of about n bytes of ordinary function
+// definitions, made distinct by tag.
+func hugeTools(n int, tag string) string {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; b.Len() < n-400; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"type":"function","function":{"name":"f%d%s","parameters":{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"number"}},"required":["a"]}}}`, i, tag)
+	}
+	b.WriteString("]")
+	return b.String()
+}
+
+// TestHostileToolsArray: a 1 MiB tools array is refused with 400 on tools
+// before anything is compiled (issue 12.8: each one compiled to ~17 MiB
+// kept and 0.5 s of CPU, in a cache of 1,024 entries).
+func TestHostileToolsArray(t *testing.T) {
+	up := startUpstream(t, okCompletion)
+	tg := startGateway(t, fmt.Sprintf(hostileConfig, up), hostileEnv)
+	for i := range 3 {
+		t0 := time.Now()
+		r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", chat("support-bot", `"tools":`+hugeTools(1<<20, strconv.Itoa(i))))
+		if _, typ, param := apiErrorOf(t, r); r.status != 400 || typ != "invalid_request_error" || param != "tools" {
+			t.Fatalf("1 MiB tools: %d %.300s; want 400 on tools", r.status, r.body)
+		}
+		t.Logf("1 MiB tools refused in %v", time.Since(t0))
+	}
+	if st := tg.contracts.Stats(); st.Compiles != 0 || st.Cost > 64<<10 {
+		t.Errorf("contracts cache %+v; want nothing compiled and next to nothing kept", st)
 	}
 }

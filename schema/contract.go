@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"errors"
 	"strconv"
@@ -23,7 +24,31 @@ const (
 	MaxRequestSchemaDepth = 32
 	// MaxToolsBytes bounds the tools array Cairn compiles contracts from.
 	MaxToolsBytes = 1 << 20
+	// MaxCompiledCost bounds the estimated memory one compiled
+	// response_format schema or tools array keeps (see compiledCost):
+	// about 12,000 schema objects. Above it the request is refused before
+	// anything is compiled (issue 12.8: one 1 MiB tools array compiled to
+	// ~17-24 MiB in 0.5 s of CPU).
+	MaxCompiledCost = 8 << 20
+	// DefaultCacheCost is the default budget of a whole Contracts cache,
+	// in the same estimated bytes; the least recently used entries are
+	// evicted to stay under it.
+	DefaultCacheCost = 64 << 20
 )
+
+// costPerObject is the memory a compiled jsonschema.Schema keeps per
+// object of its source, measured at ~655 bytes on 1 MiB of typical tool
+// definitions (go test ./schema -run TestCompiledCostEstimate -v prints
+// the ratio).
+const costPerObject = 700
+
+// compiledCost estimates the memory the compiled form of raw keeps: its
+// objects (each a potential subschema) times costPerObject, plus the raw
+// bytes. It is an upper bound for typical schemas ('{' inside strings are
+// counted too) and costs one scan.
+func compiledCost(raw []byte) int64 {
+	return int64(bytes.Count(raw, []byte{'{'}))*costPerObject + int64(len(raw))
+}
 
 // Verdict results.
 const (
@@ -54,13 +79,15 @@ type Verdict struct {
 // cache holds at most maxEntries entries and evicts with the CLOCK
 // algorithm. A Contracts is safe for concurrent use.
 type Contracts struct {
-	max int
+	max     int
+	maxCost int64 // budget of the sum of the entries' cost
 
 	mu       sync.RWMutex
 	m        map[[32]byte]*cacheEntry
 	inflight map[[32]byte]*flight // compiles under way, so that a burst of one new schema compiles it once
 	ring     []*cacheEntry
 	hand     int
+	cost     int64 // sum of the entries' cost
 	stats    struct {
 		hits, misses, compiles, evictions atomic.Int64
 	}
@@ -72,8 +99,13 @@ type cacheEntry struct {
 	schema *jsonschema.Schema // response_format schema
 	tools  *toolSet
 	err    *RequestError
+	cost   int64 // estimated bytes kept (compiledCost), at least entryOverhead
 	ref    atomic.Bool
 }
+
+// entryOverhead is the cost of an entry beyond its compiled schemas: the
+// entry, its map slot and a cached refusal's message.
+const entryOverhead = 512
 
 // flight is a compile under way; done closes when e is set.
 type flight struct {
@@ -94,16 +126,27 @@ type toolDef struct {
 
 // CacheStats are counters of a Contracts cache.
 type CacheStats struct {
-	Entries                           int
+	Entries int
+	// Cost is the estimated memory the entries keep, in bytes.
+	Cost                              int64
 	Hits, Misses, Compiles, Evictions int64
 }
 
 // NewContracts returns an empty cache of at most maxEntries compiled
-// schemas and tool sets (at least 1; 1024 is a sensible default).
+// schemas and tool sets (at least 1; 1024 is a sensible default) keeping
+// at most DefaultCacheCost estimated bytes.
 func NewContracts(maxEntries int) *Contracts {
+	return NewContractsBudget(maxEntries, DefaultCacheCost)
+}
+
+// NewContractsBudget is NewContracts with a budget of maxCost estimated
+// bytes for the whole cache (at least MaxCompiledCost, so that any entry
+// the per-entry bound admits fits).
+func NewContractsBudget(maxEntries int, maxCost int64) *Contracts {
 	maxEntries = max(maxEntries, 1)
 	return &Contracts{
 		max:      maxEntries,
+		maxCost:  max(maxCost, MaxCompiledCost+entryOverhead),
 		m:        make(map[[32]byte]*cacheEntry, min(maxEntries, 1024)),
 		inflight: make(map[[32]byte]*flight),
 	}
@@ -112,10 +155,10 @@ func NewContracts(maxEntries int) *Contracts {
 // Stats returns the cache's counters.
 func (c *Contracts) Stats() CacheStats {
 	c.mu.RLock()
-	n := len(c.m)
+	n, cost := len(c.m), c.cost
 	c.mu.RUnlock()
 	return CacheStats{
-		Entries: n, Hits: c.stats.hits.Load(), Misses: c.stats.misses.Load(),
+		Entries: n, Cost: cost, Hits: c.stats.hits.Load(), Misses: c.stats.misses.Load(),
 		Compiles: c.stats.compiles.Load(), Evictions: c.stats.evictions.Load(),
 	}
 }
@@ -173,21 +216,37 @@ func (c *Contracts) lookup(key [32]byte, build func() *cacheEntry) *cacheEntry {
 	return e
 }
 
-// insertLocked adds e, evicting with CLOCK when full. c.mu must be held.
+// insertLocked adds e, evicting with CLOCK while the cache is full by
+// count or by cost. c.mu must be held.
 func (c *Contracts) insertLocked(e *cacheEntry) {
-	if len(c.ring) < c.max {
-		c.ring = append(c.ring, e)
-	} else {
-		for c.ring[c.hand].ref.Load() {
-			c.ring[c.hand].ref.Store(false)
-			c.hand = (c.hand + 1) % len(c.ring)
-		}
-		delete(c.m, c.ring[c.hand].key)
-		c.ring[c.hand] = e
-		c.hand = (c.hand + 1) % len(c.ring)
-		c.stats.evictions.Add(1)
+	e.cost = max(e.cost, entryOverhead)
+	for len(c.ring) > 0 && (len(c.ring) >= c.max || c.cost+e.cost > c.maxCost) {
+		c.evictLocked()
 	}
+	c.ring = append(c.ring, e)
+	c.cost += e.cost
 	c.m[e.key] = e
+}
+
+// evictLocked removes the first entry at or after the hand whose
+// reference bit is clear, clearing the bits it passes. The last entry of
+// the ring takes the victim's slot. c.mu must be held.
+func (c *Contracts) evictLocked() {
+	if c.hand >= len(c.ring) {
+		c.hand = 0
+	}
+	for c.ring[c.hand].ref.Load() {
+		c.ring[c.hand].ref.Store(false)
+		c.hand = (c.hand + 1) % len(c.ring)
+	}
+	v := c.ring[c.hand]
+	delete(c.m, v.key)
+	c.cost -= v.cost
+	last := len(c.ring) - 1
+	c.ring[c.hand] = c.ring[last]
+	c.ring[last] = nil
+	c.ring = c.ring[:last]
+	c.stats.evictions.Add(1)
 }
 
 func cacheKey(kind string, data []byte) [32]byte {
@@ -282,11 +341,15 @@ func (c *Contracts) Prepare(route *jsonschema.Schema, req *Request) (Contract, e
 
 func (c *Contracts) responseSchema(raw []byte) (*jsonschema.Schema, error) {
 	e := c.lookup(cacheKey("response_format\x00", raw), func() *cacheEntry {
+		cost := compiledCost(raw)
+		if cost > MaxCompiledCost {
+			return &cacheEntry{err: tooCostly("response_format.json_schema.schema", cost)}
+		}
 		s, err := c.compile(raw, "mem://cairn/request/response_format.json")
 		if err != nil {
 			return &cacheEntry{err: reqErr("response_format.json_schema.schema", err.Error())}
 		}
-		return &cacheEntry{schema: s}
+		return &cacheEntry{schema: s, cost: cost}
 	})
 	if e.err != nil {
 		return nil, e.err
@@ -299,16 +362,25 @@ func (c *Contracts) toolSet(raw []byte) (*toolSet, error) {
 		return nil, reqErr("tools", "invalid 'tools': larger than "+strconv.Itoa(MaxToolsBytes>>20)+" MiB")
 	}
 	e := c.lookup(cacheKey("tools\x00", raw), func() *cacheEntry {
+		cost := compiledCost(raw)
+		if cost > MaxCompiledCost {
+			return &cacheEntry{err: tooCostly("tools", cost)}
+		}
 		ts, rerr := c.compileTools(raw)
 		if rerr != nil {
 			return &cacheEntry{err: rerr}
 		}
-		return &cacheEntry{tools: ts}
+		return &cacheEntry{tools: ts, cost: cost}
 	})
 	if e.err != nil {
 		return nil, e.err
 	}
 	return e.tools, nil
+}
+
+func tooCostly(param string, cost int64) *RequestError {
+	return reqErr(param, "invalid '"+param+"': too large to check: its schemas would keep about "+
+		strconv.FormatInt(cost>>20, 10)+" MiB compiled; the limit is "+strconv.Itoa(MaxCompiledCost>>20)+" MiB")
 }
 
 func (c *Contracts) compileTools(raw []byte) (*toolSet, *RequestError) {
@@ -345,7 +417,10 @@ func (c *Contracts) compileTools(raw []byte) (*toolSet, *RequestError) {
 				rerr = missing(p + ".custom.name")
 				return false
 			}
-			ts.byName[name] = &toolDef{name: strings.Clone(name), custom: true}
+			// The key is the clone too: name aliases the request body,
+			// which a cached entry must not keep alive (issue 12.8).
+			d := &toolDef{name: strings.Clone(name), custom: true}
+			ts.byName[d.name] = d
 		}
 		return true
 	})

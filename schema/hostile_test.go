@@ -1,8 +1,12 @@
 package schema
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
+	"unsafe"
 )
 
 // TestDuplicateKeysRefused: every object the gateway reads is refused when
@@ -73,4 +77,114 @@ func manyKeys(n int) string {
 		b.WriteString(`"k` + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('0'+i/26)) + `":` + `{"v":[1,"}"]}`)
 	}
 	return b.String()
+}
+
+// typicalTools returns a tools array of about n bytes of ordinary function
+// definitions, made distinct by tag.
+func typicalTools(n int, tag string) []byte {
+	var b strings.Builder
+	b.WriteString("[")
+	for i := 0; b.Len() < n-400; i++ {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		fmt.Fprintf(&b, `{"type":"function","function":{"name":"f%d%s","parameters":{"type":"object","properties":{"a":{"type":"string"},"b":{"type":"number","minimum":1},"c":{"type":"array","items":{"type":"string","enum":["x","y"]}}},"required":["a"]}}}`, i, tag)
+	}
+	b.WriteString("]")
+	return []byte(b.String())
+}
+
+func toolsRequest(t *testing.T, tools []byte) Request {
+	t.Helper()
+	req, err := ParseChatRequest([]byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":` + string(tools) + `}`))
+	if err != nil {
+		t.Fatalf("ParseChatRequest: %v", err)
+	}
+	return req
+}
+
+// TestCompiledCostBounded: a tools array whose compiled form would keep
+// more than MaxCompiledCost is refused before it is compiled (issue 12.8:
+// 1 MiB of tools compiled to ~17 MiB in 0.5 s, in a cache of 1,024
+// entries), and the whole cache stays within its cost budget.
+func TestCompiledCostBounded(t *testing.T) {
+	c := NewContracts(1024)
+	req := toolsRequest(t, typicalTools(1<<20, ""))
+	t0 := time.Now()
+	_, err := c.Prepare(nil, &req)
+	re, ok := err.(*RequestError)
+	if !ok || re.Param != "tools" || !strings.Contains(re.Message, "too large to check") {
+		t.Fatalf("Prepare(1 MiB tools) = %v; want a RequestError on tools", err)
+	}
+	if st := c.Stats(); st.Compiles != 0 {
+		t.Errorf("Prepare(1 MiB tools) compiled %d schemas (in %v); want the refusal before compiling", st.Compiles, time.Since(t0))
+	}
+
+	const budget = 12 << 20
+	c = NewContractsBudget(1024, budget)
+	for i := range 12 {
+		req := toolsRequest(t, typicalTools(100<<10, fmt.Sprint("_", i))) // ~2.5 MiB compiled each
+		if _, err := c.Prepare(nil, &req); err != nil {
+			t.Fatalf("Prepare(100 KiB tools #%d) = %v", i, err)
+		}
+		if st := c.Stats(); st.Cost > budget {
+			t.Fatalf("after %d tools arrays the cache costs %d; budget %d", i+1, st.Cost, budget)
+		}
+	}
+	if st := c.Stats(); st.Evictions == 0 || st.Entries >= 12 {
+		t.Errorf("Stats() = %+v; want evictions to keep the cost under budget", st)
+	}
+}
+
+// TestCompiledCostEstimate checks compiledCost against the heap a compiled
+// tools array really keeps: the estimate must not fall short by more than
+// a fifth, or the budgets above would not bound memory.
+func TestCompiledCostEstimate(t *testing.T) {
+	raw := typicalTools(256<<10, "")
+	c := NewContracts(8)
+	runtime.GC()
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	ts, err := c.toolSet(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	kept := int64(m1.HeapAlloc) - int64(m0.HeapAlloc)
+	est := compiledCost(raw)
+	t.Logf("%d bytes of tools: %d bytes kept, estimate %d (%.2f)", len(raw), kept, est, float64(est)/float64(kept))
+	if est < kept*4/5 {
+		t.Errorf("compiledCost = %d; the compiled tools keep %d bytes", est, kept)
+	}
+	runtime.KeepAlive(ts)
+}
+
+// TestCachedToolsDoNotAliasBody: nothing a cached tool set keeps points
+// into the request body (issue 12.8: a custom tool's name was a map key
+// aliasing the body, which kept the whole body alive with the entry).
+func TestCachedToolsDoNotAliasBody(t *testing.T) {
+	body := []byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"tools":[{"type":"custom","custom":{"name":"free_text"}},{"type":"function","function":{"name":"fn","parameters":{"type":"object"}}}],"tool_choice":{"type":"custom","custom":{"name":"free_text"}}}`)
+	req, err := ParseChatRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct, err := NewContracts(8).Prepare(nil, &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(body)))
+	hi := lo + uintptr(len(body))
+	inBody := func(s string) bool {
+		p := uintptr(unsafe.Pointer(unsafe.StringData(s)))
+		return len(s) > 0 && p >= lo && p < hi
+	}
+	for k, d := range ct.tools.byName {
+		if inBody(k) || inBody(d.name) {
+			t.Errorf("cached tool %q aliases the request body (key %v, name %v)", k, inBody(k), inBody(d.name))
+		}
+	}
+	if inBody(ct.choiceName) {
+		t.Errorf("the contract's tool_choice name aliases the request body")
+	}
 }
