@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"encoding/json"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/cairnhq/cairn/loadtest"
 )
 
 // hostileConfig serves one route over an upstream the test controls, with
@@ -340,4 +344,62 @@ func TestHostileToolsArray(t *testing.T) {
 	if st := tg.contracts.Stats(); st.Compiles != 0 || st.Cost > 64<<10 {
 		t.Errorf("contracts cache %+v; want nothing compiled and next to nothing kept", st)
 	}
+}
+
+const streamErrConfig = `
+data_dir: {{DATA}}
+providers:
+  - { name: primary, base_url: "http://%s/v1", timeout: 2s, stream_idle_timeout: 2s, stream_max_duration: 400ms }
+routes:
+  - name: support-bot
+    targets: [ { provider: primary, model: primary-model } ]
+`
+
+// sseErrorMessage returns the message of the terminal SSE error event in
+// body, or "".
+func sseErrorMessage(t *testing.T, body []byte) string {
+	t.Helper()
+	for _, line := range strings.Split(string(body), "\n") {
+		if data, ok := strings.CutPrefix(line, "data: "); ok && strings.HasPrefix(data, `{"error"`) {
+			var e struct {
+				Error struct{ Message string } `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(data), &e); err != nil {
+				t.Fatalf("error event is not JSON: %s", data)
+			}
+			return e.Error.Message
+		}
+	}
+	return ""
+}
+
+// TestHostileStreamErrorTexts: the terminal SSE error event of a broken
+// stream names what happened without the upstream's socket addresses, and
+// a stream cut by stream_max_duration says so (issue 12.15: it said the
+// stream "stalled beyond its idle timeout", and resets carried
+// "read tcp 127.0.0.1:…->127.0.0.1:…").
+func TestHostileStreamErrorTexts(t *testing.T) {
+	m, addr := startMock(t, loadtest.MockOptions{Chunks: 40, ChunkInterval: 50 * time.Millisecond})
+	tg := startGateway(t, fmt.Sprintf(streamErrConfig, addr), nil)
+	addrLike := regexp.MustCompile(`\d+\.\d+\.\d+\.\d+|:\d{2,5}\b|\[[0-9a-f:]+\]`)
+
+	t.Run("max duration", func(t *testing.T) {
+		r := do(t, "POST", tg.api+"/v1/chat/completions", "", chat("support-bot", `"stream":true`))
+		msg := sseErrorMessage(t, r.body)
+		if !strings.Contains(msg, "stream_max_duration") || strings.Contains(msg, "idle") {
+			t.Errorf("error event %q; want it to name stream_max_duration, not the idle timeout", msg)
+		}
+		if addrLike.MatchString(msg) {
+			t.Errorf("error event %q carries an address", msg)
+		}
+	})
+	t.Run("reset", func(t *testing.T) {
+		m.SetFault("*", loadtest.Fault{Disconnect: true, DisconnectAfter: 2})
+		defer m.ClearFaults()
+		r := do(t, "POST", tg.api+"/v1/chat/completions", "", chat("support-bot", `"stream":true`))
+		msg := sseErrorMessage(t, r.body)
+		if msg == "" || addrLike.MatchString(msg) {
+			t.Errorf("error event %q; want one without socket addresses", msg)
+		}
+	})
 }

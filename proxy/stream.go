@@ -45,6 +45,7 @@ type streamRelay struct {
 	done   bool   // saw [DONE]
 	events int
 	first  time.Time
+	end    time.Time // when stream_max_duration cuts the stream
 }
 
 var (
@@ -157,7 +158,8 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 	s := &streamRelay{x: x, t: t, up: up, model: model, resp: resp, r: resp.BodyStream(), bufp: readBufPool.Get().(*[]byte)}
 	s.dc = up.conns.lookup(resp.LocalAddr())
 	if s.dc != nil {
-		s.dc.streamMode(up.cfg.StreamIdleTimeout.D(), t0.Add(up.cfg.StreamMaxDuration.D()))
+		s.end = t0.Add(up.cfg.StreamMaxDuration.D())
+		s.dc.streamMode(up.cfg.StreamIdleTimeout.D(), s.end)
 	}
 	// Wait for the first event (or the end) before committing the status.
 	var perr error
@@ -257,18 +259,24 @@ func (g *Gateway) relay(w *bufio.Writer, s *streamRelay, perr error) {
 	default:
 		// The upstream broke mid-stream: the status is already 200, so the
 		// client gets a terminal SSE error event (never a retry).
-		class, text := classify(perr)
+		// The event names the failure's kind, never the error's text
+		// (socket addresses); the record keeps the detail (issue 12.15).
+		class, detail := classify(perr)
 		code, outcome := "upstream_error", capture.OutcomeUpstreamError
-		if errors.Is(perr, io.EOF) {
-			text = "stream ended before the response finished"
-		} else if errors.Is(class, errUpstreamTimeout) {
+		text := streamBreakText(perr)
+		if errors.Is(class, errUpstreamTimeout) && !errors.Is(perr, io.EOF) {
 			code, outcome = "upstream_timeout", capture.OutcomeTimeout
-			text = "upstream stream stalled beyond its idle timeout"
+			cfg := s.up.cfg
+			text = timeoutText(g.now(), s.end, cfg.StreamIdleTimeout.D(), cfg.StreamMaxDuration.D())
 		}
+		msg := fmt.Sprintf("upstream %s: %s after %d events", s.t.Provider.Name, text, s.events)
 		rec.Outcome = outcome
-		rec.Error = fmt.Sprintf("upstream %s: %s after %d events", s.t.Provider.Name, text, s.events)
+		rec.Error = msg
+		if detail != text && !errors.Is(class, errUpstreamTimeout) {
+			rec.Error += " (" + detail + ")"
+		}
 		s.t.Health.Failure()
-		_, _ = w.Write(schema.AppendSSEError(nil, rec.Error, "server_error", code))
+		_, _ = w.Write(schema.AppendSSEError(nil, msg, "server_error", code))
 		_ = w.Flush()
 	}
 }
