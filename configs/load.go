@@ -371,6 +371,9 @@ func (v *validator) key(i int, k *Key, seen map[string]bool, digests map[[32]byt
 		}
 		digests[k.Digest] = true
 	}
+	if k.RPM > maxExactInt || k.TPM > maxExactInt {
+		v.errf("%s: rpm and tpm must be at most 2^53 (%d), the largest integers JSON keeps exact", f, maxExactInt)
+	}
 	if k.RPM < 0 {
 		v.errf("%s.rpm: %d is negative", f, k.RPM)
 	}
@@ -435,6 +438,8 @@ func (v *validator) route(i int, r *Route, providers, seen map[string]bool, c *C
 		// YAML can hold what JSON cannot (NaN, Inf, maps with non-string keys).
 		if _, err := json.Marshal(x); err != nil {
 			v.errf("%s.flags.%s: value cannot be represented as JSON (no .nan or .inf, map keys must be strings)", f, k)
+		} else if p, n, bad := inexactInt(x); bad {
+			v.errf("%s.flags.%s%s: %s cannot be kept exact (integers beyond 2^53 lose digits in JSON, and the frozen hash of an incident could not be verified); quote it as a string", f, k, p, n)
 		}
 	}
 	if r.MaxBodyBytes < 0 {
