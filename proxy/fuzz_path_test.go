@@ -131,8 +131,8 @@ func hostileSeeds() []string {
 		`{"model":"support-bot","messages":` + strings.Repeat("[", 1_000_000),
 		chat("support-bot", `"temperature":1e999`), // 12.2: +Inf in the record
 		chat("support-bot", `"temperature":-1e999,"top_p":1e999`),
-		chat("gpt-"+strings.Repeat("x", 1<<20), ""), // 12.7: 1 MiB model name
-		chat("support-bot", `"tools":`+hugeTools(1<<20, "")), // 12.8: 1 MiB of tools
+		chat("gpt-"+strings.Repeat("x", 1<<20), ""),                                                        // 12.7: 1 MiB model name
+		chat("support-bot", `"tools":`+hugeTools(1<<20, "")),                                               // 12.8: 1 MiB of tools
 		chat("support-bot", `"stream":true,"stream_options":{"include_usage":false,"include_usage":true}`), // 12.10
 		`{"model":"support-bot","model":"gpt-4o","messages":[{"role":"user","content":"x"}]}`,
 	}
