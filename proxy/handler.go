@@ -278,6 +278,9 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 		x.rec.Key = key.Name
 		x.limits = ratelimit.Limits{RPM: key.RPM, TPM: key.TPM, FailClosed: key.FailClosed}
 	}
+	if err := precheckBody(ctx.PostBody()); err != nil {
+		return asStatusError(err) // the record keeps a refusedBody prefix
+	}
 	x.body = append([]byte(nil), ctx.PostBody()...)
 	var err error
 	if x.ep == epChat {
@@ -418,6 +421,11 @@ func appendReset(dst []byte, d time.Duration) []byte {
 func (g *Gateway) proxyRequest(ctx *fasthttp.RequestCtx, ep endpoint) {
 	x := g.begin(ctx, ep)
 	if se := g.admit(ctx, x); se != nil {
+		if x.body == nil {
+			x.body = refusedBody(ctx.PostBody())
+		} else {
+			x.body = refusedBody(x.body)
+		}
 		g.fail(ctx, x, se)
 		g.finish(x)
 		return
