@@ -278,19 +278,21 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 		x.rec.Key = key.Name
 		x.limits = ratelimit.Limits{RPM: key.RPM, TPM: key.TPM, FailClosed: key.FailClosed}
 	}
-	if err := precheckBody(ctx.PostBody()); err != nil {
-		return asStatusError(err) // the record keeps a refusedBody prefix
-	}
-	x.body = append([]byte(nil), ctx.PostBody()...)
+	// Parse the request's own buffer and copy it only once it parsed, so
+	// that a refused body (a hostile client's nesting bomb or 1 MiB model
+	// name) costs no copy; the record keeps a refusedBody prefix.
+	body := ctx.PostBody()
 	var err error
 	if x.ep == epChat {
-		x.req, err = schema.ParseChatRequest(x.body)
+		x.req, err = schema.ParseChatRequest(body)
 	} else {
-		x.req, err = schema.ParseEmbeddingsRequest(x.body)
+		x.req, err = schema.ParseEmbeddingsRequest(body)
 	}
 	if err != nil {
 		return asStatusError(err)
 	}
+	x.body = append([]byte(nil), body...)
+	x.req.Rebase(body, x.body)
 	x.rec.RequestedModel = x.req.Model
 	x.rec.Params = capture.Params{
 		Stream: x.req.Stream, Temperature: x.req.Temperature, MaxTokens: x.req.MaxTokens,
@@ -422,10 +424,9 @@ func (g *Gateway) proxyRequest(ctx *fasthttp.RequestCtx, ep endpoint) {
 	x := g.begin(ctx, ep)
 	if se := g.admit(ctx, x); se != nil {
 		if x.body == nil {
-			x.body = refusedBody(ctx.PostBody())
-		} else {
-			x.body = refusedBody(x.body)
+			x.body = ctx.PostBody() // only read by refusedBody, which copies
 		}
+		x.body = refusedBody(x.body)
 		g.fail(ctx, x, se)
 		g.finish(x)
 		return

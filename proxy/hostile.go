@@ -2,11 +2,7 @@ package proxy
 
 // Bounds on what a hostile client can make the gateway keep (issue 12).
 
-import (
-	"unicode/utf8"
-
-	"github.com/cairnhq/cairn/schema"
-)
+import "unicode/utf8"
 
 // maxEchoedModel bounds how much of a client's model name an error
 // message repeats (issue 12.7: a 404 echoed 1 MiB names back).
@@ -32,22 +28,8 @@ func modelPrefix(m string) string {
 // enough of what was refused.
 const maxRefusedBody = 2 << 10
 
-// refusedBody returns body, or a copy of its first maxRefusedBody bytes
-// when it is longer (a copy, so the full body can be collected at once).
+// refusedBody returns an owned copy of body's first maxRefusedBody bytes
+// (all of it when shorter). body may be the request's own buffer.
 func refusedBody(body []byte) []byte {
-	if len(body) <= maxRefusedBody {
-		return body
-	}
-	return append([]byte(nil), body[:maxRefusedBody]...)
-}
-
-// precheckBody refuses a large body that is not JSON or nests too deeply
-// before the handler copies it, so that a nesting bomb costs one scan of
-// the request's own buffer and no copy (issue 12.1). Small bodies are left
-// to the parser, which checks the same.
-func precheckBody(body []byte) error {
-	if len(body) <= maxRefusedBody {
-		return nil
-	}
-	return schema.CheckBody(body)
+	return append([]byte(nil), body[:min(len(body), maxRefusedBody)]...)
 }

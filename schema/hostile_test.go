@@ -188,3 +188,21 @@ func TestCachedToolsDoNotAliasBody(t *testing.T) {
 		t.Errorf("the contract's tool_choice name aliases the request body")
 	}
 }
+
+// TestRequestRebase: after Rebase the fields that aliased the parsed
+// buffer alias the copy instead, with the same bytes.
+func TestRequestRebase(t *testing.T) {
+	body := []byte(`{"model":"m","messages":[{"role":"user","content":"x"}],"response_format":{"type":"json_schema","json_schema":{"name":"r","schema":{"type":"object"}}},"tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"auto"}`)
+	req, err := ParseChatRequest(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := append([]byte(nil), body...)
+	req.Rebase(body, cp)
+	for i := range body {
+		body[i] = 'X' // the parsed buffer is reused by the server
+	}
+	if string(req.ResponseSchema) != `{"type":"object"}` || string(req.Tools) != `[{"type":"function","function":{"name":"f"}}]` || string(req.ToolChoice) != `"auto"` {
+		t.Errorf("after Rebase: schema %s tools %s choice %s; want the copy's bytes", req.ResponseSchema, req.Tools, req.ToolChoice)
+	}
+}

@@ -111,18 +111,6 @@ func typeName(r gjson.Result) string {
 	}
 }
 
-// CheckBody checks what every request body must satisfy before anything
-// reads fields from it: not empty, UTF-8, JSON nested at most
-// MaxRequestDepth deep, an object. It returns the *RequestError
-// ParseChatRequest would. It never recurses and does not allocate on
-// success; body is only read.
-func CheckBody(body []byte) error {
-	if _, _, err := parseBody(body); err != nil {
-		return err
-	}
-	return nil
-}
-
 // parseBody checks the things every request body must satisfy and returns
 // the parsed top-level object and its offset in body.
 func parseBody(body []byte) (gjson.Result, int, error) {
