@@ -95,18 +95,22 @@ func skipSpaceS(s string, i int) int {
 	return i
 }
 
-// stringEndS returns the index past the string token starting at s[i].
+// stringEndS returns the index past the string token starting at s[i]:
+// the first '"' after it not escaped by an odd run of backslashes.
 func stringEndS(s string, i int) int {
-	for j := i + 1; j < len(s); {
-		k := strings.IndexAny(s[j:], "\\\"")
+	for j := i + 1; j < len(s); j++ {
+		k := strings.IndexByte(s[j:], '"')
 		if k < 0 {
 			return len(s)
 		}
 		j += k
-		if s[j] == '"' {
+		n := 0
+		for b := j - 1; b > i && s[b] == '\\'; b-- {
+			n++
+		}
+		if n%2 == 0 {
 			return j + 1
 		}
-		j += 2 // an escape and the byte it escapes
 	}
 	return len(s)
 }
