@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"bytes"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -56,40 +55,4 @@ func trimSpace(b []byte) []byte {
 		j--
 	}
 	return b[i:j]
-}
-
-// depthExceeds reports whether valid JSON b nests objects and arrays more
-// than limit levels deep. It skips strings with IndexByte, so it costs about
-// one memchr over the body.
-func depthExceeds(b []byte, limit int) bool {
-	d := 0
-	for i := 0; i < len(b); i++ {
-		switch b[i] {
-		case '"':
-			i++
-			for {
-				j := bytes.IndexByte(b[i:], '"')
-				if j < 0 {
-					return false // unterminated: not valid JSON anyway
-				}
-				i += j
-				n := 0 // backslashes right before the quote
-				for k := i - 1; k >= 0 && b[k] == '\\'; k-- {
-					n++
-				}
-				if n%2 == 0 {
-					break
-				}
-				i++
-			}
-		case '{', '[':
-			d++
-			if d > limit {
-				return true
-			}
-		case '}', ']':
-			d--
-		}
-	}
-	return false
 }

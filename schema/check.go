@@ -12,6 +12,8 @@ import (
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
 	"github.com/tidwall/gjson"
+
+	"github.com/cairnhq/cairn/internal/jsonscan"
 )
 
 // MaxValueDepth bounds how deeply content or tool arguments may nest before
@@ -322,7 +324,9 @@ func decodeJSON(b []byte, place, finish string, r *reasons) (any, bool) {
 		r.add(place + ": JSON wrapped in a markdown code fence")
 		return nil, false
 	}
-	if depthExceeds(t, MaxValueDepth) {
+	// Content and arguments come from the upstream: checked without
+	// recursion before the decoder and the validator recurse into them.
+	if res, _ := jsonscan.Check(t, MaxValueDepth); res == jsonscan.TooDeep {
 		r.add(place + ": JSON nests deeper than " + strconv.Itoa(MaxValueDepth) + " levels")
 		return nil, false
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/tidwall/gjson"
 
 	"github.com/cairnhq/cairn/configs"
+	"github.com/cairnhq/cairn/internal/jsonscan"
 )
 
 // Bounds on request-supplied JSON Schemas (untrusted input).
@@ -441,7 +442,7 @@ func (c *Contracts) compile(raw []byte, id string) (s *jsonschema.Schema, err er
 	if len(raw) > MaxRequestSchemaBytes {
 		return nil, errors.New("invalid JSON Schema: larger than " + strconv.Itoa(MaxRequestSchemaBytes>>10) + " KiB")
 	}
-	if depthExceeds(raw, MaxRequestSchemaDepth) {
+	if res, _ := jsonscan.Check(raw, MaxRequestSchemaDepth); res == jsonscan.TooDeep {
 		return nil, errors.New("invalid JSON Schema: nests deeper than " + strconv.Itoa(MaxRequestSchemaDepth) + " levels")
 	}
 	if dup := findDupDeep("", gjson.Parse(b2s(raw))); dup != "" {
