@@ -47,18 +47,14 @@ type Record struct {
 	TraceID           string    `json:"trace_id,omitempty"`
 	ReceivedAt        time.Time `json:"received_at"`
 
-	Key      string `json:"key,omitempty"` // the key's name, never its secret
-	Client   string `json:"client,omitempty"`
-	Endpoint string `json:"endpoint"` // chat.completions, embeddings, models
-	Route    string `json:"route,omitempty"`
-	Cohort   string `json:"cohort,omitempty"`
-	Provider string `json:"provider,omitempty"`
-	Model    string `json:"model,omitempty"`
-	// Target is the configured target that Provider and Model came from:
-	// "provider/model", or "provider/*" for a target that passes the
-	// client's model through. Metrics and detection are labelled with it,
-	// never with a client's string (issue 12.7).
-	Target         string         `json:"target,omitempty"`
+	Key            string         `json:"key,omitempty"` // the key's name, never its secret
+	Client         string         `json:"client,omitempty"`
+	Endpoint       string         `json:"endpoint"` // chat.completions, embeddings, models
+	Route          string         `json:"route,omitempty"`
+	Cohort         string         `json:"cohort,omitempty"`
+	Provider       string         `json:"provider,omitempty"`
+	Model          string         `json:"model,omitempty"`
+	Target         string         `json:"target,omitempty"` // the configured target: "provider/model", "provider/*" when it passes the client's model through (issue 12.7: metrics and detection use it, never the client's string)
 	RequestedModel string         `json:"requested_model,omitempty"`
 	PromptVersion  string         `json:"prompt_version,omitempty"`
 	Flags          map[string]any `json:"flags,omitempty"`
