@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,6 +40,16 @@ func sourceFlags(fs *flag.FlagSet) *source {
 func (s *source) check() error {
 	if (s.dataDir == "") == (s.admin == "") {
 		return usageError{"give exactly one of --data-dir DIR and --admin URL"}
+	}
+	if s.dataDir != "" {
+		// A mistyped path must not read as "no incidents".
+		st, err := os.Stat(s.dataDir)
+		switch {
+		case err != nil:
+			return fmt.Errorf("--data-dir %s: %w", s.dataDir, errors.Unwrap(err))
+		case !st.IsDir():
+			return fmt.Errorf("--data-dir %s: not a directory", s.dataDir)
+		}
 	}
 	return nil
 }
@@ -84,7 +95,10 @@ func (s *source) incident(id string) (*incidents.Incident, error) {
 
 var valueFlags = map[string]bool{"data-dir": true, "admin": true, "admin-token": true, "config": true, "route": true}
 
-func cmdIncidents(args []string, stdout io.Writer) error {
+// cmdIncidents writes machine-readable output (JSON, JSONL, tables,
+// Markdown) to stdout and notes for a human (hash verification) to stderr,
+// so `cairn incidents show ID | jq` works.
+func cmdIncidents(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("incidents", flag.ContinueOnError)
 	src := sourceFlags(fs)
 	if err := fs.Parse(flagsAnywhere(args, valueFlags)); err != nil {
@@ -138,7 +152,7 @@ func cmdIncidents(args []string, stdout io.Writer) error {
 		if verr != nil {
 			return fmt.Errorf("incident %s FAILED verification: %w", inc.ID, verr)
 		}
-		fmt.Fprintf(stdout, "frozen hash verified: %s\n", inc.FrozenHash)
+		fmt.Fprintf(stderr, "frozen hash verified: %s\n", inc.FrozenHash)
 		return nil
 	case "postmortem":
 		inc, err := src.incident(rest[1])

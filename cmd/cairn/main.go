@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		err = cmdDemo(args[1:], stdout, stderr)
 	case "incidents":
-		err = cmdIncidents(args[1:], stdout)
+		err = cmdIncidents(args[1:], stdout, stderr)
 	case "requests":
 		err = cmdRequests(args[1:], stdout)
 	case "contract":
@@ -184,17 +184,33 @@ func cmdMock(args []string, stderr io.Writer) error {
 	addr := fs.String("listen", "127.0.0.1:18090", "address to listen on")
 	latency := fs.Duration("latency", 0, "delay before each response")
 	chunkEvery := fs.Duration("chunk-interval", 0, "delay between stream chunks")
-	prefix := fs.String("request-id-prefix", "mock", "prefix of the mock's x-request-id")
+	prefix := fs.String("request-id-prefix", "", "prefix of the mock's x-request-id (default mock-XXXXXX, random per process so two mocks never hand out the same ID)")
 	chunks := fs.Int("chunks", 0, "content chunks per stream (default 8)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
+	// Bind first: "listening" is printed only once the port is ours, and a
+	// port clash is an error (exit 1), not a line followed by silence.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *addr, err)
+	}
 	stop := make(chan struct{})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	go func() { <-sigs; close(stop) }()
-	fmt.Fprintf(stderr, "mock provider on http://%s/v1\n", *addr)
-	return loadtest.RunMockProvider(*addr, loadtest.MockOptions{Latency: *latency, ChunkInterval: *chunkEvery, Chunks: *chunks, RequestIDPrefix: *prefix}, stop)
+	m := loadtest.NewMock(loadtest.MockOptions{Latency: *latency, ChunkInterval: *chunkEvery, Chunks: *chunks, RequestIDPrefix: *prefix})
+	fmt.Fprintf(stderr, "mock provider listening on http://%s/v1 (request IDs %s-N)\n", ln.Addr(), m.RequestIDPrefix())
+	errc := make(chan error, 1)
+	go func() { errc <- m.Serve(ln) }()
+	select {
+	case <-stop:
+		return m.Close()
+	case err := <-errc:
+		m.Close()
+		return err
+	}
 }
 
 // flagsAnywhere lets flags follow positional arguments
