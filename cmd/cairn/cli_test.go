@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -158,5 +159,56 @@ func TestCLIMockProviderListening(t *testing.T) {
 			t.Errorf("mocks %s and %s both handed out request ID %q", other, a, id)
 		}
 		ids[id] = a
+	}
+}
+
+func TestCLICheckAllErrorsAndWarnings(t *testing.T) {
+	dir := t.TempDir()
+	typo := filepath.Join(dir, "typo.yaml")
+	os.WriteFile(typo, []byte(`providers: [{name: p, base_url: "http://127.0.0.1:1/v1"}]
+routes:
+  - name: r
+    targets:
+      - { provider: p, weight: 80 }
+      - { provider: q, wieght: 20, cohort: canary }
+`), 0o600)
+	out, err := exec.Command(cairnBin, "check", "--config", typo).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("check typo: %v; want exit 1", err)
+	}
+	for _, want := range []string{
+		`routes[0].targets[1].wieght: unknown field (did you mean "weight"?) at line 6`,
+		`routes[0].targets[1].provider: unknown provider "q"`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("check typo output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(string(out), "configs.") {
+		t.Errorf("check typo output names a Go type:\n%s", out)
+	}
+
+	warn := filepath.Join(dir, "warn.yaml")
+	os.WriteFile(warn, []byte(`providers: [{name: p, base_url: "http://127.0.0.1:1"}]
+routes:
+  - { name: all, match: ["*"], targets: [{provider: p}] }
+  - { name: mini, match: ["gpt-4o-mini*"], targets: [{provider: p}] }
+`), 0o600)
+	cmd := exec.Command(cairnBin, "check", "--config", warn)
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("check warn: %v; warnings must not fail the check", err)
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "ok: ") {
+		t.Fatalf("check warn printed %q; want the ok line and 3 warnings", lines)
+	}
+	for i, want := range []string{`warning: routes[0].match[0]: "*" catches every model name`,
+		`warning: routes[1].match[0]: "gpt-4o-mini*" is never used`,
+		`warning: providers[0].base_url: "http://127.0.0.1:1" has no version prefix`} {
+		if !strings.HasPrefix(lines[i+1], want) {
+			t.Errorf("line %d = %q; want it to start %q", i+1, lines[i+1], want)
+		}
 	}
 }

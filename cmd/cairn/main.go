@@ -113,6 +113,9 @@ func cmdCheck(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "ok: %s revision %s: %d providers, %d keys, %d routes, release %q\n",
 		*path, cfg.Revision, len(cfg.Providers), len(cfg.Keys), len(cfg.Routes), cfg.Release)
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	return nil
 }
 
@@ -129,6 +132,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 	cfg, err := configs.LoadFile(*path)
 	if err != nil {
 		return fmt.Errorf("%s is invalid:\n%w", *path, err)
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("config warning: " + w)
 	}
 	return serve(cfg, log, nil)
 }
