@@ -453,15 +453,23 @@ func missedChecks(i *Incident, rs *configs.RouteState) []string {
 func actionItems(i *Incident, rs *configs.RouteState) [][2]string {
 	tr := i.Trigger
 	cfg := "CONFIG"
+	// The recorded answers failed by definition; the test replays the
+	// recorded requests and judges the new answers, so it passes once the
+	// target is fixed (issue 14.6).
+	replay := fmt.Sprintf("cairn replay fixtures.jsonl --route %s --config %s", tr.Route, cfg)
 	items := [][2]string{{
-		"Add a contract test from the failing samples",
-		fmt.Sprintf("`cairn incidents samples %s > fixtures.jsonl && cairn contract test fixtures.jsonl --config %s --route %s` passes in CI", i.ID, cfg, tr.Route),
+		"Add a replay test from the failing samples",
+		fmt.Sprintf("`cairn incidents samples %s > fixtures.jsonl && %s` (through the gateway at the config's listen address) exits 0 in CI", i.ID, replay),
 	}}
 	switch i.Layer {
 	case LayerContract:
+		fixed := "`" + replay + " --target PROVIDER/MODEL` exits 0 against the fixed target before the cohort gets weight again"
+		if tr.Target != "" {
+			fixed = "`" + replay + " --target " + tr.Target + "` exits 0 against the fixed target before the cohort gets weight again"
+		}
 		items = append(items, [2]string{
 			fmt.Sprintf("Fix the prompt or model of %s so that its output satisfies the contract", who(tr.Cohort, tr.Target)),
-			"The contract test above passes against the fixed target before the cohort gets weight again",
+			fixed,
 		})
 	case LayerProvider, LayerTransport:
 		items = append(items, [2]string{
@@ -475,8 +483,8 @@ func actionItems(i *Incident, rs *configs.RouteState) [][2]string {
 		})
 	case LayerRouting:
 		items = append(items, [2]string{
-			"Review the route change that preceded the failure and gate such changes on a contract test",
-			"The change is reverted or re-applied with the contract test passing",
+			"Review the route change that preceded the failure and gate such changes on a replay test",
+			"The change is reverted or re-applied with the replay test above passing",
 		})
 	}
 	if rs != nil && tr.Cohort != "" && !rs.AutoRollback {

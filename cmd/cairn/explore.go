@@ -215,17 +215,19 @@ func cmdContract(args []string, stdout io.Writer) error {
 	if len(rest) != 2 || rest[0] != "test" || *cfgPath == "" || *route == "" {
 		return usageError{"contract test FILE --config F --route R"}
 	}
-	cfg, err := configs.LoadFile(*cfgPath)
+	// A missing or invalid config, an unknown route or a missing fixtures
+	// file is a usage error (exit 2), not a failed test (exit 1).
+	cfg, err := loadReplayConfig(*cfgPath)
 	if err != nil {
-		return err
+		return usageError{err.Error()}
 	}
 	r := cfg.Route(*route)
 	if r == nil {
-		return fmt.Errorf("no route %q in %s", *route, *cfgPath)
+		return usageError{fmt.Sprintf("no route %q in %s", *route, *cfgPath)}
 	}
 	f, err := os.Open(rest[1])
 	if err != nil {
-		return err
+		return usageError{fmt.Sprintf("read fixtures: %v", err)}
 	}
 	defer f.Close()
 	contracts := schema.NewContracts(64)

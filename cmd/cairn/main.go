@@ -33,7 +33,9 @@ usage:
   cairn demo [--data-dir DIR] [--serve]     the whole story in one command
   cairn incidents list|show ID|postmortem ID|samples ID  (--data-dir DIR | --admin URL)
   cairn requests show ID                    (--data-dir DIR | --admin URL)
-  cairn contract test FILE --config F --route R
+  cairn contract test FILE --config F --route R   judge recorded answers
+  cairn replay FILE|INCIDENT_ID --route R (--gateway URL | --target PROVIDER/MODEL) [--config F]
+                                            send the samples again and judge the new answers
   cairn mock-provider --listen ADDR         an OpenAI-compatible fake upstream
   cairn loadtest SCENARIO [--json FILE] [--svg FILE]
 `
@@ -61,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRequests(args[1:], stdout)
 	case "contract":
 		err = cmdContract(args[1:], stdout)
+	case "replay":
+		err = cmdReplay(args[1:], stdout, stderr)
 	case "mock-provider":
 		err = cmdMock(args[1:], stderr)
 	case "loadtest":
