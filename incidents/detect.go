@@ -171,6 +171,7 @@ func recordTokens(r *capture.Record) int64 {
 // agg is the sum of a set of buckets.
 type agg struct {
 	n, failed, contract, r429, ok, tokOK int64
+	tok                                  int64 // every request's tokens, for an incident's cost
 	lat                                  [nLat]uint32
 }
 
@@ -189,6 +190,7 @@ func (a *agg) addRec(c *class) {
 		a.ok++
 		a.tokOK += c.tokens
 	}
+	a.tok += c.tokens
 	a.lat[c.lat]++
 }
 
@@ -199,6 +201,7 @@ func (a *agg) addAgg(b *agg) {
 	a.r429 += b.r429
 	a.ok += b.ok
 	a.tokOK += b.tokOK
+	a.tok += b.tok
 	for i := range a.lat {
 		a.lat[i] += b.lat[i]
 	}
@@ -211,6 +214,7 @@ func (a *agg) subAgg(b *agg) {
 	a.r429 -= b.r429
 	a.ok -= b.ok
 	a.tokOK -= b.tokOK
+	a.tok -= b.tok
 	for i := range a.lat {
 		a.lat[i] -= b.lat[i]
 	}

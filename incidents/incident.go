@@ -59,7 +59,11 @@ type Incident struct {
 	DetectedAt     time.Time  `json:"detected_at"`
 	MitigatedAt    *time.Time `json:"mitigated_at"` // the latest mitigation; null while open
 	ResolvedAt     *time.Time `json:"resolved_at"`
-	Trigger        Trigger    `json:"trigger"`
+	// Resolution says how a resolved incident ended: recovered (healthy
+	// traffic after a mitigation) or no_traffic (the failing scope went
+	// quiet while open: nothing was mitigated or shown fixed).
+	Resolution string  `json:"resolution,omitempty"`
+	Trigger    Trigger `json:"trigger"`
 	// Symptom is one plain sentence saying what broke.
 	Symptom string `json:"symptom"`
 	// Layer is where it most likely started: provider, transport,
@@ -207,6 +211,7 @@ type Summary struct {
 	OpenedAt    time.Time  `json:"opened_at"`
 	MitigatedAt *time.Time `json:"mitigated_at"`
 	ResolvedAt  *time.Time `json:"resolved_at"`
+	Resolution  string     `json:"resolution,omitempty"`
 	Symptom     string     `json:"symptom"`
 	Layer       string     `json:"layer"`
 	Waves       int        `json:"waves"`
@@ -219,7 +224,7 @@ func (i *Incident) Summary() Summary {
 	return Summary{
 		ID: i.ID, Status: i.Status, Route: i.Trigger.Route, Cohort: i.Trigger.Cohort,
 		Signal: i.Trigger.Signal, OpenedAt: i.OpenedAt, MitigatedAt: i.MitigatedAt,
-		ResolvedAt: i.ResolvedAt, Symptom: i.Symptom, Layer: i.Layer, Waves: len(i.Waves),
+		ResolvedAt: i.ResolvedAt, Resolution: i.Resolution, Symptom: i.Symptom, Layer: i.Layer, Waves: len(i.Waves),
 		Trigger: i.Trigger, Replica: i.Replica,
 	}
 }

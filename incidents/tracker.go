@@ -88,7 +88,9 @@ func (d *detector) newTracker(rd *routeDet, key, signal, cohort string, p predic
 func (d *detector) seed(rd *routeDet, t *tracker) {
 	for _, c := range rd.cohorts {
 		t.requests += c.s.cur.n
-		t.totalTokens += c.s.cur.tokOK
+		// Every request's tokens, failed ones too: the failed tokens
+		// counted below are part of the total (issue 14.8).
+		t.totalTokens += c.s.cur.tok
 		switch {
 		case isRateSignal(t.pred.sig) || t.pred.sig == sigDeclared:
 			var matched int64

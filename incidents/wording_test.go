@@ -1,0 +1,116 @@
+package incidents
+
+// Issue 14.8: ordinary chats without response_format sent to the
+// quick-start route (a schema contract on two cohorts) fail the contract on
+// every cohort. The incident must say what each number counts, must not
+// call the failure cohort-specific, and must not claim a mitigation when
+// the traffic merely stopped.
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cairnhq/cairn/capture"
+)
+
+// quickStartIncident runs the quick-start scenario on a fake clock and
+// returns the incident once the manager has stopped following it.
+func quickStartIncidents(t *testing.T) []*Incident {
+	t.Helper()
+	var incs []*Incident
+	synctest.Test(t, func(t *testing.T) {
+		const window = 2 * time.Second
+		live := newFakeLive(twoCohortState(true))
+		st := live.st.Route("support-bot")
+		st.Contract.Mode = "observe"
+		m, err := NewManager(Options{Detection: testDetection(window, 10), DataDir: t.TempDir(), State: live, Rollback: live,
+			Tick: 100 * time.Millisecond, Replica: "r1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Start()
+		defer closeManager(t, m)
+		g := &recs{}
+		for end := time.Now().Add(time.Second); time.Now().Before(end); {
+			for i := range 5 {
+				cohort := "stable"
+				if i == 0 {
+					cohort = "canary"
+				}
+				r := g.make("support-bot", cohort, capture.OutcomeContractFail)
+				r.Status = 200 // observe mode: the client got the reply
+				r.Contract.Reasons = []string{"content is not JSON"}
+				m.Observe(r)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		synctest.Wait()
+		if len(m.List()) == 0 {
+			t.Fatal("no incident opened")
+		}
+		// The clients stop sending.
+		time.Sleep(4 * window)
+		synctest.Wait()
+		for _, s := range m.List() {
+			inc, err := m.Get(s.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			incs = append(incs, inc)
+		}
+	})
+	return incs
+}
+
+func TestIncidentTextQuickStartNoResponseFormat(t *testing.T) {
+	incs := quickStartIncidents(t)
+	// A percentage must follow the name of the rate it is, or a count.
+	bare := regexp.MustCompile(`(baseline was|stayed at|baseline) \d+(\.\d)?%|\(\d+(\.\d)?% [≥<] \d+(\.\d)?%\)`)
+	for _, inc := range incs {
+		pm := RenderPostmortem(inc)
+		var text []string
+		text = append(text, inc.Symptom, pm)
+		for _, e := range inc.Timeline {
+			text = append(text, e.Message)
+		}
+		all := strings.Join(text, "\n")
+		if m := bare.FindAllString(all, -1); len(m) > 0 {
+			t.Errorf("incident %s (%s) prints percentages without saying what they count: %q", inc.ID, inc.Trigger.Signal, m)
+		}
+		if inc.Status != StatusResolved || inc.Resolution != ResolutionNoTraffic || inc.MitigatedAt != nil {
+			t.Errorf("incident %s: status %s, resolution %q, mitigated_at %v; want resolved, no_traffic, never mitigated",
+				inc.ID, inc.Status, inc.Resolution, inc.MitigatedAt)
+		}
+		for _, e := range inc.Timeline {
+			if e.Kind == EventMitigation || strings.Contains(e.Message, "mitigated:") {
+				t.Errorf("incident %s claims a mitigation nobody made: %q", inc.ID, e.Message)
+			}
+		}
+		for _, want := range []string{
+			"resolved without mitigation",
+			"**Resolution**: none by Cairn or anyone",
+			"The incident was not mitigated: its traffic stopped",
+			"is not specific to cohort",
+			"asked for no JSON (no response_format)",
+		} {
+			if !strings.Contains(all, want) {
+				t.Errorf("incident %s (%s) lacks %q", inc.ID, inc.Trigger.Signal, want)
+			}
+		}
+		for _, wrong := range []string{"The failure is specific to cohort", "no test before the rollout", "Mitigation came"} {
+			if strings.Contains(all, wrong) {
+				t.Errorf("incident %s (%s) says %q, which the facts contradict", inc.ID, inc.Trigger.Signal, wrong)
+			}
+		}
+		if inc.Cost.FailedTokens > inc.Cost.TotalTokens {
+			t.Errorf("incident %s: %d tokens on failed requests but %d on all requests", inc.ID, inc.Cost.FailedTokens, inc.Cost.TotalTokens)
+		}
+		if t.Failed() || testing.Verbose() {
+			t.Logf("postmortem of %s:\n%s", inc.ID, pm)
+			return
+		}
+	}
+}
