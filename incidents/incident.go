@@ -138,6 +138,17 @@ type Scope struct {
 	// Sampled is true when the by_* maps were partly rebuilt from a
 	// sample of the window (the totals are exact).
 	Sampled bool `json:"sampled,omitempty"`
+	// Users is how many distinct end users sent a failed request, told
+	// apart by the keyed hash of the request's user or safety_identifier
+	// (capture.UserHasher); FailedWithoutUser counts failed requests that
+	// named no user. UsersAtMost marks Users as an upper bound: replicas
+	// (or restarts) whose user lists were too long to merge were summed.
+	Users             int64 `json:"users"`
+	UsersAtMost       bool  `json:"users_at_most,omitempty"`
+	FailedWithoutUser int64 `json:"failed_without_user"`
+	// UserHashes are the hashes counted in Users when there are at most
+	// maxListedUsers of them, so that replicas' counts merge exactly.
+	UserHashes []string `json:"user_hashes,omitempty"`
 }
 
 // Cost is what the failed requests spent.
@@ -316,6 +327,7 @@ func (i *Incident) sumContributions() {
 		s.Requests += x.Scope.Requests
 		s.Failed += x.Scope.Failed
 		s.Sampled = s.Sampled || x.Scope.Sampled
+		s.FailedWithoutUser += x.Scope.FailedWithoutUser
 		for k, v := range x.Scope.ByKey {
 			s.ByKey[k] += v
 		}
@@ -331,6 +343,7 @@ func (i *Incident) sumContributions() {
 		c.FailedCompletionTokens += x.Cost.FailedCompletionTokens
 		c.TotalTokens += x.Cost.TotalTokens
 	}
+	s.Users, s.UsersAtMost, s.UserHashes = mergeUsers(i.Contributions)
 	i.Scope, i.Cost = s, c
 }
 

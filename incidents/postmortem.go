@@ -102,8 +102,8 @@ func RenderPostmortem(i *Incident) string {
 	if i.Resolution == ResolutionNoTraffic {
 		w("- **Resolution**: none by Cairn or anyone: %s stopped receiving requests, so nothing could fail. Nothing shows the cause was fixed; expect the failure when traffic returns.\n", quietScope(tr))
 	}
-	w("- **Impact**: %d of %d requests on the route %s during the incident; %d tokens were spent on them.\n",
-		i.Scope.Failed, i.Scope.Requests, failedVerb(tr), i.Cost.FailedTokens)
+	w("- **Impact**: %d of %d requests on the route %s during the incident, from %s; %d tokens were spent on them.\n",
+		i.Scope.Failed, i.Scope.Requests, failedVerb(tr), usersPhrase(i.Scope), i.Cost.FailedTokens)
 	if len(i.Waves) > 1 {
 		w("- **Waves**: the signal fired %d times while the incident was open or mitigated.\n", len(i.Waves))
 	}
@@ -125,6 +125,8 @@ func RenderPostmortem(i *Incident) string {
 	w("## Impact and scope\n\n")
 	w("- Requests on route %s from the detection window's start to resolution: %d, of which %d %s (%s of them).\n",
 		code(tr.Route), i.Scope.Requests, i.Scope.Failed, failedVerb(tr), pct(safeDiv(i.Scope.Failed, i.Scope.Requests)))
+	w("- End users affected: %s, told apart by a keyed hash of the request's `user` or `safety_identifier` (the values themselves are never recorded); %d of the failed requests named no user.\n",
+		usersPhrase(i.Scope), i.Scope.FailedWithoutUser)
 	w("- Tokens spent on failed requests: %d (%d prompt, %d completion); all tokens on the route in that time: %d.\n",
 		i.Cost.FailedTokens, i.Cost.FailedPromptTokens, i.Cost.FailedCompletionTokens, i.Cost.TotalTokens)
 	for _, t := range []struct {
@@ -451,6 +453,19 @@ func hypotheses(i *Incident, rs *configs.RouteState) []string {
 		out = append(out, "No hypothesis could be derived from the recorded facts; start from the during samples.")
 	}
 	return out
+}
+
+// usersPhrase counts the distinct end users of the failed requests:
+// "3 users", "at most 40 users".
+func usersPhrase(s Scope) string {
+	n := fmt.Sprintf("%d users", s.Users)
+	if s.Users == 1 {
+		n = "1 user"
+	}
+	if s.UsersAtMost {
+		n = "at most " + n
+	}
+	return n
 }
 
 // failedVerb says what the incident's failed requests did, so a count of

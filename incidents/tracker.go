@@ -23,6 +23,8 @@ type tracker struct {
 	byKey, byClient                             map[string]int64
 	byTarget                                    map[targetKey]int64
 	sampled                                     bool
+	users                                       map[string]struct{} // user hashes of failed requests
+	usersOver, noUser                           int64               // failed requests past the users cap; without a user
 
 	collectAfter bool
 	afterSince   time.Time
@@ -53,6 +55,15 @@ func (t *tracker) countFailed(r *capture.Record) {
 	t.failedCompletion += int64(r.Usage.CompletionTokens)
 	countKey(t.byKey, r.Key)
 	countKey(t.byClient, r.Client)
+	switch _, seen := t.users[r.UserHash]; {
+	case r.UserHash == "":
+		t.noUser++
+	case seen:
+	case len(t.users) < maxTrackedUsers:
+		t.users[r.UserHash] = struct{}{}
+	default:
+		t.usersOver++
+	}
 	k := targetKey{r.Provider, r.Model}
 	if _, ok := t.byTarget[k]; ok || len(t.byTarget) < maxScopeKeys {
 		t.byTarget[k]++
@@ -77,6 +88,7 @@ func (d *detector) newTracker(rd *routeDet, key, signal, cohort string, p predic
 	t := &tracker{
 		key: key, route: rd.name, signal: signal, cohort: cohort, pred: p, since: since, created: since.Add(d.cfg.window),
 		byKey: map[string]int64{}, byClient: map[string]int64{}, byTarget: map[targetKey]int64{},
+		users: map[string]struct{}{},
 	}
 	d.trackers[key] = t
 	rd.trackers = append(rd.trackers, t)
@@ -190,6 +202,11 @@ func (t *tracker) snapshot() scopeSnapshot {
 	s.scope = Scope{
 		Requests: t.requests, Failed: t.failed, Sampled: t.sampled,
 		ByKey: maps.Clone(t.byKey), ByClient: maps.Clone(t.byClient), ByTarget: make(map[string]int64, len(t.byTarget)),
+	}
+	s.scope.Users, s.scope.FailedWithoutUser = int64(len(t.users))+t.usersOver, t.noUser
+	s.scope.UsersAtMost = t.usersOver > 0
+	if len(t.users) <= maxListedUsers && t.usersOver == 0 {
+		s.scope.UserHashes = slices.Sorted(maps.Keys(t.users))
 	}
 	for k, v := range t.byTarget {
 		name := k.provider

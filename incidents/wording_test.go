@@ -114,3 +114,39 @@ func TestIncidentTextQuickStartNoResponseFormat(t *testing.T) {
 		}
 	}
 }
+
+// Issue 14.7: scope counts the distinct users of the failed requests, and
+// replicas' counts merge without counting a user twice.
+func TestScopeCountsUsers(t *testing.T) {
+	tr := &tracker{pred: predicate{sig: sigError}, byKey: map[string]int64{}, byClient: map[string]int64{},
+		byTarget: map[targetKey]int64{}, users: map[string]struct{}{}}
+	g := &recs{}
+	for i := range 12 {
+		r := g.make("support-bot", "stable", capture.OutcomeUpstreamError)
+		if i%4 != 3 {
+			r.UserHash = []string{"uh_a", "uh_b", "uh_c"}[i%4]
+		}
+		tr.countFailed(r)
+	}
+	s := tr.snapshot().scope
+	if s.Users != 3 || s.FailedWithoutUser != 3 || s.UsersAtMost || len(s.UserHashes) != 3 {
+		t.Fatalf("scope = users %d, without user %d, at most %v, hashes %v; want 3, 3, false, 3", s.Users, s.FailedWithoutUser, s.UsersAtMost, s.UserHashes)
+	}
+	inc := &Incident{Contributions: map[string]Contribution{
+		"r1": {Scope: s},
+		"r2": {Scope: Scope{Users: 2, FailedWithoutUser: 1, UserHashes: []string{"uh_c", "uh_d"}}},
+	}}
+	inc.sumContributions()
+	if inc.Scope.Users != 4 || inc.Scope.UsersAtMost || inc.Scope.FailedWithoutUser != 4 {
+		t.Errorf("merged users = %d (at most %v), without user %d; want exactly 4 and 4", inc.Scope.Users, inc.Scope.UsersAtMost, inc.Scope.FailedWithoutUser)
+	}
+	// A replica whose list was too long to keep: the sum, marked as a bound.
+	inc.Contributions["r3"] = Contribution{Scope: Scope{Users: 5000}}
+	inc.sumContributions()
+	if inc.Scope.Users != 5005 || !inc.Scope.UsersAtMost {
+		t.Errorf("merged users = %d (at most %v); want 5005, an upper bound", inc.Scope.Users, inc.Scope.UsersAtMost)
+	}
+	if pm := RenderPostmortem(inc); !strings.Contains(pm, "End users affected: at most 5005 users") {
+		t.Errorf("postmortem does not give the bound:\n%s", pm)
+	}
+}
