@@ -83,44 +83,45 @@ func TestCLIMissingDataDir(t *testing.T) {
 	}
 }
 
-// startMockCLI runs `cairn mock-provider` and returns the process and the
-// first line it printed (or "" when it printed none within 10 s).
-func startMockCLI(t *testing.T, args ...string) (*exec.Cmd, string) {
+// startMockCLI runs `cairn mock-provider` and returns the first line it
+// printed (or "" when it printed none within 10 s).
+func startMockCLI(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(cairnBin, append([]string{"mock-provider"}, args...)...)
-	pr, pw := io.Pipe()
-	cmd.Stderr = pw
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-		pw.Close()
-	})
 	lines := make(chan string, 1)
+	exited := make(chan struct{})
 	go func() {
-		sc := bufio.NewScanner(pr)
+		sc := bufio.NewScanner(stderr)
 		if sc.Scan() {
 			lines <- sc.Text()
 		}
 		close(lines)
-		_, _ = io.Copy(io.Discard, pr)
+		_, _ = io.Copy(io.Discard, stderr)
+		_ = cmd.Wait() // after the pipe is drained, as StderrPipe requires
+		close(exited)
 	}()
-	go func() { _ = cmd.Wait(); pw.Close() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
 	select {
 	case l := <-lines:
-		return cmd, l
+		return l
 	case <-time.After(10 * time.Second):
-		return cmd, ""
+		return ""
 	}
 }
 
 func TestCLIMockProviderListening(t *testing.T) {
 	addr := freePort(t)
-	_, line := startMockCLI(t, "--listen", addr)
+	line := startMockCLI(t, "--listen", addr)
 	if !strings.Contains(line, "listening on http://"+addr+"/v1") {
 		t.Fatalf("first line = %q; want it to say it is listening on %s", line, addr)
 	}

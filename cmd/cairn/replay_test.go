@@ -80,6 +80,15 @@ func TestReplayFixedVersusBroken(t *testing.T) {
 	if id == "" {
 		t.Fatal("no incident opened")
 	}
+	// The incident file is written asynchronously; the CLI reads it below.
+	for f := filepath.Join(g.dataDir, "incidents", id+".json"); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(f); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was not written", f)
+		}
+	}
 	out, stderr, code := runCairn(t, nil, "incidents", "samples", id, "--data-dir", g.dataDir)
 	if code != 0 || strings.Count(out, "\n") == 0 {
 		t.Fatalf("incidents samples: exit %d %s", code, stderr)
