@@ -48,6 +48,9 @@ routes:
   - name: late
     match: ["llama-3*", "meta-llama/*"]
     targets: [ { provider: local } ]
+  - name: legacy
+    match: ["gpt-4o-2024*", "gpt-4o-mini"]
+    targets: [ { provider: openai } ]
 `
 
 func golden(t *testing.T, name, got string) {
@@ -101,12 +104,13 @@ func TestCheckWarningsGolden(t *testing.T) {
 		`routes[2].match[0]: "*" catches every model name`,
 		`routes[3].match[0]: "llama-3*" is never used: routes[2].match[0] "*"`,
 		`providers[0].base_url: "http://127.0.0.1:11434" has no version prefix`,
+		`routes[4]: every match glob of route "legacy" is shadowed: only requests for the model "legacy" reach it`,
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("warnings lack %q:\n%s", want, got)
 		}
 	}
-	for _, quiet := range []string{"routes[1].match[2]", "routes[3].match[1]", "providers[1]"} {
+	for _, quiet := range []string{"routes[1].match[2]", "routes[3].match[1]", "providers[1]", "routes[1]: every", "routes[3]: every"} {
 		if strings.Contains(got, quiet) {
 			t.Errorf("warning about %s, which is reachable or fine:\n%s", quiet, got)
 		}

@@ -19,6 +19,7 @@ func (c *Config) Warnings() []string {
 	}
 	var earlier []glob
 	for i, r := range c.Routes {
+		shadowed := 0
 		for j, g := range r.Match {
 			f := fmt.Sprintf("routes[%d].match[%d]", i, j)
 			if g == "*" {
@@ -31,10 +32,14 @@ func (c *Config) Warnings() []string {
 					} else {
 						out = append(out, fmt.Sprintf("%s: %q is never used: %s %q of route %q comes first and matches every model it matches", f, g, e.field, e.g, e.route))
 					}
+					shadowed++
 					break
 				}
 			}
 			earlier = append(earlier, glob{r.Name, f, g})
+		}
+		if len(r.Match) > 0 && shadowed == len(r.Match) {
+			out = append(out, fmt.Sprintf("routes[%d]: every match glob of route %q is shadowed: only requests for the model %q reach it", i, r.Name, r.Name))
 		}
 	}
 	for i, p := range c.Providers {

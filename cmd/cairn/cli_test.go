@@ -202,11 +202,12 @@ routes:
 		t.Fatalf("check warn: %v; warnings must not fail the check", err)
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	if len(lines) != 4 || !strings.HasPrefix(lines[0], "ok: ") {
-		t.Fatalf("check warn printed %q; want the ok line and 3 warnings", lines)
+	if len(lines) != 5 || !strings.HasPrefix(lines[0], "ok: ") {
+		t.Fatalf("check warn printed %q; want the ok line and 4 warnings", lines)
 	}
 	for i, want := range []string{`warning: routes[0].match[0]: "*" catches every model name`,
 		`warning: routes[1].match[0]: "gpt-4o-mini*" is never used`,
+		`warning: routes[1]: every match glob of route "mini" is shadowed`,
 		`warning: providers[0].base_url: "http://127.0.0.1:1" has no version prefix`} {
 		if !strings.HasPrefix(lines[i+1], want) {
 			t.Errorf("line %d = %q; want it to start %q", i+1, lines[i+1], want)
