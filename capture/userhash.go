@@ -140,6 +140,15 @@ func sharedUserKey(rdb redis.UniversalClient, proposal []byte) ([]byte, error) {
 	return key, nil
 }
 
+// UserHasherFromFile returns the hasher of a key file's contents (hex).
+func UserHasherFromFile(b []byte) (*UserHasher, error) {
+	key, err := hex.DecodeString(string(bytes.TrimSpace(b)))
+	if err != nil || len(key) < 16 {
+		return nil, errors.New("user hash key: not a hex key of at least 16 bytes")
+	}
+	return NewUserHasher(key)
+}
+
 // readUserKey returns the key in path, or nil when the file does not exist.
 func readUserKey(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)

@@ -36,6 +36,7 @@ usage:
   cairn contract test FILE --config F --route R   judge recorded answers
   cairn replay FILE|INCIDENT_ID --route R (--gateway URL | --target PROVIDER/MODEL) [--config F]
                                             send the samples again and judge the new answers
+  cairn users hash VALUE --data-dir DIR    the keyed hash recorded for a user value
   cairn mock-provider --listen ADDR         an OpenAI-compatible fake upstream
   cairn loadtest SCENARIO [--json FILE] [--svg FILE]
 `
@@ -65,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdContract(args[1:], stdout)
 	case "replay":
 		err = cmdReplay(args[1:], stdout, stderr)
+	case "users":
+		err = cmdUsers(args[1:], stdout)
 	case "mock-provider":
 		err = cmdMock(args[1:], stderr)
 	case "loadtest":

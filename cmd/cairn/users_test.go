@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,6 +102,18 @@ func TestUsersAffected(t *testing.T) {
 	}
 	if f := strings.Fields(hashOf["0"]); len(f) != 2 || f[0] != f[1] {
 		t.Errorf("user acct-zq81-0 (sent as user, then as safety_identifier) got hashes %q; want one", f)
+	}
+	// "Was acct-zq81-3 affected?": its hash is in the incident's list;
+	// a user who sent nothing is not.
+	for user, want := range map[string]bool{"acct-zq81-3": true, "acct-someone-else": false} {
+		out, stderr, code := runCairn(t, nil, "users", "hash", user, "--data-dir", g.dataDir)
+		h := strings.TrimSpace(out)
+		if code != 0 || !strings.HasPrefix(h, "uh_") {
+			t.Fatalf("users hash %s: exit %d %q %s", user, code, out, stderr)
+		}
+		if got := slices.Contains(inc.Scope.UserHashes, h); got != want {
+			t.Errorf("users hash %s = %s: in the incident's user_hashes = %v; want %v", user, h, got, want)
+		}
 	}
 	// Flush the capture files, then look for the raw values everywhere.
 	g.gw.cmd.Process.Signal(os.Interrupt)
