@@ -872,6 +872,17 @@ type rollbackResult struct {
 	err           error
 }
 
+// errorsAreContract reports whether the errors other than contract
+// failures in scope's window stay below the error-rate threshold o was
+// judged by.
+func errorsAreContract(scope *cohortDet, o obs) bool {
+	if scope == nil {
+		return false
+	}
+	other := max(scope.s.cur.failed-scope.s.cur.contract, 0)
+	return float64(other) < o.threshold*float64(o.n)
+}
+
 // newFire collects the evidence for a crossing on cd (nil: the route's
 // only live cohort) and starts tracking the incident's scope.
 func (d *detector) newFire(rd *routeDet, cd *cohortDet, sig int, o obs, now time.Time) *fire {
@@ -907,7 +918,13 @@ func (d *detector) newFire(rd *routeDet, cd *cohortDet, sig int, o obs, now time
 		return f
 	}
 	for _, t := range rd.trackers {
-		if t.cohort == f.cohort && t.signal != f.signal {
+		if t.signal == f.signal {
+			continue
+		}
+		// The error rate counts contract failures too: when they alone
+		// make it cross, it is the open contract incident's failure seen
+		// again (on any cohort), not a second incident (issue 14.8).
+		if t.cohort == f.cohort || sig == sigError && t.signal == SignalContractFailureRate && errorsAreContract(scope, o) {
 			f.related = t.key
 			return f
 		}

@@ -67,6 +67,15 @@ func quickStartIncidents(t *testing.T) []*Incident {
 
 func TestIncidentTextQuickStartNoResponseFormat(t *testing.T) {
 	incs := quickStartIncidents(t)
+	// One cause, one incident: the error rate crossed only because of the
+	// same contract failures, so it joins as a related signal.
+	if len(incs) != 1 || incs[0].Trigger.Signal != SignalContractFailureRate {
+		var sigs []string
+		for _, i := range incs {
+			sigs = append(sigs, i.Trigger.Signal+"/"+i.Trigger.Cohort)
+		}
+		t.Errorf("incidents = %v; want one contract_failure_rate incident", sigs)
+	}
 	// A percentage must follow the name of the rate it is, or a count.
 	bare := regexp.MustCompile(`(baseline was|stayed at|baseline) \d+(\.\d)?%|\(\d+(\.\d)?% [≥<] \d+(\.\d)?%\)`)
 	for _, inc := range incs {

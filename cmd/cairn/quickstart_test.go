@@ -56,6 +56,9 @@ func TestQuickStartOrdinaryChatsIncidentText(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	if len(ids) != 1 {
+		t.Errorf("%d incidents for one cause; want 1 (the error rate crossed only through the contract failures)", len(ids))
+	}
 	bare := regexp.MustCompile(`(baseline was|stayed at) \d+(\.\d)?%|\(\d+(\.\d)?% [≥<] \d+(\.\d)?%\)`)
 	for _, id := range ids {
 		var inc struct {
