@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -145,7 +146,7 @@ func parseReplay(args []string) (*replayOpts, error) {
 		}
 		o.cfg = cfg
 		if o.gateway == "" && o.target == "" {
-			o.gateway = "http://" + cfg.Listen
+			o.gateway = "http://" + dialAddr(cfg.Listen)
 		}
 	}
 	if o.target != "" {
@@ -387,6 +388,19 @@ func errorMessage(b []byte) string {
 		s = s[:120] + "…"
 	}
 	return s
+}
+
+// dialAddr turns a listen address into one to dial: a wildcard or empty
+// host (":8080", "0.0.0.0:8080", "[::]:8080") becomes loopback.
+func dialAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func orDash(s string) string {

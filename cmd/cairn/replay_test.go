@@ -169,3 +169,14 @@ func startRelGatewayWith(t *testing.T, prep func(dir string), cfg string, env ..
 	g.start(t)
 	return g
 }
+
+func TestReplayDialAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:8080": "127.0.0.1:8080", ":8080": "127.0.0.1:8080", "0.0.0.0:8080": "127.0.0.1:8080",
+		"[::]:8080": "127.0.0.1:8080", "gw.internal:80": "gw.internal:80", "[::1]:8080": "[::1]:8080",
+	} {
+		if got := dialAddr(in); got != want {
+			t.Errorf("dialAddr(%q) = %q; want %q", in, got, want)
+		}
+	}
+}
