@@ -37,7 +37,7 @@ type replayOpts struct {
 // cmdReplay sends each sample's masked request again, through a gateway
 // (as the route's clients do) or straight to one target (to test a fixed
 // model or prompt before it gets traffic), and judges every answer with the
-// route's contract: the postmortem's "add a contract test" action item,
+// route's contract: the postmortem's first action item (a replay test),
 // which passes once the target is fixed. Exit 1 if any sample fails; exit 2
 // on usage errors (a missing or invalid config file, an unknown route).
 func cmdReplay(args []string, stdout, stderr io.Writer) error {
@@ -90,7 +90,7 @@ func cmdReplay(args []string, stdout, stderr io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "%d samples: %d passed, %d failed, %d skipped (no request recorded)\n", len(recs), passed, failed, skipped)
+	fmt.Fprintf(stdout, "%d samples: %d passed, %d failed, %d skipped\n", len(recs), passed, failed, skipped)
 	switch {
 	case failed > 0:
 		return fmt.Errorf("%d of %d replayed samples fail route %s's contract or got no answer", failed, passed+failed, o.route)
@@ -278,6 +278,9 @@ func (o *replayOpts) replayOne(client *http.Client, contracts *schema.Contracts,
 	model := o.route
 	if o.target != "" {
 		_, model, _ = strings.Cut(o.target, "/")
+	}
+	if rec.Endpoint != "" && rec.Endpoint != "chat.completions" {
+		return replayResult{result: "SKIP", details: "a " + rec.Endpoint + " request; replay sends chat completions"}
 	}
 	body, notes := replayBody(rec, model)
 	if body == nil {
