@@ -55,20 +55,25 @@ func (t *tracker) countFailed(r *capture.Record) {
 	t.failedCompletion += int64(r.Usage.CompletionTokens)
 	countKey(t.byKey, r.Key)
 	countKey(t.byClient, r.Client)
-	switch _, seen := t.users[r.UserHash]; {
-	case r.UserHash == "":
-		t.noUser++
-	case seen:
-	case len(t.users) < maxTrackedUsers:
-		t.users[r.UserHash] = struct{}{}
-	default:
-		t.usersOver++
-	}
 	k := targetKey{r.Provider, r.Model}
 	if _, ok := t.byTarget[k]; ok || len(t.byTarget) < maxScopeKeys {
 		t.byTarget[k]++
 	} else {
 		t.byTarget[targetKey{provider: otherLabel}]++
+	}
+	t.countUser(r.UserHash)
+}
+
+// countUser remembers the user of a failed request (issue 14.7).
+func (t *tracker) countUser(h string) {
+	switch _, seen := t.users[h]; {
+	case h == "":
+		t.noUser++
+	case seen:
+	case len(t.users) < maxTrackedUsers:
+		t.users[h] = struct{}{}
+	default:
+		t.usersOver++
 	}
 }
 
