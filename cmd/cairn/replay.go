@@ -134,7 +134,11 @@ func parseReplay(args []string) (*replayOpts, error) {
 		return nil, usageError{"--target needs --config: the provider's base_url and key come from it"}
 	}
 	if *cfgPath == "" && o.gateway == "" {
-		return nil, usageError{"give --gateway URL, or --config F (whose listen address is the gateway), or --target PROVIDER/MODEL --config F"}
+		msg := "give --gateway URL, or --config F (whose listen address is the gateway), or --target PROVIDER/MODEL --config F"
+		if o.src.admin != "" {
+			msg = "--admin only reads an incident's samples; " + msg
+		}
+		return nil, usageError{msg}
 	}
 	if *cfgPath != "" {
 		cfg, err := loadReplayConfig(*cfgPath)
