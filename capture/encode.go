@@ -58,6 +58,7 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = appendStringField(b, "response_format", p.ResponseFormat)
 	b = appendIntField(b, "tools", p.Tools)
 	b = append(b, '}')
+	b = appendStringField(b, "user_hash", r.UserHash)
 
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(r.Status), 10)

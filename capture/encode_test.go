@@ -38,6 +38,7 @@ func TestAppendRecordMatchesEncodingJSON(t *testing.T) {
 	full.Headers = map[string]string{"user-agent": "ua", "content-type": "application/json", "accept": "*/*"}
 	full.BodySampled = true
 	full.Params.Tools = 2
+	full.UserHash = "uh_0123456789abcdef0123456789abcdef"
 	full.Attempts = append(full.Attempts, Attempt{Provider: "b", Model: "m", Status: 0, LatencyMS: tiny, Error: "dial"})
 
 	tests := []struct {

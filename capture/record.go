@@ -61,6 +61,9 @@ type Record struct {
 	Release        string         `json:"release,omitempty"`
 	ConfigRevision string         `json:"config_revision,omitempty"`
 	Params         Params         `json:"params"`
+	// UserHash is a keyed hash of the request's user (else
+	// safety_identifier), see UserHasher; never the value itself.
+	UserHash string `json:"user_hash,omitempty"`
 
 	Status   int       `json:"status"`
 	Outcome  string    `json:"outcome"`

@@ -69,20 +69,12 @@ func Load(data []byte, o Options) (*Config, error) {
 		o.LookupEnv = os.LookupEnv
 	}
 	var c Config
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("config: empty document")
-		}
-		return nil, fmt.Errorf("config: %w", err)
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, errors.New("config: more than one YAML document")
+	decodeErrs, err := decode(data, &c)
+	if err != nil {
+		return nil, err
 	}
 	c.applyDefaults()
-	v := validator{o: o}
+	v := validator{o: o, errs: decodeErrs}
 	v.config(&c)
 	if len(v.errs) > 0 {
 		return nil, errors.Join(v.errs...)

@@ -94,15 +94,15 @@ func TestLoadErrors(t *testing.T) {
 		{"empty", "", "config: empty document", 0},
 		{"comment only", "# nothing\n", "config: empty document", 0},
 		{"multi document", okBase + "---\n" + okBase, "config: more than one YAML document", 0},
-		{"unknown top key", okBase + "lisen: 1.2.3.4:80\n", "line 3: field lisen not found in type configs.Config", 0},
-		{"unknown nested key", okProviders + "routes:\n  - name: r\n    targets:\n      - provider: openai\n        wieght: 3\n", "line 6: field wieght not found in type configs.Target", 0},
-		{"string for int", okBase + "keys: [{name: k, key_sha256: " + digest("a") + ", rpm: fast}]\n", "line 3: cannot unmarshal !!str `fast` into int", 0},
-		{"list for string", okBase + "release: [a, b]\n", "line 3: cannot unmarshal !!seq into string", 0},
-		{"bad duration", okBase + "server:\n  read_timeout: 3x\n", `line 4: "3x" is not a duration like "30s"`, 0},
-		{"duration without unit", okBase + "server:\n  read_timeout: 30\n", `line 4: "30" is not a duration like "30s"`, 0},
-		{"duration not scalar", okBase + "server:\n  idle_timeout: [1]\n", `line 4: expected a duration like "30s"`, 0},
-		{"bool for bool ok but map for bool", okBase + "detection: {disabled: {a: 1}}\n", "line 3: cannot unmarshal !!map into bool", 0},
-		{"not a mapping", "- a\n- b\n", "cannot unmarshal !!seq into configs.Config", 0},
+		{"unknown top key", okBase + "lisen: 1.2.3.4:80\n", `lisen: unknown field (did you mean "listen"?) at line 3`, 0},
+		{"unknown nested key", okProviders + "routes:\n  - name: r\n    targets:\n      - provider: openai\n        wieght: 3\n", `routes[0].targets[0].wieght: unknown field (did you mean "weight"?) at line 6`, 0},
+		{"string for int", okBase + "keys: [{name: k, key_sha256: " + digest("a") + ", rpm: fast}]\n", `keys[0].rpm: expected an integer, got "fast" at line 3`, 0},
+		{"list for string", okBase + "release: [a, b]\n", "release: expected a string, got a list at line 3", 0},
+		{"bad duration", okBase + "server:\n  read_timeout: 3x\n", `server.read_timeout: "3x" is not a duration like "30s" at line 4`, 0},
+		{"duration without unit", okBase + "server:\n  read_timeout: 30\n", `server.read_timeout: "30" is not a duration like "30s" at line 4`, 0},
+		{"duration not scalar", okBase + "server:\n  idle_timeout: [1]\n", `server.idle_timeout: expected a duration like "30s" at line 4`, 0},
+		{"bool for bool ok but map for bool", okBase + "detection: {disabled: {a: 1}}\n", "detection.disabled: expected true or false, got a mapping at line 3", 0},
+		{"not a mapping", "- a\n- b\n", "config: the file holds a list; expected a mapping of fields", 0},
 		{"syntax error", "routes: [\n", "config: yaml:", 0},
 
 		// Top level.
@@ -339,7 +339,7 @@ keys:
 	}
 	// Decoding collects every type error and unknown key too, each with its line.
 	_, err = load(t, okBase+"server:\n  read_timeout: 3x\n  idel_timeout: 1s\nkeys: [{name: k, rpm: many}]\n", configs.Options{})
-	for _, w := range []string{`line 4: "3x" is not a duration`, "line 5: field idel_timeout not found", "line 6: cannot unmarshal !!str `many` into int"} {
+	for _, w := range []string{`server.read_timeout: "3x" is not a duration like "30s" at line 4`, `server.idel_timeout: unknown field (did you mean "idle_timeout"?) at line 5`, `keys[0].rpm: expected an integer, got "many" at line 6`} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("Load = %q; want it to contain %q", err, w)
 		}

@@ -171,6 +171,7 @@ func recordTokens(r *capture.Record) int64 {
 // agg is the sum of a set of buckets.
 type agg struct {
 	n, failed, contract, r429, ok, tokOK int64
+	tok                                  int64 // every request's tokens, for an incident's cost
 	lat                                  [nLat]uint32
 }
 
@@ -189,6 +190,7 @@ func (a *agg) addRec(c *class) {
 		a.ok++
 		a.tokOK += c.tokens
 	}
+	a.tok += c.tokens
 	a.lat[c.lat]++
 }
 
@@ -199,6 +201,7 @@ func (a *agg) addAgg(b *agg) {
 	a.r429 += b.r429
 	a.ok += b.ok
 	a.tokOK += b.tokOK
+	a.tok += b.tok
 	for i := range a.lat {
 		a.lat[i] += b.lat[i]
 	}
@@ -211,6 +214,7 @@ func (a *agg) subAgg(b *agg) {
 	a.r429 -= b.r429
 	a.ok -= b.ok
 	a.tokOK -= b.tokOK
+	a.tok -= b.tok
 	for i := range a.lat {
 		a.lat[i] -= b.lat[i]
 	}
@@ -879,6 +883,17 @@ type rollbackResult struct {
 	err           error
 }
 
+// errorsAreContract reports whether the errors other than contract
+// failures in scope's window stay below the error-rate threshold o was
+// judged by.
+func errorsAreContract(scope *cohortDet, o obs) bool {
+	if scope == nil {
+		return false
+	}
+	other := max(scope.s.cur.failed-scope.s.cur.contract, 0)
+	return float64(other) < o.threshold*float64(o.n)
+}
+
 // newFire collects the evidence for a crossing on cd (nil: the route's
 // only live cohort) and starts tracking the incident's scope.
 func (d *detector) newFire(rd *routeDet, cd *cohortDet, sig int, o obs, now time.Time) *fire {
@@ -914,7 +929,13 @@ func (d *detector) newFire(rd *routeDet, cd *cohortDet, sig int, o obs, now time
 		return f
 	}
 	for _, t := range rd.trackers {
-		if t.cohort == f.cohort && t.signal != f.signal {
+		if t.signal == f.signal {
+			continue
+		}
+		// The error rate counts contract failures too: when they alone
+		// make it cross, it is the open contract incident's failure seen
+		// again (on any cohort), not a second incident (issue 14.8).
+		if t.cohort == f.cohort || sig == sigError && t.signal == SignalContractFailureRate && errorsAreContract(scope, o) {
 			f.related = t.key
 			return f
 		}

@@ -59,7 +59,11 @@ type Incident struct {
 	DetectedAt     time.Time  `json:"detected_at"`
 	MitigatedAt    *time.Time `json:"mitigated_at"` // the latest mitigation; null while open
 	ResolvedAt     *time.Time `json:"resolved_at"`
-	Trigger        Trigger    `json:"trigger"`
+	// Resolution says how a resolved incident ended: recovered (healthy
+	// traffic after a mitigation) or no_traffic (the failing scope went
+	// quiet while open: nothing was mitigated or shown fixed).
+	Resolution string  `json:"resolution,omitempty"`
+	Trigger    Trigger `json:"trigger"`
 	// Symptom is one plain sentence saying what broke.
 	Symptom string `json:"symptom"`
 	// Layer is where it most likely started: provider, transport,
@@ -134,6 +138,17 @@ type Scope struct {
 	// Sampled is true when the by_* maps were partly rebuilt from a
 	// sample of the window (the totals are exact).
 	Sampled bool `json:"sampled,omitempty"`
+	// Users is how many distinct end users sent a failed request, told
+	// apart by the keyed hash of the request's user or safety_identifier
+	// (capture.UserHasher); FailedWithoutUser counts failed requests that
+	// named no user. UsersAtMost marks Users as an upper bound: replicas
+	// (or restarts) whose user lists were too long to merge were summed.
+	Users             int64 `json:"users"`
+	UsersAtMost       bool  `json:"users_at_most,omitempty"`
+	FailedWithoutUser int64 `json:"failed_without_user"`
+	// UserHashes are the hashes counted in Users when there are at most
+	// maxListedUsers of them, so that replicas' counts merge exactly.
+	UserHashes []string `json:"user_hashes,omitempty"`
 }
 
 // Cost is what the failed requests spent.
@@ -207,6 +222,7 @@ type Summary struct {
 	OpenedAt    time.Time  `json:"opened_at"`
 	MitigatedAt *time.Time `json:"mitigated_at"`
 	ResolvedAt  *time.Time `json:"resolved_at"`
+	Resolution  string     `json:"resolution,omitempty"`
 	Symptom     string     `json:"symptom"`
 	Layer       string     `json:"layer"`
 	Waves       int        `json:"waves"`
@@ -219,7 +235,7 @@ func (i *Incident) Summary() Summary {
 	return Summary{
 		ID: i.ID, Status: i.Status, Route: i.Trigger.Route, Cohort: i.Trigger.Cohort,
 		Signal: i.Trigger.Signal, OpenedAt: i.OpenedAt, MitigatedAt: i.MitigatedAt,
-		ResolvedAt: i.ResolvedAt, Symptom: i.Symptom, Layer: i.Layer, Waves: len(i.Waves),
+		ResolvedAt: i.ResolvedAt, Resolution: i.Resolution, Symptom: i.Symptom, Layer: i.Layer, Waves: len(i.Waves),
 		Trigger: i.Trigger, Replica: i.Replica,
 	}
 }
@@ -311,6 +327,7 @@ func (i *Incident) sumContributions() {
 		s.Requests += x.Scope.Requests
 		s.Failed += x.Scope.Failed
 		s.Sampled = s.Sampled || x.Scope.Sampled
+		s.FailedWithoutUser += x.Scope.FailedWithoutUser
 		for k, v := range x.Scope.ByKey {
 			s.ByKey[k] += v
 		}
@@ -326,6 +343,7 @@ func (i *Incident) sumContributions() {
 		c.FailedCompletionTokens += x.Cost.FailedCompletionTokens
 		c.TotalTokens += x.Cost.TotalTokens
 	}
+	s.Users, s.UsersAtMost, s.UserHashes = mergeUsers(i.Contributions)
 	i.Scope, i.Cost = s, c
 }
 

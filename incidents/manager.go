@@ -319,7 +319,8 @@ func (m *Manager) prepare(f *fire) {
 	}
 	if isRateSignal(f.sig) && f.o.baseKind == baseOthers && f.o.baseline >= f.o.threshold {
 		// Moving traffic onto cohorts that fail as badly helps nobody.
-		f.rbSkip = fmt.Sprintf("the other cohorts fail too (%s ≥ %s)", pct(f.o.baseline), pct(f.o.threshold))
+		name, _ := rateWords(f.signal)
+		f.rbSkip = fmt.Sprintf("the other cohorts fail too (their %s is %s, threshold %s)", name, pct(f.o.baseline), pct(f.o.threshold))
 		return
 	}
 	before, after, err := m.o.Rollback.Rollback(f.route, f.cohort)
@@ -935,11 +936,12 @@ func (m *Manager) evaluate(id string, now time.Time) {
 		o, live := m.det.check(route, cohort, sig, now)
 		switch {
 		case !live:
-			m.mitigate(id, now, fmt.Sprintf("cohort %s no longer has live weight", cohort))
+			m.mitigate(id, now, fmt.Sprintf("cohort %s no longer has live weight (set outside this incident: a reload or a manual rollback)", cohort))
 		case o.verdict == verdictBelow && o.n > 0:
 			m.mitigate(id, now, fmt.Sprintf("%s fell below its threshold (%s over %d requests)", signalName(sig), fmtObserved(sig, o.observed, o.threshold), o.n))
 		case o.verdict == verdictBelow && now.Sub(later(detected, m.created)) >= window:
-			m.mitigate(id, now, fmt.Sprintf("no traffic on the failing scope for %s", fmtDur(window)))
+			// Nothing was done and nothing shows a fix: not a mitigation.
+			m.resolveQuiet(id, now, window)
 		}
 	case StatusMitigated:
 		if d := m.healthyFor(id, route, sig, now); d >= window && now.Sub(mitigatedAt) >= window {
@@ -1100,6 +1102,7 @@ func (m *Manager) resolve(id string, now time.Time) {
 		}
 		route = inc.Trigger.Route
 		inc.Status = StatusResolved
+		inc.Resolution = ResolutionRecovered
 		inc.ResolvedAt = &at
 		_, n, failed := m.det.routeHealth(route, signalIndex(inc.Trigger.Signal), now)
 		inc.addEvent(Event{At: at, Kind: EventRecovery, Replica: m.o.Replica,

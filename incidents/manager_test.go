@@ -89,7 +89,7 @@ func checkPostmortem(t *testing.T, md string, inc *Incident) {
 		}
 		at += i + len(s)
 	}
-	for _, s := range []string{inc.ID, inc.FrozenHash, "cairn incidents samples " + inc.ID, "cairn contract test fixtures.jsonl"} {
+	for _, s := range []string{inc.ID, inc.FrozenHash, "cairn incidents samples " + inc.ID, "cairn replay fixtures.jsonl --route"} {
 		if !strings.Contains(md, s) {
 			t.Errorf("postmortem lacks %q", s)
 		}

@@ -89,6 +89,9 @@ func RenderPostmortem(i *Incident) string {
 	}
 	if i.ResolvedAt != nil {
 		w("; **resolved** %s UTC", ts(*i.ResolvedAt))
+		if i.Resolution == ResolutionNoTraffic {
+			w(" (no traffic; not mitigated)")
+		}
 	}
 	w(".\n")
 	if acts := actionsOf(i, "rollback"); len(acts) > 0 {
@@ -96,8 +99,11 @@ func RenderPostmortem(i *Incident) string {
 	} else {
 		w("- **Mitigation**: no rollback was made.\n")
 	}
-	w("- **Impact**: %d of %d requests on the route failed during the incident; %d tokens were spent on failed requests.\n",
-		i.Scope.Failed, i.Scope.Requests, i.Cost.FailedTokens)
+	if i.Resolution == ResolutionNoTraffic {
+		w("- **Resolution**: none by Cairn or anyone: %s stopped receiving requests, so nothing could fail. Nothing shows the cause was fixed; expect the failure when traffic returns.\n", quietScope(tr))
+	}
+	w("- **Impact**: %d of %d requests on the route %s during the incident, from %s; %d tokens were spent on them.\n",
+		i.Scope.Failed, i.Scope.Requests, failedVerb(tr), usersPhrase(i.Scope), i.Cost.FailedTokens)
 	if len(i.Waves) > 1 {
 		w("- **Waves**: the signal fired %d times while the incident was open or mitigated.\n", len(i.Waves))
 	}
@@ -117,8 +123,10 @@ func RenderPostmortem(i *Incident) string {
 
 	// Impact.
 	w("## Impact and scope\n\n")
-	w("- Requests on route %s from the detection window's start to resolution: %d, of which %d failed (%s).\n",
-		code(tr.Route), i.Scope.Requests, i.Scope.Failed, pct(safeDiv(i.Scope.Failed, i.Scope.Requests)))
+	w("- Requests on route %s from the detection window's start to resolution: %d, of which %d %s (%s of them).\n",
+		code(tr.Route), i.Scope.Requests, i.Scope.Failed, failedVerb(tr), pct(safeDiv(i.Scope.Failed, i.Scope.Requests)))
+	w("- End users affected: %s, told apart by a keyed hash of the request's `user` or `safety_identifier` (the values themselves are never recorded); %d of the failed requests named no user.\n",
+		usersPhrase(i.Scope), i.Scope.FailedWithoutUser)
 	w("- Tokens spent on failed requests: %d (%d prompt, %d completion); all tokens on the route in that time: %d.\n",
 		i.Cost.FailedTokens, i.Cost.FailedPromptTokens, i.Cost.FailedCompletionTokens, i.Cost.TotalTokens)
 	for _, t := range []struct {
@@ -139,7 +147,7 @@ func RenderPostmortem(i *Incident) string {
 		w("\n_The breakdowns were partly rebuilt from sampled records; the totals are exact._\n")
 	}
 	if len(i.Waves) > 0 {
-		w("\n| Wave | Detected (UTC) | Signal | Cohort | Target | Observed | Threshold | Requests | Replica | Rolled back |\n|---|---|---|---|---|---|---|---|---|---|\n")
+		w("\n| Wave | Detected (UTC) | Signal | Cohort | Target | Observed value of the signal | Threshold | Requests in the window | Replica | Rolled back |\n|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, v := range i.Waves {
 			w("| %d | %s | %s | %s | %s | %s | %s | %d | %s | %t |\n", v.N, ts(v.DetectedAt), v.Signal, cell(v.Cohort), cell(v.Target),
 				fmtValue(tr.Unit, v.Observed), fmtValue(tr.Unit, v.Threshold), v.Requests, cell(v.Replica), v.RolledBack)
@@ -289,11 +297,26 @@ func fmtValue(unit string, v float64) string {
 	return pct(v)
 }
 
+// signalSentence states the trigger with every number named: "the
+// contract failure rate was 100%: 20 of 20 requests in a 10s window broke
+// their contract, against a threshold of 10%; the contract failure rate of
+// cohort stable in the same window was 100%".
 func signalSentence(tr Trigger) string {
-	s := fmt.Sprintf("%s was %s against a threshold of %s over %d requests (%d bad) in a %s window",
-		tr.Signal, fmtValue(tr.Unit, tr.Observed), fmtValue(tr.Unit, tr.Threshold), tr.Requests, tr.Failed, fmtDur(tr.Window.D()))
-	if tr.BaselineSource != "" {
-		s += fmt.Sprintf("; the baseline was %s (%s)", fmtValue(tr.Unit, tr.Baseline), tr.BaselineSource)
+	name, bad := rateWords(tr.Signal)
+	var s string
+	switch tr.Signal {
+	case SignalLatencyP99:
+		s = fmt.Sprintf("the p99 latency was %s over %d requests in a %s window, against a threshold of %s",
+			fmtValue(tr.Unit, tr.Observed), tr.Requests, fmtDur(tr.Window.D()), fmtValue(tr.Unit, tr.Threshold))
+	case SignalTokensPerSuccess:
+		s = fmt.Sprintf("successful responses used %s tokens each over %d requests in a %s window, against a threshold of %s",
+			fmtValue(tr.Unit, tr.Observed), tr.Requests, fmtDur(tr.Window.D()), fmtValue(tr.Unit, tr.Threshold))
+	default:
+		s = fmt.Sprintf("the %s was %s: %d of %d requests in a %s window %s, against a threshold of %s",
+			name, fmtValue(tr.Unit, tr.Observed), tr.Failed, tr.Requests, fmtDur(tr.Window.D()), bad, fmtValue(tr.Unit, tr.Threshold))
+	}
+	if c := baselineClause(tr.Signal, tr.Unit, tr.Baseline, tr.BaselineSource); c != "" {
+		s += "; " + c
 	}
 	return s
 }
@@ -389,9 +412,17 @@ func promptDiff(changes []AuditEntry) []string {
 func hypotheses(i *Incident, rs *configs.RouteState) []string {
 	tr := i.Trigger
 	var out []string
+	common := notCohortSpecific(tr)
 	switch i.Layer {
 	case LayerContract:
-		out = append(out, fmt.Sprintf("The responses of %s no longer satisfy the route's contract: the model's output format changed or the prompt no longer asks for it clearly enough.", who(tr.Cohort, tr.Target)))
+		if common {
+			out = append(out, fmt.Sprintf("Responses on every cohort of route %s break its contract: what the contract demands is not what the requests ask the models for, or the route's prompt does not ask for it.", tr.Route))
+		} else {
+			out = append(out, fmt.Sprintf("The responses of %s no longer satisfy the route's contract: the model's output format changed or the prompt no longer asks for it clearly enough.", who(tr.Cohort, tr.Target)))
+		}
+		if h := noFormatHypothesis(i, rs); h != "" {
+			out = append(out, h)
+		}
 	case LayerProvider:
 		out = append(out, fmt.Sprintf("The provider behind %s degraded (errors, slowness or longer answers) independently of this gateway.", who(tr.Cohort, tr.Target)))
 	case LayerTransport:
@@ -408,13 +439,65 @@ func hypotheses(i *Incident, rs *configs.RouteState) []string {
 		out = append(out, fmt.Sprintf("The change at %s UTC (%s, %s before the first failure) caused it: %s. Compare the before and during samples.",
 			ts(e.At), e.Source, fmtDur(i.FirstFailureAt.Sub(e.At)), describeChange(e.Changes[0])))
 	}
-	if tr.Cohort != "" && tr.BaselineSource != "" && !strings.Contains(tr.BaselineSource, "earlier") {
-		out = append(out, fmt.Sprintf("The failure is specific to cohort %s: %s stayed at %s in the same window.", tr.Cohort, strings.TrimSuffix(tr.BaselineSource, ", same window"), fmtValue(tr.Unit, tr.Baseline)))
+	if tr.Cohort != "" && strings.HasSuffix(tr.BaselineSource, "same window") {
+		name, _ := rateWords(tr.Signal)
+		if common {
+			out = append(out, fmt.Sprintf("The failure is not specific to cohort %s: the %s %s was %s, at or above the threshold of %s too, so the cause is common to the route rather than one cohort's model.",
+				tr.Cohort, name, baselineScope(tr.BaselineSource), fmtValue(tr.Unit, tr.Baseline), fmtValue(tr.Unit, tr.Threshold)))
+		} else {
+			out = append(out, fmt.Sprintf("The failure is specific to cohort %s: the %s %s was %s.",
+				tr.Cohort, name, baselineScope(tr.BaselineSource), fmtValue(tr.Unit, tr.Baseline)))
+		}
 	}
 	if len(out) == 0 {
 		out = append(out, "No hypothesis could be derived from the recorded facts; start from the during samples.")
 	}
 	return out
+}
+
+// usersPhrase counts the distinct end users of the failed requests:
+// "3 users", "at most 40 users".
+func usersPhrase(s Scope) string {
+	n := fmt.Sprintf("%d users", s.Users)
+	if s.Users == 1 {
+		n = "1 user"
+	}
+	if s.UsersAtMost {
+		n = "at most " + n
+	}
+	return n
+}
+
+// failedVerb says what the incident's failed requests did, so a count of
+// them says what it counts.
+func failedVerb(tr Trigger) string {
+	switch tr.Signal {
+	case SignalLatencyP99:
+		return "were slower than the threshold"
+	case SignalContractFailureRate, SignalErrorRate, SignalUpstream429Rate:
+		_, bad := rateWords(tr.Signal)
+		return bad
+	}
+	return "failed"
+}
+
+// noFormatHypothesis notes failing samples that asked for no JSON while
+// the route's schema demands it: ordinary chats sent to a JSON route.
+func noFormatHypothesis(i *Incident, rs *configs.RouteState) string {
+	if rs == nil || rs.Contract.SchemaFile == "" || len(i.Samples.During) == 0 {
+		return ""
+	}
+	n := 0
+	for _, r := range i.Samples.During {
+		if r.Params.ResponseFormat == "" || r.Params.ResponseFormat == "text" {
+			n++
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d of the %d failing samples asked for no JSON (no response_format) while the route's schema file %s demands a JSON object: the clients may be sending ordinary chats to a route whose contract expects structured answers.",
+		n, len(i.Samples.During), code(rs.Contract.SchemaFile))
 }
 
 func missedChecks(i *Incident, rs *configs.RouteState) []string {
@@ -431,7 +514,7 @@ func missedChecks(i *Incident, rs *configs.RouteState) []string {
 		case rs.Contract.Mode == configs.ModeEnforce:
 			out = append(out, "The contract runs in enforce mode: failing non-streaming responses were replaced by a fallback or a 502, so clients still saw errors.")
 		}
-		if tr.Cohort != "" {
+		if tr.Cohort != "" && !notCohortSpecific(tr) {
 			w := cohortWeight(i.State, tr.Route, tr.Cohort)
 			total := 0
 			for _, t := range rs.Targets {
@@ -453,15 +536,30 @@ func missedChecks(i *Incident, rs *configs.RouteState) []string {
 func actionItems(i *Incident, rs *configs.RouteState) [][2]string {
 	tr := i.Trigger
 	cfg := "CONFIG"
+	// The recorded answers failed by definition; the test replays the
+	// recorded requests and judges the new answers, so it passes once the
+	// target is fixed (issue 14.6).
+	replay := fmt.Sprintf("cairn replay fixtures.jsonl --route %s --config %s", tr.Route, cfg)
 	items := [][2]string{{
-		"Add a contract test from the failing samples",
-		fmt.Sprintf("`cairn incidents samples %s > fixtures.jsonl && cairn contract test fixtures.jsonl --config %s --route %s` passes in CI", i.ID, cfg, tr.Route),
+		"Add a replay test from the failing samples",
+		fmt.Sprintf("`cairn incidents samples %s > fixtures.jsonl && %s` (through the gateway at the config's listen address) exits 0 in CI", i.ID, replay),
 	}}
 	switch i.Layer {
 	case LayerContract:
+		if notCohortSpecific(tr) {
+			items = append(items, [2]string{
+				fmt.Sprintf("Make route %s's contract, prompt and the requests clients send agree (every cohort broke the contract)", tr.Route),
+				"`" + replay + "` exits 0 through the gateway after the change",
+			})
+			break
+		}
+		fixed := "`" + replay + " --target PROVIDER/MODEL` exits 0 against the fixed target before the cohort gets weight again"
+		if tr.Target != "" {
+			fixed = "`" + replay + " --target " + tr.Target + "` exits 0 against the fixed target before the cohort gets weight again"
+		}
 		items = append(items, [2]string{
 			fmt.Sprintf("Fix the prompt or model of %s so that its output satisfies the contract", who(tr.Cohort, tr.Target)),
-			"The contract test above passes against the fixed target before the cohort gets weight again",
+			fixed,
 		})
 	case LayerProvider, LayerTransport:
 		items = append(items, [2]string{
@@ -475,8 +573,8 @@ func actionItems(i *Incident, rs *configs.RouteState) [][2]string {
 		})
 	case LayerRouting:
 		items = append(items, [2]string{
-			"Review the route change that preceded the failure and gate such changes on a contract test",
-			"The change is reverted or re-applied with the contract test passing",
+			"Review the route change that preceded the failure and gate such changes on a replay test",
+			"The change is reverted or re-applied with the replay test above passing",
 		})
 	}
 	if rs != nil && tr.Cohort != "" && !rs.AutoRollback {
@@ -499,9 +597,12 @@ func lessons(i *Incident) []string {
 	if i.Trigger.Signal != SignalDeclared {
 		out = append(out, fmt.Sprintf("What went well: the gateway detected the failure %s after the first failing request and froze the state before touching it.", fmtDur(i.DetectedAt.Sub(i.FirstFailureAt))))
 	}
-	if i.MitigatedAt != nil {
+	switch {
+	case i.Resolution == ResolutionNoTraffic && i.MitigatedAt == nil:
+		out = append(out, fmt.Sprintf("The incident was not mitigated: its traffic stopped and nothing shows the cause was fixed; %d requests failed in total.", i.Scope.Failed))
+	case i.MitigatedAt != nil:
 		out = append(out, fmt.Sprintf("Mitigation came %s after the first failure; %d requests failed in total.", fmtDur(i.MitigatedAt.Sub(i.FirstFailureAt)), i.Scope.Failed))
-	} else {
+	default:
 		out = append(out, fmt.Sprintf("The incident was not mitigated; %d requests failed so far.", i.Scope.Failed))
 	}
 	if len(i.Changes) > 0 {

@@ -55,7 +55,8 @@ func fmtObserved(sig int, obs, thr float64) string {
 	case sigTokens:
 		return fmt.Sprintf("%.0f tokens per success < %.0f", obs, thr)
 	}
-	return pct(obs) + " < " + pct(thr)
+	name, _ := rateWords(signalName(sig))
+	return name + " " + pct(obs) + " < threshold " + pct(thr)
 }
 
 func ratio(obs, base float64) float64 {
@@ -79,25 +80,27 @@ func who(cohort, target string) string {
 	return "all targets"
 }
 
-// symptom is the incident's one plain sentence.
+// symptom is the incident's one plain sentence. Every percentage names
+// the rate it is (issue 14.8).
 func symptom(f *fire, tr *Trigger, rs *configs.RouteState) string {
 	from := who(tr.Cohort, tr.Target)
 	win := fmtDur(f.window)
+	rate, _ := rateWords(f.signal)
 	switch f.sig {
 	case sigContract:
-		return fmt.Sprintf("%d of %d responses from %s on route %s broke their contract in the last %s (%s ≥ %s)",
-			tr.Failed, tr.Requests, from, tr.Route, win, pct(f.o.observed), pct(f.o.threshold))
+		return fmt.Sprintf("%d of %d responses from %s on route %s broke their contract in the last %s (%s %s, threshold %s)",
+			tr.Failed, tr.Requests, from, tr.Route, win, rate, pct(f.o.observed), pct(f.o.threshold))
 	case sigError:
-		return fmt.Sprintf("%d of %d requests to %s on route %s failed (5xx, timeouts or contract failures) in the last %s (%s ≥ %s)",
-			tr.Failed, tr.Requests, from, tr.Route, win, pct(f.o.observed), pct(f.o.threshold))
+		return fmt.Sprintf("%d of %d requests to %s on route %s failed (5xx, timeouts or contract failures) in the last %s (%s %s, threshold %s)",
+			tr.Failed, tr.Requests, from, tr.Route, win, rate, pct(f.o.observed), pct(f.o.threshold))
 	case sig429:
-		return fmt.Sprintf("%d of %d requests to %s on route %s were rate-limited by the provider (429) in the last %s (%s ≥ %s)",
-			tr.Failed, tr.Requests, from, tr.Route, win, pct(f.o.observed), pct(f.o.threshold))
+		return fmt.Sprintf("%d of %d requests to %s on route %s were rate-limited by the provider (429) in the last %s (%s %s, threshold %s)",
+			tr.Failed, tr.Requests, from, tr.Route, win, rate, pct(f.o.observed), pct(f.o.threshold))
 	case sigLatency:
-		return fmt.Sprintf("p99 latency of %s on route %s reached %.0f ms in the last %s, %.1f× the baseline of %.0f ms (threshold %g×)",
+		return fmt.Sprintf("p99 latency of %s on route %s reached %.0f ms in the last %s, %.1f× the baseline p99 of %.0f ms (threshold %g×)",
 			from, tr.Route, f.o.observed, win, ratio(f.o.observed, f.o.baseline), f.o.baseline, tr.Ratio)
 	case sigTokens:
-		return fmt.Sprintf("successful responses from %s on route %s used %.0f tokens each in the last %s, %.1f× the baseline of %.0f (threshold %g×)",
+		return fmt.Sprintf("successful responses from %s on route %s used %.0f tokens each in the last %s, %.1f× the baseline of %.0f tokens each (threshold %g×)",
 			from, tr.Route, f.o.observed, win, ratio(f.o.observed, f.o.baseline), f.o.baseline, tr.Ratio)
 	}
 	s := fmt.Sprintf("Incident declared by hand on route %s: %s", tr.Route, f.reason)
@@ -107,33 +110,92 @@ func symptom(f *fire, tr *Trigger, rs *configs.RouteState) string {
 	return s
 }
 
+// rateWords names a signal's value in words and says what its bad
+// requests did: ("contract failure rate", "broke their contract").
+func rateWords(signal string) (name, bad string) {
+	switch signal {
+	case SignalContractFailureRate:
+		return "contract failure rate", "broke their contract"
+	case SignalErrorRate:
+		return "error rate", "failed (5xx, timeout or contract failure)"
+	case SignalUpstream429Rate:
+		return "provider 429 rate", "were refused by the provider with 429"
+	case SignalLatencyP99:
+		return "p99 latency", ""
+	case SignalTokensPerSuccess:
+		return "tokens per successful response", ""
+	}
+	return signal, "failed"
+}
+
+// baselineScope turns a baseline source ("cohort stable, same window",
+// "other cohorts, same window", "earlier windows") into the words that
+// follow a rate's name: "of cohort stable in the same window".
+func baselineScope(src string) string {
+	switch {
+	case src == "":
+		return ""
+	case strings.HasSuffix(src, ", same window"):
+		who := strings.TrimSuffix(src, ", same window")
+		if who == "other cohorts" {
+			who = "the other cohorts"
+		}
+		return "of " + who + " in the same window"
+	case src == "earlier windows":
+		return "of the same scope in its earlier windows"
+	}
+	return "(" + src + ")"
+}
+
+// baselineClause says what the baseline was, naming the figure and where
+// it was measured: "the contract failure rate of cohort stable in the same
+// window was 100%".
+func baselineClause(signal, unit string, baseline float64, src string) string {
+	if src == "" {
+		return ""
+	}
+	name, _ := rateWords(signal)
+	return fmt.Sprintf("the %s %s was %s", name, baselineScope(src), fmtValue(unit, baseline))
+}
+
+// notCohortSpecific reports whether the other cohorts failed as badly in
+// the same window: a rate at or above the threshold there too.
+func notCohortSpecific(tr Trigger) bool {
+	switch tr.Signal {
+	case SignalContractFailureRate, SignalErrorRate, SignalUpstream429Rate:
+		return tr.Cohort != "" && strings.HasSuffix(tr.BaselineSource, "same window") && tr.Baseline >= tr.Threshold
+	}
+	return false
+}
+
 // describeDetection is the timeline line of a detection or a wave.
 func describeDetection(f *fire, tr *Trigger) string {
 	scope := "route " + f.route
 	if f.cohort != "" {
 		scope = "cohort " + f.cohort + " of route " + f.route
 	}
+	name, bad := rateWords(f.signal)
 	var s string
 	switch f.sig {
 	case sigLatency:
-		s = fmt.Sprintf("%s crossed its threshold on %s: p99 %.0f ms ≥ %.0f ms over %d requests in %s",
-			f.signal, scope, f.o.observed, f.o.threshold, f.o.n, fmtDur(f.window))
+		s = fmt.Sprintf("p99 latency crossed its threshold on %s: %.0f ms ≥ %.0f ms over %d requests in %s",
+			scope, f.o.observed, f.o.threshold, f.o.n, fmtDur(f.window))
 	case sigTokens:
-		s = fmt.Sprintf("%s crossed its threshold on %s: %.0f tokens per success ≥ %.0f over %d successes in %s",
-			f.signal, scope, f.o.observed, f.o.threshold, f.o.n, fmtDur(f.window))
+		s = fmt.Sprintf("tokens per successful response crossed the threshold on %s: %.0f ≥ %.0f over %d successes in %s",
+			scope, f.o.observed, f.o.threshold, f.o.n, fmtDur(f.window))
 	default:
-		s = fmt.Sprintf("%s crossed %s on %s: %d of %d requests in %s (%s)",
-			f.signal, pct(f.o.threshold), scope, f.o.bad, f.o.n, fmtDur(f.window), pct(f.o.observed))
+		s = fmt.Sprintf("%s crossed its threshold of %s on %s: %d of %d requests in %s %s (%s %s)",
+			name, pct(f.o.threshold), scope, f.o.bad, f.o.n, fmtDur(f.window), bad, name, pct(f.o.observed))
 	}
 	if f.o.baseSrc != "" {
+		unit := "fraction"
 		switch f.sig {
 		case sigLatency:
-			s += fmt.Sprintf("; baseline p99 %.0f ms (%s)", f.o.baseline, f.o.baseSrc)
+			unit = "ms"
 		case sigTokens:
-			s += fmt.Sprintf("; baseline %.0f tokens (%s)", f.o.baseline, f.o.baseSrc)
-		default:
-			s += fmt.Sprintf("; baseline %s (%s)", pct(f.o.baseline), f.o.baseSrc)
+			unit = "tokens"
 		}
+		s += "; " + baselineClause(f.signal, unit, f.o.baseline, f.o.baseSrc)
 	}
 	if f.target != "" {
 		s += "; worst target " + f.target

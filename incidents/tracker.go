@@ -23,6 +23,8 @@ type tracker struct {
 	byKey, byClient                             map[string]int64
 	byTarget                                    map[targetKey]int64
 	sampled                                     bool
+	users                                       map[string]struct{} // user hashes of failed requests
+	usersOver, noUser                           int64               // failed requests past the users cap; without a user
 
 	collectAfter bool
 	afterSince   time.Time
@@ -59,6 +61,20 @@ func (t *tracker) countFailed(r *capture.Record) {
 	} else {
 		t.byTarget[targetKey{provider: otherLabel}]++
 	}
+	t.countUser(r.UserHash)
+}
+
+// countUser remembers the user of a failed request (issue 14.7).
+func (t *tracker) countUser(h string) {
+	switch _, seen := t.users[h]; {
+	case h == "":
+		t.noUser++
+	case seen:
+	case len(t.users) < maxTrackedUsers:
+		t.users[h] = struct{}{}
+	default:
+		t.usersOver++
+	}
 }
 
 func countKey(m map[string]int64, k string) {
@@ -77,6 +93,7 @@ func (d *detector) newTracker(rd *routeDet, key, signal, cohort string, p predic
 	t := &tracker{
 		key: key, route: rd.name, signal: signal, cohort: cohort, pred: p, since: since, created: since.Add(d.cfg.window),
 		byKey: map[string]int64{}, byClient: map[string]int64{}, byTarget: map[targetKey]int64{},
+		users: map[string]struct{}{},
 	}
 	d.trackers[key] = t
 	rd.trackers = append(rd.trackers, t)
@@ -88,7 +105,9 @@ func (d *detector) newTracker(rd *routeDet, key, signal, cohort string, p predic
 func (d *detector) seed(rd *routeDet, t *tracker) {
 	for _, c := range rd.cohorts {
 		t.requests += c.s.cur.n
-		t.totalTokens += c.s.cur.tokOK
+		// Every request's tokens, failed ones too: the failed tokens
+		// counted below are part of the total (issue 14.8).
+		t.totalTokens += c.s.cur.tok
 		switch {
 		case isRateSignal(t.pred.sig) || t.pred.sig == sigDeclared:
 			var matched int64
@@ -188,6 +207,11 @@ func (t *tracker) snapshot() scopeSnapshot {
 	s.scope = Scope{
 		Requests: t.requests, Failed: t.failed, Sampled: t.sampled,
 		ByKey: maps.Clone(t.byKey), ByClient: maps.Clone(t.byClient), ByTarget: make(map[string]int64, len(t.byTarget)),
+	}
+	s.scope.Users, s.scope.FailedWithoutUser = int64(len(t.users))+t.usersOver, t.noUser
+	s.scope.UsersAtMost = t.usersOver > 0
+	if len(t.users) <= maxListedUsers && t.usersOver == 0 {
+		s.scope.UserHashes = slices.Sorted(maps.Keys(t.users))
 	}
 	for k, v := range t.byTarget {
 		name := k.provider

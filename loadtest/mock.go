@@ -5,6 +5,8 @@ package loadtest
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -52,7 +54,9 @@ type MockOptions struct {
 	// json_schema with a schema gets an instance generated from the schema.
 	JSONContent string
 	// RequestIDPrefix prefixes every x-request-id ("<prefix>-<n>"), the
-	// completion IDs and tool call IDs. Default "mock".
+	// completion IDs and tool call IDs. Default "mock-" and six random hex
+	// digits drawn per Mock, so two mocks with the default never hand out
+	// the same provider request ID.
 	RequestIDPrefix string
 	// APIKey, when set, is required as "Authorization: Bearer <APIKey>";
 	// other requests get an OpenAI-shaped 401. Default "": any key passes.
@@ -73,7 +77,9 @@ func (o MockOptions) withDefaults() MockOptions {
 		o.JSONContent = DefaultMockJSONContent
 	}
 	if o.RequestIDPrefix == "" {
-		o.RequestIDPrefix = DefaultMockPrefix
+		var b [3]byte
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+		o.RequestIDPrefix = DefaultMockPrefix + "-" + hex.EncodeToString(b[:])
 	}
 	if len(o.Models) == 0 {
 		o.Models = []string{defaultMockModel}
@@ -128,6 +134,10 @@ func NewMock(o MockOptions) *Mock {
 	}
 	return m
 }
+
+// RequestIDPrefix returns the prefix of the mock's request IDs, with its
+// default applied.
+func (m *Mock) RequestIDPrefix() string { return m.opts.RequestIDPrefix }
 
 // Serve serves the mock on ln until Close. It returns nil after Close.
 func (m *Mock) Serve(ln net.Listener) error {

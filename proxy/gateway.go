@@ -62,6 +62,7 @@ type Gateway struct {
 
 	upstreams atomic.Pointer[map[string]*upstream]
 	contracts *schema.Contracts
+	userHash  *capture.UserHasher // keyed hashes of the requests' user values
 	rdb       *redis.Client
 	limiter   limiter
 	capture   *capture.Writer
@@ -156,6 +157,10 @@ func New(o Options) (*Gateway, error) {
 	var rdb redis.UniversalClient
 	if g.rdb != nil {
 		rdb = g.rdb
+	}
+	g.userHash, err = capture.OpenUserHasher(cfg.DataDir, rdb, g.log)
+	if err != nil {
+		return nil, err
 	}
 	g.metrics = capture.NewMetrics()
 	g.tracing, err = capture.NewTracing(cfg.Tracing, cfg.Release)

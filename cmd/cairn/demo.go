@@ -64,6 +64,7 @@ type demo struct {
 	firstBad             atomic.Int64 // unix nanos of the first contract failure seen by a client
 	afterRollbackFailed  atomic.Int64
 	rolledBack           atomic.Bool
+	badID                atomic.Pointer[string] // x-request-id of the first broken response a client saw
 }
 
 func (d *demo) say(format string, a ...any) {
@@ -113,7 +114,15 @@ func (d *demo) run(dataDir, redisURL string, keep bool, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// The gateway's log goes to a file: its lines would interrupt the
+	// narration, and nothing in it is lost (issue 14.11).
+	logPath := filepath.Join(dataDir, "gateway.log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	log := slog.New(slog.NewTextHandler(logFile, nil))
 	g, err := proxy.New(proxy.Options{Config: cfg, Logger: log})
 	if err != nil {
 		return err
@@ -131,7 +140,7 @@ func (d *demo) run(dataDir, redisURL string, keep bool, stderr io.Writer) error 
 	if err := d.waitReady(); err != nil {
 		return err
 	}
-	d.say("gateway up: API %s/v1, admin %s (config %s, release %s)", d.api, d.admin, cfg.Revision, cfg.Release)
+	d.say("gateway up: API %s/v1, admin %s (config %s, release %s; log in %s)", d.api, d.admin, cfg.Revision, cfg.Release, logPath)
 
 	// 3. Traffic from three apps.
 	ctx, stop := context.WithCancel(context.Background())
@@ -187,13 +196,24 @@ func (d *demo) run(dataDir, redisURL string, keep bool, stderr io.Writer) error 
 	}
 	inc, _ := d.incident(incID)
 	d.say("incident %s opened: %s", incID, inc.Symptom)
-	d.say("rollback: canary weight 20 -> 0, %.0f ms after the first bad response; %d requests failed in between",
-		float64(rolledAt.Sub(first).Microseconds())/1000, d.failed.Load()-failedAtFault)
+	d.say("rollback: canary weight 20 -> 0, %.0f ms after the first bad response",
+		float64(rolledAt.Sub(first).Microseconds())/1000)
 	_ = sentAtFault
 	sentAtRollback := d.sent.Load()
 	time.Sleep(2500 * time.Millisecond)
 	stop()
 	wg.Wait()
+	// Counted once every request has finished, so the two figures agree:
+	// the window that opened the incident holds only the responses the
+	// detector had seen when it fired; the others were in flight or
+	// arrived before the rollback took effect.
+	broken := d.failed.Load() - failedAtFault - d.afterRollbackFailed.Load()
+	if extra := broken - inc.Trigger.Failed; extra > 0 {
+		d.say("before the rollback clients got %d broken responses: the %d counted in the window that opened the incident, and %d more that were in flight or arrived while it opened and rolled back",
+			broken, inc.Trigger.Failed, extra)
+	} else {
+		d.say("before the rollback clients got %d broken responses, all counted in the window that opened the incident", broken)
+	}
 	after := d.sent.Load() - sentAtRollback
 	d.say("after the rollback: %d requests, %d failed", after, d.afterRollbackFailed.Load())
 
@@ -202,18 +222,26 @@ func (d *demo) run(dataDir, redisURL string, keep bool, stderr io.Writer) error 
 	if pm, err := d.get("/admin/incidents/" + incID + "/postmortem"); err == nil {
 		_ = os.WriteFile(pmPath, pm, 0o640)
 	}
-	bin := "cairn"
-	if exe, err := os.Executable(); err == nil && !strings.Contains(exe, "go-build") {
-		bin = exe
+	exe, _ := os.Executable()
+	_, statErr := os.Stat(filepath.Join("cmd", "cairn", "main.go"))
+	bin := demoBinary(exe, statErr == nil)
+	reqID := "<x-request-id>"
+	if p := d.badID.Load(); p != nil {
+		reqID = *p
 	}
 	fmt.Fprintf(d.out, "\nincident: %s (%s, layer %s)\n", incID, inc.Status, inc.Layer)
 	fmt.Fprintf(d.out, "postmortem draft: %s\n", pmPath)
 	fmt.Fprintf(d.out, "explore it:\n")
+	if bin == "cairn" {
+		fmt.Fprintf(d.out, "  (build the binary first: go build -o cairn ./cmd/cairn, and run it as ./cairn)\n")
+	}
 	fmt.Fprintf(d.out, "  %s incidents list --data-dir %s\n", bin, dataDir)
 	fmt.Fprintf(d.out, "  %s incidents show %s --data-dir %s\n", bin, incID, dataDir)
 	fmt.Fprintf(d.out, "  %s incidents postmortem %s --data-dir %s\n", bin, incID, dataDir)
-	fmt.Fprintf(d.out, "  %s requests show <x-request-id> --data-dir %s\n", bin, dataDir)
+	fmt.Fprintf(d.out, "  %s requests show %s --data-dir %s   # the first broken response a client saw, by its x-request-id\n", bin, reqID, dataDir)
 	if keep {
+		fmt.Fprintf(d.out, "  %s incidents samples %s --data-dir %s > fixtures.jsonl\n", bin, incID, dataDir)
+		fmt.Fprintf(d.out, "  %s replay fixtures.jsonl --route support-bot --config %s --target mock-canary/gpt-4.1-mini   # fails while the canary is broken\n", bin, cfgPath)
 		fmt.Fprintf(d.out, "  curl -s %s/admin/incidents/%s\n  curl -s %s/admin/state\n", d.admin, incID, d.admin)
 		fmt.Fprintf(d.out, "gateway %s/v1 and admin %s stay up; Ctrl-C to stop\n", d.api, d.admin)
 		sigs := make(chan os.Signal, 1)
@@ -224,6 +252,20 @@ func (d *demo) run(dataDir, redisURL string, keep bool, stderr io.Writer) error 
 		return fmt.Errorf("%d requests failed after the rollback", d.afterRollbackFailed.Load())
 	}
 	return nil
+}
+
+// demoBinary is how the "explore it" lines call cairn: the binary that
+// runs the demo, or under `go run` (a temporary binary that is gone when
+// the demo exits) `go run ./cmd/cairn` from a checkout, else "cairn" with
+// a line saying to build it.
+func demoBinary(exe string, inCheckout bool) string {
+	switch {
+	case exe != "" && !strings.Contains(exe, "go-build"):
+		return exe
+	case inCheckout:
+		return "go run ./cmd/cairn"
+	}
+	return "cairn"
 }
 
 // writeDemoConfig writes the bundled demo config with the mocks' addresses,
@@ -307,6 +349,9 @@ func (d *demo) one(app, key string) {
 	if bad {
 		d.failed.Add(1)
 		d.firstBad.CompareAndSwap(0, time.Now().UnixNano())
+		if id := resp.Header.Get("x-request-id"); id != "" && d.badID.Load() == nil {
+			d.badID.CompareAndSwap(nil, &id)
+		}
 		if sentAfterRollback {
 			d.afterRollbackFailed.Add(1)
 		}
@@ -329,6 +374,9 @@ type demoIncident struct {
 	Status  string `json:"status"`
 	Symptom string `json:"symptom"`
 	Layer   string `json:"layer"`
+	Trigger struct {
+		Failed int64 `json:"failed"`
+	} `json:"trigger"`
 }
 
 func (d *demo) waitIncident(limit time.Duration) (string, error) {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -39,6 +40,16 @@ func sourceFlags(fs *flag.FlagSet) *source {
 func (s *source) check() error {
 	if (s.dataDir == "") == (s.admin == "") {
 		return usageError{"give exactly one of --data-dir DIR and --admin URL"}
+	}
+	if s.dataDir != "" {
+		// A mistyped path must not read as "no incidents".
+		st, err := os.Stat(s.dataDir)
+		switch {
+		case err != nil:
+			return fmt.Errorf("--data-dir %s: %w", s.dataDir, errors.Unwrap(err))
+		case !st.IsDir():
+			return fmt.Errorf("--data-dir %s: not a directory", s.dataDir)
+		}
 	}
 	return nil
 }
@@ -84,7 +95,10 @@ func (s *source) incident(id string) (*incidents.Incident, error) {
 
 var valueFlags = map[string]bool{"data-dir": true, "admin": true, "admin-token": true, "config": true, "route": true}
 
-func cmdIncidents(args []string, stdout io.Writer) error {
+// cmdIncidents writes machine-readable output (JSON, JSONL, tables,
+// Markdown) to stdout and notes for a human (hash verification) to stderr,
+// so `cairn incidents show ID | jq` works.
+func cmdIncidents(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("incidents", flag.ContinueOnError)
 	src := sourceFlags(fs)
 	if err := fs.Parse(flagsAnywhere(args, valueFlags)); err != nil {
@@ -124,7 +138,11 @@ func cmdIncidents(args []string, stdout io.Writer) error {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tSTATUS\tOPENED (UTC)\tROUTE\tSIGNAL\tSYMPTOM")
 		for _, s := range list {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Status, s.OpenedAt.UTC().Format(time.RFC3339), s.Route, s.Signal, s.Symptom)
+			status := s.Status
+			if s.Resolution == incidents.ResolutionNoTraffic {
+				status += " (no traffic, not mitigated)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, status, s.OpenedAt.UTC().Format(time.RFC3339), s.Route, s.Signal, s.Symptom)
 		}
 		return tw.Flush()
 	case "show":
@@ -138,7 +156,7 @@ func cmdIncidents(args []string, stdout io.Writer) error {
 		if verr != nil {
 			return fmt.Errorf("incident %s FAILED verification: %w", inc.ID, verr)
 		}
-		fmt.Fprintf(stdout, "frozen hash verified: %s\n", inc.FrozenHash)
+		fmt.Fprintf(stderr, "frozen hash verified: %s\n", inc.FrozenHash)
 		return nil
 	case "postmortem":
 		inc, err := src.incident(rest[1])
@@ -201,17 +219,19 @@ func cmdContract(args []string, stdout io.Writer) error {
 	if len(rest) != 2 || rest[0] != "test" || *cfgPath == "" || *route == "" {
 		return usageError{"contract test FILE --config F --route R"}
 	}
-	cfg, err := configs.LoadFile(*cfgPath)
+	// A missing or invalid config, an unknown route or a missing fixtures
+	// file is a usage error (exit 2), not a failed test (exit 1).
+	cfg, err := loadReplayConfig(*cfgPath)
 	if err != nil {
-		return err
+		return usageError{err.Error()}
 	}
 	r := cfg.Route(*route)
 	if r == nil {
-		return fmt.Errorf("no route %q in %s", *route, *cfgPath)
+		return usageError{fmt.Sprintf("no route %q in %s", *route, *cfgPath)}
 	}
 	f, err := os.Open(rest[1])
 	if err != nil {
-		return err
+		return usageError{fmt.Sprintf("read fixtures: %v", err)}
 	}
 	defer f.Close()
 	contracts := schema.NewContracts(64)

@@ -33,7 +33,10 @@ usage:
   cairn demo [--data-dir DIR] [--serve]     the whole story in one command
   cairn incidents list|show ID|postmortem ID|samples ID  (--data-dir DIR | --admin URL)
   cairn requests show ID                    (--data-dir DIR | --admin URL)
-  cairn contract test FILE --config F --route R
+  cairn contract test FILE --config F --route R   judge recorded answers
+  cairn replay FILE|INCIDENT_ID --route R (--gateway URL | --target PROVIDER/MODEL) [--config F]
+                                            send the samples again and judge the new answers
+  cairn users hash VALUE --data-dir DIR    the keyed hash recorded for a user value
   cairn mock-provider --listen ADDR         an OpenAI-compatible fake upstream
   cairn loadtest SCENARIO [--json FILE] [--svg FILE]
 `
@@ -56,11 +59,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		err = cmdDemo(args[1:], stdout, stderr)
 	case "incidents":
-		err = cmdIncidents(args[1:], stdout)
+		err = cmdIncidents(args[1:], stdout, stderr)
 	case "requests":
 		err = cmdRequests(args[1:], stdout)
 	case "contract":
 		err = cmdContract(args[1:], stdout)
+	case "replay":
+		err = cmdReplay(args[1:], stdout, stderr)
+	case "users":
+		err = cmdUsers(args[1:], stdout)
 	case "mock-provider":
 		err = cmdMock(args[1:], stderr)
 	case "loadtest":
@@ -113,6 +120,9 @@ func cmdCheck(args []string, stdout io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "ok: %s revision %s: %d providers, %d keys, %d routes, release %q\n",
 		*path, cfg.Revision, len(cfg.Providers), len(cfg.Keys), len(cfg.Routes), cfg.Release)
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	return nil
 }
 
@@ -129,6 +139,9 @@ func cmdServe(args []string, stderr io.Writer) error {
 	cfg, err := configs.LoadFile(*path)
 	if err != nil {
 		return fmt.Errorf("%s is invalid:\n%w", *path, err)
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("config warning: " + w)
 	}
 	return serve(cfg, log, nil)
 }
@@ -184,17 +197,33 @@ func cmdMock(args []string, stderr io.Writer) error {
 	addr := fs.String("listen", "127.0.0.1:18090", "address to listen on")
 	latency := fs.Duration("latency", 0, "delay before each response")
 	chunkEvery := fs.Duration("chunk-interval", 0, "delay between stream chunks")
-	prefix := fs.String("request-id-prefix", "mock", "prefix of the mock's x-request-id")
+	prefix := fs.String("request-id-prefix", "", "prefix of the mock's x-request-id (default mock-XXXXXX, random per process so two mocks never hand out the same ID)")
 	chunks := fs.Int("chunks", 0, "content chunks per stream (default 8)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
+	// Bind first: "listening" is printed only once the port is ours, and a
+	// port clash is an error (exit 1), not a line followed by silence.
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *addr, err)
+	}
 	stop := make(chan struct{})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	go func() { <-sigs; close(stop) }()
-	fmt.Fprintf(stderr, "mock provider on http://%s/v1\n", *addr)
-	return loadtest.RunMockProvider(*addr, loadtest.MockOptions{Latency: *latency, ChunkInterval: *chunkEvery, Chunks: *chunks, RequestIDPrefix: *prefix}, stop)
+	m := loadtest.NewMock(loadtest.MockOptions{Latency: *latency, ChunkInterval: *chunkEvery, Chunks: *chunks, RequestIDPrefix: *prefix})
+	fmt.Fprintf(stderr, "mock provider listening on http://%s/v1 (request IDs %s-N)\n", ln.Addr(), m.RequestIDPrefix())
+	errc := make(chan error, 1)
+	go func() { errc <- m.Serve(ln) }()
+	select {
+	case <-stop:
+		return m.Close()
+	case err := <-errc:
+		m.Close()
+		return err
+	}
 }
 
 // flagsAnywhere lets flags follow positional arguments
