@@ -521,6 +521,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	if err != nil {
 		return g.upstreamFailed(x, t, att, err)
 	}
+	up.noteKeepAlive(resp)
 	status := resp.StatusCode()
 	att.Status = status
 	att.ProviderRequestID = providerRequestID(&resp.Header)

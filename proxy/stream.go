@@ -36,7 +36,7 @@ type streamRelay struct {
 	up     *upstream
 	model  string
 	resp   *fasthttp.Response
-	dc     *deadlineConn
+	dc     *upstreamConn
 	r      io.Reader
 	bufp   *[]byte
 	parser schema.SSEParser
@@ -117,6 +117,7 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 		fasthttp.ReleaseResponse(resp)
 		return g.upstreamFailed(x, t, att, err)
 	}
+	up.noteKeepAlive(resp)
 	status := resp.StatusCode()
 	att.Status = status
 	att.ProviderRequestID = providerRequestID(&resp.Header)
