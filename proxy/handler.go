@@ -135,6 +135,13 @@ func (g *Gateway) serveParseError(ctx *fasthttp.RequestCtx, err error) {
 			se = badRequest("", "malformed HTTP request")
 		}
 	}
+	if se.Status == fasthttp.StatusRequestEntityTooLarge || se.Status == fasthttp.StatusRequestHeaderFieldsTooLarge {
+		// The client may still be sending: answer, then discard what it
+		// sends before closing, so it reads this answer instead of a reset.
+		if lc, ok := ctx.Conn().(*lingerConn); ok {
+			lc.lingerOnClose()
+		}
+	}
 	ctx.SetConnectionClose()
 	g.fail(ctx, x, se)
 	g.finish(x)
