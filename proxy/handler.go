@@ -70,6 +70,10 @@ type exchange struct {
 	tp     string // traceparent sent upstream
 
 	respRaw []byte // owned upstream body (non-streaming) for capture
+
+	// lastReply is the last attempt's upstream error answer (429, 5xx);
+	// nil when the last attempt failed otherwise.
+	lastReply *upstreamReply
 }
 
 // Provider request ID headers, in the order they are looked for.
@@ -472,6 +476,14 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			lastVerdict = verdict
 		}
 	}
+	ctx.Response.Header.Set("x-cairn-route", x.route.Name)
+	ctx.Response.Header.Set("x-cairn-cohort", x.rec.Cohort)
+	if x.lastReply != nil && last != nil && last.Code != "contract_violation" {
+		// No fallback answered and the last upstream did: relay its answer.
+		ctx.Response.Header.Set("x-cairn-contract", capture.VerdictNone)
+		g.relayUpstreamError(ctx, x, last)
+		return false
+	}
 	if lastVerdict.Result == capture.VerdictFail && (last == nil || last.Code == "contract_violation") {
 		x.rec.Contract = capture.Verdict{Verdict: capture.VerdictFail, Reasons: lastVerdict.Reasons}
 		last = statusErr(fasthttp.StatusBadGateway, "server_error", "contract_violation", capture.OutcomeContractFail,
@@ -480,8 +492,6 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if last == nil {
 		last = statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError, "no upstream available")
 	}
-	ctx.Response.Header.Set("x-cairn-route", x.route.Name)
-	ctx.Response.Header.Set("x-cairn-cohort", x.rec.Cohort)
 	ctx.Response.Header.Set("x-cairn-contract", x.rec.Contract.Verdict)
 	if x.rec.Contract.Verdict == "" {
 		ctx.Response.Header.Set("x-cairn-contract", capture.VerdictNone)
@@ -497,6 +507,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	up := ups[t.Provider.Name]
 	model := t.UpstreamModel(x.req.Model)
 	att := capture.Attempt{Provider: t.Provider.Name, Model: model, Cohort: t.Cohort}
+	x.lastReply = nil
 	if up == nil {
 		att.Error = "provider not configured"
 		x.rec.Attempts = append(x.rec.Attempts, att)
@@ -532,9 +543,13 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	status := resp.StatusCode()
 	att.Status = status
 	att.ProviderRequestID = providerRequestID(&resp.Header)
+	if att.ProviderRequestID == "" && status < 300 {
+		att.ProviderRequestID = bodyRequestID(resp.Body())
+	}
 	if se := g.upstreamStatus(x, t, &att, status); se != nil {
 		if status >= 500 || status == fasthttp.StatusTooManyRequests {
-			x.respRaw = up.redact(append(x.respRaw[:0], resp.Body()...))
+			x.respRaw = up.redact(append([]byte(nil), resp.Body()...))
+			x.noteUpstreamReply(t, model, status, &resp.Header, x.respRaw, att.ProviderRequestID)
 			return resultRetry, se, schema.Verdict{}
 		}
 	}
@@ -633,7 +648,7 @@ func (g *Gateway) commitTarget(ctx *fasthttp.RequestCtx, x *exchange, t *routing
 }
 
 // relayedHeaders are upstream response headers passed to the client.
-var relayedHeaders = []string{"content-type", "openai-processing-ms", "openai-version", "openai-model", "retry-after"}
+var relayedHeaders = []string{"content-type", "openai-processing-ms", "openai-version", "openai-model", "retry-after", "retry-after-ms", "x-should-retry"}
 
 func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
 	for _, n := range relayedHeaders {

@@ -134,8 +134,12 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 		if rerr != nil {
 			return g.upstreamFailed(x, t, att, rerr)
 		}
+		if att.ProviderRequestID == "" && status < 300 {
+			att.ProviderRequestID = bodyRequestID(raw)
+		}
 		if se := g.upstreamStatus(x, t, &att, status); se != nil {
 			x.respRaw = raw
+			x.noteUpstreamReply(t, model, status, &hdr.Header, raw, att.ProviderRequestID)
 			return resultRetry, se, schema.Verdict{}
 		}
 		if status < 300 {
@@ -177,6 +181,9 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 		return g.upstreamFailed(x, t, att, perr)
 	}
 	t.Health.Success()
+	if att.ProviderRequestID == "" {
+		att.ProviderRequestID = s.acc.ID() // the first event's "id" (issue 14.4)
+	}
 	x.rec.Attempts = append(x.rec.Attempts, att)
 	g.commitTarget(ctx, x, t, model, att.ProviderRequestID)
 	x.rec.Status = fasthttp.StatusOK

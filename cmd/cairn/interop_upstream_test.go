@@ -7,7 +7,6 @@ package main
 // header.
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,7 +28,7 @@ type countingUpstream struct {
 	seen   map[string]int
 	srv    *http.Server
 	conns  int
-	failer func(w http.ResponseWriter, r *http.Request) bool
+	failer func(w http.ResponseWriter, user string) bool
 	noID   bool
 }
 
@@ -123,7 +122,7 @@ func (u *countingUpstream) handle(w http.ResponseWriter, r *http.Request) {
 	n := u.seen[req.User]
 	failer, noID := u.failer, u.noID
 	u.mu.Unlock()
-	if failer != nil && failer(w, r) {
+	if failer != nil && failer(w, req.User) {
 		return
 	}
 	id := fmt.Sprintf("chatcmpl-%s-%d", req.User, n)
@@ -202,4 +201,8 @@ func waitRecord(t *testing.T, admin, id string) map[string]any {
 	}
 }
 
-var _ = context.Background
+func (u *countingUpstream) set(failer func(w http.ResponseWriter, user string) bool, noID bool) {
+	u.mu.Lock()
+	u.failer, u.noID = failer, noID
+	u.mu.Unlock()
+}
