@@ -26,6 +26,7 @@ const (
 	epChat endpoint = iota
 	epEmbeddings
 	epModels
+	epCompletions // legacy /v1/completions
 	epOther
 )
 
@@ -37,13 +38,18 @@ func (e endpoint) String() string {
 		return "embeddings"
 	case epModels:
 		return "models"
+	case epCompletions:
+		return "completions"
 	}
 	return "other"
 }
 
 func (e endpoint) path() string {
-	if e == epEmbeddings {
+	switch e {
+	case epEmbeddings:
 		return "/embeddings"
+	case epCompletions:
+		return "/completions"
 	}
 	return "/chat/completions"
 }
@@ -107,9 +113,15 @@ func (g *Gateway) serveAPI(ctx *fasthttp.RequestCtx) {
 		g.proxyRequest(ctx, epChat)
 	case "/embeddings":
 		g.proxyRequest(ctx, epEmbeddings)
+	case "/completions":
+		g.proxyRequest(ctx, epCompletions)
 	case "/models":
 		g.listModels(ctx)
 	default:
+		if id, ok := strings.CutPrefix(string(path), "/models/"); ok && id != "" {
+			g.retrieveModel(ctx, id)
+			return
+		}
 		x := g.begin(ctx, epOther)
 		g.fail(ctx, x, errNotFound)
 		g.finish(x)
@@ -291,9 +303,12 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	}
 	x.body = append([]byte(nil), ctx.PostBody()...)
 	var err error
-	if x.ep == epChat {
+	switch x.ep {
+	case epChat:
 		x.req, err = schema.ParseChatRequest(x.body)
-	} else {
+	case epCompletions:
+		x.req, err = schema.ParseCompletionsRequest(x.body)
+	default:
 		x.req, err = schema.ParseEmbeddingsRequest(x.body)
 	}
 	if err != nil {
@@ -520,7 +535,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	if x.ep == epChat {
 		system = x.route.Config.Prompt.System
 	}
-	stream := x.ep == epChat && x.req.Stream
+	stream := (x.ep == epChat || x.ep == epCompletions) && x.req.Stream
 	body, err := schema.RewriteRequest(nil, x.body, rewriteModel, system, stream && !x.req.IncludeUsage)
 	if err != nil {
 		return resultDone, nil, schema.Verdict{}

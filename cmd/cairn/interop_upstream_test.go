@@ -130,6 +130,17 @@ func (u *countingUpstream) handle(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("x-request-id", "upreq-"+req.User)
 	}
 	if strings.HasSuffix(r.URL.Path, "/completions") && !strings.HasSuffix(r.URL.Path, "/chat/completions") {
+		if req.Stream {
+			w.Header().Set("Content-Type", "text/event-stream")
+			for _, text := range []string{"o", "k"} {
+				fmt.Fprintf(w, "data: {\"id\":\"cmpl-%s\",\"object\":\"text_completion\",\"created\":1,\"model\":%q,\"choices\":[{\"text\":%q,\"index\":0,\"logprobs\":null,\"finish_reason\":null}]}\n\n", req.User, req.Model, text)
+				w.(http.Flusher).Flush()
+			}
+			fmt.Fprintf(w, "data: {\"id\":\"cmpl-%s\",\"object\":\"text_completion\",\"created\":1,\"model\":%q,\"choices\":[{\"text\":\"\",\"index\":0,\"logprobs\":null,\"finish_reason\":\"stop\"}]}\n\n", req.User, req.Model)
+			fmt.Fprint(w, "data: {\"id\":\"cmpl-x\",\"object\":\"text_completion\",\"created\":1,\"model\":\"m\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":2,\"total_tokens\":5}}\n\n")
+			fmt.Fprint(w, "data: [DONE]\n\n")
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"id":"cmpl-%s","object":"text_completion","created":1,"model":%q,"choices":[{"text":"ok","index":0,"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`, req.User, req.Model)
 		return
@@ -205,4 +216,22 @@ func (u *countingUpstream) set(failer func(w http.ResponseWriter, user string) b
 	u.mu.Lock()
 	u.failer, u.noID = failer, noID
 	u.mu.Unlock()
+}
+
+func recordJSON(m map[string]any) string {
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+// postJSON posts body to url with no key.
+func postJSON(url, body string) reply {
+	req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return reply{err: err}
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{status: resp.StatusCode, body: b}
 }
