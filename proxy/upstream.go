@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,9 @@ type upstream struct {
 	buffered *fasthttp.HostClient
 	streamed *fasthttp.HostClient
 	conns    *connRegistry
+	// stale counts requests resent because their pooled connection was
+	// found closed or past its keep-alive before a byte was written.
+	stale atomic.Int64
 }
 
 func newUpstream(p configs.Provider) (*upstream, error) {
@@ -77,7 +81,7 @@ func newUpstream(p configs.Provider) (*upstream, error) {
 			// written (errStaleConn); otherwise the route's fallbacks decide
 			// what is retried, and only before the first byte reached the
 			// client.
-			RetryIfErr:                retryStale,
+			RetryIfErr:                up.retryStale,
 			MaxIdemponentCallAttempts: maxStaleResends,
 		}
 		if isTLS {

@@ -3,7 +3,10 @@ package proxy
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,8 +34,26 @@ const maxStaleResends = 256
 
 // retryStale is the clients' RetryIfErr: resend only when nothing of the
 // request was written (errStaleConn).
-func retryStale(_ *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
-	return false, errors.Is(err, errStaleConn)
+func (u *upstream) retryStale(_ *fasthttp.Request, _ int, err error) (resetTimeout, retry bool) {
+	if !errors.Is(err, errStaleConn) {
+		return false, false
+	}
+	u.stale.Add(1)
+	return false, true
+}
+
+// writeUpstreamMetrics writes the per-provider stale connection resends.
+func (g *Gateway) writeUpstreamMetrics(w io.Writer) {
+	ups := *g.upstreams.Load()
+	names := make([]string, 0, len(ups))
+	for n := range ups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "# HELP cairn_upstream_stale_resends_total Requests resent on a fresh connection because their pooled one was closed by the provider or idle past its keep-alive before a byte was written.\n# TYPE cairn_upstream_stale_resends_total counter\n")
+	for _, n := range names {
+		fmt.Fprintf(w, "cairn_upstream_stale_resends_total{provider=%q} %d\n", n, ups[n].stale.Load())
+	}
 }
 
 // connRegistry tracks the upstream connections by local address, so that

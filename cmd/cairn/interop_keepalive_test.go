@@ -90,7 +90,11 @@ func TestInteropStaleUpstreamConnections(t *testing.T) {
 		if d := up.duplicates(); len(d) > 0 {
 			t.Errorf("upstream received requests twice: %v", d)
 		}
-		t.Logf("figure: 36 requests (18 streamed) 150 ms apart over an upstream closing idle connections after 50 ms: %d errors; upstream saw %d connections", len(errs), up.conns)
+		resent := staleResends(t, g.admin)
+		if resent == 0 {
+			t.Errorf("cairn_upstream_stale_resends_total = 0; want the stale connections counted")
+		}
+		t.Logf("figure: 36 requests (18 streamed) 150 ms apart over an upstream closing idle connections after 50 ms: %d errors, %d resent on a fresh connection", len(errs), resent)
 	})
 
 	t.Run("upstream restarts between requests", func(t *testing.T) {
@@ -109,7 +113,7 @@ func TestInteropStaleUpstreamConnections(t *testing.T) {
 		if d := up.duplicates(); len(d) > 0 {
 			t.Errorf("upstream received requests twice: %v", d)
 		}
-		t.Logf("figure: 40 requests (20 streamed) across 5 upstream restarts: %d errors", len(errs))
+		t.Logf("figure: 40 requests (20 streamed) across 5 upstream restarts: %d errors, %d resent on a fresh connection", len(errs), staleResends(t, g.admin))
 	})
 
 	t.Run("node upstream with its default 5s keep-alive", func(t *testing.T) {
@@ -150,8 +154,18 @@ func TestInteropStaleUpstreamConnections(t *testing.T) {
 		if strings.Contains(stats, `"dup":true`) {
 			t.Errorf("node upstream received a request twice: %s", stats)
 		}
-		t.Logf("figure: node %s upstream (keep-alive 5 s), 12 requests after 5.6 s and 4.6 s idle: %d errors; stats %s", strings.TrimSpace(nodeVersion(node)), len(errs), stats)
+		t.Logf("figure: node %s upstream (keep-alive 5 s), 12 requests after 5.6 s and 4.6 s idle: %d errors, %d resent on a fresh connection; stats %s", strings.TrimSpace(nodeVersion(node)), len(errs), staleResends(t, g.admin), stats)
 	})
+}
+
+func staleResends(t *testing.T, admin string) int {
+	t.Helper()
+	line := grepLines(metrics(t, admin), `cairn_upstream_stale_resends_total{provider="up"}`)
+	var n int
+	if _, err := fmt.Sscanf(strings.TrimPrefix(line, `cairn_upstream_stale_resends_total{provider="up"} `), "%d", &n); err != nil {
+		t.Fatalf("metrics line %q: %v", line, err)
+	}
+	return n
 }
 
 func nodeVersion(node string) string {
