@@ -34,6 +34,11 @@ func TestInteropUpstreamErrorsRelayed(t *testing.T) {
 			h.Set("content-type", "application/json")
 			w.WriteHeader(429)
 			_, _ = w.Write([]byte(`{"error":{"message":"You exceeded your current quota, please check your plan and billing details.","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}`))
+		case strings.HasPrefix(user, "hangup"):
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				c.Close() // no answer at all: a transport failure
+			}
 		case strings.HasPrefix(user, "plain503"):
 			h.Set("content-type", "text/plain")
 			h.Set("retry-after", "7")
@@ -97,6 +102,12 @@ func TestInteropUpstreamErrorsRelayed(t *testing.T) {
 		e, _ := call(t, "quota", false)
 		if e.StatusCode != 429 || e.Type != "insufficient_quota" || e.Code != "insufficient_quota" {
 			t.Errorf("status %d type %q code %q; want 429 insufficient_quota", e.StatusCode, e.Type, e.Code)
+		}
+	})
+	t.Run("transport failure names the target", func(t *testing.T) {
+		e, resp := call(t, "hangup", false)
+		if e.StatusCode != 502 || resp.Header.Get("x-cairn-target") != "up/up-model" {
+			t.Errorf("status %d x-cairn-target %q; want 502 from up/up-model", e.StatusCode, resp.Header.Get("x-cairn-target"))
 		}
 	})
 	t.Run("non-JSON 503 becomes OpenAI-shaped", func(t *testing.T) {
