@@ -1,6 +1,10 @@
 package proxy
 
 import (
+	"errors"
+	"io"
+	"net"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -32,4 +36,112 @@ func TestParseKeepAliveTimeout(t *testing.T) {
 			t.Errorf("keepAliveBudget(%v) = %v; want %v", tt.ka, got, tt.want)
 		}
 	}
+}
+
+// TestUpstreamConnStale drives an upstreamConn over real loopback sockets:
+// the first request on a connection is never checked; a request on a
+// reused connection fails with errStaleConn before a byte is written when
+// the peer closed it, or when it sat idle past the announced keep-alive
+// budget; a live, fresh-enough connection writes normally.
+func TestUpstreamConnStale(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if runtime.GOOS != "linux" {
+		t.Skip("peerClosed needs poll(2) with POLLRDHUP")
+	}
+	type peer struct{ c net.Conn }
+	peers := make(chan peer, 4)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			peers <- peer{c: c}
+		}
+	}()
+	reg := &connRegistry{}
+	dial := func() (*upstreamConn, peer) {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		uc := reg.wrap(c, false).(*upstreamConn)
+		return uc, <-peers
+	}
+	// exchange writes a request and reads the peer's one-byte answer.
+	exchange := func(uc *upstreamConn, p peer) {
+		t.Helper()
+		if _, err := uc.Write([]byte("req")); err != nil {
+			t.Fatalf("first write: %v", err)
+		}
+		buf := make([]byte, 3)
+		if _, err := io.ReadFull(p.c, buf); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.c.Write([]byte("r")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(uc, buf[:1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("peer closed while idle", func(t *testing.T) {
+		uc, p := dial()
+		defer uc.Close()
+		exchange(uc, p)
+		p.c.Close()
+		deadline := time.Now().Add(2 * time.Second)
+		for !peerClosed(uc.Conn, false) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond) // the FIN crosses loopback
+		}
+		if n, err := uc.Write([]byte("req2")); !errors.Is(err, errStaleConn) || n != 0 {
+			t.Errorf("Write on a closed reused conn = %d, %v; want 0, errStaleConn", n, err)
+		}
+	})
+	t.Run("idle past keep-alive budget", func(t *testing.T) {
+		uc, p := dial()
+		defer uc.Close()
+		defer p.c.Close()
+		exchange(uc, p)
+		uc.setKeepAlive(time.Second) // budget 500 ms
+		uc.lastRead.Store(time.Now().Add(-600 * time.Millisecond).UnixNano())
+		if _, err := uc.Write([]byte("req2")); !errors.Is(err, errStaleConn) {
+			t.Errorf("Write after 600 ms idle with keep-alive 1s = %v; want errStaleConn", err)
+		}
+	})
+	t.Run("live and within budget", func(t *testing.T) {
+		uc, p := dial()
+		defer uc.Close()
+		defer p.c.Close()
+		exchange(uc, p)
+		uc.setKeepAlive(5 * time.Second)
+		if _, err := uc.Write([]byte("req")); err != nil {
+			t.Errorf("Write on a live reused conn = %v; want nil", err)
+		}
+		// The rest of the same request is not checked again.
+		if _, err := uc.Write([]byte("body")); err != nil {
+			t.Errorf("second Write of the same request = %v", err)
+		}
+	})
+	t.Run("unsolicited bytes on an idle plain connection", func(t *testing.T) {
+		uc, p := dial()
+		defer uc.Close()
+		defer p.c.Close()
+		exchange(uc, p)
+		if _, err := p.c.Write([]byte("HTTP/1.1 408 Request Timeout\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(2 * time.Second)
+		for !peerClosed(uc.Conn, false) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		if _, err := uc.Write([]byte("req2")); !errors.Is(err, errStaleConn) {
+			t.Errorf("Write with a stray 408 pending = %v; want errStaleConn", err)
+		}
+	})
 }
