@@ -67,7 +67,7 @@ type connRegistry struct {
 }
 
 func (r *connRegistry) wrap(c net.Conn, isTLS bool) net.Conn {
-	uc := &upstreamConn{Conn: c, reg: r, key: c.LocalAddr().String(), isTLS: isTLS}
+	uc := &upstreamConn{Conn: c, reg: r, key: c.LocalAddr().String(), probe: newConnProbe(c, isTLS)}
 	r.m.Store(uc.key, uc)
 	return uc
 }
@@ -101,7 +101,7 @@ type upstreamConn struct {
 	net.Conn
 	reg   *connRegistry
 	key   string
-	isTLS bool
+	probe *connProbe // nil where the platform cannot probe
 
 	phase     atomic.Uint32
 	lastRead  atomic.Int64 // unix nanoseconds of the last Read that returned bytes
@@ -166,7 +166,7 @@ func (c *upstreamConn) reusable(now time.Time) error {
 			return errStaleConn
 		}
 	}
-	if peerClosed(c.Conn, c.isTLS) {
+	if c.probe.peerClosed() {
 		return errStaleConn
 	}
 	return nil

@@ -4,6 +4,10 @@ package proxy
 
 import "net"
 
-// peerClosed cannot tell without POLLRDHUP; the keep-alive budget still
+// connProbe cannot tell without POLLRDHUP; the keep-alive budget still
 // retires connections the upstream announced it would close.
-func peerClosed(net.Conn, bool) bool { return false }
+type connProbe struct{}
+
+func newConnProbe(net.Conn, bool) *connProbe { return nil }
+
+func (*connProbe) peerClosed() bool { return false }

@@ -96,7 +96,7 @@ func TestUpstreamConnStale(t *testing.T) {
 		exchange(uc, p)
 		p.c.Close()
 		deadline := time.Now().Add(2 * time.Second)
-		for !peerClosed(uc.Conn, false) && time.Now().Before(deadline) {
+		for !uc.probe.peerClosed() && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond) // the FIN crosses loopback
 		}
 		if n, err := uc.Write([]byte("req2")); !errors.Is(err, errStaleConn) || n != 0 {
@@ -137,7 +137,7 @@ func TestUpstreamConnStale(t *testing.T) {
 			t.Fatal(err)
 		}
 		deadline := time.Now().Add(2 * time.Second)
-		for !peerClosed(uc.Conn, false) && time.Now().Before(deadline) {
+		for !uc.probe.peerClosed() && time.Now().Before(deadline) {
 			time.Sleep(time.Millisecond)
 		}
 		if _, err := uc.Write([]byte("req2")); !errors.Is(err, errStaleConn) {
