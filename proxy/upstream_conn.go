@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -149,12 +150,19 @@ func (c *upstreamConn) Read(p []byte) (int, error) {
 }
 
 func (c *upstreamConn) Write(p []byte) (int, error) {
-	if c.phase.Swap(phaseWrote) == phaseRead {
-		if err := c.reusable(time.Now()); err != nil {
-			return 0, err
-		}
+	if c.phase.Swap(phaseWrote) != phaseRead {
+		return c.Conn.Write(p)
 	}
-	return c.Conn.Write(p)
+	if err := c.reusable(time.Now()); err != nil {
+		return 0, err
+	}
+	n, err := c.Conn.Write(p)
+	if n == 0 && (errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET)) {
+		// The kernel took no byte of the request: the upstream reset the
+		// connection before it could receive any.
+		return 0, fmt.Errorf("%w: %w", errStaleConn, err)
+	}
+	return n, err
 }
 
 // reusable reports errStaleConn when the connection must not carry another

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -144,4 +146,29 @@ func TestUpstreamConnStale(t *testing.T) {
 			t.Errorf("Write with a stray 408 pending = %v; want errStaleConn", err)
 		}
 	})
+}
+
+// resetConn is a net.Conn whose writes fail as on a connection the peer
+// reset: nothing written, EPIPE.
+type resetConn struct{ net.Conn }
+
+func (resetConn) Write([]byte) (int, error) {
+	return 0, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", syscall.EPIPE)}
+}
+func (resetConn) Read(p []byte) (int, error) { p[0] = 'r'; return 1, nil }
+func (resetConn) Close() error               { return nil }
+func (resetConn) LocalAddr() net.Addr        { return &net.TCPAddr{Port: 1} }
+
+func TestUpstreamConnResetBeforeAnyByte(t *testing.T) {
+	uc := (&connRegistry{}).wrap(resetConn{}, false).(*upstreamConn)
+	// First request on a fresh connection: the error is not a stale one
+	// (a fresh connection that fails is a real upstream failure).
+	if _, err := uc.Write([]byte("req")); err == nil || errors.Is(err, errStaleConn) {
+		t.Fatalf("fresh Write = %v; want EPIPE, not errStaleConn", err)
+	}
+	var b [1]byte
+	_, _ = uc.Read(b[:])
+	if _, err := uc.Write([]byte("req2")); !errors.Is(err, errStaleConn) || !errors.Is(err, syscall.EPIPE) {
+		t.Errorf("reused Write = %v; want errStaleConn wrapping EPIPE", err)
+	}
 }
