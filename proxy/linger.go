@@ -15,27 +15,39 @@ import (
 // times). Like NGINX's lingering_close, the gateway sends its answer, shuts
 // down its side and reads and discards what the client still sends, bounded
 // in bytes and time, before closing.
+// At most lingerMax connections linger at once (a flood of oversized
+// requests must not pin unbounded goroutines and sockets); past it a
+// connection is closed at once, as before.
 const (
 	lingerMaxBytes = 64 << 20
 	lingerTimeout  = 10 * time.Second
+	lingerMax      = 256
 )
 
 // lingerListener wraps the API listener so that every connection can be
 // closed lingeringly.
-type lingerListener struct{ net.Listener }
+type lingerListener struct {
+	net.Listener
+	slots chan struct{}
+}
+
+func newLingerListener(ln net.Listener) lingerListener {
+	return lingerListener{Listener: ln, slots: make(chan struct{}, lingerMax)}
+}
 
 func (l lingerListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &lingerConn{Conn: c}, nil
+	return &lingerConn{Conn: c, slots: l.slots}, nil
 }
 
 // lingerConn is an API connection. Close is lingering once lingerOnClose was
 // called, and plain otherwise.
 type lingerConn struct {
 	net.Conn
+	slots  chan struct{}
 	linger atomic.Bool
 }
 
@@ -45,10 +57,18 @@ func (c *lingerConn) lingerOnClose() { c.linger.Store(true) }
 // goroutine, which ends within lingerTimeout, discards the client's
 // remaining bytes before the real close.
 func (c *lingerConn) Close() error {
-	if !c.linger.Load() {
+	if !c.linger.CompareAndSwap(true, false) {
 		return c.Conn.Close()
 	}
-	go lingeringClose(c.Conn)
+	select {
+	case c.slots <- struct{}{}:
+	default:
+		return c.Conn.Close()
+	}
+	go func() {
+		defer func() { <-c.slots }()
+		lingeringClose(c.Conn)
+	}()
 	return nil
 }
 
