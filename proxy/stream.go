@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
 
 	"github.com/cairnhq/cairn/capture"
@@ -45,7 +46,11 @@ type streamRelay struct {
 	done   bool   // saw [DONE]
 	events int
 	first  time.Time
+	text   []byte // legacy completions: choices[0].text accumulated, for capture
 }
+
+// maxCompletionText bounds the legacy completion text kept for capture.
+const maxCompletionText = 1 << 20
 
 var (
 	errClientClosed = errors.New("client closed the connection")
@@ -79,6 +84,11 @@ func (s *streamRelay) onEvent(ev schema.Event) error {
 		ev.Data = s.up.redact(ev.Data) // an error event may echo the provider key
 	}
 	s.acc.Add(ev.Data)
+	if s.x.ep == epCompletions && len(s.text) < maxCompletionText {
+		if v := gjson.GetBytes(ev.Data, "choices.0.text"); v.Type == gjson.String {
+			s.text = append(s.text, v.Str...)
+		}
+	}
 	if !s.x.req.IncludeUsage && schema.IsUsageOnlyChunk(ev.Data) {
 		return nil // asked upstream for usage on the client's behalf; not theirs
 	}
@@ -302,9 +312,13 @@ func (g *Gateway) finishStream(x *exchange, s *streamRelay) {
 			rec.Error = "contract violation: " + strings.Join(v.Reasons, "; ")
 		}
 	}
+	content := s.acc.Content()
+	if content == "" && len(s.text) > 0 {
+		content = string(s.text) // a legacy completion streams text, not deltas
+	}
 	rec.Raw = &capture.RawBodies{
 		RequestBody:     x.body,
-		StreamContent:   s.acc.Content(),
+		StreamContent:   content,
 		StreamToolCalls: toolCallsJSON(s.acc.ToolCalls()),
 		FinishReason:    s.acc.FinishReason(),
 	}

@@ -84,6 +84,9 @@ func TestInteropModelsRetrieveAndCompletions(t *testing.T) {
 		if u, _ := rec["usage"].(map[string]any); u == nil || u["total_tokens"] != float64(5) {
 			t.Errorf("streamed record usage = %v; want total_tokens 5", rec["usage"])
 		}
+		if r, _ := rec["response"].(map[string]any); r == nil || r["content"] != "ok" {
+			t.Errorf("streamed record response = %v; want content ok", rec["response"])
+		}
 	})
 
 	t.Run("bad completions body", func(t *testing.T) {
