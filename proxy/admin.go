@@ -202,6 +202,7 @@ func (g *Gateway) writeMetrics(ctx *fasthttp.RequestCtx) {
 			fmt.Fprintf(w, "cairn_target_circuit_open{route=%q,target=%q} %d\n", r.Name, t.Provider.Name+"/"+t.Model, open)
 		}
 	}
+	g.writeUpstreamMetrics(w)
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {

@@ -77,6 +77,10 @@ func writeError(ctx *fasthttp.RequestCtx, se *StatusError) {
 			ctx.Response.Header.Set("x-should-retry", "true")
 		}
 	}
+	if se.Status == fasthttp.StatusRequestEntityTooLarge {
+		// The same body gets the same answer: SDKs must not upload it again.
+		ctx.Response.Header.Set("x-should-retry", "false")
+	}
 	buf := ctx.Response.BodyWriter()
 	_, _ = buf.Write(schema.AppendError(nil, se.Error(), se.Type, se.Param, se.Code))
 }

@@ -298,7 +298,7 @@ func errorClass(s string) string {
 func (g *Gateway) Serve(api, admin net.Listener) error {
 	g.start()
 	errc := make(chan error, 2)
-	go func() { errc <- g.api.Serve(api) }()
+	go func() { errc <- g.api.Serve(newLingerListener(api)) }()
 	go func() { errc <- g.admin.Serve(admin) }()
 	cfg := g.live.Load().Config()
 	g.log.Info("cairn serving", "listen", api.Addr().String(), "admin", admin.Addr().String(),

@@ -26,6 +26,7 @@ const (
 	epChat endpoint = iota
 	epEmbeddings
 	epModels
+	epCompletions // legacy /v1/completions
 	epOther
 )
 
@@ -37,13 +38,18 @@ func (e endpoint) String() string {
 		return "embeddings"
 	case epModels:
 		return "models"
+	case epCompletions:
+		return "completions"
 	}
 	return "other"
 }
 
 func (e endpoint) path() string {
-	if e == epEmbeddings {
+	switch e {
+	case epEmbeddings:
 		return "/embeddings"
+	case epCompletions:
+		return "/completions"
 	}
 	return "/chat/completions"
 }
@@ -70,6 +76,10 @@ type exchange struct {
 	tp     string // traceparent sent upstream
 
 	respRaw []byte // owned upstream body (non-streaming) for capture
+
+	// lastReply is the last attempt's upstream error answer (429, 5xx);
+	// nil when the last attempt failed otherwise.
+	lastReply *upstreamReply
 }
 
 // Provider request ID headers, in the order they are looked for.
@@ -103,9 +113,15 @@ func (g *Gateway) serveAPI(ctx *fasthttp.RequestCtx) {
 		g.proxyRequest(ctx, epChat)
 	case "/embeddings":
 		g.proxyRequest(ctx, epEmbeddings)
+	case "/completions":
+		g.proxyRequest(ctx, epCompletions)
 	case "/models":
 		g.listModels(ctx)
 	default:
+		if id, ok := strings.CutPrefix(string(path), "/models/"); ok && id != "" {
+			g.retrieveModel(ctx, id)
+			return
+		}
 		x := g.begin(ctx, epOther)
 		g.fail(ctx, x, errNotFound)
 		g.finish(x)
@@ -133,6 +149,13 @@ func (g *Gateway) serveParseError(ctx *fasthttp.RequestCtx, err error) {
 				"timed out reading the request")
 		} else {
 			se = badRequest("", "malformed HTTP request")
+		}
+	}
+	if se.Status == fasthttp.StatusRequestEntityTooLarge || se.Status == fasthttp.StatusRequestHeaderFieldsTooLarge {
+		// The client may still be sending: answer, then discard what it
+		// sends before closing, so it reads this answer instead of a reset.
+		if lc, ok := ctx.Conn().(*lingerConn); ok {
+			lc.lingerOnClose()
 		}
 	}
 	ctx.SetConnectionClose()
@@ -283,9 +306,12 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	// name) costs no copy; the record keeps a refusedBody prefix.
 	body := ctx.PostBody()
 	var err error
-	if x.ep == epChat {
+	switch x.ep {
+	case epChat:
 		x.req, err = schema.ParseChatRequest(body)
-	} else {
+	case epCompletions:
+		x.req, err = schema.ParseCompletionsRequest(body)
+	default:
 		x.req, err = schema.ParseEmbeddingsRequest(body)
 	}
 	if err != nil {
@@ -475,6 +501,14 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			lastVerdict = verdict
 		}
 	}
+	ctx.Response.Header.Set("x-cairn-route", x.route.Name)
+	ctx.Response.Header.Set("x-cairn-cohort", x.rec.Cohort)
+	if x.lastReply != nil && last != nil && last.Code != "contract_violation" {
+		// No fallback answered and the last upstream did: relay its answer.
+		ctx.Response.Header.Set("x-cairn-contract", capture.VerdictNone)
+		g.relayUpstreamError(ctx, x, last)
+		return false
+	}
 	if lastVerdict.Result == capture.VerdictFail && (last == nil || last.Code == "contract_violation") {
 		x.rec.Contract = capture.Verdict{Verdict: capture.VerdictFail, Reasons: lastVerdict.Reasons}
 		last = statusErr(fasthttp.StatusBadGateway, "server_error", "contract_violation", capture.OutcomeContractFail,
@@ -483,8 +517,11 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if last == nil {
 		last = statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError, "no upstream available")
 	}
-	ctx.Response.Header.Set("x-cairn-route", x.route.Name)
-	ctx.Response.Header.Set("x-cairn-cohort", x.rec.Cohort)
+	if n := len(x.rec.Attempts); n > 0 {
+		// The target tried last, so the client can tell whose failure it is.
+		a := x.rec.Attempts[n-1]
+		ctx.Response.Header.Set("x-cairn-target", a.Provider+"/"+a.Model)
+	}
 	ctx.Response.Header.Set("x-cairn-contract", x.rec.Contract.Verdict)
 	if x.rec.Contract.Verdict == "" {
 		ctx.Response.Header.Set("x-cairn-contract", capture.VerdictNone)
@@ -500,6 +537,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	up := ups[t.Provider.Name]
 	model := t.UpstreamModel(x.req.Model)
 	att := capture.Attempt{Provider: t.Provider.Name, Model: model, Target: t.Label(), Cohort: t.Cohort}
+	x.lastReply = nil
 	if up == nil {
 		att.Error = "provider not configured"
 		x.rec.Attempts = append(x.rec.Attempts, att)
@@ -512,7 +550,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	if x.ep == epChat {
 		system = x.route.Config.Prompt.System
 	}
-	stream := x.ep == epChat && x.req.Stream
+	stream := (x.ep == epChat || x.ep == epCompletions) && x.req.Stream
 	body, err := schema.RewriteRequest(nil, x.body, rewriteModel, system, stream && !x.req.IncludeUsage)
 	if err != nil {
 		return resultDone, nil, schema.Verdict{}
@@ -531,12 +569,17 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	if err != nil {
 		return g.upstreamFailed(x, t, att, err)
 	}
+	up.noteKeepAlive(resp)
 	status := resp.StatusCode()
 	att.Status = status
 	att.ProviderRequestID = providerRequestID(&resp.Header)
+	if att.ProviderRequestID == "" && status < 300 {
+		att.ProviderRequestID = bodyRequestID(resp.Body())
+	}
 	if se := g.upstreamStatus(x, t, &att, status); se != nil {
 		if status >= 500 || status == fasthttp.StatusTooManyRequests {
-			x.respRaw = up.redact(append(x.respRaw[:0], resp.Body()...))
+			x.respRaw = up.redact(append([]byte(nil), resp.Body()...))
+			x.noteUpstreamReply(t, model, status, &resp.Header, x.respRaw, att.ProviderRequestID)
 			return resultRetry, se, schema.Verdict{}
 		}
 	}
@@ -636,7 +679,7 @@ func (g *Gateway) commitTarget(ctx *fasthttp.RequestCtx, x *exchange, t *routing
 }
 
 // relayedHeaders are upstream response headers passed to the client.
-var relayedHeaders = []string{"content-type", "openai-processing-ms", "openai-version", "openai-model", "retry-after"}
+var relayedHeaders = []string{"content-type", "openai-processing-ms", "openai-version", "openai-model", "retry-after", "retry-after-ms", "x-should-retry"}
 
 func copyResponseHeaders(dst *fasthttp.ResponseHeader, src *fasthttp.ResponseHeader) {
 	for _, n := range relayedHeaders {

@@ -274,7 +274,7 @@ func TestRateLimitHeaders(t *testing.T) {
 				{"limited", "both", chat("support-bot", ""), nil, 200, 1000, 1000000},
 				{"limited stream", "both", chat("support-bot", `"stream":true`), nil, 200, 1000, 1000000},
 				{"limited upstream 400", "both", chat("support-bot", ""), &loadtest.Fault{Status: 400}, 400, 1000, 1000000},
-				{"limited upstreams down", "both", chat("support-bot", ""), &loadtest.Fault{Status: 503}, 502, 1000, 1000000},
+				{"limited upstreams down", "both", chat("support-bot", ""), &loadtest.Fault{Status: 503}, 503, 1000, 1000000}, // the last upstream's status (issue 14.3)
 				{"rpm only", "open", chat("support-bot", ""), nil, 200, 40, 0},
 				{"tpm only", "tpm-plain", chat("support-bot", ""), nil, 200, 0, 5000},
 				{"unlimited", "free", chat("support-bot", ""), nil, 200, 0, 0},
@@ -485,12 +485,13 @@ func TestRateLimitUpstream429(t *testing.T) {
 				t.Errorf("record outcome %q attempts %+v; want ok after a primary 429", rec.Outcome, rec.Attempts)
 			}
 
-			// Every upstream rate limiting: the client gets a 429 that is not
-			// the key's (code upstream_rate_limited), the budget is untouched.
+			// Every upstream rate limiting: the client gets the last
+			// provider's 429 as the provider sent it (issue 14.3), told apart
+			// from the key's own by x-cairn-target; the budget is untouched.
 			g.m2.SetFault("*", loadtest.Fault{Status: 429})
 			r, _ = g.post(t, "up429", chat("support-bot", ""))
-			if r.status != 429 || r.errorCode() != "upstream_rate_limited" {
-				t.Fatalf("status %d code %q; want 429 upstream_rate_limited: %s", r.status, r.errorCode(), r.body)
+			if r.status != 429 || r.errorCode() != "rate_limit_exceeded" || r.header.Get("x-cairn-target") != "backup/backup-model" {
+				t.Fatalf("status %d code %q target %q; want the backup's 429: %s", r.status, r.errorCode(), r.header.Get("x-cairn-target"), r.body)
 			}
 			if got := r.header.Get("x-ratelimit-remaining-requests"); got != "3" {
 				t.Errorf("remaining-requests = %q; want 3", got)

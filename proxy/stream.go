@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
 
 	"github.com/cairnhq/cairn/capture"
@@ -36,7 +37,7 @@ type streamRelay struct {
 	up     *upstream
 	model  string
 	resp   *fasthttp.Response
-	dc     *deadlineConn
+	dc     *upstreamConn
 	r      io.Reader
 	bufp   *[]byte
 	parser schema.SSEParser
@@ -46,7 +47,11 @@ type streamRelay struct {
 	events int
 	first  time.Time
 	end    time.Time // when stream_max_duration cuts the stream
+	text   []byte    // legacy completions: choices[0].text accumulated, for capture
 }
+
+// maxCompletionText bounds the legacy completion text kept for capture.
+const maxCompletionText = 1 << 20
 
 var (
 	errClientClosed = errors.New("client closed the connection")
@@ -80,6 +85,11 @@ func (s *streamRelay) onEvent(ev schema.Event) error {
 		ev.Data = s.up.redact(ev.Data) // an error event may echo the provider key
 	}
 	s.acc.Add(ev.Data)
+	if s.x.ep == epCompletions && len(s.text) < maxCompletionText {
+		if v := gjson.GetBytes(ev.Data, "choices.0.text"); v.Type == gjson.String {
+			s.text = append(s.text, v.Str...)
+		}
+	}
 	if !s.x.req.IncludeUsage && schema.IsUsageOnlyChunk(ev.Data) {
 		return nil // asked upstream for usage on the client's behalf; not theirs
 	}
@@ -118,6 +128,7 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 		fasthttp.ReleaseResponse(resp)
 		return g.upstreamFailed(x, t, att, err)
 	}
+	up.noteKeepAlive(resp)
 	status := resp.StatusCode()
 	att.Status = status
 	att.ProviderRequestID = providerRequestID(&resp.Header)
@@ -134,8 +145,12 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 		if rerr != nil {
 			return g.upstreamFailed(x, t, att, rerr)
 		}
+		if att.ProviderRequestID == "" && status < 300 {
+			att.ProviderRequestID = bodyRequestID(raw)
+		}
 		if se := g.upstreamStatus(x, t, &att, status); se != nil {
 			x.respRaw = raw
+			x.noteUpstreamReply(t, model, status, &hdr.Header, raw, att.ProviderRequestID)
 			return resultRetry, se, schema.Verdict{}
 		}
 		if status < 300 {
@@ -178,6 +193,9 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 		return g.upstreamFailed(x, t, att, perr)
 	}
 	t.Health.Success()
+	if att.ProviderRequestID == "" {
+		att.ProviderRequestID = s.acc.ID() // the first event's "id" (issue 14.4)
+	}
 	x.rec.Attempts = append(x.rec.Attempts, att)
 	g.commitTarget(ctx, x, t, model, att.ProviderRequestID)
 	x.rec.Status = fasthttp.StatusOK
@@ -302,9 +320,13 @@ func (g *Gateway) finishStream(x *exchange, s *streamRelay) {
 			rec.Error = "contract violation: " + strings.Join(v.Reasons, "; ")
 		}
 	}
+	content := s.acc.Content()
+	if content == "" && len(s.text) > 0 {
+		content = string(s.text) // a legacy completion streams text, not deltas
+	}
 	rec.Raw = &capture.RawBodies{
 		RequestBody:     x.body,
-		StreamContent:   s.acc.Content(),
+		StreamContent:   content,
 		StreamToolCalls: toolCallsJSON(s.acc.ToolCalls()),
 		FinishReason:    s.acc.FinishReason(),
 	}

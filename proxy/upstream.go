@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -33,6 +32,9 @@ type upstream struct {
 	buffered *fasthttp.HostClient
 	streamed *fasthttp.HostClient
 	conns    *connRegistry
+	// stale counts requests resent because their pooled connection was
+	// found closed or past its keep-alive before a byte was written.
+	stale atomic.Int64
 }
 
 func newUpstream(p configs.Provider) (*upstream, error) {
@@ -74,25 +76,26 @@ func newUpstream(p configs.Provider) (*upstream, error) {
 			NoDefaultUserAgentHeader:      false,
 			StreamResponseBody:            stream,
 			SecureErrorLogMessage:         true,
-			// POSTs are never resent by the client itself: the route's
-			// fallbacks decide what is retried, and only before the first
-			// byte reached the client.
-			RetryIfErr: func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
+			// POSTs are resent by the client itself only when the pooled
+			// connection was found dead before a byte of the request was
+			// written (errStaleConn); otherwise the route's fallbacks decide
+			// what is retried, and only before the first byte reached the
+			// client.
+			RetryIfErr:                up.retryStale,
+			MaxIdemponentCallAttempts: maxStaleResends,
 		}
 		if isTLS {
 			hc.TLSConfig = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
 		}
 		if !stream {
 			hc.MaxResponseBodySize = p.MaxResponseBytes
-			hc.Dial = func(a string) (net.Conn, error) { return dialer.Dial("tcp", a) }
-		} else {
-			hc.Dial = func(a string) (net.Conn, error) {
-				c, err := dialer.Dial("tcp", a)
-				if err != nil {
-					return nil, err
-				}
-				return up.conns.wrap(c), nil
+		}
+		hc.Dial = func(a string) (net.Conn, error) {
+			c, err := dialer.Dial("tcp", a)
+			if err != nil {
+				return nil, err
 			}
+			return up.conns.wrap(c, isTLS), nil
 		}
 		return hc
 	}
@@ -154,72 +157,6 @@ func (u *upstream) prepare(req *fasthttp.Request, path string, body []byte, trac
 		req.Header.Set(k, v)
 	}
 	req.SetBodyRaw(body)
-}
-
-// connRegistry tracks the streaming client's connections by local address,
-// so that once response headers arrived the gateway can switch that
-// connection from the first-byte deadline to a per-read idle deadline.
-// fasthttp keeps the request's deadline on the connection while the body
-// streams, which would cut every stream at the first-byte timeout.
-type connRegistry struct {
-	m sync.Map // local addr string -> *deadlineConn
-}
-
-func (r *connRegistry) wrap(c net.Conn) net.Conn {
-	dc := &deadlineConn{Conn: c, reg: r, key: c.LocalAddr().String()}
-	r.m.Store(dc.key, dc)
-	return dc
-}
-
-func (r *connRegistry) lookup(local net.Addr) *deadlineConn {
-	if local == nil {
-		return nil
-	}
-	v, ok := r.m.Load(local.String())
-	if !ok {
-		return nil
-	}
-	return v.(*deadlineConn)
-}
-
-// deadlineConn sets a fresh read deadline before every Read while idle mode
-// is on: min(now+idle, end). Off, it is a plain connection.
-type deadlineConn struct {
-	net.Conn
-	reg    *connRegistry
-	key    string
-	idle   atomic.Int64 // nanoseconds; 0 = off
-	end    atomic.Int64 // unix nanoseconds; 0 = none
-	closed atomic.Bool
-}
-
-func (c *deadlineConn) streamMode(idle time.Duration, end time.Time) {
-	c.end.Store(end.UnixNano())
-	c.idle.Store(int64(idle))
-}
-
-func (c *deadlineConn) plainMode() {
-	c.idle.Store(0)
-	c.end.Store(0)
-	_ = c.Conn.SetReadDeadline(time.Time{})
-}
-
-func (c *deadlineConn) Read(p []byte) (int, error) {
-	if idle := c.idle.Load(); idle > 0 {
-		d := time.Now().Add(time.Duration(idle))
-		if end := c.end.Load(); end > 0 && d.UnixNano() > end {
-			d = time.Unix(0, end)
-		}
-		_ = c.Conn.SetReadDeadline(d)
-	}
-	return c.Conn.Read(p)
-}
-
-func (c *deadlineConn) Close() error {
-	if c.closed.CompareAndSwap(false, true) {
-		c.reg.m.CompareAndDelete(c.key, c)
-	}
-	return c.Conn.Close()
 }
 
 // Upstream failure classes. A failure before the first response byte may be

@@ -309,8 +309,9 @@ func TestReliabilitySIGKILLRestart(t *testing.T) {
 	setFault(t, mock, `{"model":"flaky","fault":{"status":503}}`)
 	g := startRelGateway(t, strings.ReplaceAll(killConfig, "%[4]s", mock))
 	for range 10 {
-		if r := postChat(g.api, "", chatBody("support-bot", "")); r.status != 502 {
-			t.Fatalf("storm request = %d %v; want 502", r.status, r.err)
+		// No fallback: the client gets the provider's 503 (issue 14.3).
+		if r := postChat(g.api, "", chatBody("support-bot", "")); r.status != 503 {
+			t.Fatalf("storm request = %d %v; want the provider's 503", r.status, r.err)
 		}
 	}
 	req, _ := http.NewRequest("POST", g.admin+"/admin/incidents", strings.NewReader(`{"route":"other","reason":"declared before the kill"}`))

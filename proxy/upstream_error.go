@@ -1,0 +1,104 @@
+package proxy
+
+import (
+	"github.com/tidwall/gjson"
+	"github.com/valyala/fasthttp"
+
+	"github.com/cairnhq/cairn/capture"
+	"github.com/cairnhq/cairn/routing"
+	"github.com/cairnhq/cairn/schema"
+)
+
+// upstreamReply is an upstream's retryable error answer (429, 5xx), kept so
+// that when no fallback answers the client sees it as it would have talking
+// to the provider directly (issue 14.3): status, error body, retry hints and
+// the provider's request ID. Owned copies; nothing aliases a response.
+type upstreamReply struct {
+	provider, model string
+	status          int
+	body            []byte // redacted of the provider key
+	providerID      string
+	retryAfter      string
+	retryAfterMS    string
+	shouldRetry     string
+}
+
+// relayedErrorHeaders are the upstream error headers a client's SDK acts on.
+var relayedErrorHeaders = [...]string{"retry-after", "retry-after-ms", "x-should-retry"}
+
+// noteUpstreamReply keeps t's error answer as the exchange's last upstream
+// reply. body must already be redacted and owned.
+func (x *exchange) noteUpstreamReply(t *routing.Target, model string, status int, h *fasthttp.ResponseHeader, body []byte, providerID string) {
+	r := &upstreamReply{provider: t.Provider.Name, model: model, status: status, body: body, providerID: providerID}
+	r.retryAfter = string(h.Peek("retry-after"))
+	r.retryAfterMS = string(h.Peek("retry-after-ms"))
+	r.shouldRetry = string(h.Peek("x-should-retry"))
+	x.lastReply = r
+}
+
+// relayUpstreamError answers with the last upstream's error reply. The
+// body is relayed when it is OpenAI's error shape; otherwise the gateway
+// writes that shape around the upstream's message. The record names the
+// target and its provider request ID at top level.
+func (g *Gateway) relayUpstreamError(ctx *fasthttp.RequestCtx, x *exchange, se *StatusError) {
+	r := x.lastReply
+	h := &ctx.Response.Header
+	target := r.provider + "/" + r.model
+	h.Set("x-cairn-target", target)
+	if r.providerID != "" {
+		h.Set("x-cairn-provider-request-id", r.providerID)
+	}
+	for i, v := range [...]string{r.retryAfter, r.retryAfterMS, r.shouldRetry} {
+		if v != "" {
+			h.Set(relayedErrorHeaders[i], v)
+		}
+	}
+	ctx.SetStatusCode(r.status)
+	ctx.SetContentType("application/json")
+	if gjson.GetBytes(r.body, "error.message").Type == gjson.String {
+		ctx.Response.SetBody(r.body)
+	} else {
+		msg := se.Error()
+		if m := upstreamMessage(r.body); m != "" {
+			msg += ": " + m
+		}
+		ctx.Response.SetBody(schema.AppendError(nil, msg, se.Type, se.Param, se.Code))
+	}
+	rec := x.rec
+	rec.Provider, rec.Model = r.provider, r.model
+	rec.ProviderRequestID = r.providerID
+	rec.Status = r.status
+	rec.Outcome = se.Outcome
+	rec.Error = se.Error()
+	rec.Raw = &capture.RawBodies{RequestBody: x.body, ResponseBody: r.body}
+}
+
+// upstreamMessage finds a human message in a non-OpenAI error body
+// ({"error":"…"}, {"message":"…"}, {"detail":"…"}) or plain text, clipped.
+func upstreamMessage(body []byte) string {
+	var m string
+	for _, p := range [...]string{"error", "message", "detail", "error.msg"} {
+		if v := gjson.GetBytes(body, p); v.Type == gjson.String {
+			m = v.Str
+			break
+		}
+	}
+	if m == "" && len(body) > 0 && !gjson.ValidBytes(body) {
+		m = string(body)
+	}
+	if len(m) > 300 {
+		m = m[:300] + "…"
+	}
+	return m
+}
+
+// bodyRequestID is the provider request ID taken from a response body's
+// (or first stream event's) "id" when the provider sent no request-ID
+// header, as many OpenAI-compatible servers do (issue 14.4).
+func bodyRequestID(body []byte) string {
+	v := gjson.GetBytes(body, "id")
+	if v.Type != gjson.String || v.Str == "" || len(v.Str) > 256 {
+		return ""
+	}
+	return v.Str
+}
