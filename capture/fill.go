@@ -117,6 +117,7 @@ func (m *Masker) maskRecord(r *Record, keep bool) {
 	if keep && raw != nil {
 		r.Request = m.requestMessages(raw.RequestBody)
 		r.Response = m.response(r.Endpoint, r.Status, raw)
+		r.Request, r.Response = shallow(r.Request), shallow(r.Response)
 		r.BodySampled = r.Request != nil || r.Response != nil
 	}
 	r.Error = m.String(r.Error)
