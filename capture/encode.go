@@ -82,6 +82,10 @@ func appendRecord(b []byte, r *Record) []byte {
 			b = appendFloat(b, a.LatencyMS)
 			b = appendStringField(b, "error", a.Error)
 			b = appendStringField(b, "contract", a.Contract)
+			if a.DiscardedTokens != 0 {
+				b = append(b, `,"discarded_tokens":`...)
+				b = strconv.AppendInt(b, int64(a.DiscardedTokens), 10)
+			}
 			b = append(b, '}')
 		}
 		b = append(b, ']')

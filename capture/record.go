@@ -120,6 +120,11 @@ type Attempt struct {
 	LatencyMS         float64 `json:"latency_ms"`
 	Error             string  `json:"error,omitempty"`
 	Contract          string  `json:"contract,omitempty"`
+	// DiscardedTokens are the tokens the provider reported for this
+	// attempt when its answer was not the one the client got (a 5xx or
+	// 429 with usage, a contract failure that fell back): charged to the
+	// key all the same.
+	DiscardedTokens int `json:"discarded_tokens,omitempty"`
 }
 
 // Usage is token usage as the provider reported it.

@@ -133,6 +133,9 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 		if rerr != nil {
 			return g.upstreamFailed(x, t, att, rerr)
 		}
+		if status >= 500 || status == fasthttp.StatusTooManyRequests {
+			x.discard(&att, raw)
+		}
 		if se := g.upstreamStatus(x, t, &att, status); se != nil {
 			x.respRaw = raw
 			return resultRetry, se, schema.Verdict{}
@@ -337,7 +340,15 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 		perr = s.pump()
 	}
 	complete := errors.Is(perr, io.EOF) && (s.done || s.acc.FinishReason() != "") && len(all) <= limit
+	// discardUsage charges what upstream reported spending on a buffered
+	// answer that is thrown away (issue 12.11).
+	discardUsage := func() {
+		if u, ok := s.acc.Usage(); ok {
+			x.discardUsage(&x.rec.Attempts[len(x.rec.Attempts)-1], u)
+		}
+	}
 	if !complete {
+		discardUsage()
 		class, text := classify(perr)
 		s.close(false)
 		s.t.Health.Failure()
@@ -355,6 +366,7 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 	v := x.contr.CheckStream(&s.acc)
 	x.rec.Attempts[len(x.rec.Attempts)-1].Contract = v.Result
 	if v.Result == capture.VerdictFail {
+		discardUsage()
 		s.close(true)
 		return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "contract_violation", capture.OutcomeContractFail,
 			"contract violation: "+strings.Join(v.Reasons, "; ")), v
