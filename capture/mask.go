@@ -703,7 +703,10 @@ func tokenAt(s string, i int) int {
 	r := s[i:]
 	switch {
 	case strings.HasPrefix(r, "sk-"): // OpenAI sk-…, sk-proj-…, Anthropic sk-ant-…
-		if e := run(s, i+3, isTokenBody); e-(i+3) >= 20 {
+		// 20+ characters, or 8+ with a digit: short test and proxy keys
+		// (sk-test-1234) are keys too, "sk-learn" is not (issue 12.4).
+		e := run(s, i+3, isTokenBody)
+		if n := e - (i + 3); n >= 20 || n >= 8 && strings.ContainsAny(s[i+3:e], "0123456789") {
 			return e
 		}
 	case strings.HasPrefix(r, "sk_live_"), strings.HasPrefix(r, "sk_test_"),

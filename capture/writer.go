@@ -49,6 +49,9 @@ type WriterOptions struct {
 	Redis redis.UniversalClient
 	// Masker masks records. Nil: built-in detectors only.
 	Masker *Masker
+	// Secrets are the gateway's own secrets, replaced in every record
+	// before anything sees it (issue 12.4). Nil: none.
+	Secrets *Redactor
 	// Metrics receives every record and the capture counters. Nil: a
 	// private registry.
 	Metrics *Metrics
@@ -300,7 +303,10 @@ func (w *Writer) flush() {
 func (w *Writer) process(r *Record) {
 	w.qBytes.Add(-rawSize(r))
 	keep := r.Outcome != OutcomeOK || w.cap.SampleRate() >= 1 || w.rand() < w.cap.SampleRate()
+	secrets := w.opt.Secrets.Secrets()
+	redactRecord(secrets, r)
 	w.masker.maskRecord(r, keep)
+	redactRecord(secrets, r)
 	if !oneLineJSON(r.Request) || !oneLineJSON(r.Response) {
 		// Masking always yields compact valid JSON, so this is a bug;
 		// the record is still kept, without the bodies.

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,10 +18,7 @@ import (
 	"github.com/cairnhq/cairn/schema"
 )
 
-var (
-	sseDone        = []byte("data: [DONE]\n\n")
-	sseErrorPrefix = []byte(`{"error"`)
-)
+var sseDone = []byte("data: [DONE]\n\n")
 
 // readBufPool holds upstream read buffers for streams.
 var readBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -75,9 +71,10 @@ func (s *streamRelay) onEvent(ev schema.Event) error {
 		s.out = append(s.out, sseDone...)
 		return nil
 	}
-	if bytes.HasPrefix(ev.Data, sseErrorPrefix) {
-		ev.Data = s.up.redact(ev.Data) // an error event may echo the provider key
-	}
+	// Any event may echo a secret: an error event of any shape, content,
+	// a tool call (issue 12.4). The parser hands over whole events, so a
+	// secret split across two upstream reads is whole here.
+	ev.Data = s.x.g.secrets.Bytes(ev.Data)
 	s.acc.Add(ev.Data)
 	if !s.x.req.IncludeUsage && schema.IsUsageOnlyChunk(ev.Data) {
 		return nil // asked upstream for usage on the client's behalf; not theirs
@@ -271,7 +268,7 @@ func (g *Gateway) relay(w *bufio.Writer, s *streamRelay, perr error) {
 		rec.Outcome = outcome
 		rec.Error = fmt.Sprintf("upstream %s: %s after %d events", s.t.Provider.Name, text, s.events)
 		s.t.Health.Failure()
-		_, _ = w.Write(schema.AppendSSEError(nil, rec.Error, "server_error", code))
+		_, _ = w.Write(schema.AppendSSEError(nil, g.secrets.String(rec.Error), "server_error", code))
 		_ = w.Flush()
 	}
 }
