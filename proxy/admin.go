@@ -93,7 +93,10 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 			adminError(ctx, fasthttp.StatusBadRequest, `body must be {"route": "...", "reason": "..."}`)
 			return
 		}
-		inc, err := g.incidents.Declare(in.Route, in.Reason)
+		// The reason is free text an operator typed: it may quote a
+		// customer's email or phone (issue 12.14). It is stored, logged
+		// and sent to webhooks only masked.
+		inc, err := g.incidents.Declare(in.Route, g.scrubText(in.Reason))
 		if err != nil {
 			adminError(ctx, fasthttp.StatusBadRequest, err.Error())
 			return
@@ -135,6 +138,7 @@ func (g *Gateway) manualRollback(ctx *fasthttp.RequestCtx, route string) {
 			return
 		}
 	}
+	in.Reason = g.scrubText(in.Reason)
 	st := g.live.Load().State()
 	rs := st.Route(route)
 	if rs == nil {
