@@ -21,6 +21,7 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = appendJSONString(b, r.GatewayRequestID)
 	b = appendStringField(b, "provider_request_id", r.ProviderRequestID)
 	b = appendStringField(b, "client_request_id", r.ClientRequestID)
+	b = appendStringField(b, "client_request_id_hash", r.ClientRequestIDHash)
 	b = appendStringField(b, "trace_id", r.TraceID)
 	b = append(b, `,"received_at":"`...)
 	t := r.ReceivedAt

@@ -381,6 +381,7 @@ func NewMasker(m configs.Masking) *Masker {
 		mk.add(detector{kind: k, ph: builtinPlaceholder[k]})
 	}
 	mk.kinds[PlaceholderMaskingFailed[1:len(PlaceholderMaskingFailed)-1]] = true
+	mk.kinds[PlaceholderNumber[1:len(PlaceholderNumber)-1]] = true
 	return mk
 }
 
