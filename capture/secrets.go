@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"bytes"
 	"net/url"
 	"slices"
 	"strings"
@@ -38,6 +39,15 @@ type Secrets struct {
 	// every secret, and '\\' when there is any secret.
 	first [256]bool
 	root  [256]int32 // the root's children (0: none)
+	// pairs[a<<8|b] says a match may start with the raw bytes a, b: the
+	// first two bytes of a secret, or a pair holding a backslash (an
+	// escape may follow). It rules out most first-byte candidates
+	// without decoding.
+	pairs []bool
+	// firstList lists the bytes of first when there are few of them:
+	// find then jumps between their occurrences with bytes.IndexByte
+	// (vectorised) instead of testing every byte.
+	firstList []byte
 	nodes []secretNode
 	n     int
 	// values are the secrets, for union and tests.
@@ -71,6 +81,23 @@ func NewSecrets(values ...string) *Secrets {
 	slices.Sort(s.values)
 	if s.n > 0 {
 		s.first['\\'] = true
+		s.pairs = make([]bool, 1<<16)
+		for _, v := range s.values {
+			s.pairs[int(v[0])<<8|int(v[1])] = true
+		}
+		for c := range 256 {
+			s.pairs['\\'<<8|c] = true
+			s.pairs[c<<8|'\\'] = true
+		}
+		var list []byte
+		for c := range 256 {
+			if s.first[c] {
+				list = append(list, byte(c))
+			}
+		}
+		if len(list) <= maxSparseFirst {
+			s.firstList = list
+		}
 	}
 	return s
 }
@@ -219,9 +246,16 @@ func (s *Secrets) find(b []byte, fn func(start, end int) bool) {
 	if s == nil || s.n == 0 {
 		return
 	}
-	first := &s.first
+	if s.firstList != nil {
+		s.findSparse(b, fn)
+		return
+	}
+	first, pairs := &s.first, s.pairs
 	for i := 0; i < len(b); i++ {
 		if !first[b[i]] {
+			continue
+		}
+		if i+1 < len(b) && !pairs[int(b[i])<<8|int(b[i+1])] {
 			continue
 		}
 		if e := s.matchAt(b, i); e > i {
@@ -229,6 +263,47 @@ func (s *Secrets) find(b []byte, fn func(start, end int) bool) {
 				return
 			}
 			i = e - 1
+		}
+	}
+}
+
+// maxSparseFirst is the most distinct first bytes findSparse handles.
+const maxSparseFirst = 6
+
+// findSparse is find for secrets that start with few distinct bytes.
+func (s *Secrets) findSparse(b []byte, fn func(start, end int) bool) {
+	var next [maxSparseFirst]int
+	list := s.firstList
+	from := func(pos int, c byte) int {
+		if k := bytes.IndexByte(b[pos:], c); k >= 0 {
+			return pos + k
+		}
+		return len(b)
+	}
+	for j, c := range list {
+		next[j] = from(0, c)
+	}
+	for {
+		i := len(b)
+		for j := range list {
+			i = min(i, next[j])
+		}
+		if i == len(b) {
+			return
+		}
+		end := i + 1
+		if i+1 >= len(b) || s.pairs[int(b[i])<<8|int(b[i+1])] {
+			if e := s.matchAt(b, i); e > i {
+				if !fn(i, e) {
+					return
+				}
+				end = e
+			}
+		}
+		for j, c := range list {
+			if next[j] < end {
+				next[j] = from(end, c)
+			}
 		}
 	}
 }
