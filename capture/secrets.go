@@ -48,8 +48,8 @@ type Secrets struct {
 	// find then jumps between their occurrences with bytes.IndexByte
 	// (vectorised) instead of testing every byte.
 	firstList []byte
-	nodes []secretNode
-	n     int
+	nodes     []secretNode
+	n         int
 	// values are the secrets, for union and tests.
 	values []string
 }
