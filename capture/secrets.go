@@ -50,6 +50,7 @@ type Secrets struct {
 	firstList []byte
 	nodes     []secretNode
 	n         int
+	maxLen    int // the longest secret
 	// values are the secrets, for union and tests.
 	values []string
 }
@@ -76,6 +77,7 @@ func NewSecrets(values ...string) *Secrets {
 		}
 		seen[v] = true
 		s.values = append(s.values, v)
+		s.maxLen = max(s.maxLen, len(v))
 		s.add(v)
 	}
 	slices.Sort(s.values)
@@ -468,4 +470,32 @@ func redactRecord(s *Secrets, r *Record) {
 		raw.StreamContent = s.String(raw.StreamContent)
 		raw.FinishReason = s.String(raw.FinishReason)
 	}
+}
+
+// MaxLen returns the length of the longest secret (0: none).
+func (s *Secrets) MaxLen() int {
+	if s == nil {
+		return 0
+	}
+	return s.maxLen
+}
+
+// EndsWithPrefix reports whether str ends with the first minLen or more
+// bytes of a secret (but not a whole one). str is plain text: escapes are
+// not decoded. A stream relay holds text back while this holds, so that a
+// secret cut across two events is never sent in pieces.
+func (s *Secrets) EndsWithPrefix(str string, minLen int) bool {
+	if s == nil || s.n == 0 {
+		return false
+	}
+	for start := max(0, len(str)-s.MaxLen()+1); start <= len(str)-minLen; start++ {
+		node := s.root[str[start]]
+		for j := start + 1; node != 0 && j < len(str); j++ {
+			node = s.child(node, str[j])
+		}
+		if node != 0 {
+			return true
+		}
+	}
+	return false
 }

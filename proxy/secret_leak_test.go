@@ -76,6 +76,12 @@ func startLeakyUpstream(t *testing.T) string {
 			ctx.SetStatusCode(400)
 			ctx.SetContentType("application/json")
 			ctx.SetBodyString(`{"error":{"message":"Incorrect API key provided: ` + forms[0] + `","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`)
+		case "stream-deltas":
+			// The key cut across three content chunks: no single event
+			// holds it, the client's joined content would.
+			ctx.SetContentType("text/event-stream")
+			ctx.SetBodyString(chunk("here: sk-proj-LE") + chunk("AK/0123456789") + chunk("abcdefghijKLMNOPQRST done") +
+				`data: {"id":"s1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}` + "\n\n" + "data: [DONE]\n\n")
 		case "stream-content", "stream-error":
 			ctx.SetContentType("text/event-stream")
 			ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
@@ -133,7 +139,7 @@ func TestReliabilitySecretEchoLeaksNowhere(t *testing.T) {
 		r    result
 	}
 	var got []sent
-	for _, user := range []string{"body200", "escaped", "tool", "error400", "stream-content", "stream-error"} {
+	for _, user := range []string{"body200", "escaped", "tool", "error400", "stream-content", "stream-error", "stream-deltas"} {
 		extra := `"user":"` + user + `"`
 		if strings.HasPrefix(user, "stream") {
 			extra += `,"stream":true`
@@ -150,6 +156,15 @@ func TestReliabilitySecretEchoLeaksNowhere(t *testing.T) {
 		if f := leaks(s.r.body); len(f) > 0 {
 			t.Errorf("%s: the response body (%d) holds %q: %.400s", s.what, s.r.status, f, s.r.body)
 		}
+		if events, _ := sseEvents(s.r.body); len(events) > 0 {
+			var joined strings.Builder
+			for _, ev := range events {
+				joined.WriteString(gjson.Get(ev, "choices.0.delta.content").String())
+			}
+			if f := leaks([]byte(joined.String())); len(f) > 0 || strings.Contains(joined.String(), "LEAK/0123") {
+				t.Errorf("%s: the streamed content, joined, holds the key: %q", s.what, joined.String())
+			}
+		}
 		for name, vs := range s.r.header {
 			for _, v := range vs {
 				if f := leaks([]byte(v)); len(f) > 0 {
@@ -159,7 +174,7 @@ func TestReliabilitySecretEchoLeaksNowhere(t *testing.T) {
 		}
 	}
 	// The redaction is visible, and did not eat the rest of the answer.
-	for _, s := range got[:6] {
+	for _, s := range got[:7] {
 		if !strings.Contains(string(s.r.body), capture.PlaceholderSecret) {
 			t.Errorf("%s (%d): no %s placeholder in %.300s", s.what, s.r.status, capture.PlaceholderSecret, s.r.body)
 		}

@@ -41,6 +41,10 @@ type streamRelay struct {
 	done   bool   // saw [DONE]
 	events int
 	first  time.Time
+	// guard holds back content that may be the start of a secret cut
+	// across events (stream_secrets.go); nil without secrets.
+	guard *splitGuard
+	ready [][]byte // scratch for guard
 }
 
 var (
@@ -60,13 +64,38 @@ func (s *streamRelay) pump() error {
 	}
 	if errors.Is(err, io.EOF) {
 		_ = s.parser.Flush(s.onEvent)
+		s.releaseHeld()
 		return io.EOF
+	}
+	if err != nil {
+		s.releaseHeld()
 	}
 	return err
 }
 
+// releaseHeld frames the events the guard still holds: the stream ended,
+// so they are all there is (none holds a whole secret).
+func (s *streamRelay) releaseHeld() {
+	if s.guard == nil {
+		return
+	}
+	for _, d := range s.guard.release(s.ready[:0]) {
+		s.frame(d)
+	}
+}
+
+// frame appends one event for the client.
+func (s *streamRelay) frame(data []byte) {
+	if s.events == 0 {
+		s.first = s.x.g.now()
+	}
+	s.events++
+	s.out = schema.AppendSSEEvent(s.out, data)
+}
+
 func (s *streamRelay) onEvent(ev schema.Event) error {
 	if ev.Done {
+		s.releaseHeld()
 		s.done = true
 		s.out = append(s.out, sseDone...)
 		return nil
@@ -79,11 +108,14 @@ func (s *streamRelay) onEvent(ev schema.Event) error {
 	if !s.x.req.IncludeUsage && schema.IsUsageOnlyChunk(ev.Data) {
 		return nil // asked upstream for usage on the client's behalf; not theirs
 	}
-	if s.events == 0 {
-		s.first = s.x.g.now()
+	if s.guard == nil {
+		s.frame(ev.Data)
+		return nil
 	}
-	s.events++
-	s.out = schema.AppendSSEEvent(s.out, ev.Data)
+	s.ready = s.guard.add(s.ready[:0], ev.Data)
+	for _, d := range s.ready {
+		s.frame(d)
+	}
 	return nil
 }
 
@@ -155,6 +187,9 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 	}
 
 	s := &streamRelay{x: x, t: t, up: up, model: model, resp: resp, r: resp.BodyStream(), bufp: readBufPool.Get().(*[]byte)}
+	if sec := g.secrets.Secrets(); sec.Len() > 0 {
+		s.guard = &splitGuard{s: sec}
+	}
 	s.dc = up.conns.lookup(resp.LocalAddr())
 	if s.dc != nil {
 		s.dc.streamMode(up.cfg.StreamIdleTimeout.D(), t0.Add(up.cfg.StreamMaxDuration.D()))
