@@ -185,6 +185,11 @@ func idKind(r *Record, id string, hashes []string) string {
 	if r.ClientRequestIDHash != "" && slices.Contains(hashes, r.ClientRequestIDHash) {
 		return IDClient
 	}
+	// Records written before client IDs were hashed carry only the
+	// stored form; a masked one ("[EMAIL]") is not an ID.
+	if r.ClientRequestIDHash == "" && r.ClientRequestID == id && !strings.Contains(id, "[") {
+		return IDClient
+	}
 	return ""
 }
 

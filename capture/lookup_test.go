@@ -3,6 +3,8 @@ package capture
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -120,5 +122,25 @@ func TestLookupKeyPersists(t *testing.T) {
 				t.Errorf("round %d: Find(client-%d) = %v, %v", round, i, m, err)
 			}
 		}
+	}
+}
+
+// Records written before client IDs were hashed are still found by the
+// client ID they store (unless it is masked).
+func TestLookupLegacyClientID(t *testing.T) {
+	dir := t.TempDir()
+	w := newTestWriter(t, WriterOptions{DataDir: dir})
+	w.Start()
+	closeWriter(t, w)
+	legacy := `{"gateway_request_id":"` + gwID(9) + `","client_request_id":"app-legacy-1","received_at":"2026-11-01T10:00:00Z","endpoint":"chat.completions","params":{"stream":false},"status":200,"outcome":"ok","latency_ms":1,"usage":{"prompt_tokens":0,"completion_tokens":0,"total_tokens":0},"contract":{"verdict":"none"},"body_sampled":false}` + "\n"
+	masked := strings.Replace(strings.Replace(legacy, "app-legacy-1", "[EMAIL]", 1), gwID(9), gwID(8), 1)
+	if err := os.WriteFile(filepath.Join(dir, captureSubdir, fileName("2026-11-01", 1)), []byte(legacy+masked), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := FindAllInDir(dir, "app-legacy-1"); err != nil || m.Kind != IDClient || m.Records[0].GatewayRequestID != gwID(9) {
+		t.Errorf("FindAllInDir(legacy client ID) = %+v, %v", m, err)
+	}
+	if _, err := FindAllInDir(dir, "[EMAIL]"); err == nil {
+		t.Errorf("a masked legacy client ID was found")
 	}
 }
