@@ -15,6 +15,10 @@ import (
 // and log lines. SSE events are scrubbed one by one in streamRelay.onEvent;
 // records, and so incidents, Redis and metrics, by the capture writer.
 
+// Logger returns the gateway's logger: the one it was given, with the
+// gateway's secrets replaced in every message and attribute.
+func (g *Gateway) Logger() *slog.Logger { return g.log }
+
 // scrubText masks personal data and replaces secrets in free text that an
 // operator or a client supplied and that is stored, logged or exported
 // outside a capture record (incident reasons, span attributes).
