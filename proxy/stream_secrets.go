@@ -12,12 +12,20 @@ import (
 
 // Issue 12.4: an upstream can send a secret in content cut across two
 // chunk events ("sk-proj-LE" then "AK/0123…"), which no single event
-// holds. splitGuard sits between the relay and the client for the content
-// of the first choice: it holds events back while the content sent so far
-// ends with the beginning of a secret, and when the secret completes it
-// sends the held events with empty content and the last one with the
-// content joined and the secret replaced. At most holdMin-1 leading bytes
-// of a secret ("sk") can reach the client before it is recognised.
+// holds. splitGuard sits between the relay and the client for the text
+// the first choice streams (its content, or the arguments of one tool
+// call): it holds events back while the text sent so far ends with the
+// beginning of a secret, and when the secret completes it sends the held
+// events with empty text and the last one with the text joined and the
+// secret replaced. At most holdMin-1 leading bytes of a secret ("sk") can
+// reach the client before it is recognised.
+
+// Paths of the streamed text in a chunk.
+const (
+	contentPath   = "choices.0.delta.content"
+	toolArgsPath  = "choices.0.delta.tool_calls.0.function.arguments"
+	toolIndexPath = "choices.0.delta.tool_calls.0.index"
+)
 
 // holdMin is how much of a secret's beginning makes the guard hold events:
 // shorter beginnings ("s", "sk") are too common in text to delay on.
@@ -28,8 +36,11 @@ const holdMin = 3
 const maxHeldEvents = 64
 
 type splitGuard struct {
-	s        *capture.Secrets
-	held     [][]byte // event data held back, oldest first
+	s *capture.Secrets
+	// field names the text being followed: "content" or "tool:<index>";
+	// path is where it sits in an event.
+	field, path string
+	held        [][]byte // event data held back, oldest first
 	pending  string   // their first-choice content, joined
 	sentTail string   // the last holdMin-1 bytes of content sent
 }
@@ -38,10 +49,20 @@ type splitGuard struct {
 // sent now, in order. data may alias a buffer valid only during the call;
 // what is held is copied.
 func (g *splitGuard) add(out [][]byte, data []byte) [][]byte {
-	r := gjson.GetBytes(data, "choices.0.delta.content")
+	field, path := "content", contentPath
+	r := gjson.GetBytes(data, contentPath)
+	if r.Type != gjson.String {
+		field, path = "tool:"+gjson.GetBytes(data, toolIndexPath).Raw, toolArgsPath
+		r = gjson.GetBytes(data, toolArgsPath)
+	}
 	if r.Type != gjson.String || r.Index <= 0 {
 		out = g.release(out)
 		return append(out, data)
+	}
+	if field != g.field {
+		// Another text starts: what was held cannot continue into it.
+		out = g.release(out)
+		g.field, g.path, g.sentTail = field, path, ""
 	}
 	window := g.sentTail + g.pending + r.Str
 	switch {
@@ -54,11 +75,11 @@ func (g *splitGuard) add(out [][]byte, data []byte) [][]byte {
 			p++
 		}
 		for _, h := range g.held {
-			out = append(out, setContent(h, ""))
+			out = append(out, setText(h, g.path, ""))
 		}
 		g.held, g.pending = g.held[:0], ""
 		g.setTail(red)
-		return append(out, setContent(data, red[p:]))
+		return append(out, setText(data, g.path, red[p:]))
 	case len(g.held) < maxHeldEvents && g.s.EndsWithPrefix(window, holdMin):
 		g.held = append(g.held, bytes.Clone(data)) // data aliases the parser's buffer
 		g.pending += r.Str
@@ -86,10 +107,9 @@ func (g *splitGuard) setTail(sent string) {
 	g.sentTail = strings.Clone(sent)
 }
 
-// setContent returns data with its first choice's delta.content replaced
-// by content.
-func setContent(data []byte, content string) []byte {
-	r := gjson.GetBytes(data, "choices.0.delta.content")
+// setText returns data with the string at path replaced by content.
+func setText(data []byte, path, content string) []byte {
+	r := gjson.GetBytes(data, path)
 	if r.Type != gjson.String || r.Index <= 0 || r.Index+len(r.Raw) > len(data) {
 		return data
 	}

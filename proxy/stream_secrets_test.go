@@ -13,6 +13,10 @@ func contentChunk(c string) []byte {
 	return []byte(`{"id":"s","choices":[{"index":0,"delta":{"content":` + string(appendQuoted(c)) + `},"finish_reason":null}]}`)
 }
 
+func toolChunk(args string) []byte {
+	return []byte(`{"id":"s","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":` + string(appendQuoted(args)) + `}}]},"finish_reason":null}]}`)
+}
+
 func appendQuoted(s string) []byte {
 	b := []byte{'"'}
 	for _, r := range s {
@@ -39,6 +43,8 @@ func TestSplitGuard(t *testing.T) {
 		{"two-byte head", []string{"x sk", "-proj-LEAK0123456789abcdef y"}, "x sk[SECRET] y"},
 		{"false start", []string{"ask-proj-", "ect plan", " ok"}, "ask-proj-ect plan ok"},
 		{"ordinary", []string{"Hello", " sky", " is blue"}, "Hello sky is blue"},
+		{"tool arguments", []string{"tool:{\"k\":\"sk-pro", "tool:j-LEAK0123456789abcdef\"}"}, `{"k":"[SECRET]"}`},
+		{"content then tool", []string{"see sk-pro", "tool:j-LEAK0123456789abcdef"}, "see sk-proj-LEAK0123456789abcdef"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			g := &splitGuard{s: capture.NewSecrets(key)}
@@ -47,11 +53,18 @@ func TestSplitGuard(t *testing.T) {
 			emit := func(evs [][]byte) {
 				for _, e := range evs {
 					c := gjson.GetBytes(e, "choices.0.delta.content").String()
+					if c == "" {
+						c = gjson.GetBytes(e, toolArgsPath).String()
+					}
 					pieces = append(pieces, c)
 					got.WriteString(c)
 				}
 			}
 			for _, c := range tt.chunks {
+				if args, ok := strings.CutPrefix(c, "tool:"); ok {
+					emit(g.add(nil, toolChunk(args)))
+					continue
+				}
 				emit(g.add(nil, contentChunk(c)))
 			}
 			emit(g.release(nil))
