@@ -41,8 +41,8 @@ type splitGuard struct {
 	// path is where it sits in an event.
 	field, path string
 	held        [][]byte // event data held back, oldest first
-	pending  string   // their first-choice content, joined
-	sentTail string   // the last holdMin-1 bytes of content sent
+	pending     string   // their first-choice content, joined
+	sentTail    string   // the last holdMin-1 bytes of content sent
 }
 
 // add takes one event's data and appends to out the events that may be
