@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"encoding"
+	"fmt"
 	"log/slog"
 
 	"github.com/valyala/fasthttp"
@@ -114,10 +116,27 @@ func redactAttr(s *capture.Secrets, a slog.Attr) slog.Attr {
 		return slog.Group(a.Key, out...)
 	case slog.KindAny:
 		if s.Len() > 0 {
-			if str := v.String(); s.ContainsString(str) {
+			if str := anyText(v.Any()); s.ContainsString(str) {
 				return slog.String(a.Key, s.String(str))
 			}
 		}
 	}
 	return slog.Attr{Key: a.Key, Value: v}
+}
+
+// anyText renders a value as slog's handlers would print it.
+func anyText(v any) string {
+	switch x := v.(type) {
+	case []byte:
+		return string(x)
+	case error:
+		return x.Error()
+	case encoding.TextMarshaler:
+		if b, err := x.MarshalText(); err == nil {
+			return string(b)
+		}
+	case fmt.Stringer:
+		return x.String()
+	}
+	return fmt.Sprintf("%+v", v)
 }
