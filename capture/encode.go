@@ -21,6 +21,7 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = appendJSONString(b, r.GatewayRequestID)
 	b = appendStringField(b, "provider_request_id", r.ProviderRequestID)
 	b = appendStringField(b, "client_request_id", r.ClientRequestID)
+	b = appendStringField(b, "client_request_id_hash", r.ClientRequestIDHash)
 	b = appendStringField(b, "trace_id", r.TraceID)
 	b = append(b, `,"received_at":"`...)
 	t := r.ReceivedAt
@@ -85,6 +86,10 @@ func appendRecord(b []byte, r *Record) []byte {
 			b = appendFloat(b, a.LatencyMS)
 			b = appendStringField(b, "error", a.Error)
 			b = appendStringField(b, "contract", a.Contract)
+			if a.DiscardedTokens != 0 {
+				b = append(b, `,"discarded_tokens":`...)
+				b = strconv.AppendInt(b, int64(a.DiscardedTokens), 10)
+			}
 			b = append(b, '}')
 		}
 		b = append(b, ']')

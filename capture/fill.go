@@ -64,7 +64,11 @@ func (m *Masker) maskHeaders(h map[string]string) map[string]string {
 			if len(v) > maxHeaderValue {
 				v = truncateAt(v, maxHeaderValue)
 			}
-			h[k] = m.String(v)
+			if idHeaders[k] {
+				h[k] = m.maskID(v)
+			} else {
+				h[k] = m.String(v)
+			}
 		}
 		if len(h) == 0 {
 			return nil
@@ -83,7 +87,11 @@ func (m *Masker) maskHeaders(h map[string]string) map[string]string {
 		if out == nil {
 			out = make(map[string]string, len(h))
 		}
-		out[name] = m.String(v)
+		if idHeaders[name] {
+			out[name] = m.maskID(v)
+		} else {
+			out[name] = m.String(v)
+		}
 	}
 	return out
 }
@@ -117,11 +125,12 @@ func (m *Masker) maskRecord(r *Record, keep bool) {
 	if keep && raw != nil {
 		r.Request = m.requestMessages(raw.RequestBody)
 		r.Response = m.response(r.Endpoint, r.Status, raw)
+		r.Request, r.Response = shallow(r.Request), shallow(r.Response)
 		r.BodySampled = r.Request != nil || r.Response != nil
 	}
 	r.Error = m.String(r.Error)
 	r.Client = m.String(r.Client)
-	r.ClientRequestID = m.String(r.ClientRequestID)
+	r.ClientRequestID = m.maskID(r.ClientRequestID)
 	r.RequestedModel = m.String(r.RequestedModel)
 	r.Route = m.String(r.Route)
 	r.Model = m.String(r.Model)

@@ -381,6 +381,7 @@ func NewMasker(m configs.Masking) *Masker {
 		mk.add(detector{kind: k, ph: builtinPlaceholder[k]})
 	}
 	mk.kinds[PlaceholderMaskingFailed[1:len(PlaceholderMaskingFailed)-1]] = true
+	mk.kinds[PlaceholderNumber[1:len(PlaceholderNumber)-1]] = true
 	return mk
 }
 
@@ -703,7 +704,10 @@ func tokenAt(s string, i int) int {
 	r := s[i:]
 	switch {
 	case strings.HasPrefix(r, "sk-"): // OpenAI sk-…, sk-proj-…, Anthropic sk-ant-…
-		if e := run(s, i+3, isTokenBody); e-(i+3) >= 20 {
+		// 20+ characters, or 8+ with a digit: short test and proxy keys
+		// (sk-test-1234) are keys too, "sk-learn" is not (issue 12.4).
+		e := run(s, i+3, isTokenBody)
+		if n := e - (i + 3); n >= 20 || n >= 8 && strings.ContainsAny(s[i+3:e], "0123456789") {
 			return e
 		}
 	case strings.HasPrefix(r, "sk_live_"), strings.HasPrefix(r, "sk_test_"),
@@ -1086,6 +1090,9 @@ func findPhones(s string, dst []span) []span {
 		if !(c == '+' || c == '(' || isDigit(c)) {
 			continue
 		}
+		if c == '(' && at(s, i+1) == '+' {
+			continue // "(+1 415 555 2671)": the number starts at '+'
+		}
 		if p := before(s, i); isAlnum(p) || p == '_' || p == '.' || p == '-' || p == '+' || p == '/' || p == ',' {
 			continue
 		}
@@ -1159,6 +1166,9 @@ func phoneAt(s string, i int) (int, bool) {
 	if plus {
 		return end, digits >= 8 && digits <= 15
 	}
+	if ng == 1 && paren < 0 {
+		return end, bareNationalPhone(s, i, digits)
+	}
 	if ng < 2 {
 		return 0, false
 	}
@@ -1187,4 +1197,39 @@ func phoneAt(s string, i int) (int, bool) {
 		return end, true
 	}
 	return 0, false
+}
+
+// bareNationalPhone reports whether the run of n digits at i, written
+// without any grouping, is a national phone number (issue 12.14): a trunk
+// prefix 0 and 10–11 digits (07700900123, 0201234567), or a North
+// American number (4155552671, 14155552671) right after a word that
+// names a phone. Other bare runs (order numbers, IDs) are left alone.
+func bareNationalPhone(s string, i, n int) bool {
+	d := s[i : i+n]
+	if (n == 10 || n == 11) && d[0] == '0' && d[1] != '0' {
+		return true
+	}
+	if n == 11 && d[0] == '1' {
+		d = d[1:]
+	} else if n != 10 {
+		return false
+	}
+	// NANP: area code and exchange start with 2–9.
+	return d[0] >= '2' && d[3] >= '2' && phoneWordBefore(s, i)
+}
+
+// phoneWords are the words that, shortly before a bare number, make it a
+// phone number.
+var phoneWords = []string{"phone", "tel", "call", "mobile", "cell", "sms", "text me", "whatsapp", "fax", "contact", "ring"}
+
+// phoneWordBefore reports whether one of phoneWords is in the 24 bytes
+// before i.
+func phoneWordBefore(s string, i int) bool {
+	w := strings.ToLower(s[max(0, i-24):i])
+	for _, p := range phoneWords {
+		if strings.Contains(w, p) {
+			return true
+		}
+	}
+	return false
 }

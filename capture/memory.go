@@ -1,7 +1,7 @@
 package capture
 
 import (
-	"strings"
+	"slices"
 	"sync"
 )
 
@@ -10,8 +10,9 @@ import (
 // the files), so that large masked bodies cannot hold gigabytes.
 const maxMemoryBytes = 256 << 20
 
-// memory is a ring of the most recent masked records, indexed by every
-// request ID they carry. The writer goroutine adds; any goroutine reads.
+// memory is a ring of the most recent masked records, indexed by the
+// request IDs they carry, one index per namespace (see lookup.go). The
+// writer goroutine adds; any goroutine reads.
 type memory struct {
 	mu       sync.RWMutex
 	ring     []*Record
@@ -19,43 +20,30 @@ type memory struct {
 	n        int
 	bytes    int64
 	maxBytes int64
-	idx      map[string]*Record
+	gateway  map[string]*Record
+	provider map[string]*Record   // the newest record per provider ID
+	client   map[string][]*Record // by keyed hash, oldest first
 }
 
 func newMemory(n int) *memory {
 	if n < 1 {
 		n = 1
 	}
-	return &memory{ring: make([]*Record, n), maxBytes: maxMemoryBytes, idx: make(map[string]*Record, 3*n)}
+	return &memory{ring: make([]*Record, n), maxBytes: maxMemoryBytes,
+		gateway: make(map[string]*Record, n), provider: make(map[string]*Record, n), client: make(map[string][]*Record)}
 }
 
-// recordIDs calls fn for every ID under which r can be found: the
-// gateway's, the client's and every provider request ID (final and per
-// attempt). Empty IDs are skipped; fn may see an ID twice. A client request
-// ID that masking changed (it held an email, say, and now reads "[EMAIL]")
-// is not an ID any more and is skipped: looking it up must not return
-// another client's record.
-func recordIDs(r *Record, fn func(id string)) {
-	for _, id := range []string{r.GatewayRequestID, r.ProviderRequestID} {
-		if id != "" {
-			fn(id)
-		}
-	}
-	if id := r.ClientRequestID; id != "" && !strings.Contains(id, "[") {
-		fn(id)
+// providerIDs calls fn for every provider request ID of r (final and per
+// attempt); fn may see an ID twice.
+func providerIDs(r *Record, fn func(id string)) {
+	if r.ProviderRequestID != "" {
+		fn(r.ProviderRequestID)
 	}
 	for i := range r.Attempts {
 		if id := r.Attempts[i].ProviderRequestID; id != "" && id != r.ProviderRequestID {
 			fn(id)
 		}
 	}
-}
-
-// hasID reports whether r carries id.
-func hasID(r *Record, id string) bool {
-	found := false
-	recordIDs(r, func(x string) { found = found || x == id })
-	return found
 }
 
 // recordSize estimates the memory a masked record holds.
@@ -77,7 +65,15 @@ func (m *memory) add(r *Record) {
 	m.ring[(m.head+m.n)%len(m.ring)] = r
 	m.n++
 	m.bytes += size
-	recordIDs(r, func(id string) { m.idx[id] = r })
+	m.gateway[r.GatewayRequestID] = r
+	providerIDs(r, func(id string) { m.provider[id] = r })
+	if h := r.ClientRequestIDHash; h != "" {
+		list := m.client[h]
+		if len(list) >= maxClientMatches {
+			list = list[1:]
+		}
+		m.client[h] = append(list, r)
+	}
 }
 
 func (m *memory) evictOldest() {
@@ -86,17 +82,46 @@ func (m *memory) evictOldest() {
 	m.head = (m.head + 1) % len(m.ring)
 	m.n--
 	m.bytes -= recordSize(old)
-	recordIDs(old, func(id string) {
-		if m.idx[id] == old {
-			delete(m.idx, id)
+	if m.gateway[old.GatewayRequestID] == old {
+		delete(m.gateway, old.GatewayRequestID)
+	}
+	providerIDs(old, func(id string) {
+		if m.provider[id] == old {
+			delete(m.provider, id)
 		}
 	})
+	if h := old.ClientRequestIDHash; h != "" {
+		list := slices.DeleteFunc(m.client[h], func(r *Record) bool { return r == old })
+		if len(list) == 0 {
+			delete(m.client, h)
+		} else {
+			m.client[h] = list
+		}
+	}
 }
 
-func (m *memory) lookup(id string) *Record {
+// lookup returns the record whose gateway (kind IDGateway) or provider
+// (IDProvider) request ID is id, or nil.
+func (m *memory) lookup(kind, id string) *Record {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.idx[id]
+	if kind == IDGateway {
+		return m.gateway[id]
+	}
+	return m.provider[id]
+}
+
+// lookupClient returns the records whose client ID has the keyed hash h,
+// newest first.
+func (m *memory) lookupClient(h string) []*Record {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	list := m.client[h]
+	out := make([]*Record, len(list))
+	for i, r := range list {
+		out[len(list)-1-i] = r
+	}
+	return out
 }
 
 // recent returns up to n records, newest first, for which keep (nil: all)

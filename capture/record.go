@@ -41,11 +41,15 @@ const (
 // caller must not touch it again. Records delivered to observers are
 // read-only and shared.
 type Record struct {
-	GatewayRequestID  string    `json:"gateway_request_id"`
-	ProviderRequestID string    `json:"provider_request_id,omitempty"`
-	ClientRequestID   string    `json:"client_request_id,omitempty"`
-	TraceID           string    `json:"trace_id,omitempty"`
-	ReceivedAt        time.Time `json:"received_at"`
+	GatewayRequestID  string `json:"gateway_request_id"`
+	ProviderRequestID string `json:"provider_request_id,omitempty"`
+	ClientRequestID   string `json:"client_request_id,omitempty"`
+	// ClientRequestIDHash is the keyed hash (HMAC-SHA-256, 128 bits, hex)
+	// of the raw client request ID, which the record stores only masked:
+	// lookups by client ID go through it (issue 12.14).
+	ClientRequestIDHash string    `json:"client_request_id_hash,omitempty"`
+	TraceID             string    `json:"trace_id,omitempty"`
+	ReceivedAt          time.Time `json:"received_at"`
 
 	Key            string         `json:"key,omitempty"` // the key's name, never its secret
 	Client         string         `json:"client,omitempty"`
@@ -125,6 +129,11 @@ type Attempt struct {
 	LatencyMS         float64 `json:"latency_ms"`
 	Error             string  `json:"error,omitempty"`
 	Contract          string  `json:"contract,omitempty"`
+	// DiscardedTokens are the tokens the provider reported for this
+	// attempt when its answer was not the one the client got (a 5xx or
+	// 429 with usage, a contract failure that fell back): charged to the
+	// key all the same.
+	DiscardedTokens int `json:"discarded_tokens,omitempty"`
 }
 
 // Usage is token usage as the provider reported it.

@@ -3,11 +3,8 @@ package capture
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -264,68 +261,14 @@ func (s *fileSink) pruneNow() {
 	}
 }
 
-// FindInDir finds the newest record carrying id (gateway, provider or
-// client request ID) in the capture files under dataDir, reading them
-// newest first. It is the offline lookup behind `cairn requests show ID
-// --data-dir DIR` and reads files only; it is safe to call while a Writer
-// appends to them. It returns ErrNotFound when no record carries id.
+// FindInDir finds the record id names under dataDir, resolved as
+// FindAllInDir does; for a client ID several records carry, the newest.
 func FindInDir(dataDir, id string) (*Record, error) {
-	return findInFiles(context.Background(), filepath.Join(dataDir, captureSubdir), id)
-}
-
-func findInFiles(ctx context.Context, dir, id string) (*Record, error) {
-	if id == "" {
-		return nil, ErrNotFound
-	}
-	names, err := listFiles(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, ErrNotFound
-	}
+	m, err := FindAllInDir(dataDir, id)
 	if err != nil {
-		return nil, fmt.Errorf("list capture files: %w", err)
+		return nil, err
 	}
-	// The ID as it appears inside a JSON string in the file.
-	needle := appendJSONString(nil, id)
-	needle = needle[1 : len(needle)-1]
-	for i := len(names) - 1; i >= 0; i-- {
-		r, err := findInFile(ctx, names[i], id, needle)
-		if err != nil || r != nil {
-			return r, err
-		}
-	}
-	return nil, ErrNotFound
-}
-
-// findInFile returns the last record in the file that carries id, or nil.
-func findInFile(ctx context.Context, path, id string, needle []byte) (*Record, error) {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil // pruned meanwhile
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open capture file: %w", err)
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 1<<20)
-	var found *Record
-	for n := 0; ; n++ {
-		if n%4096 == 0 && ctx.Err() != nil {
-			return nil, fmt.Errorf("search capture files: %w", ctx.Err())
-		}
-		line, err := readLine(br)
-		if len(line) > 0 && bytes.Contains(line, needle) {
-			var r Record
-			if json.Unmarshal(line, &r) == nil && hasID(&r, id) {
-				found = &r
-			}
-		}
-		if err == io.EOF {
-			return found, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read capture file: %w", err)
-		}
-	}
+	return m.Records[0], nil
 }
 
 // readLine reads one line of any length (without its '\n').

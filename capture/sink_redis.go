@@ -18,8 +18,11 @@ const (
 	// RedisStream is the stream of masked records, field "r" holding the
 	// record's JSON. Replicas share it.
 	RedisStream = "cairn:capture"
-	// redisIndexPrefix + a request ID holds the stream entry ID of the
-	// newest record carrying that ID.
+	// redisIndexPrefix + "g:" or "p:" + a gateway or provider request ID
+	// holds the stream entry ID of the newest record carrying that ID;
+	// + "c:" + the keyed hash of a client request ID, a list of the entry
+	// IDs of the records carrying it (oldest first, at most
+	// maxClientMatches). See lookup.go.
 	redisIndexPrefix = "cairn:capture:id:"
 
 	redisQueueSize  = 8192
@@ -34,7 +37,14 @@ const (
 // redisItem is one record on its way to Redis.
 type redisItem struct {
 	line []byte // JSON without newline
-	ids  []string
+	ids  []redisIndexKey
+}
+
+// redisIndexKey is one index key of a record: a string key set to the
+// entry ID, or (list) a list the entry ID is appended to.
+type redisIndexKey struct {
+	key  string
+	list bool
 }
 
 // redisSink writes records to the stream on its own goroutine, so a slow or
@@ -169,10 +179,18 @@ func (s *redisSink) write(batch []redisItem) error {
 	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, it := range batch {
 			entry := cmds[i].Val()
-			for _, id := range it.ids {
-				p.Set(ctx, redisIndexPrefix+id, entry, ttl)
+			for _, k := range it.ids {
+				if k.list {
+					p.RPush(ctx, k.key, entry)
+					p.LTrim(ctx, k.key, -maxClientMatches, -1)
+					p.Expire(ctx, k.key, ttl)
+				} else {
+					p.Set(ctx, k.key, entry, ttl)
+				}
 			}
 		}
+		// The ID hashing key lives as long as the records it hashes.
+		p.Expire(ctx, redisLookupKey, s.maxTTL)
 		return nil
 	})
 	if err != nil {
@@ -182,43 +200,120 @@ func (s *redisSink) write(batch []redisItem) error {
 	return nil
 }
 
-// lookup finds the newest record carrying id through the index.
-func redisLookup(ctx context.Context, c redis.UniversalClient, id string) (*Record, error) {
-	if len(id) > maxIndexedID {
-		return nil, ErrNotFound
-	}
-	entry, err := c.Get(ctx, redisIndexPrefix+id).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("redis capture index: %w", err)
-	}
-	msgs, err := c.XRange(ctx, RedisStream, entry, entry).Result()
-	if err != nil {
-		return nil, fmt.Errorf("redis capture stream: %w", err)
-	}
-	if len(msgs) == 0 {
-		return nil, ErrNotFound // trimmed from the capped stream
-	}
-	v, _ := msgs[0].Values["r"].(string)
-	var r Record
-	if err := json.Unmarshal([]byte(v), &r); err != nil {
-		return nil, fmt.Errorf("redis capture record %s: %w", entry, err)
-	}
-	if !hasID(&r, id) {
-		return nil, ErrNotFound
-	}
-	return &r, nil
+// redisMatches are what the Redis index holds for one ID.
+type redisMatches struct {
+	gateway, provider *Record
+	client            []*Record // newest first
 }
 
-// redisIDs returns the IDs of r to index in Redis.
-func redisIDs(r *Record) []string {
-	var ids []string
-	recordIDs(r, func(id string) {
+// redisFind reads the index for id in the three namespaces (one round
+// trip) and then the stream entries it names (a second one).
+func redisFind(ctx context.Context, c redis.UniversalClient, id string, hashes []string) (redisMatches, error) {
+	var rm redisMatches
+	if len(id) > maxIndexedID {
+		id = "" // never indexed: only the client namespace can match
+	}
+	var g, p *redis.StringCmd
+	lists := make([]*redis.StringSliceCmd, len(hashes))
+	_, err := c.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		if id != "" {
+			g = pl.Get(ctx, redisIndexPrefix+"g:"+id)
+			p = pl.Get(ctx, redisIndexPrefix+"p:"+id)
+		}
+		for i, h := range hashes {
+			lists[i] = pl.LRange(ctx, redisIndexPrefix+"c:"+h, 0, -1)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return rm, fmt.Errorf("redis capture index: %w", err)
+	}
+	read := func(entries []string) ([]*Record, error) {
+		if len(entries) == 0 {
+			return nil, nil
+		}
+		cmds := make([]*redis.XMessageSliceCmd, len(entries))
+		_, err := c.Pipelined(ctx, func(pl redis.Pipeliner) error {
+			for i, e := range entries {
+				cmds[i] = pl.XRange(ctx, RedisStream, e, e)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("redis capture stream: %w", err)
+		}
+		var out []*Record
+		for _, cmd := range cmds {
+			msgs := cmd.Val()
+			if len(msgs) == 0 {
+				out = append(out, nil) // trimmed from the capped stream
+				continue
+			}
+			v, _ := msgs[0].Values["r"].(string)
+			var r Record
+			if err := json.Unmarshal([]byte(v), &r); err != nil {
+				return nil, fmt.Errorf("redis capture record %s: %w", msgs[0].ID, err)
+			}
+			out = append(out, &r)
+		}
+		return out, nil
+	}
+	var entries []string
+	if g != nil {
+		entries = append(entries, g.Val(), p.Val())
+	} else {
+		entries = append(entries, "", "")
+	}
+	for _, l := range lists {
+		for i := len(l.Val()) - 1; i >= 0; i-- { // newest first
+			entries = append(entries, l.Val()[i])
+		}
+	}
+	var want []string
+	for _, e := range entries {
+		if e != "" {
+			want = append(want, e)
+		}
+	}
+	recs, err := read(want)
+	if err != nil {
+		return rm, err
+	}
+	j := 0
+	for i, e := range entries {
+		if e == "" {
+			continue
+		}
+		r := recs[j]
+		j++
+		if r == nil {
+			continue
+		}
+		switch kind := idKind(r, id, hashes); {
+		case i == 0 && kind == IDGateway:
+			rm.gateway = r
+		case i == 1 && kind == IDProvider:
+			rm.provider = r
+		case i >= 2 && kind == IDClient:
+			rm.client = append(rm.client, r)
+		}
+	}
+	return rm, nil
+}
+
+// redisIDs returns the index keys of r.
+func redisIDs(r *Record) []redisIndexKey {
+	var ids []redisIndexKey
+	if id := r.GatewayRequestID; id != "" && len(id) <= maxIndexedID {
+		ids = append(ids, redisIndexKey{key: redisIndexPrefix + "g:" + id})
+	}
+	providerIDs(r, func(id string) {
 		if len(id) <= maxIndexedID {
-			ids = append(ids, id)
+			ids = append(ids, redisIndexKey{key: redisIndexPrefix + "p:" + id})
 		}
 	})
+	if h := r.ClientRequestIDHash; h != "" {
+		ids = append(ids, redisIndexKey{key: redisIndexPrefix + "c:" + h, list: true})
+	}
 	return ids
 }

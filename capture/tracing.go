@@ -32,6 +32,18 @@ import (
 type Tracing struct {
 	provider *sdktrace.TracerProvider // nil without an endpoint
 	tracer   trace.Tracer
+	// scrub masks the client- and provider-supplied strings a span
+	// carries (model names, the provider's request ID) (issue 12.14).
+	scrub func(string) string
+}
+
+// SetScrub sets the function that masks client- and provider-supplied
+// span attributes before export; by default the built-in detectors.
+// Call it before the first Start.
+func (t *Tracing) SetScrub(fn func(string) string) {
+	if t != nil && fn != nil {
+		t.scrub = fn
+	}
 }
 
 // NewTracing sets up tracing from cfg. OTLPEndpoint is either a URL
@@ -78,14 +90,15 @@ func NewTracing(cfg configs.Tracing, serviceVersion string) (*Tracing, error) {
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
 	)
-	return &Tracing{provider: tp, tracer: tp.Tracer("github.com/cairnhq/cairn/capture")}, nil
+	return &Tracing{provider: tp, tracer: tp.Tracer("github.com/cairnhq/cairn/capture"), scrub: NewMasker(configs.Masking{}).String}, nil
 }
 
 // Span is one request's span. Its methods are safe on a nil *Span. A Span
 // belongs to the request that started it: End it once, from one goroutine.
 type Span struct {
-	sc   trace.SpanContext
-	span trace.Span // nil without an exporter
+	sc    trace.SpanContext
+	span  trace.Span // nil without an exporter
+	scrub func(string) string
 }
 
 // Start starts the span of one request, continuing the W3C traceparent
@@ -109,7 +122,7 @@ func (t *Tracing) Start(traceparent string, name string) *Span {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
 	}
 	_, sp := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
-	return &Span{sc: sp.SpanContext(), span: sp}
+	return &Span{sc: sp.SpanContext(), span: sp, scrub: t.scrub}
 }
 
 // TraceID returns the span's trace ID as 32 hex digits.
@@ -140,8 +153,8 @@ func (s *Span) Traceparent() string {
 // End sets the GenAI semantic-convention and Cairn attributes from r and
 // ends the span; a failed request (5xx, upstream error, timeout, contract
 // failure) gets error status. It reads only metadata from r (never bodies
-// or error text), so it may be called before r is masked, and it does not
-// retain r.
+// or error text) and masks the client- and provider-supplied strings
+// among them, so it may be called before r is masked; it does not retain r.
 func (s *Span) End(r *Record) {
 	if s == nil || s.span == nil {
 		return
@@ -160,15 +173,21 @@ func (s *Span) End(r *Record) {
 			attribute.String("cairn.gateway_request_id", r.GatewayRequestID),
 			attribute.String("cairn.outcome", r.Outcome),
 		}
+		if s.scrub == nil {
+			s.scrub = PlaceholderMaskingFailedFunc
+		}
 		str := func(k, v string) {
 			if v != "" {
 				attrs = append(attrs, attribute.String(k, v))
 			}
 		}
 		str("gen_ai.provider.name", r.Provider)
-		str("gen_ai.request.model", r.RequestedModel)
-		str("gen_ai.response.model", r.Model)
-		str("gen_ai.response.id", r.ProviderRequestID)
+		// The requested model is the client's string, a passed-through
+		// model and the response ID the provider's: End runs before the
+		// writer masks r, so they are masked here.
+		str("gen_ai.request.model", s.scrub(r.RequestedModel))
+		str("gen_ai.response.model", s.scrub(r.Model))
+		str("gen_ai.response.id", s.scrub(r.ProviderRequestID))
 		str("cairn.route", r.Route)
 		str("cairn.cohort", r.Cohort)
 		str("cairn.contract.verdict", r.Contract.Verdict)
@@ -200,6 +219,15 @@ func (s *Span) End(r *Record) {
 		}
 	}
 	s.span.End()
+}
+
+// PlaceholderMaskingFailedFunc stands in for a missing scrub function:
+// it never lets a value through.
+func PlaceholderMaskingFailedFunc(v string) string {
+	if v == "" {
+		return ""
+	}
+	return PlaceholderMaskingFailed
 }
 
 // Shutdown flushes pending spans and stops the exporter, within ctx.

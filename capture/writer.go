@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,6 +48,9 @@ type WriterOptions struct {
 	Redis redis.UniversalClient
 	// Masker masks records. Nil: built-in detectors only.
 	Masker *Masker
+	// Secrets are the gateway's own secrets, replaced in every record
+	// before anything sees it (issue 12.4). Nil: none.
+	Secrets *Redactor
 	// Metrics receives every record and the capture counters. Nil: a
 	// private registry.
 	Metrics *Metrics
@@ -102,7 +104,8 @@ type Writer struct {
 	mem       *memory
 	files     *fileSink
 	redis     *redisSink
-	line      []byte // the JSON line being written, reused
+	ids       *idHasher // client request ID hashing (lookup.go)
+	line      []byte    // the JSON line being written, reused
 
 	lastDropLog atomic.Int64
 	lastErrLog  atomic.Int64
@@ -155,6 +158,9 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	w.metrics.queueDepth.Store(&depth)
 	var err error
 	if w.files, err = newFileSink(o.DataDir, c.MaxFileBytes, c.RetentionDays, w.now); err != nil {
+		return nil, fmt.Errorf("new capture writer: %w", err)
+	}
+	if w.ids, err = openIDHasher(o.DataDir, o.Redis, time.Duration(c.RetentionDays)*24*time.Hour); err != nil {
 		return nil, fmt.Errorf("new capture writer: %w", err)
 	}
 	if o.Redis != nil {
@@ -300,7 +306,13 @@ func (w *Writer) flush() {
 func (w *Writer) process(r *Record) {
 	w.qBytes.Add(-rawSize(r))
 	keep := r.Outcome != OutcomeOK || w.cap.SampleRate() >= 1 || w.rand() < w.cap.SampleRate()
+	// Lookup by client ID goes through a keyed hash of the raw ID; the
+	// record keeps only the masked form (issue 12.14).
+	r.ClientRequestIDHash = w.ids.hash(r.ClientRequestID)
+	secrets := w.opt.Secrets.Secrets()
+	redactRecord(secrets, r)
 	w.masker.maskRecord(r, keep)
+	redactRecord(secrets, r)
 	if !oneLineJSON(r.Request) || !oneLineJSON(r.Response) {
 		// Masking always yields compact valid JSON, so this is a bug;
 		// the record is still kept, without the bodies.
@@ -402,42 +414,15 @@ func (w *Writer) Close(ctx context.Context) error {
 	return nil
 }
 
-// Lookup finds the newest record carrying id as its gateway, provider
-// (final or any attempt's) or client request ID: first among the recent
-// records in memory, then through the Redis index (when configured, so
-// that records of other replicas are found), then in the capture files,
-// newest first. It returns ErrNotFound when none carries id. The record
-// is shared: do not modify it.
+// Lookup returns the record id names, resolved as Find does; for a
+// client ID several records carry, the newest. The record is shared: do
+// not modify it.
 func (w *Writer) Lookup(ctx context.Context, id string) (*Record, error) {
-	if id == "" {
-		return nil, ErrNotFound
+	m, err := w.Find(ctx, id)
+	if err != nil {
+		return nil, err
 	}
-	if r := w.mem.lookup(id); r != nil {
-		return r, nil
-	}
-	var errs []error
-	if w.opt.Redis != nil {
-		rctx, cancel := context.WithTimeout(ctx, redisLookupTimeout)
-		r, err := redisLookup(rctx, w.opt.Redis, id)
-		cancel()
-		if err == nil {
-			return r, nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			errs = append(errs, err)
-		}
-	}
-	r, err := findInFiles(ctx, filepath.Join(w.opt.DataDir, captureSubdir), id)
-	if err == nil {
-		return r, nil
-	}
-	if !errors.Is(err, ErrNotFound) {
-		errs = append(errs, err)
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("lookup request %w (%w)", ErrNotFound, errors.Join(errs...))
-	}
-	return nil, ErrNotFound
+	return m.Records[0], nil
 }
 
 // Recent returns up to n of the most recent records in memory for which

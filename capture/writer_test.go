@@ -201,7 +201,7 @@ func TestWriterRecent(t *testing.T) {
 		t.Errorf("Recent(1000, nil) returned %d; want the memory size 50", len(all))
 	}
 	// Evicted records are no longer indexed in memory but found in files.
-	if _, ok := func() (*Record, bool) { r := w.mem.lookup("client-0001"); return r, r != nil }(); ok {
+	if _, ok := func() (*Record, bool) { r := w.mem.lookup(IDGateway, "gw-0001"); return r, r != nil }(); ok {
 		t.Errorf("memory still indexes an evicted record")
 	}
 	if r, err := w.Lookup(context.Background(), "client-0001"); err != nil || r.GatewayRequestID != "gw-0001" {
@@ -597,7 +597,15 @@ func TestWriterMaskedClientIDNotIndexed(t *testing.T) {
 	w.Enqueue(a)
 	w.Enqueue(b)
 	closeWriter(t, w)
-	for _, id := range []string{"[EMAIL]", "req-alice@example.com"} {
+	// The placeholder is not an ID; the raw ID finds its own record
+	// through the keyed hash (issue 12.14).
+	if r, err := w.Lookup(context.Background(), "req-alice@example.com"); err != nil || r.GatewayRequestID != "gw-0001" {
+		t.Errorf("Lookup(raw alice ID) = %v, %v; want gw-0001", r, err)
+	}
+	if r, err := FindInDir(dir, "req-bob@example.com"); err != nil || r.GatewayRequestID != "gw-0002" {
+		t.Errorf("FindInDir(raw bob ID) = %v, %v; want gw-0002", r, err)
+	}
+	for _, id := range []string{"[EMAIL]", "req-[EMAIL]"} {
 		if r, err := w.Lookup(context.Background(), id); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Lookup(%q) = %v, %v; want ErrNotFound", id, r, err)
 		}
@@ -623,7 +631,7 @@ func TestMemoryByteBudget(t *testing.T) {
 	if len(got) == 0 || len(got) > 10 || got[0].GatewayRequestID != "gw-0049" {
 		t.Errorf("recent after budget = %d records starting %v; want ≤ 10, newest first", len(got), got[0].GatewayRequestID)
 	}
-	if m.lookup("gw-0000") != nil || m.lookup("gw-0049") == nil {
+	if m.lookup(IDGateway, "gw-0000") != nil || m.lookup(IDGateway, "gw-0049") == nil {
 		t.Errorf("index does not follow evictions")
 	}
 	if m.bytes > m.maxBytes {

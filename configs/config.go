@@ -127,6 +127,10 @@ type Key struct {
 
 	// Digest is the SHA-256 of the key, compared in constant time.
 	Digest [32]byte `yaml:"-" json:"-"`
+	// Secret is the key read from KeyEnv (empty with KeySHA256), kept so
+	// that the gateway can find it in what it sends and writes. Never
+	// logged or recorded.
+	Secret string `yaml:"-" json:"-"`
 }
 
 // Route maps client model names to upstream targets.

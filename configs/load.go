@@ -346,6 +346,7 @@ func (v *validator) key(i int, k *Key, seen map[string]bool, digests map[[32]byt
 			v.errf("%s.key_env: environment variable %s is not set", f, k.KeyEnv)
 		} else {
 			k.Digest = sha256.Sum256([]byte(secret))
+			k.Secret = secret
 		}
 	case k.KeySHA256 != "":
 		b, err := hex.DecodeString(k.KeySHA256)

@@ -72,7 +72,9 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 		id := strings.TrimPrefix(path, "/admin/requests/")
 		c, cancel := context.WithTimeout(g.baseCtx, 5*time.Second)
 		defer cancel()
-		rec, err := g.capture.Lookup(c, id)
+		// Gateway IDs resolve first, then provider IDs, then client IDs;
+		// a client ID several records carry lists them (issue 12.12).
+		m, err := g.capture.Find(c, id)
 		if errors.Is(err, capture.ErrNotFound) {
 			adminError(ctx, fasthttp.StatusNotFound, "no record with that request ID")
 			return
@@ -81,7 +83,8 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 			adminError(ctx, fasthttp.StatusInternalServerError, "lookup failed: "+err.Error())
 			return
 		}
-		writeJSON(ctx, fasthttp.StatusOK, rec)
+		ctx.Response.Header.Set("x-cairn-id-kind", m.Kind)
+		writeJSON(ctx, fasthttp.StatusOK, m.Body())
 	case path == "/admin/incidents" && get:
 		writeJSON(ctx, fasthttp.StatusOK, nonNil(g.incidents.List()))
 	case path == "/admin/incidents" && post:
@@ -93,7 +96,10 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 			adminError(ctx, fasthttp.StatusBadRequest, `body must be {"route": "...", "reason": "..."}`)
 			return
 		}
-		inc, err := g.incidents.Declare(in.Route, in.Reason)
+		// The reason is free text an operator typed: it may quote a
+		// customer's email or phone (issue 12.14). It is stored, logged
+		// and sent to webhooks only masked.
+		inc, err := g.incidents.Declare(in.Route, g.scrubText(in.Reason))
 		if err != nil {
 			adminError(ctx, fasthttp.StatusBadRequest, err.Error())
 			return
@@ -135,6 +141,7 @@ func (g *Gateway) manualRollback(ctx *fasthttp.RequestCtx, route string) {
 			return
 		}
 	}
+	in.Reason = g.scrubText(in.Reason)
 	st := g.live.Load().State()
 	rs := st.Route(route)
 	if rs == nil {

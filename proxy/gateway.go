@@ -70,6 +70,10 @@ type Gateway struct {
 	tracing   *capture.Tracing
 	incidents *incidents.Manager
 	audit     *incidents.Audit
+	// secrets are every config's secrets since start (issue 12.4);
+	// masker is the capture masker, also used for admin input and spans.
+	secrets *capture.Redactor
+	masker  *capture.Masker
 
 	// chargeAsync sends token charges through the charge queue (Redis:
 	// a second round trip must not delay the response); the in-memory
@@ -121,6 +125,9 @@ func New(o Options) (*Gateway, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	secrets := &capture.Redactor{}
+	secrets.Add(capture.SecretsOf(cfg))
+	o.Logger = newRedactingLogger(o.Logger, secrets)
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create data_dir: %w", err)
 	}
@@ -133,6 +140,8 @@ func New(o Options) (*Gateway, error) {
 		contracts: schema.NewContracts(1024),
 		sem:       make(chan struct{}, cfg.Server.MaxConcurrency),
 		charges:   make(chan charge, 8192),
+		secrets:   secrets,
+		masker:    capture.NewMasker(cfg.Masking),
 	}
 	g.baseCtx, g.cancel = context.WithCancel(context.Background())
 	ups, err := buildUpstreams(cfg, nil)
@@ -167,9 +176,10 @@ func New(o Options) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
+	g.tracing.SetScrub(g.scrubText)
 	g.capture, err = capture.NewWriter(capture.WriterOptions{
 		Capture: cfg.Capture, DataDir: cfg.DataDir, Redis: rdb,
-		Masker: capture.NewMasker(cfg.Masking), Metrics: g.metrics, Logger: g.log,
+		Masker: g.masker, Secrets: g.secrets, Metrics: g.metrics, Logger: g.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
@@ -227,8 +237,14 @@ func (g *Gateway) newAPIServer(cfg *configs.Config) *fasthttp.Server {
 		streamMax = max(streamMax, p.StreamMaxDuration.D())
 	}
 	return &fasthttp.Server{
-		Handler:                      g.serveAPI,
-		ErrorHandler:                 g.serveParseError,
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			g.serveAPI(ctx)
+			g.scrubResponse(&ctx.Response)
+		},
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			g.serveParseError(ctx, err)
+			g.scrubResponse(&ctx.Response)
+		},
 		Name:                         "cairn",
 		ReadBufferSize:               cfg.Server.MaxHeaderBytes,
 		WriteBufferSize:              16 << 10,
@@ -249,7 +265,10 @@ func (g *Gateway) newAPIServer(cfg *configs.Config) *fasthttp.Server {
 
 func (g *Gateway) newAdminServer(cfg *configs.Config) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:               g.serveAdmin,
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			g.serveAdmin(ctx)
+			g.scrubResponse(&ctx.Response)
+		},
 		Name:                  "cairn-admin",
 		ReadBufferSize:        16 << 10,
 		MaxRequestBodySize:    1 << 20,
@@ -449,6 +468,7 @@ func (g *Gateway) apply(cfg *configs.Config, source string) (configs.State, []co
 		g.reloadErrors.Add(1)
 		return configs.State{}, nil, err
 	}
+	g.secrets.Add(capture.SecretsOf(cfg))
 	next := routing.NewTable(cfg, g.breakers)
 	var kept []string
 	for _, r := range oldState.Routes {

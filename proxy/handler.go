@@ -80,6 +80,32 @@ type exchange struct {
 	// lastReply is the last attempt's upstream error answer (429, 5xx);
 	// nil when the last attempt failed otherwise.
 	lastReply *upstreamReply
+
+	// discardedTokens are the tokens upstream reported for attempts whose
+	// answer the client never got (a 5xx or 429 with usage, an enforce
+	// contract failure, a buffered stream that broke or failed). The
+	// provider billed them, so finish charges them to the key too.
+	discardedTokens int
+}
+
+// discard counts the usage an upstream reported in a body whose answer is
+// thrown away, on the attempt and in the exchange (issue 12.11).
+func (x *exchange) discard(att *capture.Attempt, body []byte) {
+	if u, ok := schema.ReadUsage(body); ok {
+		x.discardUsage(att, u)
+	}
+}
+
+func (x *exchange) discardUsage(att *capture.Attempt, u schema.Usage) {
+	n := u.TotalTokens
+	if n <= 0 {
+		n = u.PromptTokens + u.CompletionTokens
+	}
+	if n <= 0 {
+		return
+	}
+	att.DiscardedTokens += n
+	x.discardedTokens += n
 }
 
 // Provider request ID headers, in the order they are looked for.
@@ -229,8 +255,8 @@ func (g *Gateway) finish(x *exchange) {
 	} else if r.Raw.RequestBody == nil {
 		r.Raw.RequestBody = x.body
 	}
-	if x.key != nil && x.limits.TPM > 0 && r.Usage.TotalTokens > 0 {
-		g.chargeUsage(charge{key: x.key.Name, limits: x.limits, reqID: x.id, tokens: r.Usage.TotalTokens})
+	if tokens := r.Usage.TotalTokens + x.discardedTokens; x.key != nil && x.limits.TPM > 0 && tokens > 0 {
+		g.chargeUsage(charge{key: x.key.Name, limits: x.limits, reqID: x.id, tokens: tokens})
 	}
 	if x.slot {
 		<-g.sem
@@ -576,6 +602,9 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	if att.ProviderRequestID == "" && status < 300 {
 		att.ProviderRequestID = bodyRequestID(resp.Body())
 	}
+	if status >= 500 || status == fasthttp.StatusTooManyRequests {
+		x.discard(&att, resp.Body())
+	}
 	if se := g.upstreamStatus(x, t, &att, status); se != nil {
 		if status >= 500 || status == fasthttp.StatusTooManyRequests {
 			x.respRaw = up.redact(append([]byte(nil), resp.Body()...))
@@ -592,6 +621,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 		verdict = x.contr.CheckMessage(raw)
 		att.Contract = verdict.Result
 		if verdict.Result == capture.VerdictFail && x.route.Config.Contract.Mode == configs.ModeEnforce {
+			x.discard(&att, raw)
 			x.rec.Attempts = append(x.rec.Attempts, att)
 			x.respRaw = raw
 			return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "contract_violation", capture.OutcomeContractFail,

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,10 +19,7 @@ import (
 	"github.com/cairnhq/cairn/schema"
 )
 
-var (
-	sseDone        = []byte("data: [DONE]\n\n")
-	sseErrorPrefix = []byte(`{"error"`)
-)
+var sseDone = []byte("data: [DONE]\n\n")
 
 // readBufPool holds upstream read buffers for streams.
 var readBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
@@ -48,6 +44,10 @@ type streamRelay struct {
 	first  time.Time
 	end    time.Time // when stream_max_duration cuts the stream
 	text   []byte    // legacy completions: choices[0].text accumulated, for capture
+	// guard holds back content that may be the start of a secret cut
+	// across events (stream_secrets.go); nil without secrets.
+	guard *splitGuard
+	ready [][]byte // scratch for guard
 }
 
 // maxCompletionText bounds the legacy completion text kept for capture.
@@ -70,20 +70,46 @@ func (s *streamRelay) pump() error {
 	}
 	if errors.Is(err, io.EOF) {
 		_ = s.parser.Flush(s.onEvent)
+		s.releaseHeld()
 		return io.EOF
+	}
+	if err != nil {
+		s.releaseHeld()
 	}
 	return err
 }
 
+// releaseHeld frames the events the guard still holds: the stream ended,
+// so they are all there is (none holds a whole secret).
+func (s *streamRelay) releaseHeld() {
+	if s.guard == nil {
+		return
+	}
+	for _, d := range s.guard.release(s.ready[:0]) {
+		s.frame(d)
+	}
+}
+
+// frame appends one event for the client.
+func (s *streamRelay) frame(data []byte) {
+	if s.events == 0 {
+		s.first = s.x.g.now()
+	}
+	s.events++
+	s.out = schema.AppendSSEEvent(s.out, data)
+}
+
 func (s *streamRelay) onEvent(ev schema.Event) error {
 	if ev.Done {
+		s.releaseHeld()
 		s.done = true
 		s.out = append(s.out, sseDone...)
 		return nil
 	}
-	if bytes.HasPrefix(ev.Data, sseErrorPrefix) {
-		ev.Data = s.up.redact(ev.Data) // an error event may echo the provider key
-	}
+	// Any event may echo a secret: an error event of any shape, content,
+	// a tool call (issue 12.4). The parser hands over whole events, so a
+	// secret split across two upstream reads is whole here.
+	ev.Data = s.x.g.secrets.Bytes(ev.Data)
 	s.acc.Add(ev.Data)
 	if s.x.ep == epCompletions && len(s.text) < maxCompletionText {
 		if v := gjson.GetBytes(ev.Data, "choices.0.text"); v.Type == gjson.String {
@@ -93,11 +119,14 @@ func (s *streamRelay) onEvent(ev schema.Event) error {
 	if !s.x.req.IncludeUsage && schema.IsUsageOnlyChunk(ev.Data) {
 		return nil // asked upstream for usage on the client's behalf; not theirs
 	}
-	if s.events == 0 {
-		s.first = s.x.g.now()
+	if s.guard == nil {
+		s.frame(ev.Data)
+		return nil
 	}
-	s.events++
-	s.out = schema.AppendSSEEvent(s.out, ev.Data)
+	s.ready = s.guard.add(s.ready[:0], ev.Data)
+	for _, d := range s.ready {
+		s.frame(d)
+	}
 	return nil
 }
 
@@ -148,6 +177,9 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 		if att.ProviderRequestID == "" && status < 300 {
 			att.ProviderRequestID = bodyRequestID(raw)
 		}
+		if status >= 500 || status == fasthttp.StatusTooManyRequests {
+			x.discard(&att, raw)
+		}
 		if se := g.upstreamStatus(x, t, &att, status); se != nil {
 			x.respRaw = raw
 			x.noteUpstreamReply(t, model, status, &hdr.Header, raw, att.ProviderRequestID)
@@ -171,6 +203,9 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 	}
 
 	s := &streamRelay{x: x, t: t, up: up, model: model, resp: resp, r: resp.BodyStream(), bufp: readBufPool.Get().(*[]byte)}
+	if sec := g.secrets.Secrets(); sec.Len() > 0 {
+		s.guard = &splitGuard{s: sec}
+	}
 	s.dc = up.conns.lookup(resp.LocalAddr())
 	if s.dc != nil {
 		s.end = t0.Add(up.cfg.StreamMaxDuration.D())
@@ -294,7 +329,7 @@ func (g *Gateway) relay(w *bufio.Writer, s *streamRelay, perr error) {
 			rec.Error += " (" + detail + ")"
 		}
 		s.t.Health.Failure()
-		_, _ = w.Write(schema.AppendSSEError(nil, msg, "server_error", code))
+		_, _ = w.Write(schema.AppendSSEError(nil, g.secrets.String(msg), "server_error", code))
 		_ = w.Flush()
 	}
 }
@@ -367,7 +402,15 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 		perr = s.pump()
 	}
 	complete := errors.Is(perr, io.EOF) && (s.done || s.acc.FinishReason() != "") && len(all) <= limit
+	// discardUsage charges what upstream reported spending on a buffered
+	// answer that is thrown away (issue 12.11).
+	discardUsage := func() {
+		if u, ok := s.acc.Usage(); ok {
+			x.discardUsage(&x.rec.Attempts[len(x.rec.Attempts)-1], u)
+		}
+	}
 	if !complete {
+		discardUsage()
 		class, text := classify(perr)
 		s.close(false)
 		s.t.Health.Failure()
@@ -385,6 +428,7 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 	v := x.contr.CheckStream(&s.acc)
 	x.rec.Attempts[len(x.rec.Attempts)-1].Contract = v.Result
 	if v.Result == capture.VerdictFail {
+		discardUsage()
 		s.close(true)
 		return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "contract_violation", capture.OutcomeContractFail,
 			"contract violation: "+strings.Join(v.Reasons, "; ")), v

@@ -190,11 +190,11 @@ func cmdRequests(args []string, stdout io.Writer) error {
 	}
 	var b []byte
 	if src.dataDir != "" {
-		rec, err := capture.FindInDir(src.dataDir, rest[1])
+		m, err := capture.FindAllInDir(src.dataDir, rest[1])
 		if err != nil {
 			return err
 		}
-		b, _ = json.MarshalIndent(rec, "", "  ")
+		b, _ = json.MarshalIndent(m.Body(), "", "  ")
 	} else {
 		var err error
 		if b, err = src.get("/admin/requests/" + rest[1]); err != nil {

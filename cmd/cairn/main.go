@@ -156,6 +156,9 @@ func serve(cfg *configs.Config, log *slog.Logger, stop <-chan struct{}) error {
 	if err != nil {
 		return err
 	}
+	// From here on, go-redis's messages too go through the gateway's
+	// logger, which replaces its secrets (the Redis password among them).
+	redis.SetLogger(ratelimit.NewClientLogger(g.Logger(), 10*time.Second))
 	api, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
