@@ -29,9 +29,6 @@ const maxQueuedBodyBytes = 512 << 20
 // maxKeptLineBuf bounds the line buffer the writer keeps between records.
 const maxKeptLineBuf = 1 << 20
 
-// flushInterval bounds how long a written record stays in the file buffer.
-const flushInterval = 200 * time.Millisecond
-
 // redisLookupTimeout bounds the Redis part of Lookup so that a hung Redis
 // does not hold up the file search.
 const redisLookupTimeout = 500 * time.Millisecond
@@ -130,6 +127,12 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if c.Memory <= 0 {
 		c.Memory = 10000
 	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = configs.Duration(100 * time.Millisecond)
+	}
+	if c.Fsync == "" {
+		c.Fsync = configs.FsyncOff
+	}
 	w := &Writer{
 		opt: o, cap: c, masker: o.Masker, metrics: o.Metrics, log: o.Logger, rand: o.Rand, now: o.Now,
 		q:    make(chan *Record, c.QueueSize),
@@ -151,14 +154,14 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if w.now == nil {
 		w.now = time.Now
 	}
-	depth := func() int { return len(w.q) }
-	w.metrics.queueDepth.Store(&depth)
 	var err error
-	if w.files, err = newFileSink(o.DataDir, c.MaxFileBytes, c.RetentionDays, w.now); err != nil {
+	if w.files, err = newFileSink(o.DataDir, c, w.now, &w.metrics.ledger, w.metrics); err != nil {
 		return nil, fmt.Errorf("new capture writer: %w", err)
 	}
+	w.metrics.ledger.activate(sinkFile)
 	if o.Redis != nil {
-		w.redis = newRedisSink(o.Redis, c.RedisStreamMaxLen, c.RetentionDays, w.metrics, w.log, w.now)
+		w.redis = newRedisSink(o.Redis, c.RedisStreamMaxLen, c.RetentionDays, c.RedisBacklog, w.metrics, w.log, w.now)
+		w.metrics.ledger.activate(sinkRedis)
 	}
 	return w, nil
 }
@@ -204,16 +207,25 @@ func (w *Writer) Enqueue(r *Record) {
 		r.Raw, size = nil, 0
 		w.metrics.bodiesDropped.Add(1)
 	}
+	reason := LostClosed
 	w.mu.RLock()
 	if !w.closed {
+		// Admitted before the send, so that the writer never takes a
+		// record the ledger has not seen.
+		w.metrics.ledger.admit()
 		select {
 		case w.q <- r:
 			w.mu.RUnlock()
 			return
 		default:
 		}
+		w.metrics.ledger.abandon(1, LostQueueFull)
+		reason = -1
 	}
 	w.mu.RUnlock()
+	if reason >= 0 {
+		w.metrics.ledger.refuse(1, reason)
+	}
 	w.qBytes.Add(-size)
 	w.dropped(1)
 }
@@ -247,7 +259,7 @@ func (w *Writer) sinkError(sink int, err error) {
 // run is the writer goroutine.
 func (w *Writer) run() {
 	defer close(w.done)
-	tick := time.NewTicker(flushInterval)
+	tick := time.NewTicker(w.cap.FlushInterval.D())
 	defer tick.Stop()
 	for {
 		select {
@@ -263,37 +275,94 @@ func (w *Writer) run() {
 	}
 }
 
-// drain processes what is left in the queue (no Enqueue can add more),
-// unless Close's deadline passes, then closes the sinks.
+// drain processes what is left in the queue (no Enqueue can add more)
+// and writes the buffered lines, retrying a failing disk, until Close's
+// deadline passes; then it counts what is left as lost and closes the
+// file and the Redis sink.
 func (w *Writer) drain() {
 	defer func() {
+		if n := w.files.bufRecs; n > 0 {
+			w.files.buf, w.files.bufRecs = nil, 0
+			w.metrics.ledger.drop(sinkFile, n, LostShutdown)
+			w.log.Error("capture: records not written at shutdown; the disk refused them until the deadline", "records", n, "err", w.files.lastErr)
+		}
 		if err := w.files.closeFile(); err != nil {
 			w.sinkError(sinkFile, err)
 		}
 		if w.redis != nil {
-			close(w.redis.ch)
+			w.redis.close()
 		}
 	}()
 	for {
 		select {
 		case <-w.abort:
-			w.dropped(len(w.q))
+			n := len(w.q)
+			for range n {
+				r := <-w.q
+				w.qBytes.Add(-rawSize(r))
+			}
+			w.metrics.ledger.abandon(n, LostShutdown)
+			w.dropped(n)
 			return
 		default:
 		}
 		select {
 		case r := <-w.q:
 			w.process(r)
+			continue
 		default:
+		}
+		if err := w.files.flush(true); err == nil {
 			return
+		} else {
+			w.sinkError(sinkFile, err)
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-w.abort:
+			t.Stop()
 		}
 	}
 }
 
 func (w *Writer) flush() {
-	if err := w.files.flush(); err != nil {
+	if err := w.files.flush(false); err != nil {
 		w.sinkError(sinkFile, err)
 	}
+}
+
+// Health is the state of the capture sinks, for readiness and operators.
+type Health struct {
+	// OK is false while a sink is failing or has lost records.
+	OK bool `json:"ok"`
+	// FileError is the last file write error while the disk refuses
+	// writes.
+	FileError string `json:"file_error,omitempty"`
+	// RedisFailing is true while Redis batches fail.
+	RedisFailing bool       `json:"redis_failing,omitempty"`
+	Accounting   Accounting `json:"accounting"`
+}
+
+// Health returns whether evidence is being kept: a sink failing (records
+// held in memory and retried) or records lost (see Accounting) make it
+// not OK.
+func (w *Writer) Health() Health {
+	a := w.metrics.ledger.snapshot()
+	h := Health{OK: true, Accounting: a}
+	if w.metrics.sinkFailing[sinkFile].Load() {
+		h.OK = false
+		h.FileError = "the disk refuses capture writes; records are held in memory and retried"
+	}
+	if w.metrics.sinkFailing[sinkRedis].Load() {
+		h.OK, h.RedisFailing = false, true
+	}
+	for _, s := range a.Sinks {
+		if s.LostTotal() > 0 {
+			h.OK = false
+		}
+	}
+	return h
 }
 
 // process masks r and hands it to metrics, observers, memory and sinks.
@@ -321,13 +390,19 @@ func (w *Writer) process(r *Record) {
 	// the line into its own buffer and Redis gets a clone.
 	w.line = appendRecord(w.line[:0], r)
 	line := w.line
-	if err := w.files.write(line); err != nil {
-		w.sinkError(sinkFile, err)
-	} else {
-		w.metrics.written.Add(1)
+	lost := [numSinks]int{-1, -1}
+	if w.files.dayTurned() {
+		w.flush()
 	}
-	if w.redis != nil {
-		w.redis.enqueue(redisItem{line: bytes.Clone(line[:len(line)-1]), ids: redisIDs(r)})
+	if !w.files.add(line) {
+		lost[sinkFile] = LostSpillFull
+	}
+	if w.redis != nil && !w.redis.enqueue(redisItem{line: bytes.Clone(line[:len(line)-1]), ids: redisIDs(r)}) {
+		lost[sinkRedis] = LostBacklogFull
+	}
+	w.metrics.ledger.take(lost)
+	if w.files.full() {
+		w.flush()
 	}
 	if cap(w.line) > maxKeptLineBuf {
 		w.line = nil // do not hold on to one huge record's buffer
@@ -385,7 +460,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		if w.redis != nil {
 			close(w.redis.abort)
 			<-w.redis.done
-			w.redis.fail(len(w.redis.ch), ctx.Err())
+			w.redis.abandon(LostShutdown)
 		}
 		return fmt.Errorf("close capture writer: %w", ctx.Err())
 	}
@@ -395,7 +470,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			close(w.redis.abort)
 			<-w.redis.done
-			w.redis.fail(len(w.redis.ch), ctx.Err())
+			w.redis.abandon(LostShutdown)
 			return fmt.Errorf("close capture writer: redis sink: %w", ctx.Err())
 		}
 	}
