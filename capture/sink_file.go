@@ -391,10 +391,19 @@ func (s *fileSink) pruneNow() {
 // --data-dir DIR` and reads files only; it is safe to call while a Writer
 // appends to them. It returns ErrNotFound when no record carries id.
 func FindInDir(dataDir, id string) (*Record, error) {
-	return findInFiles(context.Background(), filepath.Join(dataDir, captureSubdir), id)
+	r, _, err := FindInDirTorn(dataDir, id)
+	return r, err
 }
 
-func findInFiles(ctx context.Context, dir, id string) (*Record, error) {
+// FindInDirTorn is FindInDir that also returns how many torn lines (a
+// crash mid-write) it skipped among the lines that could carry id.
+func FindInDirTorn(dataDir, id string) (*Record, int, error) {
+	var torn int
+	r, err := findInFiles(context.Background(), filepath.Join(dataDir, captureSubdir), id, &torn)
+	return r, torn, err
+}
+
+func findInFiles(ctx context.Context, dir, id string, torn *int) (*Record, error) {
 	if id == "" {
 		return nil, ErrNotFound
 	}
@@ -409,7 +418,7 @@ func findInFiles(ctx context.Context, dir, id string) (*Record, error) {
 	needle := appendJSONString(nil, id)
 	needle = needle[1 : len(needle)-1]
 	for i := len(names) - 1; i >= 0; i-- {
-		r, err := findInFile(ctx, names[i], id, needle)
+		r, err := findInFile(ctx, names[i], id, needle, torn)
 		if err != nil || r != nil {
 			return r, err
 		}
@@ -418,7 +427,9 @@ func findInFiles(ctx context.Context, dir, id string) (*Record, error) {
 }
 
 // findInFile returns the last record in the file that carries id, or nil.
-func findInFile(ctx context.Context, path, id string, needle []byte) (*Record, error) {
+// A line that carries id but is not a whole record, or a final line
+// without its newline, is torn: skipped and counted in *torn.
+func findInFile(ctx context.Context, path, id string, needle []byte, torn *int) (*Record, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil // pruned meanwhile
@@ -436,9 +447,13 @@ func findInFile(ctx context.Context, path, id string, needle []byte) (*Record, e
 		line, err := readLine(br)
 		if len(line) > 0 && bytes.Contains(line, needle) {
 			var r Record
-			if json.Unmarshal(line, &r) == nil && hasID(&r, id) {
+			if jerr := json.Unmarshal(line, &r); jerr != nil {
+				*torn++
+			} else if hasID(&r, id) {
 				found = &r
 			}
+		} else if err == io.EOF && len(line) > 0 {
+			*torn++
 		}
 		if err == io.EOF {
 			return found, nil

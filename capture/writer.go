@@ -502,7 +502,9 @@ func (w *Writer) Lookup(ctx context.Context, id string) (*Record, error) {
 			errs = append(errs, err)
 		}
 	}
-	r, err := findInFiles(ctx, filepath.Join(w.opt.DataDir, captureSubdir), id)
+	var torn int
+	r, err := findInFiles(ctx, filepath.Join(w.opt.DataDir, captureSubdir), id, &torn)
+	w.metrics.tornLines.Add(uint64(torn))
 	if err == nil {
 		return r, nil
 	}
