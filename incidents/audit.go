@@ -77,9 +77,18 @@ type Audit struct {
 
 	mu      sync.Mutex
 	f       *os.File
+	size    int64        // bytes of whole lines in the file
 	entries []AuditEntry // local, oldest first, at most auditMemoryMax
 	seq     int64        // number of entries ever held; entries[0] has seq-len(entries)
+	// unsaved holds encoded entries (with their newline) the disk refused,
+	// oldest first; a retry goroutine writes them in order.
+	unsaved  [][]byte
+	retrying bool
+	torn     bool // a failed write left bytes that could not be cut
 }
+
+// auditRetryMax bounds the retry backoff of entries the disk refused.
+const auditRetryMax = 2 * time.Second
 
 // OpenAudit opens (creating if needed) dataDir/audit.jsonl and reads the
 // entries already there. A torn last line (a crash mid-write) is skipped.
@@ -108,7 +117,12 @@ func OpenAudit(dataDir string, rdb redis.UniversalClient, logger *slog.Logger) (
 			return nil, fmt.Errorf("repair audit log: %w", err)
 		}
 	}
-	a.f = f
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat audit log: %w", err)
+	}
+	a.f, a.size = f, st.Size()
 	return a, nil
 }
 
@@ -151,8 +165,11 @@ func (a *Audit) keep(e AuditEntry) {
 }
 
 // Append records e, filling ID and At when empty, and returns the entry as
-// stored. The local write is durable (fsync) before Append returns; a Redis
-// failure is logged, not returned, because the local log is authoritative.
+// stored. The local write is durable (fsync) before Append returns unless
+// the disk refuses it: then the entry is kept in memory (List shows it,
+// Unsaved counts it) and retried with backoff until it lands, in order,
+// with no torn line left in the file. A Redis failure is logged, not
+// returned, because the local log is authoritative.
 func (a *Audit) Append(e AuditEntry) (AuditEntry, error) {
 	if e.At.IsZero() {
 		e.At = time.Now()
@@ -173,15 +190,14 @@ func (a *Audit) Append(e AuditEntry) (AuditEntry, error) {
 		a.mu.Unlock()
 		return AuditEntry{}, errors.New("append audit entry: audit log is closed")
 	}
-	if _, err := a.f.Write(append(b, '\n')); err != nil {
-		a.mu.Unlock()
-		return AuditEntry{}, fmt.Errorf("append audit entry: %w", err)
-	}
-	if err := a.f.Sync(); err != nil {
-		a.mu.Unlock()
-		return AuditEntry{}, fmt.Errorf("sync audit log: %w", err)
-	}
 	a.keep(e)
+	a.unsaved = append(a.unsaved, append(b, '\n'))
+	if err := a.writeUnsavedLocked(); err != nil && !a.retrying {
+		// Held in memory (List shows it) and retried until it lands.
+		a.retrying = true
+		a.log.Error("audit: the disk refused the entry; kept in memory and retried", "id", e.ID, "err", err)
+		go a.retry()
+	}
 	a.mu.Unlock()
 
 	if a.rdb != nil {
@@ -198,6 +214,70 @@ func (a *Audit) Append(e AuditEntry) (AuditEntry, error) {
 		}
 	}
 	return e, nil
+}
+
+// writeUnsavedLocked writes the held entries in order, each synced. A
+// failed write is cut back to the last whole line, so the file never keeps
+// a torn entry.
+func (a *Audit) writeUnsavedLocked() error {
+	for len(a.unsaved) > 0 {
+		line := a.unsaved[0]
+		if a.torn {
+			if _, err := a.f.Write([]byte("\n")); err != nil {
+				return fmt.Errorf("append audit entry: %w", err)
+			}
+			a.size++
+			a.torn = false
+		}
+		if n, err := a.f.Write(line); err != nil {
+			if n > 0 && a.f.Truncate(a.size) != nil {
+				a.torn = true
+				a.size += int64(n)
+			}
+			return fmt.Errorf("append audit entry: %w", err)
+		}
+		if err := a.f.Sync(); err != nil {
+			// The bytes are in the file; only durability is in doubt.
+			a.log.Warn("audit: sync failed", "err", err)
+		}
+		a.size += int64(len(line))
+		a.unsaved[0] = nil
+		a.unsaved = a.unsaved[1:]
+	}
+	a.unsaved = nil
+	return nil
+}
+
+// retry writes held entries with backoff until none is left or the log
+// is closed.
+func (a *Audit) retry() {
+	backoff := 100 * time.Millisecond
+	for {
+		time.Sleep(backoff)
+		a.mu.Lock()
+		if a.f == nil {
+			a.retrying = false
+			a.mu.Unlock()
+			return
+		}
+		err := a.writeUnsavedLocked()
+		if err == nil {
+			a.retrying = false
+			a.mu.Unlock()
+			a.log.Info("audit: held entries written")
+			return
+		}
+		a.mu.Unlock()
+		backoff = min(2*backoff, auditRetryMax)
+	}
+}
+
+// Unsaved returns how many entries are held in memory because the disk
+// refused them.
+func (a *Audit) Unsaved() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.unsaved)
 }
 
 // List returns the entries at or after since, oldest first: this replica's
@@ -296,10 +376,14 @@ func (a *Audit) Close() error {
 	if a.f == nil {
 		return nil
 	}
+	var lost error
+	if a.writeUnsavedLocked() != nil {
+		lost = fmt.Errorf("close audit log: %d entries not written: the disk refused them", len(a.unsaved))
+	}
 	err := a.f.Close()
 	a.f = nil
 	if err != nil {
 		return fmt.Errorf("close audit log: %w", err)
 	}
-	return nil
+	return lost
 }

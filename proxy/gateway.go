@@ -85,9 +85,14 @@ type Gateway struct {
 	streams  sync.WaitGroup
 	workers  sync.WaitGroup
 
+	relaysMu sync.Mutex
+	relays   map[*streamRelay]struct{} // streams being relayed
+	cutting  bool                      // the drain deadline passed
+
 	chargeDropped atomic.Int64
 	streamsOpen   atomic.Int64
 	reloads       atomic.Int64
+	idleClosed    atomic.Int64
 	reloadErrors  atomic.Int64
 
 	api   *fasthttp.Server
@@ -293,7 +298,7 @@ func errorClass(s string) string {
 func (g *Gateway) Serve(api, admin net.Listener) error {
 	g.start()
 	errc := make(chan error, 2)
-	go func() { errc <- g.api.Serve(api) }()
+	go func() { errc <- g.api.Serve(byteListener{api}) }()
 	go func() { errc <- g.admin.Serve(admin) }()
 	cfg := g.live.Load().Config()
 	g.log.Info("cairn serving", "listen", api.Addr().String(), "admin", admin.Addr().String(),
@@ -337,16 +342,35 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	defer cancel()
 	g.log.Info("cairn draining", "timeout", drain.String(), "streams_open", g.streamsOpen.Load())
 	var errs []error
-	if err := g.api.ShutdownWithContext(dctx); err != nil {
-		errs = append(errs, fmt.Errorf("drain api: %w", err))
-	}
+	apiErr := g.api.ShutdownWithContext(dctx)
 	// Streams run in body writers; wait for them to end (bounded).
 	done := make(chan struct{})
 	go func() { g.streams.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-dctx.Done():
-		errs = append(errs, errors.New("drain: streams still open at the drain deadline"))
+		// End each remaining stream with a terminal error event and its
+		// record before capture closes; their relays return once their
+		// upstream read fails.
+		n := g.cutStreams()
+		g.log.Warn("drain deadline passed; ending open streams with server_shutting_down", "streams", n)
+	}
+	if apiErr != nil || dctx.Err() != nil {
+		// Past the deadline: give the cut streams and any request still
+		// waiting on its upstream a short grace to finish their records.
+		gctx, gcancel := context.WithTimeout(ctx, shutdownGrace)
+		select {
+		case <-done:
+		case <-gctx.Done():
+			errs = append(errs, errors.New("drain: streams still open after they were cut at the drain deadline"))
+		}
+		for len(g.sem) > 0 && gctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := len(g.sem); n > 0 {
+			errs = append(errs, fmt.Errorf("drain: %d requests still waiting on their upstream %s after the drain deadline", n, shutdownGrace))
+		}
+		gcancel()
 	}
 	_ = g.admin.ShutdownWithContext(dctx)
 	close(g.charges)
@@ -359,6 +383,9 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	if err := g.incidents.Close(fctx); err != nil {
 		errs = append(errs, fmt.Errorf("close incidents: %w", err))
 	}
+	if err := g.audit.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	_ = g.tracing.Shutdown(fctx)
 	g.cancel()
 	if g.rdb != nil {
@@ -367,6 +394,10 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	g.log.Info("cairn stopped")
 	return errors.Join(errs...)
 }
+
+// shutdownGrace is how long shutdown waits, after the drain deadline,
+// for cut streams and in-flight requests to write their records.
+const shutdownGrace = 5 * time.Second
 
 // chargeWorkers is how many charge loops send token charges to Redis
 // concurrently: one Redis round trip each, so one loop alone caps the

@@ -116,6 +116,9 @@ func (g *Gateway) serveAPI(ctx *fasthttp.RequestCtx) {
 // the limit (431), bodies over the limit (413), malformed requests (400).
 // Each still yields one capture record.
 func (g *Gateway) serveParseError(ctx *fasthttp.RequestCtx, err error) {
+	if g.idleConn(ctx) {
+		return // never sent a request line: no request, no record
+	}
 	x := g.begin(ctx, epOther)
 	var se *StatusError
 	var small *fasthttp.ErrSmallBuffer
