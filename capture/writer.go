@@ -96,6 +96,8 @@ type Writer struct {
 	closeOnce sync.Once
 
 	observers []func(*Record)
+	maskerP   atomic.Pointer[Masker]  // replaced by SetMasker on reload
+	sample    atomic.Pointer[float64] // body sample rate; SetSampleRate
 	mem       *memory
 	files     *fileSink
 	redis     *redisSink
@@ -142,6 +144,9 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if w.masker == nil {
 		w.masker = NewMasker(configs.Masking{})
 	}
+	w.maskerP.Store(w.masker)
+	rate := c.SampleRate()
+	w.sample.Store(&rate)
 	if w.metrics == nil {
 		w.metrics = NewMetrics()
 	}
@@ -165,6 +170,14 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	}
 	return w, nil
 }
+
+// SetMasker makes the writer mask every record it takes from now on with
+// m (a reload that changed masking). Safe for concurrent use.
+func (w *Writer) SetMasker(m *Masker) { w.maskerP.Store(m) }
+
+// SetSampleRate sets the share of successful records that keep their
+// bodies (a reload). Safe for concurrent use.
+func (w *Writer) SetSampleRate(r float64) { w.sample.Store(&r) }
 
 // Subscribe adds an observer. Observers get every record after masking,
 // in order, on the writer goroutine: they must return quickly and must not
@@ -368,8 +381,9 @@ func (w *Writer) Health() Health {
 // process masks r and hands it to metrics, observers, memory and sinks.
 func (w *Writer) process(r *Record) {
 	w.qBytes.Add(-rawSize(r))
-	keep := r.Outcome != OutcomeOK || w.cap.SampleRate() >= 1 || w.rand() < w.cap.SampleRate()
-	w.masker.maskRecord(r, keep)
+	rate := *w.sample.Load()
+	keep := r.Outcome != OutcomeOK || rate >= 1 || w.rand() < rate
+	w.maskerP.Load().maskRecord(r, keep)
 	if !oneLineJSON(r.Request) || !oneLineJSON(r.Response) {
 		// Masking always yields compact valid JSON, so this is a bug;
 		// the record is still kept, without the bodies.

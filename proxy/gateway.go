@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -92,6 +93,7 @@ type Gateway struct {
 	chargeDropped atomic.Int64
 	streamsOpen   atomic.Int64
 	reloads       atomic.Int64
+	adminAddr     atomic.Pointer[string] // the admin listener's bound address
 	idleClosed    atomic.Int64
 	reloadErrors  atomic.Int64
 
@@ -299,6 +301,8 @@ func (g *Gateway) Serve(api, admin net.Listener) error {
 	g.start()
 	errc := make(chan error, 2)
 	go func() { errc <- g.api.Serve(byteListener{api}) }()
+	adminAddr := admin.Addr().String()
+	g.adminAddr.Store(&adminAddr)
 	go func() { errc <- g.admin.Serve(admin) }()
 	cfg := g.live.Load().Config()
 	g.log.Info("cairn serving", "listen", api.Addr().String(), "admin", admin.Addr().String(),
@@ -467,8 +471,16 @@ func (g *Gateway) Reload(source string) (configs.State, []configs.Change, error)
 }
 
 // Apply swaps in an already validated config (used by Reload and tests).
+// A config that changes a field the running gateway cannot apply is
+// refused whole, naming the fields (see checkReload).
 func (g *Gateway) apply(cfg *configs.Config, source string) (configs.State, []configs.Change, error) {
 	old := g.live.Load()
+	oldCfg := old.Config()
+	if err := g.checkReload(oldCfg, cfg); err != nil {
+		g.reloadErrors.Add(1)
+		g.log.Warn("config reload refused; running config kept", "source", source, "errors", err.Error())
+		return configs.State{}, nil, err
+	}
 	oldState := old.State()
 	ups, err := buildUpstreams(cfg, *g.upstreams.Load())
 	if err != nil {
@@ -489,10 +501,14 @@ func (g *Gateway) apply(cfg *configs.Config, source string) (configs.State, []co
 		}
 	}
 	g.upstreams.Store(&ups)
+	if !reflect.DeepEqual(oldCfg.Masking, cfg.Masking) {
+		g.capture.SetMasker(capture.NewMasker(cfg.Masking))
+	}
+	g.capture.SetSampleRate(cfg.Capture.SampleRate())
 	g.live.Store(next)
 	g.reloads.Add(1)
 	newState := next.State()
-	changes := configs.Diff(oldState, newState)
+	changes := append(configs.Diff(oldState, newState), configs.DiffConfig(oldCfg, cfg)...)
 	reason := ""
 	if len(kept) > 0 {
 		reason = fmt.Sprintf("kept rollback of %v", kept)
