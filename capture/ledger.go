@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // Reasons a record is lost to a sink, the reason label of
@@ -22,10 +23,13 @@ const (
 	// LostBacklogFull: Redis was unreachable and its backlog had reached
 	// capture.redis_backlog (the record is still in the files).
 	LostBacklogFull
+	// LostInternal: processing the record failed (a bug, logged); the
+	// writer goes on with the next record.
+	LostInternal
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"queue_full", "closed", "shutdown", "spill_full", "backlog_full"}
+var reasonNames = [numReasons]string{"queue_full", "closed", "shutdown", "spill_full", "backlog_full", "internal_error"}
 
 // ledger is the capture pipeline's accounting. Every record handed to
 // Enqueue is admitted once and, for each active sink, is at any moment in
@@ -45,20 +49,23 @@ type ledger struct {
 	written  [numSinks]uint64
 	pending  [numSinks]int64
 	lost     [numSinks][numReasons]uint64
+	lastLost time.Time // when a record was last lost to any sink
 }
 
 // Accounting is a snapshot of the ledger, consistent across its fields.
 type Accounting struct {
-	Admitted uint64
-	Queued   uint64
-	Sinks    map[string]SinkAccounting
+	Admitted uint64                    `json:"admitted"`
+	Queued   uint64                    `json:"queued"`
+	Sinks    map[string]SinkAccounting `json:"sinks"`
+	// LastLost is when a record was last lost to any sink (zero: never).
+	LastLost time.Time `json:"last_lost,omitzero"`
 }
 
 // SinkAccounting is one sink's share of an Accounting.
 type SinkAccounting struct {
-	Written uint64
-	Pending int64
-	Lost    map[string]uint64
+	Written uint64            `json:"written"`
+	Pending int64             `json:"pending"`
+	Lost    map[string]uint64 `json:"lost"`
 }
 
 // LostTotal sums s.Lost.
@@ -112,6 +119,9 @@ func (l *ledger) abandon(n int, reason int) {
 }
 
 func (l *ledger) loseAllLocked(n int, reason int) {
+	if n > 0 {
+		l.lastLost = time.Now()
+	}
 	for s := range numSinks {
 		if l.active[s] {
 			l.lost[s][reason] += uint64(n)
@@ -133,6 +143,7 @@ func (l *ledger) take(lost [numSinks]int) {
 			l.pending[s]++
 		} else {
 			l.lost[s][lost[s]]++
+			l.lastLost = time.Now()
 		}
 	}
 	l.mu.Unlock()
@@ -157,13 +168,14 @@ func (l *ledger) drop(sink, n, reason int) {
 	l.mu.Lock()
 	l.pending[sink] -= int64(n)
 	l.lost[sink][reason] += uint64(n)
+	l.lastLost = time.Now()
 	l.mu.Unlock()
 }
 
 func (l *ledger) snapshot() Accounting {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	a := Accounting{Admitted: l.admitted, Queued: l.admitted - l.taken, Sinks: map[string]SinkAccounting{}}
+	a := Accounting{Admitted: l.admitted, Queued: l.admitted - l.taken, Sinks: map[string]SinkAccounting{}, LastLost: l.lastLost}
 	for s := range numSinks {
 		if !l.active[s] {
 			continue

@@ -345,6 +345,9 @@ func (w *Writer) flush() {
 	}
 }
 
+// lossRecent is how long Health reports a lost record as not OK.
+const lossRecent = time.Minute
+
 // Health is the state of the capture sinks, for readiness and operators.
 type Health struct {
 	// OK is false while a sink is failing or has lost records.
@@ -358,8 +361,8 @@ type Health struct {
 }
 
 // Health returns whether evidence is being kept: a sink failing (records
-// held in memory and retried) or records lost (see Accounting) make it
-// not OK.
+// held in memory and retried) or a record lost in the last minute (see
+// Accounting) make it not OK.
 func (w *Writer) Health() Health {
 	a := w.metrics.ledger.snapshot()
 	h := Health{OK: true, Accounting: a}
@@ -370,16 +373,25 @@ func (w *Writer) Health() Health {
 	if w.metrics.sinkFailing[sinkRedis].Load() {
 		h.OK, h.RedisFailing = false, true
 	}
-	for _, s := range a.Sinks {
-		if s.LostTotal() > 0 {
-			h.OK = false
-		}
+	if !a.LastLost.IsZero() && time.Since(a.LastLost) < lossRecent {
+		h.OK = false
 	}
 	return h
 }
 
 // process masks r and hands it to metrics, observers, memory and sinks.
+// A panic while doing so (a bug) is logged and the record counted lost,
+// so one bad record cannot stop the writer or vanish uncounted.
 func (w *Writer) process(r *Record) {
+	taken := false
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("capture: processing a record panicked; record lost", "panic", fmt.Sprint(p), "gateway_request_id", r.GatewayRequestID)
+			if !taken {
+				w.metrics.ledger.take([numSinks]int{LostInternal, LostInternal})
+			}
+		}
+	}()
 	w.qBytes.Add(-rawSize(r))
 	rate := *w.sample.Load()
 	keep := r.Outcome != OutcomeOK || rate >= 1 || w.rand() < rate
@@ -404,17 +416,23 @@ func (w *Writer) process(r *Record) {
 	// the line into its own buffer and Redis gets a clone.
 	w.line = appendRecord(w.line[:0], r)
 	line := w.line
-	lost := [numSinks]int{-1, -1}
+	var item redisItem
+	if w.redis != nil {
+		item = redisItem{line: bytes.Clone(line[:len(line)-1]), ids: redisIDs(r)}
+	}
 	if w.files.dayTurned() {
 		w.flush()
 	}
+	// From here to take nothing can fail: the ledger sees what the sinks hold.
+	lost := [numSinks]int{-1, -1}
 	if !w.files.add(line) {
 		lost[sinkFile] = LostSpillFull
 	}
-	if w.redis != nil && !w.redis.enqueue(redisItem{line: bytes.Clone(line[:len(line)-1]), ids: redisIDs(r)}) {
+	if w.redis != nil && !w.redis.enqueue(item) {
 		lost[sinkRedis] = LostBacklogFull
 	}
 	w.metrics.ledger.take(lost)
+	taken = true
 	if w.files.full() {
 		w.flush()
 	}

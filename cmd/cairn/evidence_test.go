@@ -118,7 +118,7 @@ func checkIdentity(t *testing.T, admin string, sinks ...string) (written, lost m
 	for _, s := range sinks {
 		written[s] = metricValue(t, m, `cairn_capture_sink_written_total{sink="`+s+`"}`)
 		pending := metricValue(t, m, `cairn_capture_sink_pending{sink="`+s+`"}`)
-		for _, r := range []string{"queue_full", "closed", "shutdown", "spill_full", "backlog_full"} {
+		for _, r := range []string{"queue_full", "closed", "shutdown", "spill_full", "backlog_full", "internal_error"} {
 			lost[s] += metricValue(t, m, `cairn_capture_lost_total{sink="`+s+`",reason="`+r+`"}`)
 		}
 		if admitted != queued+pending+written[s]+lost[s] {
