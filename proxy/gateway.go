@@ -95,7 +95,12 @@ type Gateway struct {
 	reloads       atomic.Int64
 	adminAddr     atomic.Pointer[string] // the admin listener's bound address
 	idleClosed    atomic.Int64
-	reloadErrors  atomic.Int64
+	// recordsBegun counts requests that got a gateway ID (each yields one
+	// record); recordsOpen those whose record is not yet handed to capture
+	// (in flight, streams). begun = open + cairn_capture_admitted_total.
+	recordsBegun atomic.Int64
+	recordsOpen  atomic.Int64
+	reloadErrors atomic.Int64
 
 	api   *fasthttp.Server
 	admin *fasthttp.Server

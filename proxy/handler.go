@@ -149,6 +149,8 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx, ep endpoint) *exchange {
 	now := g.now()
 	cfg := g.live.Load().Config()
 	x := &exchange{g: g, id: g.ids.Next(), start: now, ep: ep, cfg: cfg}
+	g.recordsBegun.Add(1)
+	g.recordsOpen.Add(1)
 	ctx.Response.Header.Set("x-request-id", x.id)
 	h := &ctx.Request.Header
 	x.rec = &capture.Record{
@@ -217,6 +219,7 @@ func (g *Gateway) finish(x *exchange) {
 		x.slot = false
 	}
 	x.span.End(r)
+	g.recordsOpen.Add(-1)
 	if !g.noCapture {
 		g.capture.Enqueue(r)
 	}

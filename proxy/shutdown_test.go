@@ -88,6 +88,9 @@ routes:
 		t.Errorf("%d records with outcome shutdown; want %d", shut, n)
 	}
 	a := tg.capture.Health().Accounting
+	if begun := tg.recordsBegun.Load(); begun != int64(a.Admitted) || tg.recordsOpen.Load() != 0 {
+		t.Errorf("requests begun %d, open %d, admitted to capture %d; want every begun request admitted", begun, tg.recordsOpen.Load(), a.Admitted)
+	}
 	if !a.Balanced() || a.Sinks["file"].Written != uint64(n) || a.Sinks["file"].LostTotal() != 0 {
 		t.Errorf("accounting after shutdown = %+v; want %d written, 0 lost", a, n)
 	}

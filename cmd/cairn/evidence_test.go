@@ -107,13 +107,18 @@ func metricValue(t *testing.T, m []byte, series string) float64 {
 	return 0
 }
 
-// checkIdentity checks admitted = queue + pending + written + lost for
-// each sink on /metrics and returns the file sink's written and lost.
+// checkIdentity checks, on /metrics once the load stopped, that every
+// request begun was handed to capture (or is still open), and admitted =
+// queue + pending + written + lost for each sink and returns the file sink's written and lost.
 func checkIdentity(t *testing.T, admin string, sinks ...string) (written, lost map[string]float64) {
 	t.Helper()
 	m := metrics(t, admin)
 	admitted := metricValue(t, m, "cairn_capture_admitted_total")
 	queued := metricValue(t, m, "cairn_capture_queue_depth")
+	begun, open := metricValue(t, m, "cairn_requests_begun_total"), metricValue(t, m, "cairn_capture_records_open")
+	if begun != open+admitted {
+		t.Errorf("requests begun %v != open %v + admitted to capture %v", begun, open, admitted)
+	}
 	written, lost = map[string]float64{}, map[string]float64{}
 	for _, s := range sinks {
 		written[s] = metricValue(t, m, `cairn_capture_sink_written_total{sink="`+s+`"}`)
