@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,12 +40,15 @@ var reasonNames = [numReasons]string{"queue_full", "closed", "shutdown", "spill_
 //
 //	admitted = queued + pending + written + lost
 //
-// All changes happen under one mutex, so a snapshot always satisfies the
-// identity; the writer takes it a few times per record (tens of ns).
+// Everything but admitted changes under one mutex, taken by the writer a
+// few times per record (tens of ns); admitted only grows, before the
+// record can be taken, so queued = admitted - taken is never negative and
+// every snapshot satisfies the identity (taken = pending + written + lost
+// under the mutex). Enqueue, on the request path, takes no lock.
 type ledger struct {
+	admitted atomic.Uint64
 	mu       sync.Mutex
 	active   [numSinks]bool
-	admitted uint64
 	taken    uint64 // left the queue: processed or lost at Enqueue/Close
 	written  [numSinks]uint64
 	pending  [numSinks]int64
@@ -95,16 +99,12 @@ func (l *ledger) activate(sink int) {
 }
 
 // admit counts a record accepted into the queue.
-func (l *ledger) admit() {
-	l.mu.Lock()
-	l.admitted++
-	l.mu.Unlock()
-}
+func (l *ledger) admit() { l.admitted.Add(1) }
 
 // refuse counts a record admitted and lost at once for every sink.
 func (l *ledger) refuse(n int, reason int) {
+	l.admitted.Add(uint64(n))
 	l.mu.Lock()
-	l.admitted += uint64(n)
 	l.taken += uint64(n)
 	l.loseAllLocked(n, reason)
 	l.mu.Unlock()
@@ -175,7 +175,8 @@ func (l *ledger) drop(sink, n, reason int) {
 func (l *ledger) snapshot() Accounting {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	a := Accounting{Admitted: l.admitted, Queued: l.admitted - l.taken, Sinks: map[string]SinkAccounting{}, LastLost: l.lastLost}
+	admitted := l.admitted.Load()
+	a := Accounting{Admitted: admitted, Queued: admitted - l.taken, Sinks: map[string]SinkAccounting{}, LastLost: l.lastLost}
 	for s := range numSinks {
 		if !l.active[s] {
 			continue
