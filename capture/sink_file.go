@@ -300,6 +300,10 @@ func (s *fileSink) rotate(day string) error {
 		}
 	}
 	if day != s.day {
+		// Recreate the directory if an operator removed it.
+		if err := os.MkdirAll(s.dir, 0o750); err != nil {
+			return fmt.Errorf("create capture dir: %w", err)
+		}
 		s.day, s.seq = day, 0
 		names, err := listFiles(s.dir)
 		if err != nil {

@@ -85,6 +85,13 @@ type Audit struct {
 	unsaved  [][]byte
 	retrying bool
 	torn     bool // a failed write left bytes that could not be cut
+
+	// Entries not yet in the shared Redis list (Redis down), oldest
+	// first, under rmu.
+	rmu           sync.Mutex
+	redisPending  [][]byte
+	redisRetrying bool
+	redisDropped  int
 }
 
 // auditRetryMax bounds the retry backoff of entries the disk refused.
@@ -201,19 +208,78 @@ func (a *Audit) Append(e AuditEntry) (AuditEntry, error) {
 	a.mu.Unlock()
 
 	if a.rdb != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
-		_, err := a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			p.RPush(ctx, auditRedisKey, b)
-			p.LTrim(ctx, auditRedisKey, -auditRedisMax, -1)
-			p.Expire(ctx, auditRedisKey, auditRedisTTL)
-			return nil
-		})
-		cancel()
-		if err != nil {
-			a.log.Warn("audit: redis append failed; entry kept locally", "id", e.ID, "err", err)
+		a.rmu.Lock()
+		if len(a.redisPending) >= auditRedisBacklog {
+			a.redisDropped++
+			a.rmu.Unlock()
+			a.log.Error("audit: redis backlog full; entry kept locally only", "id", e.ID)
+			return e, nil
 		}
+		a.redisPending = append(a.redisPending, b)
+		if !a.redisRetrying {
+			if err := a.pushRedisLocked(); err != nil {
+				a.redisRetrying = true
+				a.log.Warn("audit: redis append failed; entry kept locally and retried", "id", e.ID, "err", err)
+				go a.retryRedis()
+			}
+		}
+		a.rmu.Unlock()
 	}
 	return e, nil
+}
+
+// auditRedisBacklog bounds the entries waiting for Redis; past it they
+// stay in the local log only and are counted.
+const auditRedisBacklog = 10000
+
+// pushRedisLocked appends the pending entries to the shared list, in
+// order, in one round trip.
+func (a *Audit) pushRedisLocked() error {
+	if len(a.redisPending) == 0 {
+		return nil
+	}
+	vals := make([]any, len(a.redisPending))
+	for i, b := range a.redisPending {
+		vals[i] = b
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+	defer cancel()
+	_, err := a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.RPush(ctx, auditRedisKey, vals...)
+		p.LTrim(ctx, auditRedisKey, -auditRedisMax, -1)
+		p.Expire(ctx, auditRedisKey, auditRedisTTL)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.redisPending = nil
+	return nil
+}
+
+// retryRedis pushes pending entries with backoff until none is left or
+// the log is closed, so that other replicas see every change once Redis
+// is back.
+func (a *Audit) retryRedis() {
+	backoff := 100 * time.Millisecond
+	for {
+		time.Sleep(backoff)
+		a.mu.Lock()
+		closed := a.f == nil
+		a.mu.Unlock()
+		a.rmu.Lock()
+		err := a.pushRedisLocked()
+		if err == nil || closed {
+			a.redisRetrying = false
+			a.rmu.Unlock()
+			if err == nil {
+				a.log.Info("audit: held entries appended to redis")
+			}
+			return
+		}
+		a.rmu.Unlock()
+		backoff = min(2*backoff, auditRetryMax)
+	}
 }
 
 // writeUnsavedLocked writes the held entries in order, each synced. A
@@ -273,11 +339,15 @@ func (a *Audit) retry() {
 }
 
 // Unsaved returns how many entries are held in memory because the disk
-// refused them.
+// refused them or Redis was unreachable.
 func (a *Audit) Unsaved() int {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	return len(a.unsaved)
+	n := len(a.unsaved)
+	a.mu.Unlock()
+	a.rmu.Lock()
+	n += len(a.redisPending)
+	a.rmu.Unlock()
+	return n
 }
 
 // List returns the entries at or after since, oldest first: this replica's
