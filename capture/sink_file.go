@@ -204,6 +204,10 @@ func (s *fileSink) full() bool { return !s.failing && len(s.buf) >= fileBufSize 
 // lines a failed write did not take stay buffered for the next try.
 func (s *fileSink) flush(force bool) error {
 	if len(s.buf) == 0 {
+		if s.failing { // only a failed sync left it failing: nothing is held
+			s.failing, s.backoff, s.lastErr = false, 0, nil
+			s.m.sinkFailing[sinkFile].Store(false)
+		}
 		return nil
 	}
 	now := s.now()
@@ -228,14 +232,19 @@ func (s *fileSink) flush(force bool) error {
 // writeOut writes buf to the files in whole lines, rotating by size and
 // day, and settles each line written.
 func (s *fileSink) writeOut() error {
+	// budget is what may be written without eating into the reserve.
+	budget := int64(-1)
 	if s.reserve >= 0 {
-		if free, ok := freeBytes(s.dir); ok && free < uint64(s.reserve)+uint64(len(s.buf)) {
-			return fmt.Errorf("write capture file: %w", errReserve)
+		if free, ok := freeBytes(s.dir); ok {
+			budget = int64(free) - s.reserve
 		}
 	}
 	var syncErr error
 	for len(s.buf) > 0 {
 		first := bytes.IndexByte(s.buf, '\n') + 1
+		if budget >= 0 && budget < int64(first) {
+			return fmt.Errorf("write capture file: %w", errReserve)
+		}
 		day := s.bufDay
 		if s.f == nil || day != s.day || (s.size > 0 && s.size+int64(first) > s.maxBytes) {
 			if err := s.rotate(day); err != nil {
@@ -247,6 +256,9 @@ func (s *fileSink) writeOut() error {
 		if room := s.maxBytes - s.size; int64(len(chunk)) > room {
 			cut := bytes.LastIndexByte(chunk[:max(room, int64(first))], '\n') + 1
 			chunk = chunk[:max(cut, first)]
+		}
+		if budget >= 0 && int64(len(chunk)) > budget {
+			chunk = chunk[:max(bytes.LastIndexByte(chunk[:budget], '\n')+1, first)]
 		}
 		if s.torn {
 			// Seal a torn line left by an earlier failure before ours.
@@ -263,10 +275,14 @@ func (s *fileSink) writeOut() error {
 			// retry writes it whole.
 			if terr := s.f.Truncate(s.size + int64(whole)); terr != nil {
 				s.torn = true
+				s.size += int64(n - whole)
 			}
 		}
 		recs := bytes.Count(chunk[:whole], []byte("\n"))
 		s.size += int64(whole)
+		if budget >= 0 {
+			budget -= int64(n)
+		}
 		s.buf = s.buf[:copy(s.buf, s.buf[whole:])]
 		s.bufRecs -= recs
 		s.led.settle(sinkFile, recs)
