@@ -392,6 +392,19 @@ func TestEvidenceDiskFullTmpfs(t *testing.T) {
 	if ready.Status != "ready" || ready.Evidence.Status != "degraded" {
 		t.Errorf("/readyz on a full disk = %+v; want ready, evidence degraded", ready)
 	}
+	// Capture leaves reserve_bytes free: an incident declared now lands.
+	resp, err := http.Post(g.admin+"/admin/incidents", "application/json", strings.NewReader(`{"route":"support-bot","reason":"disk full drill"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inc struct {
+		ID string `json:"id"`
+	}
+	json.NewDecoder(resp.Body).Decode(&inc)
+	resp.Body.Close()
+	if _, err := os.Stat(filepath.Join(dataDir, "incidents", inc.ID+".json")); resp.StatusCode != 201 || err != nil {
+		t.Errorf("incident declared on a full capture disk: %d, file: %v; want it on disk at once (reserve)", resp.StatusCode, err)
+	}
 	files, _ := filepath.Glob(filepath.Join(dataDir, "capture", "*.jsonl"))
 	os.Remove(filler) // space returns
 	pendingAtRefill := metricValue(t, metrics(t, g.admin), `cairn_capture_sink_pending{sink="file"}`)
