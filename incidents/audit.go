@@ -85,6 +85,8 @@ type Audit struct {
 	unsaved  [][]byte
 	retrying bool
 	torn     bool // a failed write left bytes that could not be cut
+	// needsNewline: the last entry on open was whole but for its newline.
+	needsNewline bool
 
 	// Entries not yet in the shared Redis list (Redis down), oldest
 	// first, under rmu.
@@ -112,17 +114,28 @@ func OpenAudit(dataDir string, rdb redis.UniversalClient, logger *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	torn, err := a.load(f)
+	whole, torn, err := a.load(f)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	if torn {
-		// Start the next entry on its own line.
+	if a.needsNewline {
 		if _, err := f.Write([]byte("\n")); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("repair audit log: %w", err)
 		}
+	}
+	if torn {
+		// A crash mid-write left part of an entry: cut it, so that no torn
+		// line stays in the log; failing that, start the next entry on a
+		// line of its own (readers skip the torn one).
+		if err := f.Truncate(whole); err != nil {
+			if _, err := f.Write([]byte("\n")); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("repair audit log: %w", err)
+			}
+		}
+		a.log.Warn("audit log: removed a torn final line left by a crash", "path", a.path)
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -133,9 +146,9 @@ func OpenAudit(dataDir string, rdb redis.UniversalClient, logger *slog.Logger) (
 	return a, nil
 }
 
-// load reads existing entries; it reports whether the file ends without a
-// newline.
-func (a *Audit) load(f *os.File) (torn bool, err error) {
+// load reads existing entries; it returns the size of the whole lines and
+// whether the file ends in a torn line (no newline).
+func (a *Audit) load(f *os.File) (whole int64, torn bool, err error) {
 	r := bufio.NewReader(f)
 	line := 0
 	for {
@@ -146,17 +159,26 @@ func (a *Audit) load(f *os.File) (torn bool, err error) {
 			if t := bytes.TrimSpace(b); len(t) > 0 {
 				var e AuditEntry
 				if jerr := json.Unmarshal(t, &e); jerr != nil {
-					a.log.Warn("audit log: skipping unreadable line", "path", a.path, "line", line)
+					if !torn {
+						a.log.Warn("audit log: skipping unreadable line", "path", a.path, "line", line)
+					}
 				} else {
 					a.keep(e)
+					torn = false // whole but for its newline: kept, newline added
+					if b[len(b)-1] != '\n' {
+						a.needsNewline = true
+					}
 				}
+			}
+			if !torn {
+				whole += int64(len(b))
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			return torn, nil
+			return whole, torn, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("read audit log: %w", err)
+			return 0, false, fmt.Errorf("read audit log: %w", err)
 		}
 	}
 }
