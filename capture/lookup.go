@@ -197,6 +197,9 @@ func idKind(r *Record, id string, hashes []string) string {
 type fileMatches struct {
 	gateway, provider *Record
 	client            []*Record // newest first
+	// torn counts lines that could carry the ID but are not whole
+	// records, and final lines without their newline (a crash mid-write).
+	torn int
 }
 
 // scanFiles reads the capture files in dir, newest first, for records that
@@ -247,7 +250,9 @@ func scanFile(ctx context.Context, path, id string, hashes []string, needles [][
 		line, err := readLine(br)
 		if len(line) > 0 && containsAny(line, needles) {
 			var r Record
-			if json.Unmarshal(line, &r) == nil {
+			if json.Unmarshal(line, &r) != nil {
+				fm.torn++
+			} else {
 				switch idKind(&r, id, hashes) {
 				case IDGateway:
 					fm.gateway = &r
@@ -258,6 +263,8 @@ func scanFile(ctx context.Context, path, id string, hashes []string, needles [][
 					client = append(client, &r)
 				}
 			}
+		} else if err == io.EOF && len(line) > 0 {
+			fm.torn++
 		}
 		if err == io.EOF {
 			break
@@ -316,8 +323,23 @@ func mergeClient(list []*Record, more ...[]*Record) []*Record {
 // requests show ID --data-dir DIR`). It is safe to call while a Writer
 // appends to them. It returns ErrNotFound when no record carries id.
 func FindAllInDir(dataDir, id string) (Match, error) {
+	m, _, err := findAllInDir(dataDir, id)
+	return m, err
+}
+
+// FindInDirTorn is FindInDir that also returns how many torn lines (a
+// crash mid-write) it skipped among the lines that could carry id.
+func FindInDirTorn(dataDir, id string) (*Record, int, error) {
+	m, torn, err := findAllInDir(dataDir, id)
+	if err != nil {
+		return nil, torn, err
+	}
+	return m.Records[0], torn, nil
+}
+
+func findAllInDir(dataDir, id string) (Match, int, error) {
 	if id == "" {
-		return Match{}, ErrNotFound
+		return Match{}, 0, ErrNotFound
 	}
 	var hashes []string
 	if k, err := readKeyFile(dataDir); err == nil && k != nil {
@@ -325,9 +347,10 @@ func FindAllInDir(dataDir, id string) (Match, error) {
 	}
 	fm, err := scanFiles(context.Background(), filepath.Join(dataDir, captureSubdir), id, hashes)
 	if err != nil {
-		return Match{}, err
+		return Match{}, fm.torn, err
 	}
-	return fm.match()
+	m, err := fm.match()
+	return m, fm.torn, err
 }
 
 func (fm fileMatches) match() (Match, error) {
@@ -378,6 +401,7 @@ func (w *Writer) Find(ctx context.Context, id string) (Match, error) {
 	if provider == nil || looksLikeGatewayID(id) {
 		var err error
 		fm, err = scanFiles(ctx, filepath.Join(w.opt.DataDir, captureSubdir), id, hashes)
+		w.metrics.tornLines.Add(uint64(fm.torn))
 		if err != nil {
 			errs = append(errs, err)
 		}

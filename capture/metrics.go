@@ -48,6 +48,16 @@ var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 //	capture_written_total                               counter (file sink)
 //	capture_redis_written_total                         counter
 //	capture_sink_errors_total{sink}                     counter, sink=file|redis
+//	capture_sink_failing{sink}                          gauge
+//	capture_admitted_total                              counter
+//	capture_sink_written_total{sink}                    counter
+//	capture_sink_pending{sink}                          gauge
+//	capture_lost_total{sink,reason}                     counter
+//	capture_redis_backfilled_total                      counter
+//	capture_torn_lines_total                            counter
+//
+// Per sink, admitted = queue_depth + pending + written + lost at every
+// scrape (see ledger).
 //
 // Requests refused by a key's own budget carry outcome="rate_limited".
 type Metrics struct {
@@ -60,11 +70,19 @@ type Metrics struct {
 
 	dropped       atomic.Uint64
 	bodiesDropped atomic.Uint64
-	written       atomic.Uint64
-	redisWritten  atomic.Uint64
 	sinkErrors    [numSinks]atomic.Uint64
-	queueDepth    atomic.Pointer[func() int]
+	sinkFailing   [numSinks]atomic.Bool
+	tornLines     atomic.Uint64
+	backfilled    atomic.Uint64
+	ledger        ledger
 }
+
+// Accounting returns a consistent snapshot of the capture accounting.
+func (m *Metrics) Accounting() Accounting { return m.ledger.snapshot() }
+
+// TornLines is how many torn lines (a crash mid-write) readers and
+// reopened files skipped or sealed.
+func (m *Metrics) TornLines() uint64 { return m.tornLines.Load() }
 
 // NewMetrics returns an empty registry.
 func NewMetrics() *Metrics {
@@ -124,18 +142,26 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	for _, f := range []*family{m.requests, m.latency, m.ttft, m.tokens, m.contract, m.upstreamErr} {
 		f.write(bw)
 	}
-	depth := 0
-	if fn := m.queueDepth.Load(); fn != nil {
-		depth = (*fn)()
-	}
-	writeScalar(bw, "cairn_capture_queue_depth", "Records waiting in the capture queue.", "gauge", uint64(depth))
-	writeScalar(bw, "cairn_capture_dropped_total", "Records dropped because the capture queue was full or closed.", "counter", m.dropped.Load())
+	a := m.ledger.snapshot()
+	writeScalar(bw, "cairn_capture_queue_depth", "Records waiting in the capture queue.", "gauge", a.Queued)
+	writeScalar(bw, "cairn_capture_dropped_total", "Records dropped because the capture queue was full or closed (also in cairn_capture_lost_total).", "counter", m.dropped.Load())
 	writeScalar(bw, "cairn_capture_bodies_dropped_total", "Records kept without their bodies because queued bodies passed their memory bound.", "counter", m.bodiesDropped.Load())
-	writeScalar(bw, "cairn_capture_written_total", "Records appended to the capture files.", "counter", m.written.Load())
-	writeScalar(bw, "cairn_capture_redis_written_total", "Records appended to the Redis capture stream.", "counter", m.redisWritten.Load())
-	bw.WriteString("# HELP cairn_capture_sink_errors_total Records a capture sink failed to store.\n# TYPE cairn_capture_sink_errors_total counter\n")
+	writeScalar(bw, "cairn_capture_written_total", "Records written to the capture files.", "counter", a.Sinks["file"].Written)
+	writeScalar(bw, "cairn_capture_redis_written_total", "Records appended to the Redis capture stream.", "counter", a.Sinks["redis"].Written)
+	writeScalar(bw, "cairn_capture_redis_backfilled_total", "Records added to the Redis stream after a failed attempt (backfilled from the backlog).", "counter", m.backfilled.Load())
+	writeScalar(bw, "cairn_capture_torn_lines_total", "Torn capture lines (a crash mid-write) skipped by readers or sealed on reopen.", "counter", m.tornLines.Load())
+	m.ledger.write(bw)
+	bw.WriteString("# HELP cairn_capture_sink_errors_total Failed capture sink operations (writes, flushes, batches), each retried.\n# TYPE cairn_capture_sink_errors_total counter\n")
 	for i, n := range sinkNames {
 		bw.WriteString(`cairn_capture_sink_errors_total{sink="` + n + `"} ` + strconv.FormatUint(m.sinkErrors[i].Load(), 10) + "\n")
+	}
+	bw.WriteString("# HELP cairn_capture_sink_failing Whether a sink's last write failed (1): records are held in memory and retried.\n# TYPE cairn_capture_sink_failing gauge\n")
+	for i, n := range sinkNames {
+		v := "0"
+		if m.sinkFailing[i].Load() {
+			v = "1"
+		}
+		bw.WriteString(`cairn_capture_sink_failing{sink="` + n + `"} ` + v + "\n")
 	}
 	bw.Flush()
 }

@@ -24,6 +24,9 @@ const (
 	OutcomeClientClosed  = "client_closed"
 	OutcomeOverloaded    = "overloaded"
 	OutcomeInternalError = "internal_error"
+	// OutcomeShutdown: a stream still open at the drain deadline, ended
+	// with a server_shutting_down SSE error event.
+	OutcomeShutdown = "shutdown"
 )
 
 // Contract verdicts.

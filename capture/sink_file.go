@@ -5,12 +5,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cairnhq/cairn/configs"
 )
 
 // Capture files are DataDir/capture/capture-YYYY-MM-DD-NNNN.jsonl: one
@@ -27,24 +30,63 @@ const (
 // fileSink appends JSONL lines to the current capture file, rotating by
 // size and day and deleting files past retention. It is used by the writer
 // goroutine only.
+//
+// Lines collect in buf and reach the file in one write per flush (every
+// flush interval, or sooner when buf passes fileBufSize). When the disk
+// refuses a write (full, read-only, an I/O error), the lines stay in buf
+// (the spill, bounded by maxSpill) and the same file is retried with
+// backoff: no new file is opened per failure, and a partial write is cut
+// back to the last whole line so that no torn line is left behind.
 type fileSink struct {
 	dir       string
 	maxBytes  int64
 	retention int
 	now       func() time.Time
+	fsync     string
+	maxSpill  int64
+	reserve   int64 // bytes to leave free on the file system; <0: no check
+	led       *ledger
+	m         *Metrics
 
-	f      *os.File
-	bw     *bufio.Writer
+	f      captureFile
+	open   func(path string) (captureFile, error) // os.OpenFile for appending; tests inject failures
 	size   int64
 	day    string
 	seq    int
-	dirty  bool
 	pruned time.Time
+
+	buf     []byte // whole lines not yet in the file
+	bufRecs int    // records in buf
+	bufDay  string // the day of buf's first line: the file it goes to
+	torn    bool   // the file ends in a torn line that could not be cut
+
+	failing bool
+	lastErr error
+	backoff time.Duration
+	retryAt time.Time
 
 	// today's name and bounds, so that write formats the day once a day.
 	todayName          string
 	todayStart, dayEnd time.Time
 }
+
+// captureFile is what the sink needs of an open capture file; *os.File
+// provides it.
+type captureFile interface {
+	io.Writer
+	io.ReaderAt
+	Truncate(size int64) error
+	Sync() error
+	Close() error
+	Stat() (os.FileInfo, error)
+}
+
+func openAppend(path string) (captureFile, error) {
+	return os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+}
+
+// errReserve is the error of a flush refused to keep the reserve free.
+var errReserve = errors.New("free disk space is below capture.reserve_bytes (kept for incidents and the audit log)")
 
 // today returns the current UTC day as YYYY-MM-DD.
 func (s *fileSink) today() string {
@@ -58,18 +100,23 @@ func (s *fileSink) today() string {
 	return s.todayName
 }
 
-func newFileSink(dataDir string, maxBytes int64, retentionDays int, now func() time.Time) (*fileSink, error) {
+func newFileSink(dataDir string, c configs.Capture, now func() time.Time, led *ledger, m *Metrics) (*fileSink, error) {
 	dir := filepath.Join(dataDir, captureSubdir)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create capture dir: %w", err)
 	}
-	if maxBytes < 1<<10 {
-		maxBytes = 64 << 20
+	s := &fileSink{dir: dir, maxBytes: c.MaxFileBytes, retention: c.RetentionDays, now: now,
+		fsync: c.Fsync, maxSpill: c.SpillBytes, reserve: c.ReserveBytes, led: led, m: m, open: openAppend}
+	if s.maxBytes < 1<<10 {
+		s.maxBytes = 64 << 20
 	}
-	if retentionDays < 1 {
-		retentionDays = 7
+	if s.retention < 1 {
+		s.retention = 7
 	}
-	return &fileSink{dir: dir, maxBytes: maxBytes, retention: retentionDays, now: now}, nil
+	if s.maxSpill <= 0 {
+		s.maxSpill = 64 << 20
+	}
+	return s, nil
 }
 
 func fileName(day string, seq int) string {
@@ -126,40 +173,156 @@ func listFiles(dir string) ([]string, error) {
 	return names, nil
 }
 
-// write appends one line (which must end in '\n'). An error closing the
-// previous file is returned after the line was written to the next one.
-func (s *fileSink) write(line []byte) error {
-	day := s.today()
-	var cerr error
-	if s.f == nil || day != s.day || (s.size > 0 && s.size+int64(len(line)) > s.maxBytes) {
-		var err error
-		if cerr, err = s.rotate(day); err != nil {
-			return errors.Join(cerr, err)
+// add appends one line (which must end in '\n') to the buffer and
+// counts it pending. It returns false, having counted nothing, when the
+// disk is refusing writes and the spill is full: the caller counts the
+// loss. A line is always taken into an empty buffer.
+func (s *fileSink) add(line []byte) bool {
+	if len(s.buf) > 0 && int64(len(s.buf)+len(line)) > s.maxSpill {
+		return false
+	}
+	if len(s.buf) == 0 {
+		s.bufDay = s.today()
+	}
+	s.buf = append(s.buf, line...)
+	s.bufRecs++
+	return true
+}
+
+// dayTurned reports whether the buffered lines belong to an earlier day
+// than a line added now: they are flushed first, to their day's file.
+func (s *fileSink) dayTurned() bool { return len(s.buf) > 0 && s.today() != s.bufDay }
+
+// full reports whether the buffer should be flushed before the next tick.
+func (s *fileSink) full() bool { return !s.failing && len(s.buf) >= fileBufSize }
+
+// flush writes the buffered lines to the file (not to disk, unless the
+// fsync policy is "flush"), rotating as needed. While the sink is failing
+// it does nothing until the backoff has passed, unless force is set. The
+// lines a failed write did not take stay buffered for the next try.
+func (s *fileSink) flush(force bool) error {
+	if len(s.buf) == 0 {
+		if s.failing { // only a failed sync left it failing: nothing is held
+			s.failing, s.backoff, s.lastErr = false, 0, nil
+			s.m.sinkFailing[sinkFile].Store(false)
+		}
+		return nil
+	}
+	now := s.now()
+	if s.failing && !force && now.Before(s.retryAt) {
+		return nil
+	}
+	err := s.writeOut()
+	if err == nil {
+		if s.failing {
+			s.failing, s.backoff, s.lastErr = false, 0, nil
+			s.m.sinkFailing[sinkFile].Store(false)
+		}
+		return nil
+	}
+	s.backoff = min(max(2*s.backoff, 100*time.Millisecond), 5*time.Second)
+	s.retryAt = now.Add(s.backoff)
+	s.failing, s.lastErr = true, err
+	s.m.sinkFailing[sinkFile].Store(true)
+	return err
+}
+
+// writeOut writes buf to the files in whole lines, rotating by size and
+// day, and settles each line written.
+func (s *fileSink) writeOut() error {
+	// budget is what may be written without eating into the reserve.
+	budget := int64(-1)
+	if s.reserve >= 0 {
+		if free, ok := freeBytes(s.dir); ok {
+			budget = int64(free) - s.reserve
 		}
 	}
-	n, err := s.bw.Write(line)
-	s.size += int64(n)
-	s.dirty = true
-	if err != nil {
-		s.drop()
-		return errors.Join(cerr, fmt.Errorf("write capture file: %w", err))
+	var syncErr error
+	for len(s.buf) > 0 {
+		first := bytes.IndexByte(s.buf, '\n') + 1
+		if budget >= 0 && budget < int64(first) {
+			return fmt.Errorf("write capture file: %w", errReserve)
+		}
+		day := s.bufDay
+		if s.f == nil || day != s.day || (s.size > 0 && s.size+int64(first) > s.maxBytes) {
+			if err := s.rotate(day); err != nil {
+				return err
+			}
+		}
+		// The longest run of whole lines that fits the file (at least one).
+		chunk := s.buf
+		if room := s.maxBytes - s.size; int64(len(chunk)) > room {
+			cut := bytes.LastIndexByte(chunk[:max(room, int64(first))], '\n') + 1
+			chunk = chunk[:max(cut, first)]
+		}
+		if budget >= 0 && int64(len(chunk)) > budget {
+			chunk = chunk[:max(bytes.LastIndexByte(chunk[:budget], '\n')+1, first)]
+		}
+		if s.torn {
+			// Seal a torn line left by an earlier failure before ours.
+			if _, err := s.f.Write([]byte("\n")); err != nil {
+				return fmt.Errorf("write capture file: %w", err)
+			}
+			s.size++
+			s.torn = false
+		}
+		n, err := s.f.Write(chunk)
+		whole := bytes.LastIndexByte(chunk[:n], '\n') + 1
+		if n > whole {
+			// A partial line reached the file: cut it off, so that the
+			// retry writes it whole.
+			if terr := s.f.Truncate(s.size + int64(whole)); terr != nil {
+				s.torn = true
+				s.size += int64(n - whole)
+			}
+		}
+		recs := bytes.Count(chunk[:whole], []byte("\n"))
+		s.size += int64(whole)
+		if budget >= 0 {
+			budget -= int64(n)
+		}
+		s.buf = s.buf[:copy(s.buf, s.buf[whole:])]
+		s.bufRecs -= recs
+		s.led.settle(sinkFile, recs)
+		if err != nil {
+			return fmt.Errorf("write capture file: %w", err)
+		}
+		if s.fsync == configs.FsyncFlush {
+			if err := s.f.Sync(); err != nil {
+				syncErr = fmt.Errorf("sync capture file: %w", err)
+			}
+		}
 	}
-	return cerr
+	s.bufDay = ""
+	if cap(s.buf) > 4*fileBufSize {
+		s.buf = nil // do not keep a spill's worth of memory
+	}
+	return syncErr
 }
 
 // rotate closes the current file and opens the next one. On a new day
 // (and at start) it continues the day's last file if that has room; on the
-// same day it opens the next sequence number. closeErr is the error closing
-// the previous file; err means no file is open.
-func (s *fileSink) rotate(day string) (closeErr, err error) {
+// same day it opens the next sequence number. When the new file cannot be
+// opened no file is open and the next flush tries the same name again.
+func (s *fileSink) rotate(day string) error {
 	if s.f != nil {
-		closeErr = s.closeFile()
+		if err := s.closeFile(); err != nil {
+			s.m.sinkErrors[sinkFile].Add(1)
+		}
+		if day == s.day {
+			s.seq++
+		}
 	}
 	if day != s.day {
+		// Recreate the directory if an operator removed it.
+		if err := os.MkdirAll(s.dir, 0o750); err != nil {
+			return fmt.Errorf("create capture dir: %w", err)
+		}
 		s.day, s.seq = day, 0
 		names, err := listFiles(s.dir)
 		if err != nil {
-			return closeErr, fmt.Errorf("list capture files: %w", err)
+			s.day = ""
+			return fmt.Errorf("list capture files: %w", err)
 		}
 		for _, n := range names {
 			if d, seq, _ := parseFileName(filepath.Base(n)); d == day && seq > s.seq {
@@ -172,66 +335,45 @@ func (s *fileSink) rotate(day string) (closeErr, err error) {
 		} else if st, err := os.Stat(filepath.Join(s.dir, fileName(day, s.seq))); err != nil || st.Size() >= s.maxBytes {
 			s.seq++
 		}
-	} else {
-		s.seq++
 	}
 	path := filepath.Join(s.dir, fileName(day, s.seq))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o640)
+	f, err := s.open(path)
 	if err != nil {
-		return closeErr, fmt.Errorf("open capture file: %w", err)
+		return fmt.Errorf("open capture file: %w", err)
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return closeErr, fmt.Errorf("stat capture file: %w", err)
+		return fmt.Errorf("stat capture file: %w", err)
 	}
 	s.f, s.size = f, st.Size()
-	s.bw = bufio.NewWriterSize(f, fileBufSize)
 	if s.size > 0 && !endsInNewline(f, s.size) {
-		// A crash left a partial line: start ours on a fresh one.
-		n, _ := s.bw.WriteString("\n")
-		s.size += int64(n)
+		// A crash left a torn line: seal it, so that ours starts on a
+		// fresh line; readers skip the torn one and count it.
+		s.torn = true
+		s.m.tornLines.Add(1)
 	}
-	return closeErr, nil
+	return nil
 }
 
-func endsInNewline(f *os.File, size int64) bool {
+func endsInNewline(f io.ReaderAt, size int64) bool {
 	var b [1]byte
 	_, err := f.ReadAt(b[:], size-1)
 	return err == nil && b[0] == '\n'
 }
 
-// flush writes buffered lines to the file (not to disk).
-func (s *fileSink) flush() error {
-	if s.bw == nil || !s.dirty {
+// closeFile syncs and closes the current file; buffered lines stay for the
+// next file.
+func (s *fileSink) closeFile() error {
+	if s.f == nil {
 		return nil
 	}
-	s.dirty = false
-	if err := s.bw.Flush(); err != nil {
-		s.drop()
-		return fmt.Errorf("flush capture file: %w", err)
+	var err error
+	if s.fsync != configs.FsyncOff {
+		err = s.f.Sync()
 	}
-	return nil
-}
-
-// drop abandons the current file after an I/O error; the next write opens
-// a new one.
-func (s *fileSink) drop() {
-	if s.f != nil {
-		s.f.Close()
-	}
-	// The next write opens the next sequence number: never append after a
-	// possibly torn write.
-	s.f, s.bw, s.size, s.dirty = nil, nil, 0, false
-}
-
-func (s *fileSink) closeFile() error {
-	err := s.flush()
-	if s.f == nil {
-		return err
-	}
-	err = errors.Join(err, s.f.Sync(), s.f.Close())
-	s.f, s.bw, s.size, s.dirty = nil, nil, 0, false
+	err = errors.Join(err, s.f.Close())
+	s.f, s.size = nil, 0
 	if err != nil {
 		return fmt.Errorf("close capture file: %w", err)
 	}

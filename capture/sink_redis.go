@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,7 +26,6 @@ const (
 	// maxClientMatches). See lookup.go.
 	redisIndexPrefix = "cairn:capture:id:"
 
-	redisQueueSize  = 8192
 	redisBatch      = 256
 	redisCallTimout = 2 * time.Second
 	// maxIndexedID bounds the IDs indexed in Redis (client-supplied IDs can
@@ -36,8 +36,9 @@ const (
 
 // redisItem is one record on its way to Redis.
 type redisItem struct {
-	line []byte // JSON without newline
-	ids  []redisIndexKey
+	line  []byte // JSON without newline
+	ids   []redisIndexKey
+	entry string // stream entry ID once added; only the index is left
 }
 
 // redisIndexKey is one index key of a record: a string key set to the
@@ -48,93 +49,161 @@ type redisIndexKey struct {
 }
 
 // redisSink writes records to the stream on its own goroutine, so a slow or
-// dead Redis never holds up the file sink. Its queue is bounded; records
-// that do not fit, or whose write fails, are counted as sink errors.
+// dead Redis never holds up the file sink. Records wait in a bounded
+// backlog; a failed batch stays at its head and is retried with backoff
+// (100 ms doubling to 5 s), so that when Redis returns the stream is
+// backfilled and every replica finds the records by ID. Records that do not
+// fit the backlog are counted lost (they remain in the capture files).
 type redisSink struct {
 	c         redis.UniversalClient
 	maxLen    int64
 	maxTTL    time.Duration
 	metrics   *Metrics
+	led       *ledger
 	log       *slog.Logger
 	now       func() time.Time
-	ch        chan redisItem
+	max       int
+	wake      chan struct{}
 	done      chan struct{}
 	abort     chan struct{}
 	lastLog   atomic.Int64
 	rateStart time.Time
 	rateN     int
 	rate      float64 // records per second, measured over about a minute
+
+	mu      sync.Mutex
+	backlog []redisItem // oldest first
+	closing bool
 }
 
-func newRedisSink(c redis.UniversalClient, maxLen int64, retentionDays int, m *Metrics, log *slog.Logger, now func() time.Time) *redisSink {
+func newRedisSink(c redis.UniversalClient, maxLen int64, retentionDays, backlog int, m *Metrics, log *slog.Logger, now func() time.Time) *redisSink {
 	if maxLen < 1 {
 		maxLen = 100000
 	}
 	if retentionDays < 1 {
 		retentionDays = 7
 	}
+	if backlog < 1 {
+		backlog = 100000
+	}
 	return &redisSink{
 		c: c, maxLen: maxLen, maxTTL: time.Duration(retentionDays) * 24 * time.Hour,
-		metrics: m, log: log, now: now,
-		ch: make(chan redisItem, redisQueueSize), done: make(chan struct{}), abort: make(chan struct{}),
+		metrics: m, led: &m.ledger, log: log, now: now, max: backlog,
+		wake: make(chan struct{}, 1), done: make(chan struct{}), abort: make(chan struct{}),
 	}
 }
 
-// enqueue hands a record to the Redis goroutine without waiting.
-func (s *redisSink) enqueue(it redisItem) {
-	select {
-	case s.ch <- it:
-	default:
-		s.fail(1, errors.New("redis sink queue full"))
+// enqueue adds a record to the backlog without waiting. It returns false,
+// having counted nothing, when the backlog is full.
+func (s *redisSink) enqueue(it redisItem) bool {
+	s.mu.Lock()
+	if len(s.backlog) >= s.max {
+		s.mu.Unlock()
+		return false
 	}
+	s.backlog = append(s.backlog, it)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// close makes run return once the backlog is empty.
+func (s *redisSink) close() {
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// pending returns the records in the backlog.
+func (s *redisSink) pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.backlog)
+}
+
+// abandon counts what is left in the backlog as lost; run has returned.
+func (s *redisSink) abandon(reason int) {
+	s.mu.Lock()
+	n := len(s.backlog)
+	s.backlog = nil
+	s.mu.Unlock()
+	s.led.drop(sinkRedis, n, reason)
 }
 
 func (s *redisSink) fail(n int, err error) {
-	s.metrics.sinkErrors[sinkRedis].Add(uint64(n))
+	s.metrics.sinkErrors[sinkRedis].Add(1)
 	now := s.now().UnixNano()
 	if last := s.lastLog.Load(); now-last >= int64(10*time.Second) && s.lastLog.CompareAndSwap(last, now) {
-		s.log.Warn("capture: redis sink error; records remain in the capture files", "records", n, "err", err)
+		s.log.Warn("capture: redis sink error; records kept in the backlog and retried", "records", n, "backlog", s.pending(), "err", err)
 	}
 }
 
-// run writes batches until ch is closed and drained, or abort is closed.
+// run writes batches until the sink is closed and the backlog drained, or
+// abort is closed.
 func (s *redisSink) run() {
 	defer close(s.done)
 	backoff := time.Duration(0)
 	batch := make([]redisItem, 0, redisBatch)
 	for {
-		it, ok := <-s.ch
-		if !ok {
-			return
-		}
-		batch = append(batch[:0], it)
-	fill:
-		for len(batch) < redisBatch {
-			select {
-			case it, ok := <-s.ch:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, it)
-			default:
-				break fill
+		s.mu.Lock()
+		batch = append(batch[:0], s.backlog[:min(len(s.backlog), redisBatch)]...)
+		closing := s.closing
+		s.mu.Unlock()
+		if len(batch) == 0 {
+			if closing {
+				return
 			}
-		}
-		if err := s.write(batch); err != nil {
-			s.fail(len(batch), err)
-			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
 			select {
-			case <-time.After(backoff):
+			case <-s.wake:
 			case <-s.abort:
 				return
 			}
-		} else {
-			backoff = 0
+			continue
 		}
+		done, err := s.write(batch)
+		s.mu.Lock()
+		// The head of the backlog is still batch: only run removes.
+		kept := s.backlog[:0]
+		for i := range batch {
+			if !done[i] {
+				kept = append(kept, batch[i])
+			}
+		}
+		n := len(batch) - len(kept)
+		rest := s.backlog[len(batch):]
+		s.backlog = append(kept, rest...)
+		if len(s.backlog) == 0 && cap(s.backlog) > 4*redisBatch {
+			s.backlog = nil
+		}
+		s.mu.Unlock()
+		s.led.settle(sinkRedis, n)
+		if backoff > 0 {
+			s.metrics.backfilled.Add(uint64(n))
+		}
+		if err == nil {
+			if backoff > 0 && s.pending() == 0 {
+				backoff = 0
+				s.metrics.sinkFailing[sinkRedis].Store(false)
+				s.log.Info("capture: redis sink recovered; backlog written", "backfilled_total", s.metrics.backfilled.Load())
+			}
+			continue
+		}
+		s.fail(len(batch)-n, err)
+		s.metrics.sinkFailing[sinkRedis].Store(true)
+		backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+		t := time.NewTimer(backoff)
 		select {
+		case <-t.C:
 		case <-s.abort:
+			t.Stop()
 			return
-		default:
 		}
 	}
 }
@@ -159,12 +228,19 @@ func (s *redisSink) indexTTL(n int) time.Duration {
 	return min(max(ttl, minIndexTTL), s.maxTTL)
 }
 
-func (s *redisSink) write(batch []redisItem) error {
+// write adds the batch to the stream and indexes it. done[i] reports
+// whether item i is stored and indexed; an item added but not indexed
+// keeps its entry ID, so that a retry only indexes it.
+func (s *redisSink) write(batch []redisItem) (done []bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimout)
 	defer cancel()
+	done = make([]bool, len(batch))
 	cmds := make([]*redis.StringCmd, len(batch))
-	_, err := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, it := range batch {
+			if it.entry != "" {
+				continue
+			}
 			cmds[i] = p.XAdd(ctx, &redis.XAddArgs{
 				Stream: RedisStream, MaxLen: s.maxLen, Approx: true,
 				Values: []any{"r", it.line},
@@ -172,20 +248,28 @@ func (s *redisSink) write(batch []redisItem) error {
 		}
 		return nil
 	})
+	for i, c := range cmds {
+		if c != nil && c.Err() == nil {
+			batch[i].entry = c.Val()
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("xadd capture: %w", err)
+		err = fmt.Errorf("xadd capture: %w", err)
 	}
 	ttl := s.indexTTL(len(batch))
-	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+	sets := make([][]redis.Cmder, len(batch))
+	_, ierr := s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, it := range batch {
-			entry := cmds[i].Val()
+			if it.entry == "" {
+				continue
+			}
 			for _, k := range it.ids {
 				if k.list {
-					p.RPush(ctx, k.key, entry)
+					sets[i] = append(sets[i], p.RPush(ctx, k.key, it.entry))
 					p.LTrim(ctx, k.key, -maxClientMatches, -1)
 					p.Expire(ctx, k.key, ttl)
 				} else {
-					p.Set(ctx, k.key, entry, ttl)
+					sets[i] = append(sets[i], p.Set(ctx, k.key, it.entry, ttl))
 				}
 			}
 		}
@@ -193,11 +277,17 @@ func (s *redisSink) write(batch []redisItem) error {
 		p.Expire(ctx, redisLookupKey, s.maxTTL)
 		return nil
 	})
-	if err != nil {
-		return fmt.Errorf("index capture: %w", err)
+	for i, it := range batch {
+		ok := it.entry != ""
+		for _, c := range sets[i] {
+			ok = ok && c.Err() == nil
+		}
+		done[i] = ok
 	}
-	s.metrics.redisWritten.Add(uint64(len(batch)))
-	return nil
+	if ierr != nil && err == nil {
+		err = fmt.Errorf("index capture: %w", ierr)
+	}
+	return done, err
 }
 
 // redisMatches are what the Redis index holds for one ID.

@@ -78,7 +78,7 @@ func TestRedisDownKeepsFileRecords(t *testing.T) {
 	w := newTestWriter(t, WriterOptions{DataDir: dir, Redis: rc})
 	w.Start()
 	w.Enqueue(testRecord(0))
-	waitFor(t, func() bool { return w.metrics.redisWritten.Load() == 1 })
+	waitFor(t, func() bool { return w.metrics.Accounting().Sinks["redis"].Written == 1 })
 	rs.Kill()
 	const n = 200
 	start := time.Now()
@@ -134,7 +134,7 @@ func TestRedisHungDoesNotBlockWriter(t *testing.T) {
 
 func TestRedisIndexTTL(t *testing.T) {
 	clock := &testClock{t: time.Unix(1_700_000_000, 0)}
-	s := newRedisSink(nil, 1000, 7, NewMetrics(), nil, clock.Now)
+	s := newRedisSink(nil, 1000, 7, 0, NewMetrics(), nil, clock.Now)
 	if ttl := s.indexTTL(10); ttl != 7*24*time.Hour {
 		t.Errorf("indexTTL before any rate = %v; want the retention", ttl)
 	}
@@ -145,7 +145,7 @@ func TestRedisIndexTTL(t *testing.T) {
 		t.Errorf("indexTTL at 1000/s = %v; want %v", ttl, minIndexTTL)
 	}
 	// 0.1 record per second: 2×1000/0.1 s = 20000 s.
-	s = newRedisSink(nil, 1000, 7, NewMetrics(), nil, clock.Now)
+	s = newRedisSink(nil, 1000, 7, 0, NewMetrics(), nil, clock.Now)
 	s.indexTTL(0)
 	clock.Set(clock.Now().Add(100 * time.Second))
 	if ttl := s.indexTTL(10); ttl != 20000*time.Second {

@@ -28,9 +28,6 @@ const maxQueuedBodyBytes = 512 << 20
 // maxKeptLineBuf bounds the line buffer the writer keeps between records.
 const maxKeptLineBuf = 1 << 20
 
-// flushInterval bounds how long a written record stays in the file buffer.
-const flushInterval = 200 * time.Millisecond
-
 // redisLookupTimeout bounds the Redis part of Lookup so that a hung Redis
 // does not hold up the file search.
 const redisLookupTimeout = 500 * time.Millisecond
@@ -101,6 +98,8 @@ type Writer struct {
 	closeOnce sync.Once
 
 	observers []func(*Record)
+	maskerP   atomic.Pointer[Masker]  // replaced by SetMasker on reload
+	sample    atomic.Pointer[float64] // body sample rate; SetSampleRate
 	mem       *memory
 	files     *fileSink
 	redis     *redisSink
@@ -133,6 +132,12 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if c.Memory <= 0 {
 		c.Memory = 10000
 	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = configs.Duration(100 * time.Millisecond)
+	}
+	if c.Fsync == "" {
+		c.Fsync = configs.FsyncOff
+	}
 	w := &Writer{
 		opt: o, cap: c, masker: o.Masker, metrics: o.Metrics, log: o.Logger, rand: o.Rand, now: o.Now,
 		q:    make(chan *Record, c.QueueSize),
@@ -142,6 +147,9 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if w.masker == nil {
 		w.masker = NewMasker(configs.Masking{})
 	}
+	w.maskerP.Store(w.masker)
+	rate := c.SampleRate()
+	w.sample.Store(&rate)
 	if w.metrics == nil {
 		w.metrics = NewMetrics()
 	}
@@ -154,20 +162,28 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if w.now == nil {
 		w.now = time.Now
 	}
-	depth := func() int { return len(w.q) }
-	w.metrics.queueDepth.Store(&depth)
 	var err error
-	if w.files, err = newFileSink(o.DataDir, c.MaxFileBytes, c.RetentionDays, w.now); err != nil {
+	if w.files, err = newFileSink(o.DataDir, c, w.now, &w.metrics.ledger, w.metrics); err != nil {
 		return nil, fmt.Errorf("new capture writer: %w", err)
 	}
 	if w.ids, err = openIDHasher(o.DataDir, o.Redis, time.Duration(c.RetentionDays)*24*time.Hour); err != nil {
 		return nil, fmt.Errorf("new capture writer: %w", err)
 	}
+	w.metrics.ledger.activate(sinkFile)
 	if o.Redis != nil {
-		w.redis = newRedisSink(o.Redis, c.RedisStreamMaxLen, c.RetentionDays, w.metrics, w.log, w.now)
+		w.redis = newRedisSink(o.Redis, c.RedisStreamMaxLen, c.RetentionDays, c.RedisBacklog, w.metrics, w.log, w.now)
+		w.metrics.ledger.activate(sinkRedis)
 	}
 	return w, nil
 }
+
+// SetMasker makes the writer mask every record it takes from now on with
+// m (a reload that changed masking). Safe for concurrent use.
+func (w *Writer) SetMasker(m *Masker) { w.maskerP.Store(m) }
+
+// SetSampleRate sets the share of successful records that keep their
+// bodies (a reload). Safe for concurrent use.
+func (w *Writer) SetSampleRate(r float64) { w.sample.Store(&r) }
 
 // Subscribe adds an observer. Observers get every record after masking,
 // in order, on the writer goroutine: they must return quickly and must not
@@ -210,16 +226,25 @@ func (w *Writer) Enqueue(r *Record) {
 		r.Raw, size = nil, 0
 		w.metrics.bodiesDropped.Add(1)
 	}
+	reason := LostClosed
 	w.mu.RLock()
 	if !w.closed {
+		// Admitted before the send, so that the writer never takes a
+		// record the ledger has not seen.
+		w.metrics.ledger.admit()
 		select {
 		case w.q <- r:
 			w.mu.RUnlock()
 			return
 		default:
 		}
+		w.metrics.ledger.abandon(1, LostQueueFull)
+		reason = -1
 	}
 	w.mu.RUnlock()
+	if reason >= 0 {
+		w.metrics.ledger.refuse(1, reason)
+	}
 	w.qBytes.Add(-size)
 	w.dropped(1)
 }
@@ -253,7 +278,7 @@ func (w *Writer) sinkError(sink int, err error) {
 // run is the writer goroutine.
 func (w *Writer) run() {
 	defer close(w.done)
-	tick := time.NewTicker(flushInterval)
+	tick := time.NewTicker(w.cap.FlushInterval.D())
 	defer tick.Stop()
 	for {
 		select {
@@ -269,49 +294,119 @@ func (w *Writer) run() {
 	}
 }
 
-// drain processes what is left in the queue (no Enqueue can add more),
-// unless Close's deadline passes, then closes the sinks.
+// drain processes what is left in the queue (no Enqueue can add more)
+// and writes the buffered lines, retrying a failing disk, until Close's
+// deadline passes; then it counts what is left as lost and closes the
+// file and the Redis sink.
 func (w *Writer) drain() {
 	defer func() {
+		if n := w.files.bufRecs; n > 0 {
+			w.files.buf, w.files.bufRecs = nil, 0
+			w.metrics.ledger.drop(sinkFile, n, LostShutdown)
+			w.log.Error("capture: records not written at shutdown; the disk refused them until the deadline", "records", n, "err", w.files.lastErr)
+		}
 		if err := w.files.closeFile(); err != nil {
 			w.sinkError(sinkFile, err)
 		}
 		if w.redis != nil {
-			close(w.redis.ch)
+			w.redis.close()
 		}
 	}()
 	for {
 		select {
 		case <-w.abort:
-			w.dropped(len(w.q))
+			n := len(w.q)
+			for range n {
+				r := <-w.q
+				w.qBytes.Add(-rawSize(r))
+			}
+			w.metrics.ledger.abandon(n, LostShutdown)
+			w.dropped(n)
 			return
 		default:
 		}
 		select {
 		case r := <-w.q:
 			w.process(r)
+			continue
 		default:
+		}
+		if err := w.files.flush(true); err == nil {
 			return
+		} else {
+			w.sinkError(sinkFile, err)
+		}
+		t := time.NewTimer(100 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-w.abort:
+			t.Stop()
 		}
 	}
 }
 
 func (w *Writer) flush() {
-	if err := w.files.flush(); err != nil {
+	if err := w.files.flush(false); err != nil {
 		w.sinkError(sinkFile, err)
 	}
 }
 
+// lossRecent is how long Health reports a lost record as not OK.
+const lossRecent = time.Minute
+
+// Health is the state of the capture sinks, for readiness and operators.
+type Health struct {
+	// OK is false while a sink is failing or has lost records.
+	OK bool `json:"ok"`
+	// FileError is the last file write error while the disk refuses
+	// writes.
+	FileError string `json:"file_error,omitempty"`
+	// RedisFailing is true while Redis batches fail.
+	RedisFailing bool       `json:"redis_failing,omitempty"`
+	Accounting   Accounting `json:"accounting"`
+}
+
+// Health returns whether evidence is being kept: a sink failing (records
+// held in memory and retried) or a record lost in the last minute (see
+// Accounting) make it not OK.
+func (w *Writer) Health() Health {
+	a := w.metrics.ledger.snapshot()
+	h := Health{OK: true, Accounting: a}
+	if w.metrics.sinkFailing[sinkFile].Load() {
+		h.OK = false
+		h.FileError = "the disk refuses capture writes; records are held in memory and retried"
+	}
+	if w.metrics.sinkFailing[sinkRedis].Load() {
+		h.OK, h.RedisFailing = false, true
+	}
+	if !a.LastLost.IsZero() && time.Since(a.LastLost) < lossRecent {
+		h.OK = false
+	}
+	return h
+}
+
 // process masks r and hands it to metrics, observers, memory and sinks.
+// A panic while doing so (a bug) is logged and the record counted lost,
+// so one bad record cannot stop the writer or vanish uncounted.
 func (w *Writer) process(r *Record) {
+	taken := false
+	defer func() {
+		if p := recover(); p != nil {
+			w.log.Error("capture: processing a record panicked; record lost", "panic", fmt.Sprint(p), "gateway_request_id", r.GatewayRequestID)
+			if !taken {
+				w.metrics.ledger.take([numSinks]int{LostInternal, LostInternal})
+			}
+		}
+	}()
 	w.qBytes.Add(-rawSize(r))
-	keep := r.Outcome != OutcomeOK || w.cap.SampleRate() >= 1 || w.rand() < w.cap.SampleRate()
+	rate := *w.sample.Load()
+	keep := r.Outcome != OutcomeOK || rate >= 1 || w.rand() < rate
 	// Lookup by client ID goes through a keyed hash of the raw ID; the
 	// record keeps only the masked form (issue 12.14).
 	r.ClientRequestIDHash = w.ids.hash(r.ClientRequestID)
 	secrets := w.opt.Secrets.Secrets()
 	redactRecord(secrets, r)
-	w.masker.maskRecord(r, keep)
+	w.maskerP.Load().maskRecord(r, keep)
 	redactRecord(secrets, r)
 	if !oneLineJSON(r.Request) || !oneLineJSON(r.Response) {
 		// Masking always yields compact valid JSON, so this is a bug;
@@ -333,13 +428,25 @@ func (w *Writer) process(r *Record) {
 	// the line into its own buffer and Redis gets a clone.
 	w.line = appendRecord(w.line[:0], r)
 	line := w.line
-	if err := w.files.write(line); err != nil {
-		w.sinkError(sinkFile, err)
-	} else {
-		w.metrics.written.Add(1)
-	}
+	var item redisItem
 	if w.redis != nil {
-		w.redis.enqueue(redisItem{line: bytes.Clone(line[:len(line)-1]), ids: redisIDs(r)})
+		item = redisItem{line: bytes.Clone(line[:len(line)-1]), ids: redisIDs(r)}
+	}
+	if w.files.dayTurned() {
+		w.flush()
+	}
+	// From here to take nothing can fail: the ledger sees what the sinks hold.
+	lost := [numSinks]int{-1, -1}
+	if !w.files.add(line) {
+		lost[sinkFile] = LostSpillFull
+	}
+	if w.redis != nil && !w.redis.enqueue(item) {
+		lost[sinkRedis] = LostBacklogFull
+	}
+	w.metrics.ledger.take(lost)
+	taken = true
+	if w.files.full() {
+		w.flush()
 	}
 	if cap(w.line) > maxKeptLineBuf {
 		w.line = nil // do not hold on to one huge record's buffer
@@ -397,7 +504,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		if w.redis != nil {
 			close(w.redis.abort)
 			<-w.redis.done
-			w.redis.fail(len(w.redis.ch), ctx.Err())
+			w.redis.abandon(LostShutdown)
 		}
 		return fmt.Errorf("close capture writer: %w", ctx.Err())
 	}
@@ -407,7 +514,7 @@ func (w *Writer) Close(ctx context.Context) error {
 		case <-ctx.Done():
 			close(w.redis.abort)
 			<-w.redis.done
-			w.redis.fail(len(w.redis.ch), ctx.Err())
+			w.redis.abandon(LostShutdown)
 			return fmt.Errorf("close capture writer: redis sink: %w", ctx.Err())
 		}
 	}

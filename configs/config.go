@@ -270,7 +270,39 @@ type Capture struct {
 	// Memory is how many recent records are kept in memory for lookup.
 	// Default 10000.
 	Memory int `yaml:"memory" json:"memory"`
+	// FlushInterval bounds how long a record stays in the writer's buffer
+	// before it is written to the capture file: the records a crash
+	// (SIGKILL) can lose are those of the last FlushInterval plus the
+	// queue. Default 100ms; at most 10s.
+	FlushInterval Duration `yaml:"flush_interval" json:"flush_interval"`
+	// Fsync is when capture files are synced to the disk: "off" (the
+	// default: a process crash loses nothing written, a power loss or
+	// kernel crash loses what the OS had not written back), "flush" (after
+	// every flush: a power loss loses at most FlushInterval) or "rotate"
+	// (when a file is closed).
+	Fsync string `yaml:"fsync" json:"fsync"`
+	// SpillBytes bounds the records kept in memory while the disk refuses
+	// writes (full, read-only); past it new records are lost and counted
+	// in cairn_capture_lost_total{sink="file",reason="spill_full"}.
+	// Default 64 MiB.
+	SpillBytes int64 `yaml:"spill_bytes" json:"spill_bytes"`
+	// RedisBacklog bounds the records kept for the Redis stream while
+	// Redis is down; they are written (backfilled) when it returns. Past
+	// it records are lost to the stream (they stay in the files) and
+	// counted. Default 100000.
+	RedisBacklog int `yaml:"redis_backlog" json:"redis_backlog"`
+	// ReserveBytes is disk space the capture files leave free for
+	// incidents and the audit log: capture treats the disk as full when
+	// less than this is free. Default 1 MiB; -1 disables the check.
+	ReserveBytes int64 `yaml:"reserve_bytes" json:"reserve_bytes"`
 }
+
+// Fsync policies of capture files.
+const (
+	FsyncOff    = "off"
+	FsyncFlush  = "flush"
+	FsyncRotate = "rotate"
+)
 
 // SampleRate returns BodySampleRate with its default applied.
 func (c Capture) SampleRate() float64 {

@@ -158,6 +158,15 @@ func (c *Config) applyDefaults() {
 		c.Capture.RedisStreamMaxLen = 100000
 	}
 	defInt(&c.Capture.Memory, 10000)
+	defDur(&c.Capture.FlushInterval, 100*time.Millisecond)
+	def(&c.Capture.Fsync, FsyncOff)
+	if c.Capture.SpillBytes == 0 {
+		c.Capture.SpillBytes = 64 << 20
+	}
+	defInt(&c.Capture.RedisBacklog, 100000)
+	if c.Capture.ReserveBytes == 0 {
+		c.Capture.ReserveBytes = 1 << 20
+	}
 	defF(&c.Tracing.SampleRatio, 1)
 }
 
@@ -262,6 +271,21 @@ func (v *validator) config(c *Config) {
 	}
 	if cp.RedisStreamMaxLen < 1 {
 		v.errf("capture.redis_stream_max_len: must be positive")
+	}
+	if d := cp.FlushInterval.D(); d <= 0 || d > 10*time.Second {
+		v.errf("capture.flush_interval: %s is not between 0 and 10s", d)
+	}
+	switch cp.Fsync {
+	case FsyncOff, FsyncFlush, FsyncRotate:
+	default:
+		v.errf("capture.fsync: %q is not one of off, flush, rotate", cp.Fsync)
+	}
+	if cp.SpillBytes < 0 {
+		v.errf("capture.spill_bytes: must not be negative")
+	}
+	v.positive("capture.redis_backlog", cp.RedisBacklog)
+	if cp.ReserveBytes < -1 {
+		v.errf("capture.reserve_bytes: must be -1 (off) or at least 0")
 	}
 	if r := c.Tracing.SampleRatio; !(r >= 0 && r <= 1) {
 		v.errf("tracing.sample_ratio: %v is not between 0 and 1", c.Tracing.SampleRatio)

@@ -77,9 +77,27 @@ type Audit struct {
 
 	mu      sync.Mutex
 	f       *os.File
+	size    int64        // bytes of whole lines in the file
 	entries []AuditEntry // local, oldest first, at most auditMemoryMax
 	seq     int64        // number of entries ever held; entries[0] has seq-len(entries)
+	// unsaved holds encoded entries (with their newline) the disk refused,
+	// oldest first; a retry goroutine writes them in order.
+	unsaved  [][]byte
+	retrying bool
+	torn     bool // a failed write left bytes that could not be cut
+	// needsNewline: the last entry on open was whole but for its newline.
+	needsNewline bool
+
+	// Entries not yet in the shared Redis list (Redis down), oldest
+	// first, under rmu.
+	rmu           sync.Mutex
+	redisPending  [][]byte
+	redisRetrying bool
+	redisDropped  int
 }
+
+// auditRetryMax bounds the retry backoff of entries the disk refused.
+const auditRetryMax = 2 * time.Second
 
 // OpenAudit opens (creating if needed) dataDir/audit.jsonl and reads the
 // entries already there. A torn last line (a crash mid-write) is skipped.
@@ -96,25 +114,41 @@ func OpenAudit(dataDir string, rdb redis.UniversalClient, logger *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("open audit log: %w", err)
 	}
-	torn, err := a.load(f)
+	whole, torn, err := a.load(f)
 	if err != nil {
 		f.Close()
 		return nil, err
 	}
-	if torn {
-		// Start the next entry on its own line.
+	if a.needsNewline {
 		if _, err := f.Write([]byte("\n")); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("repair audit log: %w", err)
 		}
 	}
-	a.f = f
+	if torn {
+		// A crash mid-write left part of an entry: cut it, so that no torn
+		// line stays in the log; failing that, start the next entry on a
+		// line of its own (readers skip the torn one).
+		if err := f.Truncate(whole); err != nil {
+			if _, err := f.Write([]byte("\n")); err != nil {
+				f.Close()
+				return nil, fmt.Errorf("repair audit log: %w", err)
+			}
+		}
+		a.log.Warn("audit log: removed a torn final line left by a crash", "path", a.path)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("stat audit log: %w", err)
+	}
+	a.f, a.size = f, st.Size()
 	return a, nil
 }
 
-// load reads existing entries; it reports whether the file ends without a
-// newline.
-func (a *Audit) load(f *os.File) (torn bool, err error) {
+// load reads existing entries; it returns the size of the whole lines and
+// whether the file ends in a torn line (no newline).
+func (a *Audit) load(f *os.File) (whole int64, torn bool, err error) {
 	r := bufio.NewReader(f)
 	line := 0
 	for {
@@ -125,17 +159,26 @@ func (a *Audit) load(f *os.File) (torn bool, err error) {
 			if t := bytes.TrimSpace(b); len(t) > 0 {
 				var e AuditEntry
 				if jerr := json.Unmarshal(t, &e); jerr != nil {
-					a.log.Warn("audit log: skipping unreadable line", "path", a.path, "line", line)
+					if !torn {
+						a.log.Warn("audit log: skipping unreadable line", "path", a.path, "line", line)
+					}
 				} else {
 					a.keep(e)
+					torn = false // whole but for its newline: kept, newline added
+					if b[len(b)-1] != '\n' {
+						a.needsNewline = true
+					}
 				}
+			}
+			if !torn {
+				whole += int64(len(b))
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			return torn, nil
+			return whole, torn, nil
 		}
 		if err != nil {
-			return false, fmt.Errorf("read audit log: %w", err)
+			return 0, false, fmt.Errorf("read audit log: %w", err)
 		}
 	}
 }
@@ -151,8 +194,11 @@ func (a *Audit) keep(e AuditEntry) {
 }
 
 // Append records e, filling ID and At when empty, and returns the entry as
-// stored. The local write is durable (fsync) before Append returns; a Redis
-// failure is logged, not returned, because the local log is authoritative.
+// stored. The local write is durable (fsync) before Append returns unless
+// the disk refuses it: then the entry is kept in memory (List shows it,
+// Unsaved counts it) and retried with backoff until it lands, in order,
+// with no torn line left in the file. A Redis failure is logged, not
+// returned, because the local log is authoritative.
 func (a *Audit) Append(e AuditEntry) (AuditEntry, error) {
 	if e.At.IsZero() {
 		e.At = time.Now()
@@ -173,31 +219,157 @@ func (a *Audit) Append(e AuditEntry) (AuditEntry, error) {
 		a.mu.Unlock()
 		return AuditEntry{}, errors.New("append audit entry: audit log is closed")
 	}
-	if _, err := a.f.Write(append(b, '\n')); err != nil {
-		a.mu.Unlock()
-		return AuditEntry{}, fmt.Errorf("append audit entry: %w", err)
-	}
-	if err := a.f.Sync(); err != nil {
-		a.mu.Unlock()
-		return AuditEntry{}, fmt.Errorf("sync audit log: %w", err)
-	}
 	a.keep(e)
+	a.unsaved = append(a.unsaved, append(b, '\n'))
+	if err := a.writeUnsavedLocked(); err != nil && !a.retrying {
+		// Held in memory (List shows it) and retried until it lands.
+		a.retrying = true
+		a.log.Error("audit: the disk refused the entry; kept in memory and retried", "id", e.ID, "err", err)
+		go a.retry()
+	}
 	a.mu.Unlock()
 
 	if a.rdb != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
-		_, err := a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-			p.RPush(ctx, auditRedisKey, b)
-			p.LTrim(ctx, auditRedisKey, -auditRedisMax, -1)
-			p.Expire(ctx, auditRedisKey, auditRedisTTL)
-			return nil
-		})
-		cancel()
-		if err != nil {
-			a.log.Warn("audit: redis append failed; entry kept locally", "id", e.ID, "err", err)
+		a.rmu.Lock()
+		if len(a.redisPending) >= auditRedisBacklog {
+			a.redisDropped++
+			a.rmu.Unlock()
+			a.log.Error("audit: redis backlog full; entry kept locally only", "id", e.ID)
+			return e, nil
 		}
+		a.redisPending = append(a.redisPending, b)
+		if !a.redisRetrying {
+			if err := a.pushRedisLocked(); err != nil {
+				a.redisRetrying = true
+				a.log.Warn("audit: redis append failed; entry kept locally and retried", "id", e.ID, "err", err)
+				go a.retryRedis()
+			}
+		}
+		a.rmu.Unlock()
 	}
 	return e, nil
+}
+
+// auditRedisBacklog bounds the entries waiting for Redis; past it they
+// stay in the local log only and are counted.
+const auditRedisBacklog = 10000
+
+// pushRedisLocked appends the pending entries to the shared list, in
+// order, in one round trip.
+func (a *Audit) pushRedisLocked() error {
+	if len(a.redisPending) == 0 {
+		return nil
+	}
+	vals := make([]any, len(a.redisPending))
+	for i, b := range a.redisPending {
+		vals[i] = b
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), redisTimeout)
+	defer cancel()
+	_, err := a.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.RPush(ctx, auditRedisKey, vals...)
+		p.LTrim(ctx, auditRedisKey, -auditRedisMax, -1)
+		p.Expire(ctx, auditRedisKey, auditRedisTTL)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	a.redisPending = nil
+	return nil
+}
+
+// retryRedis pushes pending entries with backoff until none is left or
+// the log is closed, so that other replicas see every change once Redis
+// is back.
+func (a *Audit) retryRedis() {
+	backoff := 100 * time.Millisecond
+	for {
+		time.Sleep(backoff)
+		a.mu.Lock()
+		closed := a.f == nil
+		a.mu.Unlock()
+		a.rmu.Lock()
+		err := a.pushRedisLocked()
+		if err == nil || closed {
+			a.redisRetrying = false
+			a.rmu.Unlock()
+			if err == nil {
+				a.log.Info("audit: held entries appended to redis")
+			}
+			return
+		}
+		a.rmu.Unlock()
+		backoff = min(2*backoff, auditRetryMax)
+	}
+}
+
+// writeUnsavedLocked writes the held entries in order, each synced. A
+// failed write is cut back to the last whole line, so the file never keeps
+// a torn entry.
+func (a *Audit) writeUnsavedLocked() error {
+	for len(a.unsaved) > 0 {
+		line := a.unsaved[0]
+		if a.torn {
+			if _, err := a.f.Write([]byte("\n")); err != nil {
+				return fmt.Errorf("append audit entry: %w", err)
+			}
+			a.size++
+			a.torn = false
+		}
+		if n, err := a.f.Write(line); err != nil {
+			if n > 0 && a.f.Truncate(a.size) != nil {
+				a.torn = true
+				a.size += int64(n)
+			}
+			return fmt.Errorf("append audit entry: %w", err)
+		}
+		if err := a.f.Sync(); err != nil {
+			// The bytes are in the file; only durability is in doubt.
+			a.log.Warn("audit: sync failed", "err", err)
+		}
+		a.size += int64(len(line))
+		a.unsaved[0] = nil
+		a.unsaved = a.unsaved[1:]
+	}
+	a.unsaved = nil
+	return nil
+}
+
+// retry writes held entries with backoff until none is left or the log
+// is closed.
+func (a *Audit) retry() {
+	backoff := 100 * time.Millisecond
+	for {
+		time.Sleep(backoff)
+		a.mu.Lock()
+		if a.f == nil {
+			a.retrying = false
+			a.mu.Unlock()
+			return
+		}
+		err := a.writeUnsavedLocked()
+		if err == nil {
+			a.retrying = false
+			a.mu.Unlock()
+			a.log.Info("audit: held entries written")
+			return
+		}
+		a.mu.Unlock()
+		backoff = min(2*backoff, auditRetryMax)
+	}
+}
+
+// Unsaved returns how many entries are held in memory because the disk
+// refused them or Redis was unreachable.
+func (a *Audit) Unsaved() int {
+	a.mu.Lock()
+	n := len(a.unsaved)
+	a.mu.Unlock()
+	a.rmu.Lock()
+	n += len(a.redisPending)
+	a.rmu.Unlock()
+	return n
 }
 
 // List returns the entries at or after since, oldest first: this replica's
@@ -296,10 +468,14 @@ func (a *Audit) Close() error {
 	if a.f == nil {
 		return nil
 	}
+	var lost error
+	if a.writeUnsavedLocked() != nil {
+		lost = fmt.Errorf("close audit log: %d entries not written: the disk refused them", len(a.unsaved))
+	}
 	err := a.f.Close()
 	a.f = nil
 	if err != nil {
 		return fmt.Errorf("close audit log: %w", err)
 	}
-	return nil
+	return lost
 }

@@ -135,7 +135,7 @@ func classify(r *capture.Record) (class, bool) {
 	switch r.Outcome {
 	case capture.OutcomeClientClosed, capture.OutcomeBadRequest, capture.OutcomeUnauthorized,
 		capture.OutcomeForbidden, capture.OutcomeNotFound, capture.OutcomeRateLimited,
-		capture.OutcomeOverloaded:
+		capture.OutcomeOverloaded, capture.OutcomeShutdown:
 		return class{}, false
 	}
 	c := class{

@@ -94,7 +94,8 @@ type Manager struct {
 	openMu  sync.Mutex // serializes "is there one already? else open"
 	umu     sync.Mutex // serializes read-modify-write of incidents
 	ioMu    sync.Mutex
-	written map[string]int64 // incident ID → version on disk
+	written map[string]int64     // incident ID → version on disk
+	unsaved map[string]*Incident // incident ID → newest version the disk refused, retried every tick
 
 	// Owned by the loop goroutine.
 	auditSeq  int64
@@ -263,6 +264,16 @@ func (m *Manager) Close(ctx context.Context) error {
 		now := m.now()
 		for _, id := range m.activeIDs() {
 			m.syncScope(id, now, true)
+		}
+		// Incidents the disk refused get until ctx ends to land.
+		for m.retryUnsaved(); m.Unsaved() > 0 && ctx.Err() == nil; m.retryUnsaved() {
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-ctx.Done():
+			}
+		}
+		if n := m.Unsaved(); n > 0 && err == nil {
+			err = fmt.Errorf("incidents: %d not persisted: the disk refused them until shutdown", n)
 		}
 		if herr := m.hooks.stop(ctx); herr != nil && err == nil {
 			err = herr
@@ -808,11 +819,49 @@ func (m *Manager) persist(inc *Incident) {
 	if v, ok := m.written[inc.ID]; ok && inc.Version < v {
 		return
 	}
-	if err := writeIncident(m.o.DataDir, inc); err != nil {
-		m.log.Error("persist incident", "incident", inc.ID, "err", err)
+	if u, ok := m.unsaved[inc.ID]; ok && inc.Version < u.Version {
 		return
 	}
+	if err := writeIncident(m.o.DataDir, inc); err != nil {
+		if m.unsaved == nil {
+			m.unsaved = make(map[string]*Incident)
+		}
+		if _, held := m.unsaved[inc.ID]; !held {
+			m.log.Error("persist incident; kept in memory and retried every tick", "incident", inc.ID, "err", err)
+		}
+		m.unsaved[inc.ID] = inc.clone()
+		return
+	}
+	delete(m.unsaved, inc.ID)
 	m.written[inc.ID] = inc.Version
+}
+
+// retryUnsaved writes the incidents the disk refused, so that the file
+// and memory disagree for at most one tick once space returns.
+func (m *Manager) retryUnsaved() {
+	m.ioMu.Lock()
+	list := make([]*Incident, 0, len(m.unsaved))
+	for _, inc := range m.unsaved {
+		list = append(list, inc)
+	}
+	m.ioMu.Unlock()
+	for _, inc := range list {
+		m.persist(inc)
+		m.ioMu.Lock()
+		_, still := m.unsaved[inc.ID]
+		m.ioMu.Unlock()
+		if !still {
+			m.log.Info("incident persisted after a refused write", "incident", inc.ID)
+		}
+	}
+}
+
+// Unsaved returns how many incidents have a newer version in memory than
+// on disk because the disk refused it (retried every tick).
+func (m *Manager) Unsaved() int {
+	m.ioMu.Lock()
+	defer m.ioMu.Unlock()
+	return len(m.unsaved)
 }
 
 // tick refreshes the live cohorts, follows audit entries, and moves each
@@ -839,6 +888,7 @@ func (m *Manager) tick() {
 	for _, id := range m.activeIDs() {
 		m.evaluate(id, now)
 	}
+	m.retryUnsaved()
 }
 
 // followAudit adds config changes made during an incident to its

@@ -30,13 +30,7 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 		ctx.SetBodyString(`{"status":"ok"}`)
 		return
 	case "/readyz":
-		ctx.SetContentType("application/json")
-		if g.stopping.Load() || !g.started.Load() {
-			ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
-			ctx.SetBodyString(`{"status":"not ready"}`)
-			return
-		}
-		ctx.SetBodyString(`{"status":"ready"}`)
+		g.serveReady(ctx)
 		return
 	}
 	if !g.adminAuthorized(ctx) {
@@ -196,6 +190,9 @@ func (g *Gateway) writeMetrics(ctx *fasthttp.RequestCtx) {
 	fmt.Fprintf(w, "# HELP cairn_streams_open Streams being relayed now.\n# TYPE cairn_streams_open gauge\ncairn_streams_open %d\n", g.streamsOpen.Load())
 	fmt.Fprintf(w, "# HELP cairn_ratelimit_charges_pending Token charges queued for Redis or in flight.\n# TYPE cairn_ratelimit_charges_pending gauge\ncairn_ratelimit_charges_pending %d\n", g.chargesPending.Load())
 	fmt.Fprintf(w, "# HELP cairn_ratelimit_charges_dropped_total Token charges dropped because the charge queue was full.\n# TYPE cairn_ratelimit_charges_dropped_total counter\ncairn_ratelimit_charges_dropped_total %d\n", g.chargeDropped.Load())
+	fmt.Fprintf(w, "# HELP cairn_requests_begun_total Requests that got a gateway request ID; each yields one capture record.\n# TYPE cairn_requests_begun_total counter\ncairn_requests_begun_total %d\n", g.recordsBegun.Load())
+	fmt.Fprintf(w, "# HELP cairn_capture_records_open Requests whose record is not yet handed to capture (in flight, streams): begun = open + cairn_capture_admitted_total.\n# TYPE cairn_capture_records_open gauge\ncairn_capture_records_open %d\n", g.recordsOpen.Load())
+	fmt.Fprintf(w, "# HELP cairn_idle_connections_closed_total Connections closed without a capture record because they never sent a request line.\n# TYPE cairn_idle_connections_closed_total counter\ncairn_idle_connections_closed_total %d\n", g.idleClosed.Load())
 	fmt.Fprintf(w, "# HELP cairn_config_reloads_total Config reloads applied.\n# TYPE cairn_config_reloads_total counter\ncairn_config_reloads_total %d\n", g.reloads.Load())
 	fmt.Fprintf(w, "# HELP cairn_config_reload_errors_total Config reloads refused.\n# TYPE cairn_config_reload_errors_total counter\ncairn_config_reload_errors_total %d\n", g.reloadErrors.Load())
 	fmt.Fprintf(w, "# HELP cairn_inflight_requests Requests holding a concurrency slot.\n# TYPE cairn_inflight_requests gauge\ncairn_inflight_requests %d\n", len(g.sem))

@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -90,10 +91,21 @@ type Gateway struct {
 	streams  sync.WaitGroup
 	workers  sync.WaitGroup
 
+	relaysMu sync.Mutex
+	relays   map[*streamRelay]struct{} // streams being relayed
+	cutting  bool                      // the drain deadline passed
+
 	chargeDropped atomic.Int64
 	streamsOpen   atomic.Int64
 	reloads       atomic.Int64
-	reloadErrors  atomic.Int64
+	adminAddr     atomic.Pointer[string] // the admin listener's bound address
+	idleClosed    atomic.Int64
+	// recordsBegun counts requests that got a gateway ID (each yields one
+	// record); recordsOpen those whose record is not yet handed to capture
+	// (in flight, streams). begun = open + cairn_capture_admitted_total.
+	recordsBegun atomic.Int64
+	recordsOpen  atomic.Int64
+	reloadErrors atomic.Int64
 
 	api   *fasthttp.Server
 	admin *fasthttp.Server
@@ -317,7 +329,9 @@ func errorClass(s string) string {
 func (g *Gateway) Serve(api, admin net.Listener) error {
 	g.start()
 	errc := make(chan error, 2)
-	go func() { errc <- g.api.Serve(newLingerListener(api)) }()
+	go func() { errc <- g.api.Serve(byteListener{newLingerListener(api)}) }()
+	adminAddr := admin.Addr().String()
+	g.adminAddr.Store(&adminAddr)
 	go func() { errc <- g.admin.Serve(admin) }()
 	cfg := g.live.Load().Config()
 	g.log.Info("cairn serving", "listen", api.Addr().String(), "admin", admin.Addr().String(),
@@ -361,16 +375,35 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	defer cancel()
 	g.log.Info("cairn draining", "timeout", drain.String(), "streams_open", g.streamsOpen.Load())
 	var errs []error
-	if err := g.api.ShutdownWithContext(dctx); err != nil {
-		errs = append(errs, fmt.Errorf("drain api: %w", err))
-	}
+	apiErr := g.api.ShutdownWithContext(dctx)
 	// Streams run in body writers; wait for them to end (bounded).
 	done := make(chan struct{})
 	go func() { g.streams.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-dctx.Done():
-		errs = append(errs, errors.New("drain: streams still open at the drain deadline"))
+		// End each remaining stream with a terminal error event and its
+		// record before capture closes; their relays return once their
+		// upstream read fails.
+		n := g.cutStreams()
+		g.log.Warn("drain deadline passed; ending open streams with server_shutting_down", "streams", n)
+	}
+	if apiErr != nil || dctx.Err() != nil {
+		// Past the deadline: give the cut streams and any request still
+		// waiting on its upstream a short grace to finish their records.
+		gctx, gcancel := context.WithTimeout(ctx, shutdownGrace)
+		select {
+		case <-done:
+		case <-gctx.Done():
+			errs = append(errs, errors.New("drain: streams still open after they were cut at the drain deadline"))
+		}
+		for len(g.sem) > 0 && gctx.Err() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if n := len(g.sem); n > 0 {
+			errs = append(errs, fmt.Errorf("drain: %d requests still waiting on their upstream %s after the drain deadline", n, shutdownGrace))
+		}
+		gcancel()
 	}
 	_ = g.admin.ShutdownWithContext(dctx)
 	close(g.charges)
@@ -383,6 +416,9 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	if err := g.incidents.Close(fctx); err != nil {
 		errs = append(errs, fmt.Errorf("close incidents: %w", err))
 	}
+	if err := g.audit.Close(); err != nil {
+		errs = append(errs, err)
+	}
 	_ = g.tracing.Shutdown(fctx)
 	g.cancel()
 	if g.rdb != nil {
@@ -391,6 +427,10 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	g.log.Info("cairn stopped")
 	return errors.Join(errs...)
 }
+
+// shutdownGrace is how long shutdown waits, after the drain deadline,
+// for cut streams and in-flight requests to write their records.
+const shutdownGrace = 5 * time.Second
 
 // chargeWorkers is how many charge loops send token charges to Redis
 // concurrently: one Redis round trip each, so one loop alone caps the
@@ -460,8 +500,16 @@ func (g *Gateway) Reload(source string) (configs.State, []configs.Change, error)
 }
 
 // Apply swaps in an already validated config (used by Reload and tests).
+// A config that changes a field the running gateway cannot apply is
+// refused whole, naming the fields (see checkReload).
 func (g *Gateway) apply(cfg *configs.Config, source string) (configs.State, []configs.Change, error) {
 	old := g.live.Load()
+	oldCfg := old.Config()
+	if err := g.checkReload(oldCfg, cfg); err != nil {
+		g.reloadErrors.Add(1)
+		g.log.Warn("config reload refused; running config kept", "source", source, "errors", err.Error())
+		return configs.State{}, nil, err
+	}
 	oldState := old.State()
 	ups, err := buildUpstreams(cfg, *g.upstreams.Load())
 	if err != nil {
@@ -483,10 +531,14 @@ func (g *Gateway) apply(cfg *configs.Config, source string) (configs.State, []co
 		}
 	}
 	g.upstreams.Store(&ups)
+	if !reflect.DeepEqual(oldCfg.Masking, cfg.Masking) {
+		g.capture.SetMasker(capture.NewMasker(cfg.Masking))
+	}
+	g.capture.SetSampleRate(cfg.Capture.SampleRate())
 	g.live.Store(next)
 	g.reloads.Add(1)
 	newState := next.State()
-	changes := configs.Diff(oldState, newState)
+	changes := append(configs.Diff(oldState, newState), configs.DiffConfig(oldCfg, cfg)...)
 	reason := ""
 	if len(kept) > 0 {
 		reason = fmt.Sprintf("kept rollback of %v", kept)

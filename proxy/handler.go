@@ -158,6 +158,9 @@ func (g *Gateway) serveAPI(ctx *fasthttp.RequestCtx) {
 // the limit (431), bodies over the limit (413), malformed requests (400).
 // Each still yields one capture record.
 func (g *Gateway) serveParseError(ctx *fasthttp.RequestCtx, err error) {
+	if g.idleConn(ctx) {
+		return // never sent a request line: no request, no record
+	}
 	x := g.begin(ctx, epOther)
 	var se *StatusError
 	var small *fasthttp.ErrSmallBuffer
@@ -180,7 +183,11 @@ func (g *Gateway) serveParseError(ctx *fasthttp.RequestCtx, err error) {
 	if se.Status == fasthttp.StatusRequestEntityTooLarge || se.Status == fasthttp.StatusRequestHeaderFieldsTooLarge {
 		// The client may still be sending: answer, then discard what it
 		// sends before closing, so it reads this answer instead of a reset.
-		if lc, ok := ctx.Conn().(*lingerConn); ok {
+		c := ctx.Conn()
+		if bc, ok := c.(*byteConn); ok {
+			c = bc.Conn // the idle-connection wrapper sits over the lingering one
+		}
+		if lc, ok := c.(*lingerConn); ok {
 			lc.lingerOnClose()
 		}
 	}
@@ -195,6 +202,8 @@ func (g *Gateway) begin(ctx *fasthttp.RequestCtx, ep endpoint) *exchange {
 	now := g.now()
 	cfg := g.live.Load().Config()
 	x := &exchange{g: g, id: g.ids.Next(), start: now, ep: ep, cfg: cfg}
+	g.recordsBegun.Add(1)
+	g.recordsOpen.Add(1)
 	ctx.Response.Header.Set("x-request-id", x.id)
 	h := &ctx.Request.Header
 	x.rec = &capture.Record{
@@ -263,6 +272,7 @@ func (g *Gateway) finish(x *exchange) {
 		x.slot = false
 	}
 	x.span.End(r)
+	g.recordsOpen.Add(-1)
 	if !g.noCapture {
 		g.capture.Enqueue(r)
 	}

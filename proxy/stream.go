@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tidwall/gjson"
@@ -48,6 +49,9 @@ type streamRelay struct {
 	// across events (stream_secrets.go); nil without secrets.
 	guard *splitGuard
 	ready [][]byte // scratch for guard
+	// cut is set when the gateway ends the stream at its drain deadline;
+	// the upstream connection is then closed under it.
+	cut atomic.Bool
 }
 
 // maxCompletionText bounds the legacy completion text kept for capture.
@@ -246,9 +250,11 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 	copyStreamHeaders(&ctx.Response.Header, &resp.Header)
 	g.streams.Add(1)
 	g.streamsOpen.Add(1)
+	g.trackStream(s)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer g.streams.Done()
 		defer g.streamsOpen.Add(-1)
+		defer g.untrackStream(s)
 		g.relay(w, s, perr)
 	})
 	return resultStream, nil, schema.Verdict{}
@@ -297,6 +303,13 @@ func (g *Gateway) relay(w *bufio.Writer, s *streamRelay, perr error) {
 		perr = s.pump()
 	}
 	switch {
+	case s.cut.Load() && !(errors.Is(perr, io.EOF) && s.done):
+		// The drain deadline passed: end the stream with a terminal error
+		// the client can act on (retry elsewhere), and record it.
+		rec.Outcome = capture.OutcomeShutdown
+		rec.Error = fmt.Sprintf("the gateway is shutting down: stream ended at the drain deadline after %d events", s.events)
+		_, _ = w.Write(schema.AppendSSEError(nil, "the gateway is shutting down; retry the request", "server_error", "server_shutting_down"))
+		_ = w.Flush()
 	case errors.Is(perr, io.EOF) && (s.done || s.acc.FinishReason() != ""):
 		complete = true
 		if !s.done {
