@@ -1,6 +1,9 @@
 package capture
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // MarshalJSON encodes r as its JSONL line (without the line break), so
 // that every encoder of a record (the admin API, incident samples and
@@ -12,14 +15,26 @@ import "encoding/json"
 // Request and Response that are not one line of valid JSON (a record
 // built by hand rather than by the writer) are written as JSON strings.
 func (r Record) MarshalJSON() ([]byte, error) {
-	if !oneLineJSON(r.Request) {
-		r.Request = stringJSON(r.Request)
-	}
-	if !oneLineJSON(r.Response) {
-		r.Response = stringJSON(r.Response)
-	}
+	r.Request = oneLineBody(r.Request)
+	r.Response = oneLineBody(r.Response)
 	b := appendRecord(nil, &r)
 	return b[:len(b)-1], nil
+}
+
+// oneLineBody returns b as one line of JSON: as it is, compacted when it is
+// valid JSON spread over lines (a record read back from an indented
+// incident file), or else as a JSON string of its bytes.
+func oneLineBody(b []byte) json.RawMessage {
+	if oneLineJSON(b) {
+		return b
+	}
+	if validJSON(b) {
+		var c bytes.Buffer
+		if json.Compact(&c, b) == nil {
+			return c.Bytes()
+		}
+	}
+	return stringJSON(b)
 }
 
 func stringJSON(b []byte) json.RawMessage { return appendJSONString(nil, string(b)) }
