@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -323,7 +322,7 @@ func TestStreamBreaksMidway(t *testing.T) {
 func TestClientDisconnectMidStream(t *testing.T) {
 	m1, _, tg := twoMocks(t)
 	m1.SetFault("*", loadtest.Fault{SlowChunks: 200 * time.Millisecond})
-	baseline := runtime.NumGoroutine()
+	baseline := requestGoroutines()
 	conn, err := net.Dial("tcp", strings.TrimPrefix(tg.api, "http://"))
 	if err != nil {
 		t.Fatal(err)
@@ -340,17 +339,20 @@ func TestClientDisconnectMidStream(t *testing.T) {
 			break
 		}
 	}
+	if n := requestGoroutines(); n <= baseline {
+		t.Fatalf("gateway goroutines = %d mid-stream, baseline %d: the count does not see the relay", n, baseline)
+	}
 	conn.Close()
 	rec := tg.records(t, 1)[0]
 	if rec.Outcome != capture.OutcomeClientClosed {
 		t.Errorf("outcome = %q; want client_closed", rec.Outcome)
 	}
 	deadline := time.Now().Add(3 * time.Second)
-	for runtime.NumGoroutine() > baseline+2 && time.Now().Before(deadline) {
+	for requestGoroutines() > baseline && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if n := runtime.NumGoroutine(); n > baseline+2 {
-		t.Errorf("goroutines = %d; baseline %d", n, baseline)
+	if n := requestGoroutines(); n > baseline {
+		t.Errorf("gateway goroutines = %d; baseline %d\n%s", n, baseline, goroutineDump())
 	}
 	_ = http.DefaultClient
 }

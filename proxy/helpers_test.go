@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -188,4 +189,25 @@ func (tg *testGateway) records(t *testing.T, n int) []capture.Record {
 	}
 	t.Fatalf("got %d capture records; want %d", len(recs), n)
 	return nil
+}
+
+// requestGoroutines counts the goroutines running the gateway's own code
+// (methods of Gateway, the stream relay, upstream connections). Counting every
+// goroutine in the process is noisy: fasthttp keeps idle workers for seconds
+// and other tests' mocks wind down on their own schedule.
+func requestGoroutines() int {
+	buf := make([]byte, 8<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for _, g := range bytes.Split(buf, []byte("\n\n")) {
+		if bytes.Contains(g, []byte("cairn/proxy.(*Gateway)")) || bytes.Contains(g, []byte("cairn/proxy.(*streamRelay)")) {
+			n++
+		}
+	}
+	return n
+}
+
+func goroutineDump() string {
+	buf := make([]byte, 8<<20)
+	return string(buf[:runtime.Stack(buf, true)])
 }

@@ -771,8 +771,7 @@ func TestReliabilityClientDisconnect(t *testing.T) {
 	if _, err := try("GET", tg.api+"/v1/models", "", ""); err != nil {
 		t.Fatal(err)
 	}
-	runtime.GC()
-	baseline := runtime.NumGoroutine()
+	baseline := requestGoroutines()
 
 	const n = 7 // more than the breaker's threshold of 5
 	var ids []string
@@ -811,13 +810,12 @@ func TestReliabilityClientDisconnect(t *testing.T) {
 		t.Errorf("client close → upstream close took up to %v (%v); want within a few %v chunks", worst, lags, every)
 	}
 	for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if runtime.NumGoroutine() <= baseline+2 {
+		if requestGoroutines() <= baseline {
 			break
 		}
 	}
-	if got := runtime.NumGoroutine(); got > baseline+2 {
-		buf := make([]byte, 1<<20)
-		t.Errorf("goroutines = %d after %d disconnects; baseline %d\n%s", got, n, baseline, buf[:runtime.Stack(buf, true)])
+	if got := requestGoroutines(); got > baseline {
+		t.Errorf("gateway goroutines = %d after %d disconnects; baseline %d\n%s", got, n, baseline, goroutineDump())
 	}
 	recs := tg.records(t, n+1) // and the warm-up's
 	byID := map[string]capture.Record{}
