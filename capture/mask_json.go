@@ -2,10 +2,11 @@ package capture
 
 import (
 	"bytes"
-	"github.com/cairnhq/cairn/internal/jsonstr"
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/cairnhq/cairn/internal/jsonstr"
 )
 
 // maxEmbeddedDepth bounds how deep JSON held inside JSON strings (tool call

@@ -8,19 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/url"
 	"os"
 	"path"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
-	"gopkg.in/yaml.v3"
 )
 
 // MaxFileBytes bounds a config file; larger files are refused before parsing.
@@ -571,130 +568,6 @@ func CompileSchema(data []byte, id string) (*jsonschema.Schema, error) {
 	return s, nil
 }
 
-func (v *validator) addr(f, a string) {
-	_, port, err := net.SplitHostPort(a)
-	if err == nil {
-		_, err = strconv.ParseUint(port, 10, 16)
-	}
-	if err != nil {
-		v.errf("%s: %q is not host:port", f, a)
-	}
-}
-
-func (v *validator) positive(f string, n int) {
-	if n <= 0 {
-		v.errf("%s: %d must be positive", f, n)
-	}
-}
-
-func (v *validator) posDur(f string, d Duration) {
-	if d <= 0 {
-		v.errf("%s: %s must be positive", f, d.D())
-	}
-}
-
-func (v *validator) rate(f string, x float64) {
-	if !(x > 0 && x <= 1) {
-		v.errf("%s: %v is not in (0, 1]", f, x)
-	}
-}
-
-func (v *validator) ratio(f string, x float64) {
-	if !(x > 1) || math.IsInf(x, 1) {
-		v.errf("%s: %v must be greater than 1", f, x)
-	}
-}
-
-func validHeaderName(h string) bool {
-	if h == "" {
-		return false
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !(c == '-' || c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
-			return false
-		}
-	}
-	return true
-}
-
-func isLoopbackHost(h string) bool {
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
-}
-
-func isLinkLocalHost(h string) bool {
-	h = strings.ToLower(strings.TrimSuffix(h, "."))
-	switch h {
-	case "metadata.google.internal", "metadata", "instance-data", "instance-data.ec2.internal":
-		return true
-	}
-	// A zone (fe80::1%eth0) is legal in a URL but not in net.ParseIP.
-	if i := strings.IndexByte(h, '%'); i >= 0 {
-		h = h[:i]
-	}
-	ip := net.ParseIP(h)
-	if ip == nil {
-		return false
-	}
-	// fd00:ec2::254 is AWS's IPv6 metadata endpoint.
-	return ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() || ip.Equal(net.ParseIP("fd00:ec2::254"))
-}
-
-// isLooseIPv4 reports whether h is an IPv4 address in one of the
-// non-canonical forms inet_aton accepts (2852039166, 0xa9fea9fe,
-// 0251.0376.0251.0376, 169.254.43518). Go's parser rejects them but a cgo
-// resolver would dial them, so they could hide a link-local address.
-func isLooseIPv4(h string) bool {
-	h = strings.TrimSuffix(h, ".")
-	if h == "" || net.ParseIP(h) != nil {
-		return false
-	}
-	parts := strings.Split(h, ".")
-	if len(parts) > 4 {
-		return false
-	}
-	for _, p := range parts {
-		if _, err := strconv.ParseUint(p, 0, 32); err != nil {
-			return false
-		}
-	}
-	return true
-}
-
-// redactURL drops userinfo and query values from a URL so an error never
-// carries a password. A string that does not parse as a URL with a host
-// keeps only what follows its last '@' and nothing after a '?'.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err == nil && (u.User != nil || !strings.Contains(s, "@")) {
-		if u.User != nil {
-			u.User = url.User("REDACTED")
-		}
-		if u.RawQuery != "" {
-			q := u.Query()
-			for k := range q {
-				q[k] = []string{"REDACTED"}
-			}
-			u.RawQuery = q.Encode()
-		}
-		return u.String()
-	}
-	if i := strings.LastIndex(s, "@"); i >= 0 {
-		s = "…" + s[i:]
-	}
-	if i := strings.IndexByte(s, '?'); i >= 0 {
-		s = s[:i] + "?…"
-	}
-	return s
-}
-
-// RedactURL returns s with any password replaced, for logs and state.
-func RedactURL(s string) string { return redactURL(s) }
-
 // revision hashes the config's JSON form (secrets carry json:"-") plus the
 // digests of schema files, so the same file yields the same revision on
 // every replica and restart.
@@ -730,39 +603,5 @@ func (c *Config) Route(name string) *Route {
 			return &c.Routes[i]
 		}
 	}
-	return nil
-}
-
-// UnmarshalYAML parses a duration string such as "30s"; the error names the
-// line so a bad value is easy to find.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind != yaml.ScalarNode {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: expected a duration like \"30s\"", n.Line)}}
-	}
-	x, err := time.ParseDuration(n.Value)
-	if err != nil {
-		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a duration like \"30s\"", n.Line, n.Value)}}
-	}
-	*d = Duration(x)
-	return nil
-}
-
-// MarshalYAML writes d as a duration string.
-func (d Duration) MarshalYAML() (any, error) { return d.D().String(), nil }
-
-// MarshalJSON writes d as a duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.D().String()) }
-
-// UnmarshalJSON reads a duration string.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
-	}
-	x, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(x)
 	return nil
 }

@@ -1,0 +1,217 @@
+package proxy
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/cairnhq/cairn/capture"
+	"github.com/cairnhq/cairn/configs"
+	"github.com/cairnhq/cairn/routing/ratelimit"
+	"github.com/cairnhq/cairn/schema"
+)
+
+// authenticate matches the bearer token against the configured keys by
+// comparing SHA-256 digests in constant time. With no keys configured the
+// gateway is open.
+func authenticate(cfg *configs.Config, h *fasthttp.RequestHeader) (*configs.Key, *StatusError) {
+	if len(cfg.Keys) == 0 {
+		return nil, nil
+	}
+	auth := h.Peek("Authorization")
+	const prefix = "Bearer "
+	if len(auth) <= len(prefix) || !strings.EqualFold(string(auth[:len(prefix)]), prefix) {
+		if k := h.Peek("api-key"); len(k) > 0 { // Azure-style clients
+			auth = append([]byte(prefix), k...)
+		} else {
+			return nil, errMissingKey
+		}
+	}
+	sum := sha256.Sum256(auth[len(prefix):])
+	var found *configs.Key
+	for i := range cfg.Keys {
+		if subtle.ConstantTimeCompare(sum[:], cfg.Keys[i].Digest[:]) == 1 {
+			found = &cfg.Keys[i]
+		}
+	}
+	if found == nil {
+		return nil, errBadKey
+	}
+	return found, nil
+}
+
+// admit runs everything before the first upstream try: concurrency slot,
+// auth, body parsing, route match, key permissions, rate limit, contract.
+func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
+	if g.stopping.Load() {
+		ctx.SetConnectionClose()
+		return errShuttingDown
+	}
+	select {
+	case g.sem <- struct{}{}:
+		x.slot = true
+	default:
+		ctx.Response.Header.Set("retry-after", "1")
+		return errOverloaded
+	}
+	if !ctx.IsPost() {
+		return errMethod
+	}
+	key, se := authenticate(x.cfg, &ctx.Request.Header)
+	if se != nil {
+		return se
+	}
+	x.key = key
+	if key != nil {
+		x.rec.Key = key.Name
+		x.limits = ratelimit.Limits{RPM: key.RPM, TPM: key.TPM, FailClosed: key.FailClosed}
+	}
+	// Parse the request's own buffer and copy it only once it parsed, so
+	// that a refused body (a hostile client's nesting bomb or 1 MiB model
+	// name) costs no copy; the record keeps a refusedBody prefix.
+	body := ctx.PostBody()
+	var err error
+	switch x.ep {
+	case epChat:
+		x.req, err = schema.ParseChatRequest(body)
+	case epCompletions:
+		x.req, err = schema.ParseCompletionsRequest(body)
+	default:
+		x.req, err = schema.ParseEmbeddingsRequest(body)
+	}
+	if err != nil {
+		return asStatusError(err)
+	}
+	x.body = append([]byte(nil), body...)
+	x.req.Rebase(body, x.body)
+	x.rec.RequestedModel = x.req.Model
+	x.rec.UserHash = g.userHash.Sum(x.req.User) // keyed: the raw user is never recorded (issue 14.7)
+	x.rec.Params = capture.Params{
+		Stream: x.req.Stream, Temperature: x.req.Temperature, MaxTokens: x.req.MaxTokens,
+		ResponseFormat: x.req.ResponseFormat, Tools: x.req.ToolCount,
+	}
+	x.route = g.live.Load().Match(x.req.Model)
+	if x.route == nil {
+		se := statusErr(fasthttp.StatusNotFound, "invalid_request_error", "model_not_found", capture.OutcomeNotFound,
+			fmt.Sprintf("the model %q does not exist or you do not have access to it", modelPrefix(x.req.Model)))
+		se.Param = "model"
+		return se
+	}
+	rc := x.route.Config
+	x.rec.Route = x.route.Name
+	x.rec.PromptVersion = rc.Prompt.Version
+	x.rec.Flags = rc.Flags
+	if key != nil && len(key.Routes) > 0 && !containsString(key.Routes, x.route.Name) {
+		se := statusErr(fasthttp.StatusForbidden, "invalid_request_error", "model_not_allowed", capture.OutcomeForbidden,
+			fmt.Sprintf("this key may not use the model %q", modelPrefix(x.req.Model)))
+		se.Param = "model"
+		return se
+	}
+	if limit := rc.MaxBodyBytes; limit > 0 && len(x.body) > limit {
+		return statusErr(fasthttp.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", capture.OutcomeBadRequest,
+			fmt.Sprintf("request body is larger than %d bytes, the limit of this model", limit))
+	}
+	if key != nil && (x.limits.RPM > 0 || x.limits.TPM > 0) {
+		// The Redis limiter bounds its own call by ratelimit.redis_timeout
+		// and decides locally past it, so a hung Redis adds at most that.
+		d := g.limiter.Check(g.baseCtx, key.Name, x.limits, x.id)
+		setRateLimitHeaders(&ctx.Response.Header, x.limits, d)
+		if !d.Allowed {
+			return rateLimited(&ctx.Response.Header, key.Name, x.limits, d)
+		}
+	}
+	if x.ep == epChat {
+		x.contr, err = g.contracts.Prepare(rc.Contract.Schema, &x.req)
+		if err != nil {
+			return asStatusError(err)
+		}
+	}
+	switch {
+	case rc.Sticky == "key":
+		if key != nil {
+			x.sticky = key.Name
+		}
+	case rc.Sticky == "user":
+		x.sticky = x.req.User
+	case strings.HasPrefix(rc.Sticky, "header:"):
+		x.sticky = string(ctx.Request.Header.Peek(rc.Sticky[len("header:"):]))
+	}
+	return nil
+}
+
+func containsString(ss []string, s string) bool {
+	for _, v := range ss {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// rateLimited sets retry-after and retry-after-ms (as OpenAI does) and
+// returns the key's 429: type "requests" or "tokens", code
+// rate_limit_exceeded. The x-ratelimit-* headers are already set.
+func rateLimited(h *fasthttp.ResponseHeader, keyName string, l ratelimit.Limits, d ratelimit.Decision) *StatusError {
+	secs := int((d.RetryAfter + time.Second - 1) / time.Second)
+	h.Set("retry-after", strconv.Itoa(max(secs, 1)))
+	h.Set("retry-after-ms", strconv.FormatInt(max(d.RetryAfter.Milliseconds(), 1), 10))
+	kind := d.Kind
+	if kind != ratelimit.KindTokens {
+		kind = ratelimit.KindRequests
+	}
+	var msg string
+	switch {
+	case d.Degraded && l.FailClosed:
+		msg = fmt.Sprintf("rate limiter unavailable and key %s is fail_closed; retry after %s", keyName, d.RetryAfter.Round(time.Millisecond))
+	case kind == ratelimit.KindTokens:
+		msg = fmt.Sprintf("rate limit reached for key %s on tokens per minute (TPM): limit %d; retry after %s", keyName, l.TPM, d.RetryAfter.Round(time.Millisecond))
+	default:
+		msg = fmt.Sprintf("rate limit reached for key %s on requests per minute (RPM): limit %d; retry after %s", keyName, l.RPM, d.RetryAfter.Round(time.Millisecond))
+	}
+	return statusErr(fasthttp.StatusTooManyRequests, kind, "rate_limit_exceeded", capture.OutcomeRateLimited, msg)
+}
+
+// setRateLimitHeaders writes OpenAI's x-ratelimit-{limit,remaining,reset}
+// -{requests,tokens} headers for the dimensions l limits. Values are built
+// in a stack buffer; SetBytesV copies them.
+func setRateLimitHeaders(h *fasthttp.ResponseHeader, l ratelimit.Limits, d ratelimit.Decision) {
+	var buf [24]byte
+	if l.RPM > 0 {
+		h.SetBytesV("x-ratelimit-limit-requests", strconv.AppendInt(buf[:0], int64(d.LimitRequests), 10))
+		h.SetBytesV("x-ratelimit-remaining-requests", strconv.AppendInt(buf[:0], int64(max(d.RemainingRequests, 0)), 10))
+		h.SetBytesV("x-ratelimit-reset-requests", appendReset(buf[:0], d.ResetRequests))
+	}
+	if l.TPM > 0 {
+		h.SetBytesV("x-ratelimit-limit-tokens", strconv.AppendInt(buf[:0], int64(d.LimitTokens), 10))
+		h.SetBytesV("x-ratelimit-remaining-tokens", strconv.AppendInt(buf[:0], int64(max(d.RemainingTokens, 0)), 10))
+		h.SetBytesV("x-ratelimit-reset-tokens", appendReset(buf[:0], d.ResetTokens))
+	}
+}
+
+// appendReset appends a reset as OpenAI writes it, which is Go's
+// time.Duration.String of the value rounded to the millisecond below one
+// second and to the second above: "12ms", "59s", "1m0s". Negative is "0s".
+func appendReset(dst []byte, d time.Duration) []byte {
+	if d < time.Second {
+		ms := d.Round(time.Millisecond).Milliseconds()
+		switch {
+		case ms <= 0:
+			return append(dst, "0s"...)
+		case ms < 1000:
+			return append(strconv.AppendInt(dst, ms, 10), "ms"...)
+		}
+	}
+	secs := int64(d.Round(time.Second) / time.Second)
+	if h := secs / 3600; h > 0 {
+		dst = append(strconv.AppendInt(dst, h, 10), 'h')
+	}
+	if secs >= 60 {
+		dst = append(strconv.AppendInt(dst, secs/60%60, 10), 'm')
+	}
+	return append(strconv.AppendInt(dst, secs%60, 10), 's')
+}
