@@ -151,6 +151,12 @@ type Route struct {
 	// AutoRollback sets a failing cohort's weight to 0 when an incident
 	// opens on it and another cohort remains.
 	AutoRollback bool `yaml:"auto_rollback" json:"auto_rollback"`
+	// AutoRevertPrompt reverts the route's prompt to the version live
+	// before its last change when an incident opens on a route whose
+	// failing cohort is its only live one and the prompt changed within
+	// detection.lookback before the first failure. A canary cohort is
+	// rolled back first (auto_rollback). Default false.
+	AutoRevertPrompt bool `yaml:"auto_revert_prompt" json:"auto_revert_prompt,omitempty"`
 	// MaxBodyBytes overrides server.max_body_bytes for this route. 0: inherit.
 	MaxBodyBytes int `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
 

@@ -33,6 +33,15 @@ type RouteState struct {
 	AutoRollback bool           `json:"auto_rollback"`
 	// RolledBack lists cohorts whose weight a rollback set to 0.
 	RolledBack []string `json:"rolled_back,omitempty"`
+	// ConfiguredPrompt is the config file's prompt while an override
+	// serves another one (Prompt).
+	ConfiguredPrompt *Prompt `json:"configured_prompt,omitempty"`
+	// Overrides are the mitigations in force on the route; Unapplied
+	// those stored for the fleet that this replica does not apply (its
+	// config's part differs from the one they were made on, or applying
+	// would leave the route without a live cohort).
+	Overrides []Override `json:"overrides,omitempty"`
+	Unapplied []Override `json:"unapplied_overrides,omitempty"`
 }
 
 // TargetState is one target with its live and configured weights.

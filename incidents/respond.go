@@ -292,6 +292,7 @@ func (m *Manager) mitigateInPlace(inc *Incident, at time.Time, why string) {
 
 // auditRollback appends the audit entry of the responder's rollback.
 func (m *Manager) auditRollback(f *fire, incidentID string) {
+	m.noteRollback(f, incidentID)
 	if f.rb == nil || f.rb.err != nil || m.o.Audit == nil {
 		return
 	}

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -116,54 +115,11 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 		default:
 			adminError(ctx, fasthttp.StatusNotFound, "unknown path")
 		}
-	case strings.HasPrefix(path, "/admin/routes/") && strings.HasSuffix(path, "/rollback") && post:
-		route := strings.TrimSuffix(strings.TrimPrefix(path, "/admin/routes/"), "/rollback")
-		g.manualRollback(ctx, route)
+	case path == "/admin/routes" || strings.HasPrefix(path, "/admin/routes/"):
+		g.serveRoutes(ctx, strings.TrimPrefix(path, "/admin/routes"))
 	default:
 		adminError(ctx, fasthttp.StatusNotFound, "unknown admin path or method")
 	}
-}
-
-func (g *Gateway) manualRollback(ctx *fasthttp.RequestCtx, route string) {
-	var in struct {
-		Cohort string `json:"cohort"`
-		Reason string `json:"reason"`
-	}
-	if b := ctx.PostBody(); len(bytes.TrimSpace(b)) > 0 {
-		if err := json.Unmarshal(b, &in); err != nil {
-			adminError(ctx, fasthttp.StatusBadRequest, `body must be {"cohort": "...", "reason": "..."}`)
-			return
-		}
-	}
-	in.Reason = g.scrubText(in.Reason)
-	st := g.live.Load().State()
-	rs := st.Route(route)
-	if rs == nil {
-		adminError(ctx, fasthttp.StatusNotFound, fmt.Sprintf("no route %q", route))
-		return
-	}
-	if in.Cohort == "" {
-		var candidates []string
-		for _, c := range rs.Cohorts() {
-			if c != "stable" {
-				candidates = append(candidates, c)
-			}
-		}
-		if len(candidates) != 1 {
-			adminError(ctx, fasthttp.StatusBadRequest, fmt.Sprintf("name the cohort to roll back; live cohorts: %v", rs.Cohorts()))
-			return
-		}
-		in.Cohort = candidates[0]
-	}
-	before, after, err := g.live.Rollback(route, in.Cohort)
-	if err != nil {
-		adminError(ctx, fasthttp.StatusConflict, err.Error())
-		return
-	}
-	source := "rollback:manual"
-	g.incidents.RecordRollback(route, in.Cohort, source, before, after)
-	g.log.Info("manual rollback", "route", route, "cohort", in.Cohort)
-	writeJSON(ctx, fasthttp.StatusOK, map[string]any{"route": route, "cohort": in.Cohort, "state": after.Route(route)})
 }
 
 func (g *Gateway) adminAuthorized(ctx *fasthttp.RequestCtx) bool {

@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,6 +83,10 @@ type Gateway struct {
 	chargesPending atomic.Int64
 
 	reloadMu sync.Mutex
+	// overridesCtx ends the override sync (Live.Run) at shutdown.
+	overridesCtx  context.Context
+	overridesStop context.CancelFunc
+	prompts       *routing.Prompts
 	sem      chan struct{}
 	charges  chan charge
 	stopping atomic.Bool
@@ -201,6 +204,7 @@ func New(o Options) (*Gateway, error) {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
 	hostname, _ := os.Hostname()
+	g.useOverrides(cfg, rdb, hostname)
 	g.incidents, err = incidents.NewManager(incidents.Options{
 		Detection: cfg.Detection, DataDir: cfg.DataDir, Redis: rdb,
 		State: liveState{g.live}, Rollback: g.live, Audit: g.audit,
@@ -349,6 +353,11 @@ func (g *Gateway) start() {
 	}
 	g.capture.Start()
 	g.incidents.Start()
+	g.workers.Add(1)
+	go func() { defer g.workers.Done(); g.live.Run(g.overridesCtx) }()
+	g.promptsSeen()
+	g.workers.Add(1)
+	go g.promptsLoop()
 	for range chargeWorkers {
 		g.workers.Add(1)
 		go g.chargeLoop()
@@ -406,6 +415,7 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		gcancel()
 	}
 	_ = g.admin.ShutdownWithContext(dctx)
+	g.overridesStop()
 	close(g.charges)
 	g.workers.Wait()
 	fctx, fcancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -510,62 +520,34 @@ func (g *Gateway) apply(cfg *configs.Config, source string) (configs.State, []co
 		g.log.Warn("config reload refused; running config kept", "source", source, "errors", err.Error())
 		return configs.State{}, nil, err
 	}
-	oldState := old.State()
 	ups, err := buildUpstreams(cfg, *g.upstreams.Load())
 	if err != nil {
 		g.reloadErrors.Add(1)
 		return configs.State{}, nil, err
 	}
 	g.secrets.Add(capture.SecretsOf(cfg))
-	next := routing.NewTable(cfg, g.breakers)
-	var kept []string
-	for _, r := range oldState.Routes {
-		for _, cohort := range r.RolledBack {
-			if !sameCohortTargets(oldState, next.State(), r.Name, cohort) {
-				continue
-			}
-			if t, err := next.WithoutCohort(r.Name, cohort); err == nil {
-				next = t
-				kept = append(kept, r.Name+"/"+cohort)
-			}
-		}
-	}
 	g.upstreams.Store(&ups)
 	if !reflect.DeepEqual(oldCfg.Masking, cfg.Masking) {
 		g.capture.SetMasker(capture.NewMasker(cfg.Masking))
 	}
 	g.capture.SetSampleRate(cfg.Capture.SampleRate())
-	g.live.Store(next)
+	// Overrides whose part the new file leaves as it was hold; the others
+	// are cleared for the fleet, each with its audit entry (issue 17).
+	g.promptsSeen() // the outgoing prompts' last_seen is now
+	oldState, newState, cleared := g.live.Reload(routing.NewTable(cfg, g.breakers))
+	g.promptsSeen()
 	g.reloads.Add(1)
-	newState := next.State()
 	changes := append(configs.Diff(oldState, newState), configs.DiffConfig(oldCfg, cfg)...)
 	reason := ""
-	if len(kept) > 0 {
-		reason = fmt.Sprintf("kept rollback of %v", kept)
+	if kept := len(newState.Overrides()); kept > 0 {
+		reason = fmt.Sprintf("kept %d override(s) whose part the file left unchanged", kept)
 	}
 	if _, err := g.audit.Append(incidents.AuditEntry{Source: source, Revision: cfg.Revision, Reason: reason, Changes: changes}); err != nil {
 		g.log.Warn("audit append failed", "err", err)
 	}
-	g.log.Info("config reloaded", "source", source, "config_revision", cfg.Revision, "changes", len(changes))
+	g.auditCleared(cleared, source, cfg.Revision)
+	g.log.Info("config reloaded", "source", source, "config_revision", cfg.Revision, "changes", len(changes), "overrides_cleared", len(cleared))
 	return newState, changes, nil
-}
-
-func sameCohortTargets(a, b configs.State, route, cohort string) bool {
-	ra, rb := a.Route(route), b.Route(route)
-	if ra == nil || rb == nil {
-		return false
-	}
-	pick := func(r *configs.RouteState) []configs.TargetState {
-		var out []configs.TargetState
-		for _, t := range r.Targets {
-			if t.Cohort == cohort {
-				t.Weight = 0
-				out = append(out, t)
-			}
-		}
-		return out
-	}
-	return slices.Equal(pick(ra), pick(rb))
 }
 
 // Live returns the live route table holder (for tests and the demo).

@@ -42,6 +42,13 @@ func (g *Gateway) serveReady(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 		status = "not ready"
 	}
-	b, _ := json.Marshal(map[string]any{"status": status, "evidence": g.evidence()})
+	overrides := "applied"
+	if !g.live.Ready() {
+		// A replica serves nothing rolled back again (issue 17): it
+		// turns ready once the fleet's overrides are applied.
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+		status, overrides = "not ready", "not yet read from their store"
+	}
+	b, _ := json.Marshal(map[string]any{"status": status, "overrides": overrides, "evidence": g.evidence()})
 	ctx.SetBody(b)
 }

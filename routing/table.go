@@ -98,6 +98,11 @@ type Route struct {
 	cohorts    []cohort // cohorts with live weight, in target order
 	total      int      // sum of live cohort weights
 	rolledBack []string // cohorts set to 0 by rollbacks
+
+	// Set by overrides (see Table.applyOverrides).
+	configuredPrompt *configs.Prompt   // the config's prompt while another is served
+	overrides        []configs.Override // applied
+	unapplied        []configs.Override // stored but not applied here
 }
 
 // cohort is one cohort's live targets and their total weight.
@@ -239,6 +244,13 @@ func (t *Table) State() configs.State {
 			}
 		}
 		rs.RolledBack = slices.Clone(r.rolledBack)
+		if r.configuredPrompt != nil {
+			p := *r.configuredPrompt
+			rs.ConfiguredPrompt = &p
+			rs.Prompt = r.Config.Prompt
+		}
+		rs.Overrides = slices.Clone(r.overrides)
+		rs.Unapplied = slices.Clone(r.unapplied)
 	}
 	return s
 }
@@ -263,7 +275,7 @@ func (t *Table) WithoutCohort(route, cohortName string) (*Table, error) {
 	if len(r.cohorts) == 1 {
 		return nil, fmt.Errorf("roll back %q cohort %q: %w", route, cohortName, ErrLastCohort)
 	}
-	nr := &Route{Name: r.Name, Config: r.Config, Fallbacks: r.Fallbacks}
+	nr := &Route{Name: r.Name, Config: r.Config, Fallbacks: r.Fallbacks, configuredPrompt: r.configuredPrompt, overrides: r.overrides, unapplied: r.unapplied}
 	nr.Targets = make([]*Target, len(r.Targets))
 	for i, x := range r.Targets {
 		if x.Cohort == cohortName {

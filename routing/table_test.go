@@ -460,11 +460,10 @@ func TestLiveRollback(t *testing.T) {
 	if _, _, err := l.Rollback("support-bot", "stable"); !errors.Is(err, ErrLastCohort) {
 		t.Errorf("Rollback(last cohort) = %v; want ErrLastCohort", err)
 	}
-	if prev := l.Store(tb); prev == tb {
-		t.Errorf("Store returned the new table as prev")
-	}
-	if l.Load() != tb {
-		t.Errorf("Store did not install the table")
+	// A reload of the same config keeps the rollback (issue 17).
+	_, after, cleared := l.Reload(tb)
+	if got := after.Route("support-bot").Cohorts(); !slices.Equal(got, []string{"stable"}) || len(cleared) != 0 {
+		t.Errorf("after a reload of the same config cohorts = %v, cleared %v; want [stable], none", got, cleared)
 	}
 }
 
