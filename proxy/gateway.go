@@ -83,10 +83,12 @@ type Gateway struct {
 	chargesPending atomic.Int64
 
 	reloadMu sync.Mutex
+
 	// overridesCtx ends the override sync (Live.Run) at shutdown.
 	overridesCtx  context.Context
 	overridesStop context.CancelFunc
 	prompts       *routing.Prompts
+
 	sem      chan struct{}
 	charges  chan charge
 	stopping atomic.Bool

@@ -100,7 +100,7 @@ type Route struct {
 	rolledBack []string // cohorts set to 0 by rollbacks
 
 	// Set by overrides (see Table.applyOverrides).
-	configuredPrompt *configs.Prompt   // the config's prompt while another is served
+	configuredPrompt *configs.Prompt    // the config's prompt while another is served
 	overrides        []configs.Override // applied
 	unapplied        []configs.Override // stored but not applied here
 }
