@@ -31,6 +31,8 @@ type RouteState struct {
 	Fallbacks    []TargetState  `json:"fallbacks,omitempty"`
 	Contract     ContractState  `json:"contract"`
 	AutoRollback bool           `json:"auto_rollback"`
+	// AutoRevertPrompt mirrors the route's auto_revert_prompt.
+	AutoRevertPrompt bool `json:"auto_revert_prompt,omitempty"`
 	// RolledBack lists cohorts whose weight a rollback set to 0.
 	RolledBack []string `json:"rolled_back,omitempty"`
 	// ConfiguredPrompt is the config file's prompt while an override
@@ -75,12 +77,13 @@ func (c *Config) State() State {
 	s := State{Revision: c.Revision, Release: c.Release, TakenAt: time.Now().UTC()}
 	for _, r := range c.Routes {
 		rs := RouteState{
-			Name:         r.Name,
-			Match:        slices.Clone(r.Match),
-			Prompt:       r.Prompt,
-			Flags:        maps.Clone(r.Flags),
-			Sticky:       r.Sticky,
-			AutoRollback: r.AutoRollback,
+			Name:             r.Name,
+			Match:            slices.Clone(r.Match),
+			Prompt:           r.Prompt,
+			Flags:            maps.Clone(r.Flags),
+			Sticky:           r.Sticky,
+			AutoRollback:     r.AutoRollback,
+			AutoRevertPrompt: r.AutoRevertPrompt,
 			Contract: ContractState{
 				Mode: r.Contract.Mode, SchemaFile: r.Contract.SchemaFile,
 				SchemaSHA256: r.Contract.SchemaSHA256, BufferStreams: r.Contract.BufferStreams,
@@ -127,6 +130,9 @@ type Change struct {
 	Path string `json:"path"`
 	From any    `json:"from"`
 	To   any    `json:"to"`
+	// Diff is a unified diff of From and To for a prompt's system text
+	// (set where an incident lists the change).
+	Diff string `json:"diff,omitempty"`
 }
 
 // Diff lists what changed from a to b: release, revision, routes added or

@@ -36,6 +36,9 @@ type rollbackResult struct {
 	at            time.Time
 	before, after configs.State
 	err           error
+	// prompt is set when the action was a prompt revert (to this prompt)
+	// rather than a cohort rollback (issue 17).
+	prompt *configs.Prompt
 }
 
 // errorsAreContract reports whether the errors other than contract

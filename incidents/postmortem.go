@@ -402,7 +402,12 @@ func promptDiff(changes []AuditEntry) []string {
 	for _, e := range changes {
 		for _, c := range e.Changes {
 			if strings.Contains(c.Path, ".prompt.") {
-				out = append(out, fmt.Sprintf("%s UTC (%s): %s %s → %s", ts(e.At), e.Source, code(c.Path), code(fmtVal(c.From)), code(fmtVal(c.To))))
+				line := fmt.Sprintf("%s UTC (%s): %s %s → %s", ts(e.At), e.Source, code(c.Path), code(fmtVal(c.From)), code(fmtVal(c.To)))
+				if c.Diff != "" {
+					// The whole change of the system text, pinned (issue 17).
+					line += "\n\n  ```diff\n  " + strings.ReplaceAll(strings.TrimRight(c.Diff, "\n"), "\n", "\n  ") + "\n  ```\n"
+				}
+				out = append(out, line)
 			}
 		}
 	}

@@ -32,6 +32,9 @@ func (m *Manager) respond() {
 func (m *Manager) prepare(f *fire) {
 	f.state = m.o.State.State()
 	rs := f.state.Route(f.route)
+	if m.revertPrompt(f, rs) {
+		return
+	}
 	switch {
 	case f.cohort == "" || rs == nil:
 		return
@@ -120,7 +123,7 @@ func (m *Manager) build(f *fire) *Incident {
 	case sigTokens:
 		inc.Trigger.Ratio = m.cfg.tokRatio
 	}
-	inc.Changes = m.changesFor(f.route, inc.FirstFailureAt)
+	inc.Changes = withPromptDiffs(m.changesFor(f.route, inc.FirstFailureAt))
 	inc.Symptom = symptom(f, &inc.Trigger, f.state.Route(f.route))
 	inc.Layer, inc.LayerReason = deriveLayer(f.sig, f.failing, inc.Changes, f.route)
 	inc.Contributions = map[string]Contribution{m.o.Replica: {Scope: f.seed.scope, Cost: f.seed.cost}}
@@ -270,6 +273,10 @@ func (m *Manager) applyRollback(inc *Incident, f *fire) {
 		return
 	}
 	at := f.rb.at.UTC()
+	if f.rb.prompt != nil {
+		m.applyPromptRevert(inc, f)
+		return
+	}
 	if f.rb.err != nil {
 		msg := fmt.Sprintf("automatic rollback of cohort %s on route %s failed", f.cohort, f.route)
 		inc.Actions = append(inc.Actions, Action{At: at, Kind: "rollback", Message: msg, Error: f.rb.err.Error(), Replica: m.o.Replica})
@@ -296,9 +303,13 @@ func (m *Manager) auditRollback(f *fire, incidentID string) {
 	if f.rb == nil || f.rb.err != nil || m.o.Audit == nil {
 		return
 	}
+	source, reason := SourceRollbackAuto, fmt.Sprintf("incident %s: %s on cohort %s", incidentID, f.signal, f.cohort)
+	if f.rb.prompt != nil {
+		source, reason = SourcePromptRevert, fmt.Sprintf("incident %s: %s after a prompt change; reverted to %s", incidentID, f.signal, orNone(f.rb.prompt.Version))
+	}
 	_, err := m.o.Audit.Append(AuditEntry{
-		At: f.rb.at, Source: SourceRollbackAuto, Actor: "cairn", Route: f.route,
-		Reason:   fmt.Sprintf("incident %s: %s on cohort %s", incidentID, f.signal, f.cohort),
+		At: f.rb.at, Source: source, Actor: "cairn", Route: f.route,
+		Reason:   reason,
 		Revision: f.rb.after.Revision, Changes: configs.Diff(f.rb.before, f.rb.after), Replica: m.o.Replica,
 	})
 	if err != nil {

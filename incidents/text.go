@@ -246,7 +246,7 @@ func describeEntry(e AuditEntry) string {
 	case SourceStartup:
 		fmt.Fprintf(&b, "gateway started with config revision %s", orNone(e.Revision))
 		return b.String()
-	case SourceRollbackAuto, SourceRollbackManual:
+	case SourceRollbackAuto, SourceRollbackManual, SourcePromptRevert, SourceOverrideRestore, SourceOverrideCleared:
 		fmt.Fprintf(&b, "%s", e.Source)
 	default:
 		fmt.Fprintf(&b, "config change by %s", orNone(e.Source))

@@ -62,7 +62,7 @@ func (m *Mock) serveChat(ctx *fasthttp.RequestCtx, start time.Time, seq int64) {
 		writeMockError(ctx, fasthttp.StatusBadRequest, "Missing required parameter: 'messages'.", "invalid_request_error", "missing_required_parameter")
 		return
 	}
-	f, handled := m.preludeFault(ctx, model, start)
+	f, handled := m.preludeFault(ctx, model, body, start)
 	if handled {
 		return
 	}
@@ -125,11 +125,12 @@ func (m *Mock) serveChat(ctx *fasthttp.RequestCtx, start time.Time, seq int64) {
 	ctx.SetBody(out)
 }
 
-// preludeFault picks the fault for model and applies what happens before a
+// preludeFault picks the fault for model (or for the system prompt in
+// body, see SystemFaultPrefix) and applies what happens before a
 // reply is built: Delay, then Hang or Status. handled means the response is
 // settled and the caller must return.
-func (m *Mock) preludeFault(ctx *fasthttp.RequestCtx, model string, start time.Time) (f Fault, handled bool) {
-	f, ok := m.faultFor(model)
+func (m *Mock) preludeFault(ctx *fasthttp.RequestCtx, model string, body []byte, start time.Time) (f Fault, handled bool) {
+	f, ok := m.faultForRequest(model, body)
 	if !ok || !f.active() {
 		return Fault{}, false
 	}
@@ -470,7 +471,7 @@ func (m *Mock) serveEmbeddings(ctx *fasthttp.RequestCtx, start time.Time, seq in
 		writeMockError(ctx, fasthttp.StatusBadRequest, "'input' is a required property and must not be empty", "invalid_request_error", "")
 		return
 	}
-	f, handled := m.preludeFault(ctx, model, start)
+	f, handled := m.preludeFault(ctx, model, nil, start)
 	if handled {
 		return
 	}

@@ -373,3 +373,11 @@ func (l *Live) flushPending(ctx context.Context) {
 		delete(l.pending, k)
 	}
 }
+
+// RevertPrompt serves p on the route as an automatic prompt revert
+// (incidents' auto_revert_prompt) and returns the states before and after.
+func (l *Live) RevertPrompt(route string, p configs.Prompt) (before, after configs.State, err error) {
+	before, after, _, err = l.Mitigate(configs.Override{Route: route, What: configs.OverridePrompt, Prompt: &p,
+		Source: "prompt:revert", Actor: "cairn"})
+	return before, after, err
+}
