@@ -78,6 +78,7 @@ type Manager struct {
 	now     func() time.Time
 	det     *detector
 	rs      *redisStore
+	fleet   *fleet // nil without Redis
 	hooks   *notifier
 	created time.Time
 
@@ -181,6 +182,7 @@ func NewManager(o Options) (*Manager, error) {
 	m.det.setLive(&st)
 	if o.Redis != nil {
 		m.rs = newRedisStore(o.Redis)
+		m.fleet = newFleet(o.Redis, o.Replica, m.log)
 	}
 	m.hooks = newNotifier(o.Webhooks, o.WebhookBackoff, m.log, m.webhookDone)
 	if o.Audit != nil {
@@ -243,6 +245,10 @@ func (m *Manager) Start() {
 		m.wg.Add(2)
 		go m.respond()
 		go m.loop()
+		if m.fleet != nil {
+			m.wg.Add(1)
+			go m.fleetLoop()
+		}
 		m.hooks.start()
 	})
 }

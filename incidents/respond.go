@@ -338,7 +338,7 @@ func (m *Manager) open(inc *Incident, f *fire) string {
 				break
 			}
 			if remote == nil || remote.Status == StatusResolved {
-				if err := m.rs.dropStaleClaim(f.route, f.signal, id); err != nil {
+				if err := m.rs.dropStaleClaim(f.route, f.cohort, f.signal, id); err != nil {
 					m.log.Warn("drop stale incident claim", "err", err)
 					break
 				}

@@ -150,9 +150,9 @@ func sortNewestFirst(incs []*Incident) {
 // below work on Redis Cluster too.
 type redisStore struct {
 	rdb redis.UniversalClient
-	// ttl expires an incident's JSON; openTTL the route+signal → ID key.
+	// ttl expires an incident's JSON; openTTL the route+cohort → ID key.
 	ttl, openTTL time.Duration
-	// openScript claims route+signal for a new incident and stores it, or
+	// openScript claims route+cohort for a new incident and stores it, or
 	// returns the ID that already holds the claim. releaseScript drops the
 	// claim if it still names the ID.
 	openScript, releaseScript *redis.Script
@@ -210,15 +210,22 @@ func summaryJSON(inc *Incident) []byte {
 	}
 	return b
 }
-func (s *redisStore) openKey(route, signal string) string {
-	return redisPrefix + "open:" + route + ":" + signal
+// openKey is the claim of an open incident: one per route and cohort
+// (cohort "" for the route's traffic as a whole), so that one failing
+// canary yields one incident however many replicas and signals see it
+// (issue 17). An incident declared by hand keeps its own claim.
+func (s *redisStore) openKey(route, cohort, signal string) string {
+	if signal == SignalDeclared {
+		return redisPrefix + "open:" + route + ":" + signal
+	}
+	return redisPrefix + "open:" + route + ":cohort:" + cohort
 }
 
 func ctxTimeout() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), redisTimeout)
 }
 
-// open stores inc under its route+signal claim and returns the ID that
+// open stores inc under its route+cohort claim and returns the ID that
 // holds the claim: inc.ID when this call won it.
 func (s *redisStore) open(inc *Incident) (string, error) {
 	b, err := json.Marshal(inc)
@@ -227,7 +234,7 @@ func (s *redisStore) open(inc *Incident) (string, error) {
 	}
 	ctx, cancel := ctxTimeout()
 	defer cancel()
-	keys := []string{s.openKey(inc.Trigger.Route, inc.Trigger.Signal), s.incKey(inc.ID), s.indexKey(), s.summaryKey()}
+	keys := []string{s.openKey(inc.Trigger.Route, inc.Trigger.Cohort, inc.Trigger.Signal), s.incKey(inc.ID), s.indexKey(), s.summaryKey()}
 	id, err := s.openScript.Run(ctx, s.rdb, keys, inc.ID, b, int(s.openTTL/time.Second), int(s.ttl/time.Second),
 		inc.OpenedAt.UnixMilli(), redisIndexMax, summaryJSON(inc)).Text()
 	if err != nil {
@@ -289,7 +296,7 @@ func (s *redisStore) update(id string, local *Incident, fn func(*Incident) bool)
 			p.Expire(ctx, s.summaryKey(), s.ttl)
 			p.ZAddNX(ctx, s.indexKey(), redis.Z{Score: float64(base.OpenedAt.UnixMilli()), Member: id})
 			if base.Status != StatusResolved {
-				p.Expire(ctx, s.openKey(base.Trigger.Route, base.Trigger.Signal), s.openTTL)
+				p.Expire(ctx, s.openKey(base.Trigger.Route, base.Trigger.Cohort, base.Trigger.Signal), s.openTTL)
 			}
 			return nil
 		})
@@ -311,11 +318,11 @@ func (s *redisStore) update(id string, local *Incident, fn func(*Incident) bool)
 	return nil, fmt.Errorf("redis update incident %s: too many concurrent updates", id)
 }
 
-// release drops the route+signal claim of a resolved incident.
+// release drops the route+cohort claim of a resolved incident.
 func (s *redisStore) release(inc *Incident) error {
 	ctx, cancel := ctxTimeout()
 	defer cancel()
-	err := s.releaseScript.Run(ctx, s.rdb, []string{s.openKey(inc.Trigger.Route, inc.Trigger.Signal)}, inc.ID).Err()
+	err := s.releaseScript.Run(ctx, s.rdb, []string{s.openKey(inc.Trigger.Route, inc.Trigger.Cohort, inc.Trigger.Signal)}, inc.ID).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("redis release incident: %w", err)
 	}
@@ -324,10 +331,10 @@ func (s *redisStore) release(inc *Incident) error {
 
 // dropStaleClaim removes a claim whose incident JSON is gone, so the next
 // open can take it.
-func (s *redisStore) dropStaleClaim(route, signal, id string) error {
+func (s *redisStore) dropStaleClaim(route, cohort, signal, id string) error {
 	ctx, cancel := ctxTimeout()
 	defer cancel()
-	err := s.releaseScript.Run(ctx, s.rdb, []string{s.openKey(route, signal)}, id).Err()
+	err := s.releaseScript.Run(ctx, s.rdb, []string{s.openKey(route, cohort, signal)}, id).Err()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("redis drop stale claim: %w", err)
 	}
