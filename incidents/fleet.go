@@ -30,7 +30,7 @@ const (
 	fleetEvery = 200 * time.Millisecond
 	// fleetStale drops a replica's counts not refreshed for this long
 	// (a replica that stopped).
-	fleetStale = 2 * time.Second
+	fleetStale  = 2 * time.Second
 	fleetPrefix = "cairn:{cairn-fleet}:w:"
 )
 

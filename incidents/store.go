@@ -210,6 +210,7 @@ func summaryJSON(inc *Incident) []byte {
 	}
 	return b
 }
+
 // openKey is the claim of an open incident: one per route and cohort
 // (cohort "" for the route's traffic as a whole), so that one failing
 // canary yields one incident however many replicas and signals see it
