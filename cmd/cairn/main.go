@@ -33,6 +33,8 @@ usage:
   cairn demo [--data-dir DIR] [--serve]     the whole story in one command
   cairn incidents list|show ID|postmortem ID|samples ID  (--data-dir DIR | --admin URL)
   cairn requests show ID                    (--data-dir DIR | --admin URL)
+  cairn routes list|prompts ROUTE|revert ROUTE [--to V]|restore ROUTE [--what W] [--cohort C]|rollback ROUTE
+                                            live routes, overrides and prompt versions (--admin URL)
   cairn contract test FILE --config F --route R   judge recorded answers
   cairn replay FILE|INCIDENT_ID --route R (--gateway URL | --target PROVIDER/MODEL) [--config F]
                                             send the samples again and judge the new answers
@@ -62,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdIncidents(args[1:], stdout, stderr)
 	case "requests":
 		err = cmdRequests(args[1:], stdout)
+	case "routes":
+		err = cmdRoutes(args[1:], stdout)
 	case "contract":
 		err = cmdContract(args[1:], stdout)
 	case "replay":
