@@ -71,6 +71,13 @@ func (m *Manager) revertPrompt(f *fire, rs *configs.RouteState) bool {
 		return false
 	}
 	before, after, err := pr.RevertPrompt(f.route, prev)
+	if err != nil {
+		if st := m.o.State.State(); st.Route(f.route) != nil && st.Route(f.route).Prompt == prev {
+			// Another replica's revert arrived first.
+			f.rbSkip = fmt.Sprintf("the prompt was already reverted to %s", orNone(prev.Version))
+			return true
+		}
+	}
 	f.rb = &rollbackResult{at: m.now(), before: before, after: after, err: err, prompt: &prev}
 	if err == nil {
 		m.det.setLive(&after)

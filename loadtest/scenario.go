@@ -48,6 +48,12 @@ type Options struct {
 	Rate float64
 	// Streams, when > 0, overrides the number of concurrent streams.
 	Streams int
+	// Drill picks the drill scenario: DrillCanary (default) or
+	// DrillPromptRevert.
+	Drill string
+	// Replicas is how many gateways the prompt-revert drill runs (sharing
+	// one Redis when > 1). Default 1.
+	Replicas int
 }
 
 // openMaxInFlight bounds the requests an open loop keeps in flight; one
@@ -63,7 +69,7 @@ func scenarioTable() map[string]scenarioFunc {
 		"overhead":  runOverhead,
 		"streaming": runStreaming,
 		"limits":    runLimits,
-		"drill":     runDrill,
+		"drill":     runDrills,
 		"soak":      runSoak,
 	}
 }
