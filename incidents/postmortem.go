@@ -177,7 +177,7 @@ func RenderPostmortem(i *Incident) string {
 		w("- The first failing samples: %s.\n", s)
 	}
 	for _, a := range i.Actions {
-		if a.Kind == "rollback" {
+		if a.Kind == "rollback" || a.Kind == "prompt_revert" {
 			if a.OK {
 				w("- %s UTC: %s.\n", ts(a.At), a.Message)
 			} else {

@@ -65,6 +65,8 @@ type demo struct {
 	afterRollbackFailed  atomic.Int64
 	rolledBack           atomic.Bool
 	badID                atomic.Pointer[string] // x-request-id of the first broken response a client saw
+
+	faq demoFAQ // the second story (demo_prompt.go)
 }
 
 func (d *demo) say(format string, a ...any) {
@@ -98,7 +100,7 @@ func (d *demo) run(dataDir, redisURL string, keep bool, stderr io.Writer) error 
 	d.say("mock providers up: mock-primary http://%s/v1, mock-canary http://%s/v1", pAddr, cAddr)
 
 	// 2. The gateway from the bundled demo config, on free ports.
-	cfgPath, err := writeDemoConfig(dataDir, pAddr, cAddr, redisURL, "v17")
+	cfgPath, err := writeDemoConfig(dataDir, pAddr, cAddr, redisURL, "v17", false)
 	if err != nil {
 		return err
 	}
@@ -151,12 +153,15 @@ func (d *demo) run(dataDir, redisURL string, keep bool, stderr io.Writer) error 
 		wg.Add(1)
 		go func() { defer wg.Done(); d.traffic(ctx, app.name, app.key, app.rps) }()
 	}
+	primary.SetFault(loadtest.SystemFaultPrefix+"Prompt v18", loadtest.Fault{BrokenJSON: true}) // only faq-bot's v18 says so
+	d.faq.start(d)
+	defer d.faq.stop()
 	d.say("traffic: apps checkout, search and batch send %d req/s to support-bot (80%% stable, 20%% canary by user)", total)
 	time.Sleep(2500 * time.Millisecond)
 	d.say("healthy: %d requests, %d failed, %d served by the canary", d.sent.Load(), d.failed.Load(), d.canary.Load())
 
 	// 4. A prompt-version change, as a deploy would make it.
-	if _, err := writeDemoConfig(dataDir, pAddr, cAddr, redisURL, "v18"); err != nil {
+	if _, err := writeDemoConfig(dataDir, pAddr, cAddr, redisURL, "v18", false); err != nil {
 		stop()
 		return err
 	}
@@ -217,7 +222,13 @@ func (d *demo) run(dataDir, redisURL string, keep bool, stderr io.Writer) error 
 	after := d.sent.Load() - sentAtRollback
 	d.say("after the rollback: %d requests, %d failed", after, d.afterRollbackFailed.Load())
 
-	// 7. Hand over the evidence.
+	// 7. The second story: a prompt at 100% breaks; Cairn reverts it.
+	faqID, err := d.promptStory(dataDir, pAddr, cAddr, redisURL)
+	if err != nil {
+		return err
+	}
+
+	// 8. Hand over the evidence.
 	pmPath := filepath.Join(dataDir, "incidents", incID+".postmortem.md")
 	if pm, err := d.get("/admin/incidents/" + incID + "/postmortem"); err == nil {
 		_ = os.WriteFile(pmPath, pm, 0o640)
@@ -239,10 +250,12 @@ func (d *demo) run(dataDir, redisURL string, keep bool, stderr io.Writer) error 
 	fmt.Fprintf(d.out, "  %s incidents show %s --data-dir %s\n", bin, incID, dataDir)
 	fmt.Fprintf(d.out, "  %s incidents postmortem %s --data-dir %s\n", bin, incID, dataDir)
 	fmt.Fprintf(d.out, "  %s requests show %s --data-dir %s   # the first broken response a client saw, by its x-request-id\n", bin, reqID, dataDir)
+	fmt.Fprintf(d.out, "  %s incidents postmortem %s --data-dir %s   # the prompt revert, with the diff of the system text\n", bin, faqID, dataDir)
 	if keep {
 		fmt.Fprintf(d.out, "  %s incidents samples %s --data-dir %s > fixtures.jsonl\n", bin, incID, dataDir)
 		fmt.Fprintf(d.out, "  %s replay fixtures.jsonl --route support-bot --config %s --target mock-canary/gpt-4.1-mini   # fails while the canary is broken\n", bin, cfgPath)
 		fmt.Fprintf(d.out, "  curl -s %s/admin/incidents/%s\n  curl -s %s/admin/state\n", d.admin, incID, d.admin)
+		fmt.Fprintf(d.out, "  %s routes list --admin %s\n  %s routes prompts faq-bot --admin %s\n", bin, d.admin, bin, d.admin)
 		fmt.Fprintf(d.out, "gateway %s/v1 and admin %s stay up; Ctrl-C to stop\n", d.api, d.admin)
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
@@ -250,6 +263,9 @@ func (d *demo) run(dataDir, redisURL string, keep bool, stderr io.Writer) error 
 	}
 	if d.afterRollbackFailed.Load() > 0 {
 		return fmt.Errorf("%d requests failed after the rollback", d.afterRollbackFailed.Load())
+	}
+	if n := d.faq.afterRevertFailed.Load(); n > 0 {
+		return fmt.Errorf("%d faq-bot requests failed after the prompt revert", n)
 	}
 	return nil
 }
@@ -270,7 +286,7 @@ func demoBinary(exe string, inCheckout bool) string {
 
 // writeDemoConfig writes the bundled demo config with the mocks' addresses,
 // free listen ports kept as 127.0.0.1:0, the data dir and prompt version.
-func writeDemoConfig(dataDir, primary, canary, redisURL, prompt string) (string, error) {
+func writeDemoConfig(dataDir, primary, canary, redisURL, prompt string, faqV18 bool) (string, error) {
 	raw, err := configs.Examples.ReadFile("demo.yaml")
 	if err != nil {
 		return "", err
@@ -285,7 +301,10 @@ func writeDemoConfig(dataDir, primary, canary, redisURL, prompt string) (string,
 	s = strings.ReplaceAll(s, "127.0.0.1:18080", "127.0.0.1:0")
 	s = strings.ReplaceAll(s, "127.0.0.1:18081", "127.0.0.1:0")
 	s = strings.ReplaceAll(s, "data_dir: ./cairn-data", "data_dir: "+filepath.Join(dataDir))
-	s = strings.ReplaceAll(s, "version: v17", "version: "+prompt)
+	s = strings.Replace(s, "version: v17\n", "version: "+prompt+"\n", 1) // support-bot's
+	if faqV18 {
+		s = strings.Replace(s, faqPromptV17, faqPromptV18, 1)
+	}
 	if redisURL != "" {
 		s += "\nredis_url: " + redisURL + "\n"
 	}

@@ -28,7 +28,8 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo took %v; the promise is 30 s", elapsed)
 	}
 	text := string(out)
-	for _, want := range []string{"incident inc_", "rollback: canary weight 20 -> 0", "after the rollback:", "postmortem draft:"} {
+	for _, want := range []string{"incident inc_", "rollback: canary weight 20 -> 0", "after the rollback:", "postmortem draft:",
+		"second story: route faq-bot", "revert: prompt v18 -> v17"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
@@ -36,13 +37,30 @@ func TestDemo(t *testing.T) {
 	if !regexp.MustCompile(`after the rollback: \d+ requests, 0 failed`).MatchString(text) {
 		t.Errorf("requests failed after the rollback")
 	}
-	checkDemoNarration(t, text, dir)
-	files, _ := filepath.Glob(filepath.Join(dir, "incidents", "inc_*.json"))
-	if len(files) != 1 {
-		t.Fatalf("incident files = %v; want exactly one", files)
+	if !regexp.MustCompile(`after the revert: \d+ faq-bot requests, 0 failed`).MatchString(text) {
+		t.Errorf("faq-bot requests failed after the prompt revert")
 	}
-	id := strings.TrimSuffix(filepath.Base(files[0]), ".json")
-	checkDrillIncident(t, files[0])
+	checkDemoNarration(t, text, dir)
+	// Two stories, two incidents: the canary's and faq-bot's prompt.
+	files, _ := filepath.Glob(filepath.Join(dir, "incidents", "inc_*.json"))
+	if len(files) != 2 {
+		t.Fatalf("incident files = %v; want the canary's and faq-bot's", files)
+	}
+	var canaryFile string
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		var inc struct {
+			Trigger struct{ Route string } `json:"trigger"`
+		}
+		_ = json.Unmarshal(b, &inc)
+		if inc.Trigger.Route == "support-bot" {
+			canaryFile = f
+		} else if !strings.Contains(string(b), `"kind": "prompt_revert"`) || !strings.Contains(string(b), "+You answer shipping questions in a friendly paragraph. Prompt v18.") {
+			t.Errorf("faq-bot's incident lacks the prompt revert or the diff: %s", f)
+		}
+	}
+	id := strings.TrimSuffix(filepath.Base(canaryFile), ".json")
+	checkDrillIncident(t, canaryFile)
 	pm, err := exec.Command(cairnBin, "incidents", "postmortem", id, "--data-dir", dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("cairn incidents postmortem: %v\n%s", err, pm)
