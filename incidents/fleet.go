@@ -137,6 +137,16 @@ func (m *Manager) fleetTick(now time.Time) {
 	}
 }
 
+// FleetStats returns the fleet detection's counters: publish or merge
+// rounds that failed (Redis errors) and signals fired on merged counts.
+// Both are 0 without Redis.
+func (m *Manager) FleetStats() (errors, fires int64) {
+	if m.fleet == nil {
+		return 0, 0
+	}
+	return m.fleet.errors.Load(), m.fleet.fires.Load()
+}
+
 func parseFleetCounts(v string) (fleetCounts, time.Time, bool) {
 	parts := strings.Split(v, ",")
 	if len(parts) != 5 {

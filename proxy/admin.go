@@ -163,6 +163,7 @@ func (g *Gateway) writeMetrics(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	g.writeUpstreamMetrics(w)
+	g.writeOverrideMetrics(w)
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {

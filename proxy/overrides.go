@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -61,6 +62,17 @@ func (g *Gateway) auditCleared(cleared []configs.Override, source, revision stri
 			g.log.Warn("audit append failed", "err", err)
 		}
 	}
+}
+
+// writeOverrideMetrics writes the overrides in force, the changes the
+// store has not accepted yet, and the fleet detection's counters.
+func (g *Gateway) writeOverrideMetrics(w io.Writer) {
+	st := g.live.Load().State()
+	fmt.Fprintf(w, "# HELP cairn_overrides Overrides (rollbacks, prompt reverts) in force on this replica.\n# TYPE cairn_overrides gauge\ncairn_overrides %d\n", len(st.Overrides()))
+	fmt.Fprintf(w, "# HELP cairn_overrides_pending Override changes made here that the store (Redis or data_dir) has not accepted yet; they hold here and are retried.\n# TYPE cairn_overrides_pending gauge\ncairn_overrides_pending %d\n", g.live.Pending())
+	errs, fires := g.incidents.FleetStats()
+	fmt.Fprintf(w, "# HELP cairn_fleet_detection_errors_total Rounds of publishing or merging detector counts through Redis that failed.\n# TYPE cairn_fleet_detection_errors_total counter\ncairn_fleet_detection_errors_total %d\n", errs)
+	fmt.Fprintf(w, "# HELP cairn_fleet_detection_fires_total Signals that crossed on the fleet's merged counts.\n# TYPE cairn_fleet_detection_fires_total counter\ncairn_fleet_detection_fires_total %d\n", fires)
 }
 
 func orDash(s string) string {

@@ -109,6 +109,14 @@ func TestOverridesAdminRollbackRestoreReload(t *testing.T) {
 	if w := gjson.GetBytes(st, `routes.0.targets.#(cohort=="canary").configured_weight`).Int(); w != 20 {
 		t.Errorf("configured weight of canary = %d; want 20", w)
 	}
+	// An incident declared now freezes the override in its snapshot.
+	inc := do(t, "POST", tg.admin+"/admin/incidents", "", `{"route":"support-bot","reason":"check"}`)
+	if o := gjson.GetBytes(inc.body, "state.routes.0.overrides.0"); inc.status != 201 || o.Get("cohort").Str != "canary" || o.Get("actor").Str != "alice" {
+		t.Errorf("incident snapshot overrides = %d %s", inc.status, o.Raw)
+	}
+	if m := string(do(t, "GET", tg.admin+"/metrics", "", "").body); !strings.Contains(m, "cairn_overrides 1\n") || !strings.Contains(m, "cairn_overrides_pending 0\n") {
+		t.Errorf("metrics lack the override gauges")
+	}
 	// Reload of the same file keeps it.
 	if _, _, err := tg.Reload("test"); err != nil {
 		t.Fatal(err)

@@ -222,6 +222,14 @@ func (l *Live) list() []configs.Override {
 	})
 }
 
+// Pending returns how many local override changes the store has not
+// accepted yet (they hold here and are retried).
+func (l *Live) Pending() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
+}
+
 // Overrides returns the overrides this replica knows, oldest first.
 func (l *Live) Overrides() []configs.Override {
 	l.mu.Lock()
