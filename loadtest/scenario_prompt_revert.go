@@ -137,6 +137,11 @@ func runPromptRevertDrill(e *runEnv) error {
 			q.sent = time.Now()
 			o, err := clients[seq%replicas].post(ctx, bodies[seq%len(bodies)])
 			q.done = time.Now()
+			if err != nil && loadCtx.Err() != nil {
+				// The drill ended the load: not the gateway's failure.
+				q.sent = time.Time{}
+				return nil
+			}
 			q.status, q.contract, q.cohort, q.err = o.status, o.contract, o.cohort, err != nil
 			for {
 				u := used.Load()
