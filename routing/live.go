@@ -35,6 +35,8 @@ type Live struct {
 	now     func() time.Time
 	replica string
 	loaded  atomic.Bool
+	// lastWrite is when the store last accepted a change from here.
+	lastWrite time.Time
 }
 
 type pendingOp struct {
@@ -145,6 +147,7 @@ func (l *Live) Run(ctx context.Context) {
 // sync loads the store's set and applies it when it is newer than the one
 // applied (or always, with force).
 func (l *Live) sync(ctx context.Context, force bool) error {
+	readAt := time.Now()
 	c, cancel := context.WithTimeout(ctx, overrideTimeout)
 	ovs, v, err := l.store.Load(c)
 	cancel()
@@ -153,6 +156,16 @@ func (l *Live) sync(ctx context.Context, force bool) error {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if v < l.version && readAt.After(l.lastWrite) {
+		// The store went back (a Redis restarted without persistence,
+		// or flushed): the mitigations this replica holds are written
+		// again rather than lost.
+		l.log.Warn("override store lost its set; writing back the overrides held here", "store_version", v, "known_version", l.version, "overrides", len(l.set))
+		for k, o := range l.set {
+			l.pending[k] = pendingOp{o: o}
+		}
+		l.version = v
+	}
 	if v < l.version || v == l.version && !force && l.loaded.Load() {
 		return nil // a read older than a change made here since
 	}
@@ -359,6 +372,7 @@ func (l *Live) write(op pendingOp) error {
 	if err != nil {
 		return err
 	}
+	l.lastWrite = time.Now()
 	if v == l.version+1 {
 		l.version = v
 	}

@@ -101,3 +101,35 @@ func TestOverridesFileStore(t *testing.T) {
 		t.Errorf("second restore = %v; want ErrNoOverride", err)
 	}
 }
+
+// A Redis that restarts empty (no persistence) gets the fleet's
+// overrides back from the replicas that hold them.
+func TestOverridesRedisLosesSet(t *testing.T) {
+	rs := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: rs.Addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	a := liveWithStore(t, NewRedisStore(ctx, rdb), nil)
+	go a.Run(ctx)
+	if _, _, err := a.Rollback("support-bot", "canary"); err != nil {
+		t.Fatal(err)
+	}
+	rs.Kill()
+	rs.Restart() // empty: persistence is off
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		ovs, _, err := NewRedisStore(ctx, rdb).Load(ctx)
+		if err == nil && len(ovs) == 1 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b := liveWithStore(t, NewRedisStore(ctx, rdb), nil)
+	if got := b.Load().Route("support-bot").Cohorts(); !slices.Equal(got, []string{"stable"}) {
+		t.Errorf("a replica reading the restarted Redis: cohorts %v; want the rollback written back", got)
+	}
+	if got := a.Load().Route("support-bot").Cohorts(); !slices.Equal(got, []string{"stable"}) {
+		t.Errorf("A lost its rollback when Redis lost the set: cohorts %v", got)
+	}
+}
