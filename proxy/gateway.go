@@ -536,18 +536,22 @@ func (g *Gateway) apply(cfg *configs.Config, source string) (configs.State, []co
 	// Overrides whose part the new file leaves as it was hold; the others
 	// are cleared for the fleet, each with its audit entry (issue 17).
 	g.promptsSeen() // the outgoing prompts' last_seen is now
+	// The audit entry is stamped with the moment the new table went live:
+	// a request admitted right after it must not look older than the
+	// change that affected it (an incident's changes, auto_revert_prompt).
+	at := g.now()
 	oldState, newState, cleared := g.live.Reload(routing.NewTable(cfg, g.breakers))
-	g.promptsSeen()
 	g.reloads.Add(1)
 	changes := append(configs.Diff(oldState, newState), configs.DiffConfig(oldCfg, cfg)...)
 	reason := ""
 	if kept := len(newState.Overrides()); kept > 0 {
 		reason = fmt.Sprintf("kept %d override(s) whose part the file left unchanged", kept)
 	}
-	if _, err := g.audit.Append(incidents.AuditEntry{Source: source, Revision: cfg.Revision, Reason: reason, Changes: changes}); err != nil {
+	if _, err := g.audit.Append(incidents.AuditEntry{At: at, Source: source, Revision: cfg.Revision, Reason: reason, Changes: changes}); err != nil {
 		g.log.Warn("audit append failed", "err", err)
 	}
 	g.auditCleared(cleared, source, cfg.Revision)
+	g.promptsSeen()
 	g.log.Info("config reloaded", "source", source, "config_revision", cfg.Revision, "changes", len(changes), "overrides_cleared", len(cleared))
 	return newState, changes, nil
 }

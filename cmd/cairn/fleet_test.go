@@ -61,30 +61,42 @@ func incidentIDs(t *testing.T, g *relGateway) []string {
 	return ids
 }
 
-// Each replica sees 30 failing canary requests, below min_requests 40, so
-// no replica alone may decide; the fleet sees 90. Cairn opens one
-// incident (the canary's 429s cross two signals on three replicas) and the
-// canary is rolled back on every replica.
+// The canary's failures are spread over three replicas, round robin,
+// and no replica sees more than 20 of them, half of min_requests 40: no
+// replica alone may decide, the fleet sees enough. Cairn opens one incident
+// (the canary's 429s cross two signals on three replicas) and the canary is
+// rolled back on every replica.
 func TestFleetDetectionMergesReplicas(t *testing.T) {
 	rs := redistest.Start(t)
 	m, mock := startInProcMock(t)
 	m.SetFault("canary-model", loadtest.Fault{Status: 429})
 	gs := startDetectFleet(t, mock, rs.URL(), 40)
-	for gi, g := range gs {
-		canary := 0
-		for u := 0; canary < 30; u++ {
-			r := postChat(g.api, "", chatBody("support-bot", fmt.Sprintf(`"user":"f%d-%d"`, gi, u)))
-			if r.err != nil {
-				t.Fatal(r.err)
+	failed := make([]int, len(gs))
+	rolled := false
+	for u := 0; !rolled; u++ {
+		if u > 3000 {
+			t.Fatalf("no rollback after %v canary failures per replica", failed)
+		}
+		gi := u % len(gs)
+		if failed[gi] >= 20 {
+			// Every replica is at its share: the fleet has 60 ≥ 40.
+			for _, g := range gs {
+				waitState(t, g, 3*time.Second, "the fleet rolls the canary back", rolledBack("canary"))
 			}
-			if r.status != 200 {
-				canary++
-			}
-			if u > 500 {
-				t.Fatal("could not reach the canary")
-			}
+			break
+		}
+		r := postChat(gs[gi].api, "", chatBody("support-bot", fmt.Sprintf(`"user":"f-%d"`, u)))
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.status != 200 {
+			failed[gi]++
+		}
+		if u%30 == 0 {
+			rolled = slices.Contains(routeState(t, gs[gi]).RolledBack, "canary")
 		}
 	}
+	t.Logf("canary failures per replica when the fleet rolled back: %v (min_requests 40)", failed)
 	for _, g := range gs {
 		waitState(t, g, 3*time.Second, "the fleet rolls the canary back", rolledBack("canary"))
 	}
