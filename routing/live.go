@@ -103,7 +103,9 @@ func (l *Live) LoadOverrides(ctx context.Context) error {
 		return nil
 	}
 	err := l.sync(ctx, true)
-	if err == nil || l.cache == nil || l.loaded.Load() {
+	if err == nil || l.cache == nil || l.loaded.Load() || !l.cache.exists() {
+		// No local copy (a first start): not ready until the store
+		// answers, rather than serve what the fleet rolled back.
 		return err
 	}
 	ovs, v, cerr := l.cache.Load(ctx)

@@ -109,6 +109,11 @@ func (s *FileStore) Save(ovs []configs.Override, version int64) error {
 	return s.write(overridesDoc{Version: version, Overrides: ovs})
 }
 
+func (s *FileStore) exists() bool {
+	_, err := os.Stat(s.path)
+	return err == nil
+}
+
 // Changed returns nil: one process owns a data_dir.
 func (s *FileStore) Changed() <-chan struct{} { return nil }
 
