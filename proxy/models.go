@@ -31,7 +31,7 @@ func (g *Gateway) retrieveModel(ctx *fasthttp.RequestCtx, id string) {
 	}
 	x.rec.RequestedModel = clip([]byte(id), 256)
 	r := g.live.Load().Match(id)
-	if r == nil || (key != nil && len(key.Routes) > 0 && !containsString(key.Routes, r.Name)) {
+	if r == nil || (key != nil && !key.Allows(r.Name)) {
 		se := statusErr(fasthttp.StatusNotFound, "invalid_request_error", "model_not_found", capture.OutcomeNotFound,
 			fmt.Sprintf("the model %q does not exist or you do not have access to it", x.rec.RequestedModel))
 		se.Param = "model"
