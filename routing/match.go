@@ -27,6 +27,8 @@ type matcher struct {
 	rest       []int32
 
 	cache matchCache
+	// match is path.Match; tests count the patterns tried through it.
+	match func(pattern, name string) (bool, error)
 }
 
 // glob is one match pattern and the position of its route in Table.routes.
@@ -39,7 +41,7 @@ type glob struct {
 const noRoute = -1
 
 func newMatcher(routes []*Route) *matcher {
-	m := &matcher{byPrefix: map[string][]int32{}, bySuffix: map[string][]int32{}}
+	m := &matcher{byPrefix: map[string][]int32{}, bySuffix: map[string][]int32{}, match: path.Match}
 	m.cache.init()
 	for ri, r := range routes {
 		for _, p := range r.Config.Globs {
@@ -122,7 +124,7 @@ func (m *matcher) scan(model string) int32 {
 			if gi >= best {
 				return
 			}
-			if ok, _ := path.Match(m.globs[gi].pattern, model); ok {
+			if ok, _ := m.match(m.globs[gi].pattern, model); ok {
 				best = gi
 				return
 			}
@@ -220,18 +222,20 @@ func (c *matchCache) put(model string, route int32) {
 		}
 	}
 	for w := range s {
-		cur := s[w].Load()
-		if cur == nil || !cur.ref.Load() {
+		if cur := s[w].Load(); cur == nil || !cur.ref.Load() {
 			if s[w].CompareAndSwap(cur, e) {
 				return
 			}
-			continue
 		}
-		cur.ref.Store(false)
 	}
-	// Both were read since stored: take the way the name's length picks,
-	// so that two names contending for one set do not always evict the
-	// same way.
+	// Both were read since stored: each loses its second chance and the
+	// way the name's length picks goes, so that two names contending for
+	// one set do not always evict the same way.
+	for w := range s {
+		if cur := s[w].Load(); cur != nil {
+			cur.ref.Store(false)
+		}
+	}
 	s[len(model)&1].Store(e)
 }
 
