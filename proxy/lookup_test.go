@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"gopkg.in/yaml.v3"
-
 	"github.com/cairnhq/cairn/configs"
 	"github.com/cairnhq/cairn/loadtest"
 )
@@ -28,7 +26,7 @@ func manyYAML(t testing.TB, upstream string, keys, routes int, extra ...configs.
 		Routes: []configs.Route{{Name: "support-bot", Targets: []configs.Target{{Provider: "mock", Model: "up-model"}}}},
 	}
 	cfg := loadtest.ManyKeysRoutesConfig(base, keys, routes)
-	b, err := yaml.Marshal(&cfg)
+	b, err := loadtest.MarshalConfig(&cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +76,10 @@ func TestLookupManyKeysAndRoutes(t *testing.T) {
 	}
 
 	next := manyYAML(t, up, n, n, configs.Key{Name: "arriving", KeySHA256: sha256Hex("arriving-secret")})
-	next = strings.Replace(next, "- support-bot-*", "- support-bot@*", 1)
+	if !strings.Contains(next, "support-bot-*") {
+		t.Fatalf("the config has no glob support-bot-*:\n%.2000s", next)
+	}
+	next = strings.Replace(next, "support-bot-*", "support-bot@*", 1)
 	tg.rewrite(t, next)
 	if r := do(t, "POST", tg.admin+"/admin/reload", "", ""); r.status != 200 {
 		t.Fatalf("reload = %d %s", r.status, r.body)
