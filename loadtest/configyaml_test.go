@@ -25,9 +25,9 @@ func TestMarshalConfigSameConfig(t *testing.T) {
 		Keys:      []configs.Key{key},
 		Routes: []configs.Route{{
 			Name: "r", Match: []string{"r-*"}, Prompt: configs.Prompt{Version: "v1"},
-			Flags:   map[string]any{"strict": false, "n": 0, "s": ""},
-			Sticky:  "header:X-User",
-			Targets: []configs.Target{{Provider: "mock", Model: "a", Weight: intp(1)}, {Provider: "mock", Model: "b", Weight: intp(0), Cohort: "canary"}},
+			Flags:        map[string]any{"strict": false, "n": 0, "s": ""},
+			Sticky:       "header:X-User",
+			Targets:      []configs.Target{{Provider: "mock", Model: "a", Weight: intp(1)}, {Provider: "mock", Model: "b", Weight: intp(0), Cohort: "canary"}},
 			Fallbacks:    []configs.Target{{Provider: "mock"}},
 			Contract:     configs.Contract{Mode: configs.ModeEnforce},
 			AutoRollback: true, MaxBodyBytes: 1 << 20,
