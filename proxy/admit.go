@@ -64,6 +64,10 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	if !ctx.IsPost() {
 		return errMethod
 	}
+	// One table for the key, the route and the key's allow-list: a reload
+	// between them must not judge a key of one config on a route of another.
+	tbl := g.live.Load()
+	x.cfg = tbl.Config()
 	key, se := authenticate(x.cfg, &ctx.Request.Header)
 	if se != nil {
 		return se
@@ -97,7 +101,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 		Stream: x.req.Stream, Temperature: x.req.Temperature, MaxTokens: x.req.MaxTokens,
 		ResponseFormat: x.req.ResponseFormat, Tools: x.req.ToolCount,
 	}
-	x.route = g.live.Load().Match(x.req.Model)
+	x.route = tbl.Match(x.req.Model)
 	if x.route == nil {
 		se := statusErr(fasthttp.StatusNotFound, "invalid_request_error", "model_not_found", capture.OutcomeNotFound,
 			fmt.Sprintf("the model %q does not exist or you do not have access to it", modelPrefix(x.req.Model)))
