@@ -53,6 +53,8 @@ type Config struct {
 	AdminToken string `yaml:"-" json:"-"`
 	// Path is the file the config was loaded from, if any.
 	Path string `yaml:"-" json:"-"`
+
+	keyIndex keyIndex // digest → index in Keys, built by Load (see KeyByDigest)
 }
 
 // Server holds the listener limits. fasthttp's own defaults are unlimited
@@ -131,6 +133,8 @@ type Key struct {
 	// that the gateway can find it in what it sends and writes. Never
 	// logged or recorded.
 	Secret string `yaml:"-" json:"-"`
+
+	allowed map[string]struct{} // Routes as a set, built by Load (see Allows)
 }
 
 // Route maps client model names to upstream targets.

@@ -53,11 +53,13 @@ func DiffConfig(a, b *Config) []Change {
 			}
 		}
 	}
+	aKeys := make(map[string]*Key, len(a.Keys)) // by name: pairs are quadratic in 10,000 keys (issue 15)
+	for i := range a.Keys {
+		aKeys[a.Keys[i].Name] = &a.Keys[i]
+	}
 	for _, kb := range b.Keys {
-		for _, ka := range a.Keys {
-			if ka.Name == kb.Name {
-				secret("keys["+kb.Name+"].key", ka.Digest != kb.Digest)
-			}
+		if ka, ok := aKeys[kb.Name]; ok {
+			secret("keys["+kb.Name+"].key", ka.Digest != kb.Digest)
 		}
 	}
 	for i := range min(len(a.Notify.Webhooks), len(b.Notify.Webhooks)) {

@@ -81,6 +81,7 @@ func Load(data []byte, o Options) (*Config, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	c.Revision = rev
+	c.indexKeys()
 	return &c, nil
 }
 

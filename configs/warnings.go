@@ -18,6 +18,7 @@ func (c *Config) Warnings() []string {
 		route, field, g string
 	}
 	var earlier []glob
+	idx := newShadowIndex() // the first earlier glob that globCovers one, in O(1) of the routes
 	for i, r := range c.Routes {
 		shadowed := 0
 		for j, g := range r.Match {
@@ -25,18 +26,17 @@ func (c *Config) Warnings() []string {
 			if g == "*" {
 				out = append(out, fmt.Sprintf("%s: %q catches every model name without a '/': a typo in a client's model goes to route %q instead of getting 404 model_not_found", f, g, r.Name))
 			}
-			for _, e := range earlier {
-				if globCovers(e.g, g) {
-					if e.route == r.Name {
-						out = append(out, fmt.Sprintf("%s: %q is never used: %s %q of the same route already matches every model it matches", f, g, e.field, e.g))
-					} else {
-						out = append(out, fmt.Sprintf("%s: %q is never used: %s %q of route %q comes first and matches every model it matches", f, g, e.field, e.g, e.route))
-					}
-					shadowed++
-					break
+			if o := idx.coveredBy(g); o >= 0 {
+				e := earlier[o]
+				if e.route == r.Name {
+					out = append(out, fmt.Sprintf("%s: %q is never used: %s %q of the same route already matches every model it matches", f, g, e.field, e.g))
+				} else {
+					out = append(out, fmt.Sprintf("%s: %q is never used: %s %q of route %q comes first and matches every model it matches", f, g, e.field, e.g, e.route))
 				}
+				shadowed++
 			}
 			earlier = append(earlier, glob{r.Name, f, g})
+			idx.add(g)
 		}
 		if len(r.Match) > 0 && shadowed == len(r.Match) {
 			out = append(out, fmt.Sprintf("routes[%d]: every match glob of route %q is shadowed: only requests for the model %q reach it", i, r.Name, r.Name))

@@ -133,8 +133,7 @@ func (m *Manager) Unsaved() int {
 func (m *Manager) tick() {
 	now := m.now()
 	if now.Sub(m.lastLive) >= time.Second {
-		st := m.o.State.State()
-		m.det.setLive(&st)
+		m.refreshLive()
 		m.lastLive = now
 	}
 	if now.Sub(m.lastPrune) >= m.cfg.window {

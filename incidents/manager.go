@@ -100,6 +100,7 @@ type Manager struct {
 	// Owned by the loop goroutine.
 	auditSeq  int64
 	lastLive  time.Time
+	liveGen   liveGen // see refreshLive
 	lastPrune time.Time
 
 	stop      chan struct{}
@@ -178,8 +179,7 @@ func NewManager(o Options) (*Manager, error) {
 	}
 	m.created = m.now()
 	m.det = newDetector(m.cfg)
-	st := o.State.State()
-	m.det.setLive(&st)
+	m.refreshLive()
 	if o.Redis != nil {
 		m.rs = newRedisStore(o.Redis)
 		m.fleet = newFleet(o.Redis, o.Replica, m.log)

@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"gopkg.in/yaml.v3"
 
 	"github.com/cairnhq/cairn/configs"
 )
@@ -54,6 +53,10 @@ type Options struct {
 	// Replicas is how many gateways the prompt-revert drill runs (sharing
 	// one Redis when > 1). Default 1.
 	Replicas int
+	// Keys and Routes, when > 0, pad the overhead scenario's gateway config
+	// to that many keys and glob routes (ManyKeysRoutesConfig), to measure
+	// what many tenants and models cost per request.
+	Keys, Routes int
 }
 
 // openMaxInFlight bounds the requests an open loop keeps in flight; one
@@ -275,7 +278,7 @@ func (e *runEnv) startGateway(name string, cfg configs.Config) (*gateway, error)
 	if cfg.DataDir == "" {
 		cfg.DataDir = filepath.Join(e.dir, name+"-data")
 	}
-	b, err := yaml.Marshal(&cfg)
+	b, err := MarshalConfig(&cfg)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s config: %w", name, err)
 	}

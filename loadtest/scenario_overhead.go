@@ -61,7 +61,7 @@ func runOverhead(e *runEnv) error {
 		return err
 	}
 	key, secret := benchKey("bench", 0)
-	gw, err := e.startGateway("cairn", configs.Config{
+	gwCfg, model := e.padLookup(configs.Config{
 		Release:   "loadtest",
 		Providers: []configs.Provider{{Name: "mock", BaseURL: "http://" + mockAddr + "/v1", Timeout: configs.Duration(30 * time.Second)}},
 		Keys:      []configs.Key{key},
@@ -70,7 +70,8 @@ func runOverhead(e *runEnv) error {
 			Targets:  []configs.Target{{Provider: "mock", Model: "mock-model"}},
 			Contract: configs.Contract{Mode: configs.ModeObserve, SchemaFile: schema},
 		}},
-	})
+	}, "bench")
+	gw, err := e.startGateway("cairn", gwCfg)
 	if err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func runOverhead(e *runEnv) error {
 	}
 	bodies := make([][]byte, 256)
 	for i := range bodies {
-		bodies[i] = benchBody("bench", "user-"+strconv.Itoa(i), false)
+		bodies[i] = benchBody(model, "user-"+strconv.Itoa(i), false)
 	}
 
 	results := map[string][]overheadRound{}

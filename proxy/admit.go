@@ -1,8 +1,8 @@
 package proxy
 
 import (
+	"bytes"
 	"crypto/sha256"
-	"crypto/subtle"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,33 +16,35 @@ import (
 	"github.com/cairnhq/cairn/schema"
 )
 
-// authenticate matches the bearer token against the configured keys by
-// comparing SHA-256 digests in constant time. With no keys configured the
-// gateway is open.
+// authenticate finds the key of the bearer token (or Azure-style api-key
+// header): it hashes the token with SHA-256 and looks the digest up in the
+// config's key index, then compares the whole digest in constant time
+// (configs.Config.KeyByDigest). Its cost depends on the token's length,
+// never on the number of keys or on how much of a key the token shares
+// with a real one, and an unknown key costs what a known one does (issue
+// 15). With no keys configured the gateway is open.
 func authenticate(cfg *configs.Config, h *fasthttp.RequestHeader) (*configs.Key, *StatusError) {
 	if len(cfg.Keys) == 0 {
 		return nil, nil
 	}
+	var token []byte
 	auth := h.Peek("Authorization")
 	const prefix = "Bearer "
-	if len(auth) <= len(prefix) || !strings.EqualFold(string(auth[:len(prefix)]), prefix) {
+	switch {
+	case len(auth) > len(prefix) && bytes.EqualFold(auth[:len(prefix)], []byte(prefix)):
+		token = auth[len(prefix):]
+	default:
 		if k := h.Peek("api-key"); len(k) > 0 { // Azure-style clients
-			auth = append([]byte(prefix), k...)
+			token = k
 		} else {
 			return nil, errMissingKey
 		}
 	}
-	sum := sha256.Sum256(auth[len(prefix):])
-	var found *configs.Key
-	for i := range cfg.Keys {
-		if subtle.ConstantTimeCompare(sum[:], cfg.Keys[i].Digest[:]) == 1 {
-			found = &cfg.Keys[i]
-		}
+	sum := sha256.Sum256(token)
+	if k := cfg.KeyByDigest(&sum); k != nil {
+		return k, nil
 	}
-	if found == nil {
-		return nil, errBadKey
-	}
-	return found, nil
+	return nil, errBadKey
 }
 
 // admit runs everything before the first upstream try: concurrency slot,
@@ -62,6 +64,10 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	if !ctx.IsPost() {
 		return errMethod
 	}
+	// One table for the key, the route and the key's allow-list: a reload
+	// between them must not judge a key of one config on a route of another.
+	tbl := g.live.Load()
+	x.cfg = tbl.Config()
 	key, se := authenticate(x.cfg, &ctx.Request.Header)
 	if se != nil {
 		return se
@@ -95,7 +101,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 		Stream: x.req.Stream, Temperature: x.req.Temperature, MaxTokens: x.req.MaxTokens,
 		ResponseFormat: x.req.ResponseFormat, Tools: x.req.ToolCount,
 	}
-	x.route = g.live.Load().Match(x.req.Model)
+	x.route = tbl.Match(x.req.Model)
 	if x.route == nil {
 		se := statusErr(fasthttp.StatusNotFound, "invalid_request_error", "model_not_found", capture.OutcomeNotFound,
 			fmt.Sprintf("the model %q does not exist or you do not have access to it", modelPrefix(x.req.Model)))
@@ -106,7 +112,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	x.rec.Route = x.route.Name
 	x.rec.PromptVersion = rc.Prompt.Version
 	x.rec.Flags = rc.Flags
-	if key != nil && len(key.Routes) > 0 && !containsString(key.Routes, x.route.Name) {
+	if key != nil && !key.Allows(x.route.Name) {
 		se := statusErr(fasthttp.StatusForbidden, "invalid_request_error", "model_not_allowed", capture.OutcomeForbidden,
 			fmt.Sprintf("this key may not use the model %q", modelPrefix(x.req.Model)))
 		se.Param = "model"
@@ -142,15 +148,6 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 		x.sticky = string(ctx.Request.Header.Peek(rc.Sticky[len("header:"):]))
 	}
 	return nil
-}
-
-func containsString(ss []string, s string) bool {
-	for _, v := range ss {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // rateLimited sets retry-after and retry-after-ms (as OpenAI does) and

@@ -229,6 +229,10 @@ type liveState struct{ l *routing.Live }
 
 func (s liveState) State() configs.State { return s.l.Load().State() }
 
+// Generation lets the incident manager rebuild its view of the live state
+// only when a reload or rollback changed it (see routing.Live.Generation).
+func (s liveState) Generation() uint64 { return s.l.Generation() }
+
 func buildUpstreams(cfg *configs.Config, old map[string]*upstream) (map[string]*upstream, error) {
 	m := make(map[string]*upstream, len(cfg.Providers))
 	for _, p := range cfg.Providers {

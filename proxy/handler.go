@@ -548,7 +548,7 @@ func (g *Gateway) listModels(ctx *fasthttp.RequestCtx) {
 	buf = append(buf, `{"object":"list","data":[`...)
 	n := 0
 	for _, r := range x.cfg.Routes {
-		if key != nil && len(key.Routes) > 0 && !containsString(key.Routes, r.Name) {
+		if key != nil && !key.Allows(r.Name) {
 			continue
 		}
 		if n > 0 {

@@ -21,6 +21,8 @@ func (g *Gateway) retrieveModel(ctx *fasthttp.RequestCtx, id string) {
 		g.fail(ctx, x, errMethod)
 		return
 	}
+	tbl := g.live.Load() // one snapshot for the key and the route (see admit)
+	x.cfg = tbl.Config()
 	key, se := authenticate(x.cfg, &ctx.Request.Header)
 	if se != nil {
 		g.fail(ctx, x, se)
@@ -30,8 +32,8 @@ func (g *Gateway) retrieveModel(ctx *fasthttp.RequestCtx, id string) {
 		x.rec.Key = key.Name
 	}
 	x.rec.RequestedModel = clip([]byte(id), 256)
-	r := g.live.Load().Match(id)
-	if r == nil || (key != nil && len(key.Routes) > 0 && !containsString(key.Routes, r.Name)) {
+	r := tbl.Match(id)
+	if r == nil || (key != nil && !key.Allows(r.Name)) {
 		se := statusErr(fasthttp.StatusNotFound, "invalid_request_error", "model_not_found", capture.OutcomeNotFound,
 			fmt.Sprintf("the model %q does not exist or you do not have access to it", x.rec.RequestedModel))
 		se.Param = "model"

@@ -20,7 +20,8 @@ import (
 // overrides under one lock, so none can undo another (issue 17).
 // It is safe for concurrent use and lives as long as the gateway.
 type Live struct {
-	p atomic.Pointer[Table]
+	p   atomic.Pointer[Table]
+	gen atomic.Uint64 // changes of p, counted after each is visible
 
 	mu      sync.Mutex
 	base    *Table
@@ -94,6 +95,13 @@ func (l *Live) Ready() bool { return l.loaded.Load() }
 
 // Load returns the current table.
 func (l *Live) Load() *Table { return l.p.Load() }
+
+// Generation counts the changes of the current table (reloads, overrides
+// set and cleared). It is incremented after the new table is visible, so a
+// reader that reads Generation and then Load never pairs a generation
+// with a table older than it: one that sees the same generation twice may
+// skip rebuilding what it derived from the table.
+func (l *Live) Generation() uint64 { return l.gen.Load() }
 
 // LoadOverrides reads the store and applies its set. When the store fails
 // and a local copy exists, the copy is applied (and Ready turns true); the
@@ -214,6 +222,7 @@ func overrideEqual(a, b *configs.Override) bool {
 func (l *Live) rebuild() {
 	ovs := l.list()
 	l.p.Store(l.base.applyOverrides(ovs))
+	l.gen.Add(1)
 	if l.cache != nil {
 		if err := l.cache.Save(ovs, l.version); err != nil {
 			l.log.Warn("save local copy of overrides", "err", err)

@@ -12,7 +12,6 @@ package routing
 import (
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 
 	"github.com/cairnhq/cairn/configs"
@@ -150,6 +149,7 @@ type Table struct {
 	cfg    *configs.Config
 	routes []*Route
 	byName map[string]*Route
+	globs  *matcher // shared with the tables WithoutCohort derives
 }
 
 // NewTable builds the table of a validated config, taking each upstream's
@@ -192,6 +192,7 @@ func NewTable(cfg *configs.Config, b *Breakers) *Table {
 			t.byName[r.Name] = r
 		}
 	}
+	t.globs = newMatcher(t.routes)
 	return t
 }
 
@@ -207,17 +208,17 @@ func (t *Table) Route(name string) *Route { return t.byName[name] }
 
 // Match returns the route for a client's model name: the route of that
 // exact name first, then the first route (in config order) one of whose
-// match globs (path.Match syntax) matches; nil if none does.
+// match globs (path.Match syntax) matches; nil if none does. Its cost does
+// not grow with the number of routes: exact names are a map lookup, globs
+// go through an index by literal prefix and suffix and a bounded cache of
+// recent names, misses included (issue 15). Each table built by NewTable
+// has a fresh cache, so a reload never answers from the old globs.
 func (t *Table) Match(model string) *Route {
 	if r, ok := t.byName[model]; ok {
 		return r
 	}
-	for _, r := range t.routes {
-		for _, g := range r.Config.Globs {
-			if ok, _ := path.Match(g, model); ok {
-				return r
-			}
-		}
+	if i := t.globs.route(model); i != noRoute {
+		return t.routes[i]
 	}
 	return nil
 }
@@ -288,7 +289,7 @@ func (t *Table) WithoutCohort(route, cohortName string) (*Table, error) {
 	nr.rolledBack = append(slices.Clone(r.rolledBack), cohortName)
 	nr.index()
 
-	nt := &Table{cfg: t.cfg, routes: slices.Clone(t.routes), byName: make(map[string]*Route, len(t.byName))}
+	nt := &Table{cfg: t.cfg, routes: slices.Clone(t.routes), byName: make(map[string]*Route, len(t.byName)), globs: t.globs}
 	for i, x := range nt.routes {
 		if x == r {
 			nt.routes[i] = nr

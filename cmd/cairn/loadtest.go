@@ -26,7 +26,9 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) error {
 	workDir := fs.String("work-dir", "", "keep configs, data and child logs here")
 	drill := fs.String("scenario", "", "drill: "+strings.Join(loadtest.DrillScenarios(), " or ")+" (default canary)")
 	replicas := fs.Int("replicas", 0, "drill --scenario prompt-revert: cairn serve processes sharing one Redis and the load")
-	if err := fs.Parse(flagsAnywhere(args, map[string]bool{"json": true, "svg": true, "seconds": true, "rate": true, "streams": true, "work-dir": true, "scenario": true, "replicas": true})); err != nil {
+	keys := fs.Int("keys", 0, "overhead: pad the gateway config to N keys")
+	routes := fs.Int("routes", 0, "overhead: pad the gateway config to N glob routes")
+	if err := fs.Parse(flagsAnywhere(args, map[string]bool{"json": true, "svg": true, "seconds": true, "rate": true, "streams": true, "work-dir": true, "scenario": true, "replicas": true, "keys": true, "routes": true})); err != nil {
 		return usageError{err.Error()}
 	}
 	if fs.NArg() != 1 {
@@ -41,6 +43,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) error {
 	rep, err := loadtest.Run(ctx, fs.Arg(0), loadtest.Options{
 		Binary: bin, Out: stderr, Quick: *quick, WorkDir: *workDir, Seconds: *seconds, Rate: *rate, Streams: *streams,
 		Drill: *drill, Replicas: *replicas,
+		Keys: *keys, Routes: *routes,
 	})
 	if rep != nil {
 		if werr := rep.WriteTable(stdout); werr != nil {
