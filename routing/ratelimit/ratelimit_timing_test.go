@@ -81,7 +81,7 @@ func BenchmarkRedisCheck(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			i++
-			l.Charge(ctx, "app", lim, fmt.Sprint("req-", i), 10)
+			l.Charge(ctx, "app", lim, fmt.Sprint("req-", i), 10, Reservation{})
 		}
 	})
 }
