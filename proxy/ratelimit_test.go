@@ -678,6 +678,8 @@ func TestRateLimitRedisKilled(t *testing.T) {
 		}
 	}
 
+	// Admitted from the outage share: open's requests past its slice.
+	out, _ := g.metric(t, "cairn_ratelimit_outage_admitted_total")
 	g.srv.Restart() // a new, empty Redis on the same address
 	start := time.Now()
 	g.waitShared(t, "both")
@@ -686,7 +688,6 @@ func TestRateLimitRedisKilled(t *testing.T) {
 	// The requests admitted from the outage share reach the new Redis as
 	// debt, so the window stays spent (units of the old Redis's leases
 	// died with it).
-	out, _ := g.metric(t, "cairn_ratelimit_outage_admitted_total")
 	deadline := time.Now().Add(3 * time.Second)
 	for g.redisRequests(t, "open") < int(out) && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

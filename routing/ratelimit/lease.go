@@ -273,7 +273,8 @@ func (s *leaseState) decision(lim Limits, now time.Time, kind string) Decision {
 // key's current window (and, with a TPM, tokens to reserve), spending it
 // locally. A replica with no units for the key waits for a lease, at most
 // Timeout, and is refused (retry-after 1s) rather than admitted on a guess
-// when none arrives; a window Redis reports spent is refused at once
+// when none arrives (units that come later stay in the slice for the next
+// request); a window Redis reports spent is refused at once
 // until it ends. While Redis is unreachable the decision is local: see
 // outage. reqID is unused.
 func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decision {
@@ -481,7 +482,7 @@ func (l *Redis) fetch(s *leaseState, giveBack bool) {
 	s.mu.Unlock()
 
 	sent := time.Now()
-	ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
+	ctx, cancel := context.WithTimeout(l.ctx, l.callTO)
 	v, err := leaseScript.Run(ctx, l.c, []string{s.rkey},
 		lim.RPM, lim.TPM, wantR, wantT, retWin, retR, retT, debtWin, debtR, debtT).Int64Slice()
 	cancel()
@@ -646,7 +647,7 @@ func (l *Redis) loop() {
 
 // heartbeat marks this replica live and reads how many are.
 func (l *Redis) heartbeat() {
-	ctx, cancel := context.WithTimeout(l.ctx, l.timeout)
+	ctx, cancel := context.WithTimeout(l.ctx, l.callTO)
 	n, err := heartbeatScript.Run(ctx, l.c, []string{l.prefix + "replicas"}, l.id, heartbeatTTL.Milliseconds()).Int64()
 	cancel()
 	if err != nil {
@@ -673,7 +674,7 @@ func (l *Redis) Close() {
 	if l.br.isOpen() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), l.callTO)
 	defer cancel()
 	now := time.Now()
 	l.keys.Range(func(_, v any) bool {

@@ -20,16 +20,20 @@ import (
 const (
 	DefaultRedisTimeout = 250 * time.Millisecond
 	DefaultPrefix       = "cairn:rl:"
+	// MinCallTimeout is the shortest deadline of one Redis call.
+	MinCallTimeout = time.Second
 	// logEvery bounds the "Redis failing" log lines.
 	logEvery = 10 * time.Second
 )
 
 // RedisOptions configure a Redis limiter.
 type RedisOptions struct {
-	// Timeout is the deadline of one Redis call (a lease, a return, a
-	// heartbeat; all run in the background) and the most a request waits
-	// when its replica holds no lease for its key. Default 250ms. The
-	// client must honour it: see NewRedis.
+	// Timeout is the most a request waits for a lease when its replica
+	// holds no budget for its key. Default 250ms. Redis calls themselves (leases, returns,
+	// heartbeats; all in the background) have a deadline of Timeout or
+	// MinCallTimeout, whichever is longer, so a slow but healthy Redis is
+	// not taken for a dead one. The client must honour deadlines: see
+	// NewRedis.
 	Timeout time.Duration
 	// Replicas is the number of gateway replicas sharing the budget until
 	// the replicas' heartbeats in Redis say how many are live; it sizes
@@ -60,7 +64,8 @@ type RedisOptions struct {
 // stopped by Close.
 type Redis struct {
 	c        redis.UniversalClient
-	timeout  time.Duration
+	timeout  time.Duration // a request's wait for a lease
+	callTO   time.Duration // one Redis call's deadline
 	replicas int
 	log      *slog.Logger
 	prefix   string
@@ -104,7 +109,7 @@ func NewRedis(c redis.UniversalClient, o RedisOptions) *Redis {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	l := &Redis{
-		c: c, timeout: o.Timeout, replicas: o.Replicas, log: o.Logger, prefix: o.Prefix,
+		c: c, timeout: o.Timeout, callTO: max(o.Timeout, MinCallTimeout), replicas: o.Replicas, log: o.Logger, prefix: o.Prefix,
 		id: hex.EncodeToString(b[:]),
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
