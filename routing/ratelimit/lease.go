@@ -437,13 +437,20 @@ func (l *Redis) startFetch(s *leaseState) {
 	}
 	s.fetching = true
 	l.wg.Add(1)
-	go l.fetch(s, false)
+	go l.fetch(s, fetchLease)
 }
 
-// fetch makes one call for s: a lease sized to the key's rate (and to the
-// requests waiting), plus any debt; or, with giveBack, the return of the
-// whole slice. It wakes the waiters when done.
-func (l *Redis) fetch(s *leaseState, giveBack bool) {
+// What a fetch does besides sending debt.
+const (
+	fetchLease  = iota // lease a slice sized to the key's rate and waiters
+	fetchReturn        // return the whole slice (the key went idle)
+	fetchSync          // only send debt
+)
+
+// fetch makes one call for s, by mode: a lease sized to the key's rate
+// (and to the requests waiting), the return of the whole slice, or neither;
+// each sends the debt. It wakes the waiters when done.
+func (l *Redis) fetch(s *leaseState, mode int) {
 	defer l.wg.Done()
 	s.mu.Lock()
 	lim := s.lim
@@ -456,10 +463,11 @@ func (l *Redis) fetch(s *leaseState, giveBack bool) {
 	}
 	var wantR, wantT, retR, retT int
 	var retWin int64 = -1
-	if giveBack {
+	switch mode {
+	case fetchReturn:
 		retWin, retR, retT = s.win, s.reqs, s.toks
 		s.reqs, s.toks = 0, 0
-	} else {
+	case fetchLease:
 		if !s.lastFetch.IsZero() {
 			switch since := now.Sub(s.lastFetch); {
 			case since < leaseTarget/2:
@@ -510,7 +518,7 @@ func (l *Redis) fetch(s *leaseState, giveBack bool) {
 		return
 	}
 	l.ok()
-	if giveBack {
+	if mode == fetchReturn {
 		l.lm.returnedReqs.Add(uint64(retR))
 		l.lm.returnedToks.Add(uint64(retT))
 	}
@@ -629,7 +637,11 @@ func (l *Redis) loop() {
 					if !l.closed {
 						s.fetching = true
 						l.wg.Add(1)
-						go l.fetch(s, s.valid(now) && (s.reqs > 0 || s.toks > 0))
+						mode := fetchSync
+						if s.valid(now) && (s.reqs > 0 || s.toks > 0) {
+							mode = fetchReturn
+						}
+						go l.fetch(s, mode)
 					}
 					l.goMu.RUnlock()
 				}
