@@ -172,7 +172,6 @@ func runLimits(e *runEnv) error {
 	}
 	leaseSeries := []string{
 		`cairn_ratelimit_lease_waits_total{result="refused"}`,
-		`cairn_ratelimit_lease_units_total{op="expired",kind="requests"}`,
 		"cairn_ratelimit_lease_calls_total",
 	}
 	leaseStats := func() []float64 {
@@ -252,7 +251,7 @@ func runLimits(e *runEnv) error {
 	burst.add("total", map[string]float64{"sent": float64(total[0]), "admitted": float64(total[1]), "refused": float64(total[2]), "other": float64(total[3]), "no_retry": float64(total[4]), "redis_errors": totalRedisErrs})
 	noLease := leaseAfter[0] - leaseBefore[0]
 	r.note("limiter during the burst: %.0f lease calls to Redis across both gateways, %.0f Redis errors, %.0f requests refused because no lease came within ratelimit.redis_timeout (each may leave its lease's units unspent: under-admission, never over)",
-		leaseAfter[2]-leaseBefore[2], totalRedisErrs, noLease)
+		leaseAfter[1]-leaseBefore[1], totalRedisErrs, noLease)
 	if len(res.ErrorSamples) > 0 {
 		r.note("burst errors: %s", joinSamples(res.ErrorSamples))
 	}
