@@ -122,7 +122,9 @@ type Key struct {
 	// Routes, when set, is the allow-list of route names this key may use.
 	Routes []string `yaml:"routes" json:"routes,omitempty"`
 	// FailClosed refuses requests (429) while the shared limiter in Redis
-	// is unreachable, instead of falling back to a per-replica share.
+	// is unreachable (three failed calls in a row; a slow answer is not a
+	// failure), once the replica has spent the budget it still held,
+	// instead of admitting a per-replica share of what remains.
 	FailClosed bool `yaml:"fail_closed" json:"fail_closed,omitempty"`
 
 	// Digest is the SHA-256 of the key, compared in constant time.

@@ -351,15 +351,21 @@ func stopTimer(t *time.Timer) {
 	}
 }
 
-// outage decides while Redis is unreachable. A fail_closed key is
-// refused. Otherwise the replica spends what it still holds of the window
-// (units Redis already counted) and then admits its share of what Redis
+// outage decides while Redis is unreachable. The replica spends what it
+// still holds of the window (units Redis already counted); past that a
+// fail_closed key is refused, and another admits its share of what Redis
 // had not yet granted when this replica last saw it, split by the live
 // replicas it knew of: the replicas together stay within the window's
 // limit, plus what other replicas leased after this one's last call. In a
 // window Redis never saw, the share is of the whole limit. Tokens: the
 // share of what remained, measured by the debt charged since.
 func (l *Redis) outage(s *leaseState, lim Limits, now time.Time) Decision {
+	if ok, _, res := s.take(lim, now); ok {
+		// Units Redis granted before it went away: counted, so exact.
+		d := s.decision(lim, now, "")
+		d.Reservation, d.Degraded = res, true
+		return d
+	}
 	if lim.FailClosed {
 		d := Decision{
 			Kind: KindRequests, Degraded: true,
@@ -369,11 +375,6 @@ func (l *Redis) outage(s *leaseState, lim Limits, now time.Time) Decision {
 		if lim.TPM > 0 {
 			d.ResetTokens = time.Second
 		}
-		return d
-	}
-	if ok, _, res := s.take(lim, now); ok {
-		d := s.decision(lim, now, "")
-		d.Reservation, d.Degraded = res, true
 		return d
 	}
 	w := s.windowAt(now)

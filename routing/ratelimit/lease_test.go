@@ -251,3 +251,38 @@ func TestLeaseTPMBound(t *testing.T) {
 		t.Errorf("tokens used = %d; want ≥ %d: the budget is spent, not stranded", u, tpm-workers*use)
 	}
 }
+
+// TestLeaseFailClosedSpendsHeld: with Redis unreachable a fail_closed
+// key still spends the units its replica holds (Redis granted and counted
+// them), then is refused.
+func TestLeaseFailClosedSpendsHeld(t *testing.T) {
+	srv := redistest.Start(t)
+	l, _ := newTestRedis(t, srv, RedisOptions{})
+	ctx := context.Background()
+	lim := Limits{RPM: 1000, FailClosed: true}
+	if d := l.Check(ctx, "closed", lim, ""); !d.Allowed {
+		t.Fatalf("first check = %+v", d)
+	}
+	for _, _, f := held(l, "closed"); f; _, _, f = held(l, "closed") {
+		time.Sleep(time.Millisecond)
+	}
+	units, _, _ := held(l, "closed")
+	if units == 0 {
+		t.Fatalf("no slice held after a check and its refill")
+	}
+	srv.Kill()
+	waitDegraded(t, l)
+	admitted := 0
+	for range units + 5 {
+		d := l.Check(ctx, "closed", lim, "")
+		if !d.Degraded {
+			t.Errorf("check with Redis dead not degraded: %+v", d)
+		}
+		if d.Allowed {
+			admitted++
+		}
+	}
+	if admitted != units {
+		t.Errorf("fail_closed key with Redis dead admitted %d; want the %d units its replica held, then refusals", admitted, units)
+	}
+}

@@ -38,7 +38,8 @@ const Window = time.Minute
 type Limits struct {
 	RPM, TPM int
 	// FailClosed refuses requests while the shared limiter (Redis) is
-	// unreachable instead of admitting a per-replica share.
+	// unreachable (past what the replica still holds of the window)
+	// instead of admitting a per-replica share of what remains.
 	FailClosed bool
 }
 
