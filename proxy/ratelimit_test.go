@@ -602,9 +602,13 @@ func (g *rlGateway) tripBreaker(t *testing.T) {
 // counted is what Redis had granted for "open" before it failed: the
 // replica may lose the units it held (a return sent as Redis failed is
 // not undone: it may have landed), never exceed the limit.
-func (g *rlGateway) failingRedisPhase(t *testing.T, admittedBefore, counted int) {
+//
+// It returns how many of open's requests were admitted from the outage
+// share (beyond the slice the replica held).
+func (g *rlGateway) failingRedisPhase(t *testing.T, admittedBefore, counted int) int {
 	t.Helper()
 	g.tripBreaker(t)
+	shareBefore, _ := g.metric(t, "cairn_ratelimit_outage_admitted_total")
 	const n = 60
 	results := make([]result, n+1)
 	took := make([]time.Duration, n+1)
@@ -615,6 +619,7 @@ func (g *rlGateway) failingRedisPhase(t *testing.T, admittedBefore, counted int)
 		}
 		wg.Wait()
 	}
+	shareAfter, _ := g.metric(t, "cairn_ratelimit_outage_admitted_total")
 	results[n], took[n] = g.post(t, "closed", chat("support-bot", ""))
 
 	statuses := map[int]int{}
@@ -642,6 +647,7 @@ func (g *rlGateway) failingRedisPhase(t *testing.T, admittedBefore, counted int)
 		t.Errorf("slowest request with the breaker open spent %v in the gateway; want ≤ %v: it waits on nothing", handler, rlSlack)
 	}
 	g.checkDegraded(t, true)
+	return int(shareAfter - shareBefore)
 }
 
 func TestRateLimitRedisPaused(t *testing.T) {
@@ -678,7 +684,7 @@ func TestRateLimitRedisKilled(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // let a refill in flight land
 	counted := g.redisRequests(t, "open")
 	g.srv.Kill()
-	g.failingRedisPhase(t, before, counted)
+	out := g.failingRedisPhase(t, before, counted)
 	// More failed dials than the client's pool size (64) trip go-redis's
 	// dial breaker too; requests stay fast.
 	for range 80 {
@@ -687,8 +693,6 @@ func TestRateLimitRedisKilled(t *testing.T) {
 		}
 	}
 
-	// Admitted from the outage share: open's requests past its slice.
-	out, _ := g.metric(t, "cairn_ratelimit_outage_admitted_total")
 	g.srv.Restart() // a new, empty Redis on the same address
 	start := time.Now()
 	g.waitShared(t, "both")
@@ -698,10 +702,10 @@ func TestRateLimitRedisKilled(t *testing.T) {
 	// debt, so the window stays spent (units of the old Redis's leases
 	// died with it).
 	deadline := time.Now().Add(3 * time.Second)
-	for g.redisRequests(t, "open") < int(out) && time.Now().Before(deadline) {
+	for g.redisRequests(t, "open") < out && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
-	if n := g.redisRequests(t, "open"); out < 1 || n < int(out) {
+	if n := g.redisRequests(t, "open"); out < 1 || n < out {
 		t.Errorf("new Redis counts %d requests for open; want at least the %v admitted from the outage share", n, out)
 	}
 	// Token charges reach the new Redis too.
