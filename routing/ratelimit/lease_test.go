@@ -189,8 +189,10 @@ func TestLeaseUnderAdmission(t *testing.T) {
 		}
 		if firstRefusal == 0 {
 			firstRefusal = time.Since(start)
-			if got := admitted; got != n-stranded {
-				t.Errorf("b refused after %d admitted in all; want %d (the limit less what a holds)", got, n-stranded)
+			// n−stranded, or more if a's idle slice already went back
+			// (on a slow machine b may take over leaseIdle to get here).
+			if got := admitted; got < n-stranded || got >= n {
+				t.Errorf("b refused after %d admitted in all; want %d..%d (the limit less what a holds)", got, n-stranded, n-1)
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
