@@ -8,7 +8,10 @@
 // has requests left and its token budget is not spent; Check counts the
 // request. Tokens are known only after the response, so Charge adds the
 // actual usage later; a reply that overshoots the budget still succeeds and
-// the next request is refused. Charge is idempotent per request ID.
+// the next request is refused. Charge is idempotent per request ID (for
+// two minutes: see dedupRing). The Redis limiter spends slices of the
+// window leased from Redis, so no request waits on Redis in the common
+// case and the replicas together never exceed the limit (see lease.go).
 //
 // A key whose Limits has RPM and TPM both 0 is unlimited and costs nothing:
 // no lock, no Redis call.
