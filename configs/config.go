@@ -124,7 +124,9 @@ type Key struct {
 	// Routes, when set, is the allow-list of route names this key may use.
 	Routes []string `yaml:"routes" json:"routes,omitempty"`
 	// FailClosed refuses requests (429) while the shared limiter in Redis
-	// is unreachable, instead of falling back to a per-replica share.
+	// is unreachable (three failed calls in a row; a slow answer is not a
+	// failure), once the replica has spent the budget it still held,
+	// instead of admitting a per-replica share of what remains.
 	FailClosed bool `yaml:"fail_closed" json:"fail_closed,omitempty"`
 
 	// Digest is the SHA-256 of the key, compared in constant time.
@@ -225,10 +227,16 @@ type Contract struct {
 
 // RateLimit configures the shared limiter.
 type RateLimit struct {
-	// RedisTimeout is the deadline of one limiter call to Redis. Default 25ms.
+	// RedisTimeout is the most a request waits for a lease of its key's
+	// budget when its replica holds none (a cold key, or demand beyond the
+	// slice); it is then refused with retry-after 1s. Requests never wait
+	// on Redis otherwise. Redis calls (in the background) have a deadline of
+	// this or 1s, whichever is longer. Default 250ms.
 	RedisTimeout Duration `yaml:"redis_timeout" json:"redis_timeout"`
-	// Replicas is the expected replica count; while Redis is unreachable
-	// each replica admits limit/replicas locally. Default 1.
+	// Replicas is the expected replica count until the replicas'
+	// heartbeats in Redis say how many are live; it sizes the leases and,
+	// while Redis is unreachable, the share of what remains of the window
+	// each replica may admit. Default 1.
 	Replicas int `yaml:"replicas" json:"replicas"`
 }
 

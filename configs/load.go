@@ -136,7 +136,7 @@ func (c *Config) applyDefaults() {
 			def(&r.Fallbacks[j].Cohort, DefaultCohort)
 		}
 	}
-	defDur(&c.RateLimit.RedisTimeout, 25*time.Millisecond)
+	defDur(&c.RateLimit.RedisTimeout, 250*time.Millisecond)
 	defInt(&c.RateLimit.Replicas, 1)
 	d := &c.Detection
 	defDur(&d.Window, 30*time.Second)

@@ -485,7 +485,7 @@ func TestLoadDefaults(t *testing.T) {
 		{"routes[0].targets[0].model", c.Routes[0].Targets[0].Model, ""},
 		{"routes[0].targets[1].cohort", c.Routes[0].Targets[1].Cohort, "canary"},
 		{"routes[0].fallbacks[0].cohort", c.Routes[0].Fallbacks[0].Cohort, "stable"},
-		{"ratelimit.redis_timeout", c.RateLimit.RedisTimeout.D(), 25 * time.Millisecond},
+		{"ratelimit.redis_timeout", c.RateLimit.RedisTimeout.D(), 250 * time.Millisecond},
 		{"ratelimit.replicas", c.RateLimit.Replicas, 1},
 		{"detection.window", c.Detection.Window.D(), 30 * s},
 		{"detection.min_requests", c.Detection.MinRequests, 20},

@@ -123,13 +123,15 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 			fmt.Sprintf("request body is larger than %d bytes, the limit of this model", limit))
 	}
 	if key != nil && (x.limits.RPM > 0 || x.limits.TPM > 0) {
-		// The Redis limiter bounds its own call by ratelimit.redis_timeout
-		// and decides locally past it, so a hung Redis adds at most that.
+		// The Redis limiter spends a leased slice locally; a request waits
+		// on Redis only when its replica holds none for the key, at most
+		// ratelimit.redis_timeout.
 		d := g.limiter.Check(g.baseCtx, key.Name, x.limits, x.id)
 		setRateLimitHeaders(&ctx.Response.Header, x.limits, d)
 		if !d.Allowed {
 			return rateLimited(&ctx.Response.Header, key.Name, x.limits, d)
 		}
+		x.reserved = d.Reservation
 	}
 	if x.ep == epChat {
 		x.contr, err = g.contracts.Prepare(rc.Contract.Schema, &x.req)
@@ -163,6 +165,8 @@ func rateLimited(h *fasthttp.ResponseHeader, keyName string, l ratelimit.Limits,
 	}
 	var msg string
 	switch {
+	case d.NoLease:
+		msg = fmt.Sprintf("rate limiter busy: no budget for key %s arrived from the shared limiter in time; retry after %s", keyName, d.RetryAfter.Round(time.Millisecond))
 	case d.Degraded && l.FailClosed:
 		msg = fmt.Sprintf("rate limiter unavailable and key %s is fail_closed; retry after %s", keyName, d.RetryAfter.Round(time.Millisecond))
 	case kind == ratelimit.KindTokens:

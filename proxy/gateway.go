@@ -34,7 +34,7 @@ import (
 // ratelimit.Redis both provide it.
 type limiter interface {
 	Check(ctx context.Context, key string, l ratelimit.Limits, reqID string) ratelimit.Decision
-	Charge(ctx context.Context, key string, l ratelimit.Limits, reqID string, tokens int)
+	Charge(ctx context.Context, key string, l ratelimit.Limits, reqID string, tokens int, res ratelimit.Reservation)
 	WritePrometheus(w io.Writer)
 }
 
@@ -75,9 +75,10 @@ type Gateway struct {
 	secrets *capture.Redactor
 	masker  *capture.Masker
 
-	// chargeAsync sends token charges through the charge queue (Redis:
-	// a second round trip must not delay the response); the in-memory
-	// limiter is charged inline.
+	// chargeAsync sends token charges through the charge queue. Both
+	// limiters settle a charge in memory (the Redis limiter sends debt to
+	// Redis in the background), so it is false; the queue stays for a
+	// limiter whose Charge does I/O.
 	chargeAsync bool
 	// chargesPending counts charges queued or being sent to Redis.
 	chargesPending atomic.Int64
@@ -128,6 +129,8 @@ type charge struct {
 	limits ratelimit.Limits
 	reqID  string
 	tokens int
+	// res is the token budget the limiter reserved at admission.
+	res ratelimit.Reservation
 }
 
 // New builds a gateway from a validated config. It opens the data
@@ -176,7 +179,6 @@ func New(o Options) (*Gateway, error) {
 		g.limiter = ratelimit.NewRedis(g.rdb, ratelimit.RedisOptions{
 			Timeout: cfg.RateLimit.RedisTimeout.D(), Replicas: cfg.RateLimit.Replicas, Logger: g.log,
 		})
-		g.chargeAsync = true
 	} else {
 		g.limiter = ratelimit.NewMemory(o.Now)
 	}
@@ -437,6 +439,9 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	}
 	_ = g.tracing.Shutdown(fctx)
 	g.cancel()
+	if c, ok := g.limiter.(interface{ Close() }); ok {
+		c.Close() // returns the unspent leases to Redis
+	}
 	if g.rdb != nil {
 		_ = g.rdb.Close()
 	}
@@ -459,7 +464,7 @@ func (g *Gateway) chargeLoop() {
 	defer g.workers.Done()
 	for c := range g.charges {
 		ctx, cancel := context.WithTimeout(g.baseCtx, time.Second)
-		g.limiter.Charge(ctx, c.key, c.limits, c.reqID, c.tokens)
+		g.limiter.Charge(ctx, c.key, c.limits, c.reqID, c.tokens, c.res)
 		cancel()
 		g.chargesPending.Add(-1)
 	}
@@ -472,7 +477,7 @@ func (g *Gateway) chargeLoop() {
 // adds a second round trip to a response.
 func (g *Gateway) chargeUsage(c charge) {
 	if !g.chargeAsync {
-		g.limiter.Charge(g.baseCtx, c.key, c.limits, c.reqID, c.tokens)
+		g.limiter.Charge(g.baseCtx, c.key, c.limits, c.reqID, c.tokens, c.res)
 		return
 	}
 	g.enqueueCharge(c)

@@ -65,13 +65,16 @@ type exchange struct {
 	cfg    *configs.Config
 	key    *configs.Key
 	limits ratelimit.Limits
-	route  *routing.Route
-	req    schema.Request
-	body   []byte // owned copy of the request body
-	sticky string
-	contr  schema.Contract
-	slot   bool
-	tp     string // traceparent sent upstream
+	// reserved is the token budget the limiter holds for this request
+	// until finish charges its usage.
+	reserved ratelimit.Reservation
+	route    *routing.Route
+	req      schema.Request
+	body     []byte // owned copy of the request body
+	sticky   string
+	contr    schema.Contract
+	slot     bool
+	tp       string // traceparent sent upstream
 
 	respRaw []byte // owned upstream body (non-streaming) for capture
 
@@ -262,8 +265,10 @@ func (g *Gateway) finish(x *exchange) {
 	} else if r.Raw.RequestBody == nil {
 		r.Raw.RequestBody = x.body
 	}
-	if tokens := r.Usage.TotalTokens + x.discardedTokens; x.key != nil && x.limits.TPM > 0 && tokens > 0 {
-		g.chargeUsage(charge{key: x.key.Name, limits: x.limits, reqID: x.id, tokens: tokens})
+	// A request that reserved tokens settles even with no usage, so the
+	// reservation goes back to the key's budget.
+	if tokens := r.Usage.TotalTokens + x.discardedTokens; x.key != nil && x.limits.TPM > 0 && (tokens > 0 || x.reserved.Tokens > 0) {
+		g.chargeUsage(charge{key: x.key.Name, limits: x.limits, reqID: x.id, tokens: tokens, res: x.reserved})
 	}
 	if x.slot {
 		<-g.sem

@@ -7,11 +7,6 @@ import (
 	"time"
 )
 
-// maxChargedIDs bounds the request IDs one key remembers per window for
-// Charge idempotency. Past it, charges still count but are no longer
-// deduplicated.
-const maxChargedIDs = 1 << 20
-
 // Memory limits keys within one process. It is safe for concurrent use
 // and lives as long as the gateway; it keeps one small bucket per key name
 // it has seen (configured keys, so bounded by the config).
@@ -27,10 +22,9 @@ type bucket struct {
 	win    int64 // window number: nanoseconds since the epoch / Window
 	reqs   int
 	tokens int
-	// charged and prev hold the request IDs charged in this window and the
-	// one before, so a charge that crosses a window boundary still counts
-	// once.
-	charged, prev map[string]struct{}
+	// charged remembers the request IDs charged in the last two minutes
+	// (bounded by time and size: see dedupRing).
+	charged dedupRing
 }
 
 // NewMemory returns an in-memory limiter reading time from now (nil:
@@ -60,7 +54,8 @@ func (l *Memory) Check(_ context.Context, key string, lim Limits, _ string) Deci
 // Charge adds tokens of actual usage to key's current window. It is
 // idempotent per reqID (an empty reqID is never deduplicated) and may push
 // the window past its TPM. It does nothing when TPM is 0.
-func (l *Memory) Charge(_ context.Context, key string, lim Limits, reqID string, tokens int) {
+// The reservation is unused: Memory charges the usage itself.
+func (l *Memory) Charge(_ context.Context, key string, lim Limits, reqID string, tokens int, _ Reservation) {
 	if lim.TPM <= 0 || tokens <= 0 {
 		return
 	}
@@ -95,12 +90,6 @@ func (b *bucket) roll(win int64) {
 	if win <= b.win {
 		return
 	}
-	if win == b.win+1 {
-		b.prev = b.charged
-	} else {
-		b.prev = nil
-	}
-	b.charged = nil
 	b.win, b.reqs, b.tokens = win, 0, 0
 }
 
@@ -125,24 +114,14 @@ func (l *Memory) check(key string, lim Limits) Decision {
 }
 
 func (l *Memory) charge(key, reqID string, tokens int) {
+	now := l.now()
 	win, _ := l.window()
 	b := l.bucket(key)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.roll(win)
-	if reqID != "" {
-		if _, dup := b.charged[reqID]; dup {
-			return
-		}
-		if _, dup := b.prev[reqID]; dup {
-			return
-		}
-		if b.charged == nil {
-			b.charged = make(map[string]struct{})
-		}
-		if len(b.charged) < maxChargedIDs {
-			b.charged[reqID] = struct{}{}
-		}
+	if reqID != "" && b.charged.seen(reqID, now, &l.m.dedupDropped) {
+		return
 	}
 	b.tokens += tokens
 }

@@ -69,7 +69,7 @@ func TestMemoryTPM(t *testing.T) {
 	}
 	for i, s := range steps {
 		if s.charge > 0 {
-			l.Charge(ctx, "app", lim, s.reqID, s.charge)
+			l.Charge(ctx, "app", lim, s.reqID, s.charge, Reservation{})
 		}
 		d := l.Check(ctx, "app", lim, "")
 		if d.Allowed != s.wantAllowed || d.Kind != s.wantKind || d.RemainingTokens != s.wantLeft || d.LimitTokens != 100 {
@@ -81,7 +81,7 @@ func TestMemoryTPM(t *testing.T) {
 		t.Errorf("Check in the next window = %+v; want allowed with 100 tokens", d)
 	}
 	// TPM 0: Charge does nothing.
-	l.Charge(ctx, "rpm-only", Limits{RPM: 5}, "x", 1_000_000)
+	l.Charge(ctx, "rpm-only", Limits{RPM: 5}, "x", 1_000_000, Reservation{})
 	if _, ok := l.buckets.Load("rpm-only"); ok {
 		t.Errorf("Charge with TPM 0 created state")
 	}
@@ -92,15 +92,15 @@ func TestMemoryChargeIdempotent(t *testing.T) {
 	l := NewMemory(c.now)
 	ctx := context.Background()
 	lim := Limits{TPM: 1000}
-	l.Charge(ctx, "app", lim, "req-1", 100)
-	l.Charge(ctx, "app", lim, "req-1", 100)
+	l.Charge(ctx, "app", lim, "req-1", 100, Reservation{})
+	l.Charge(ctx, "app", lim, "req-1", 100, Reservation{})
 	if d := l.Check(ctx, "app", lim, ""); d.RemainingTokens != 900 {
 		t.Errorf("after charging req-1 twice: remaining tokens = %d; want 900", d.RemainingTokens)
 	}
 	c.add(10 * time.Second) // next window
-	l.Charge(ctx, "app", lim, "req-1", 100)
-	l.Charge(ctx, "app", lim, "", 7)
-	l.Charge(ctx, "app", lim, "", 7) // no request ID: not deduplicated
+	l.Charge(ctx, "app", lim, "req-1", 100, Reservation{})
+	l.Charge(ctx, "app", lim, "", 7, Reservation{})
+	l.Charge(ctx, "app", lim, "", 7, Reservation{}) // no request ID: not deduplicated
 	if d := l.Check(ctx, "app", lim, ""); d.RemainingTokens != 986 {
 		t.Errorf("after a repeat across the window boundary: remaining tokens = %d; want 986", d.RemainingTokens)
 	}
@@ -175,7 +175,7 @@ func TestMemoryMetrics(t *testing.T) {
 	l.Check(ctx, "app", Limits{RPM: 1}, "")
 	l.Check(ctx, "app", Limits{RPM: 1}, "")
 	l.Check(ctx, "bulk", Limits{TPM: 1}, "")
-	l.Charge(ctx, "bulk", Limits{TPM: 1}, "r", 5)
+	l.Charge(ctx, "bulk", Limits{TPM: 1}, "r", 5, Reservation{})
 	l.Check(ctx, "bulk", Limits{TPM: 1}, "")
 	var buf bytes.Buffer
 	l.WritePrometheus(&buf)

@@ -8,7 +8,10 @@
 // has requests left and its token budget is not spent; Check counts the
 // request. Tokens are known only after the response, so Charge adds the
 // actual usage later; a reply that overshoots the budget still succeeds and
-// the next request is refused. Charge is idempotent per request ID.
+// the next request is refused. Charge is idempotent per request ID (for
+// two minutes: see dedupRing). The Redis limiter spends slices of the
+// window leased from Redis, so no request waits on Redis in the common
+// case and the replicas together never exceed the limit (see lease.go).
 //
 // A key whose Limits has RPM and TPM both 0 is unlimited and costs nothing:
 // no lock, no Redis call.
@@ -38,7 +41,8 @@ const Window = time.Minute
 type Limits struct {
 	RPM, TPM int
 	// FailClosed refuses requests while the shared limiter (Redis) is
-	// unreachable instead of admitting a per-replica share.
+	// unreachable (past what the replica still holds of the window)
+	// instead of admitting a per-replica share of what remains.
 	FailClosed bool
 }
 
@@ -57,9 +61,15 @@ type Decision struct {
 
 	// RetryAfter is how long a refused client should wait.
 	RetryAfter time.Duration
-	// Degraded is set when the decision was made locally because Redis
-	// failed or timed out.
+	// Degraded is set when the decision was made without Redis: Redis is
+	// unreachable, or (NoLease) no lease came within the deadline.
 	Degraded bool
+	// NoLease is set on a refusal because the replica held no budget for
+	// the key and no lease arrived from Redis within the deadline.
+	NoLease bool
+	// Reservation is what an admitted request holds of the key's token
+	// budget (Redis limiter); pass it to Charge when the request ends.
+	Reservation Reservation
 }
 
 // decide builds a Decision from a window's counts after the check (the
@@ -86,6 +96,9 @@ func decide(l Limits, kind string, reqs, tokens int, reset time.Duration) Decisi
 // names, so the series are bounded by the config.
 type metrics struct {
 	limited sync.Map // key name -> *limitedCounts
+	// dedupDropped counts charged request IDs the de-duplication ring had
+	// no room to remember (their charge counted; a repeat would too).
+	dedupDropped atomic.Uint64
 }
 
 type limitedCounts struct {
@@ -121,6 +134,8 @@ func (m *metrics) writePrometheus(w io.Writer) {
 		fmt.Fprintf(w, "cairn_ratelimit_limited_total{key=\"%s\",kind=\"requests\"} %d\n", name, c.requests.Load())
 		fmt.Fprintf(w, "cairn_ratelimit_limited_total{key=\"%s\",kind=\"tokens\"} %d\n", name, c.tokens.Load())
 	}
+	fmt.Fprintf(w, "# HELP cairn_ratelimit_dedup_dropped_total Charged request IDs not remembered for de-duplication because a ring bucket was full.\n"+
+		"# TYPE cairn_ratelimit_dedup_dropped_total counter\ncairn_ratelimit_dedup_dropped_total %d\n", m.dedupDropped.Load())
 }
 
 // escapeLabel escapes a Prometheus label value.
