@@ -65,7 +65,7 @@ func TestLookupOneSnapshot(t *testing.T) {
 				return
 			default:
 			}
-			tg.Live().Store(tables[i%2])
+			tg.Live().Reload(tables[i%2])
 			swaps.Add(1)
 			runtime.Gosched()
 		}

@@ -2,7 +2,7 @@ package routing
 
 import "testing"
 
-// TestLiveGeneration: every Store and successful Rollback moves the
+// TestLiveGeneration: every Reload and successful Rollback moves the
 // generation; a refused rollback and reads do not.
 func TestLiveGeneration(t *testing.T) {
 	tb, _ := newTestTable(t)
@@ -13,9 +13,9 @@ func TestLiveGeneration(t *testing.T) {
 	if g := l.Generation(); g != g0 {
 		t.Errorf("reads moved the generation from %d to %d", g0, g)
 	}
-	l.Store(tb)
+	l.Reload(tb)
 	if g := l.Generation(); g != g0+1 {
-		t.Errorf("after Store generation = %d; want %d", g, g0+1)
+		t.Errorf("after Reload generation = %d; want %d", g, g0+1)
 	}
 	if _, _, err := l.Rollback("support-bot", "canary"); err != nil {
 		t.Fatal(err)

@@ -271,7 +271,7 @@ func TestMatchReloadFreshCache(t *testing.T) {
 		}
 		return nil
 	})
-	l.Store(t2)
+	l.Reload(t2)
 	for m, want := range map[string]string{"fam-2-x": "<nil>", "shared-x": "route-2", "gone-x": "route-2"} {
 		if got := l.Load().Match(m); routeName(got) != want {
 			t.Errorf("after reload Match(%q) = %s; want %s", m, routeName(got), want)
@@ -349,7 +349,7 @@ func TestMatchConcurrent(t *testing.T) {
 		}()
 	}
 	for i := range 200 {
-		l.Store(tables[i%2])
+		l.Reload(tables[i%2])
 		runtime.Gosched()
 	}
 	wg.Wait()

@@ -127,7 +127,7 @@ func (t *Table) replaceRoute(name string, fn func(*Route)) *Table {
 	}
 	c := *r
 	fn(&c)
-	nt := &Table{cfg: t.cfg, routes: slices.Clone(t.routes), byName: make(map[string]*Route, len(t.byName))}
+	nt := &Table{cfg: t.cfg, routes: slices.Clone(t.routes), byName: make(map[string]*Route, len(t.byName)), globs: t.globs}
 	for i, x := range nt.routes {
 		if x == r {
 			nt.routes[i] = &c
