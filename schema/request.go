@@ -56,8 +56,11 @@ type Request struct {
 	// ParallelToolCalls is "parallel_tool_calls"; nil if absent or null
 	// (the API's default is true).
 	ParallelToolCalls *bool
-	// Temperature is "temperature"; nil if absent or null.
-	Temperature *float64
+	// Temperature is "temperature" when HasTemperature; HasTemperature is
+	// false when it is absent or null. (A value, not a pointer: the
+	// pointer cost every request an allocation, issue 15.)
+	Temperature    float64
+	HasTemperature bool
 	// MaxTokens is max_completion_tokens, else max_tokens; 0 if neither.
 	MaxTokens int
 	// MessageCount is the number of chat messages (0 for embeddings).
@@ -266,7 +269,7 @@ func ParseChatRequest(body []byte) (Request, error) {
 			if t, ok, e := checkNumber("temperature", numParams["temperature"], v); e != nil {
 				perr = e
 			} else if ok {
-				r.Temperature = &t
+				r.Temperature, r.HasTemperature = t, true
 			}
 		case kMaxTokens:
 			maxTok = v
