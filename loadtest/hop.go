@@ -114,3 +114,40 @@ func RunHop(addr, upstream string, stop <-chan struct{}) error {
 	<-errc
 	return nil
 }
+
+// PaddedJSONContent returns a json_object reply whose answer is padded with
+// words to about n bytes (the body-size variant's large responses); for
+// n <= len(DefaultMockJSONContent) it returns "" (the mock's default).
+func PaddedJSONContent(n int) string {
+	if n <= len(DefaultMockJSONContent) {
+		return ""
+	}
+	return `{"answer":"` + string(fillerText(n-40)) + `","confidence":0.9}`
+}
+
+// fillerText returns n bytes of plain words (no digits, addresses or
+// anything else the masker looks for), for padding bodies.
+func fillerText(n int) []byte {
+	const words = "the parcel left the depot and is on its way to the customer who asked about delivery options and refunds "
+	b := make([]byte, 0, n)
+	for len(b) < n {
+		b = append(b, words[:min(len(words), n-len(b))]...)
+	}
+	return b
+}
+
+// startHop starts `cairn loadtest-hop` in front of upstream.
+func (e *runEnv) startHop(name, upstream string) (string, *child, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	c, err := e.procs.start(name, e.o.Binary, []string{"loadtest-hop", "--listen", addr, "--upstream", upstream}, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := c.waitReady(e.ctx, tcpReady(addr)); err != nil {
+		return "", nil, err
+	}
+	return addr, c, nil
+}

@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"bytes"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -32,4 +35,47 @@ func BenchmarkHotPath(b *testing.B) {
 			})
 		})
 	}
+}
+
+// BenchmarkHotPathBody is BenchmarkHotPath with large request bodies (the
+// user message padded with plain words), for CPU per KB (issue 15):
+//
+//	go test ./proxy -run '^$' -bench HotPathBody -benchtime 2000x -count 6
+func BenchmarkHotPathBody(b *testing.B) {
+	for _, size := range []int{64 << 10, 1 << 20} {
+		body := paddedHotBody(size)
+		for _, mode := range []string{"hop", "cairn+schema"} {
+			b.Run(fmt.Sprintf("%s/req=%dKB", mode, size>>10), func(b *testing.B) {
+				url, _ := hotTarget(b, mode)
+				b.ReportAllocs()
+				b.SetBytes(int64(len(body)))
+				b.SetParallelism(4)
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					c := newHotClient(url)
+					defer c.release()
+					for pb.Next() {
+						if err := c.post(body); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// paddedHotBody is hotBody with one more user message of plain words, n
+// bytes in all (about).
+func paddedHotBody(n int) []byte {
+	const words = "the parcel left the depot and is on its way to the customer who asked about delivery options and refunds "
+	pad := strings.Repeat(words, n/len(words)+1)[:max(n-len(hotBody)-40, 0)]
+	const at = `"messages":[`
+	i := bytes.Index(hotBody, []byte(at)) + len(at)
+	out := append([]byte(nil), hotBody[:i]...)
+	out = append(out, `{"role":"user","content":"`...)
+	out = append(out, pad...)
+	out = append(out, `"},`...)
+	return append(out, hotBody[i:]...)
 }

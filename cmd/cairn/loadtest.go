@@ -24,6 +24,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) error {
 	rate := fs.Float64("rate", 0, "override the fixed open-loop rate (requests/s)")
 	streams := fs.Int("streams", 0, "override the number of concurrent streams")
 	workDir := fs.String("work-dir", "", "keep configs, data and child logs here")
+	bodySize := fs.Bool("body-size", false, "overhead: measure CPU per KB at 1 KB, 64 KB and 1 MB requests and 256 KB responses (Cairn vs the bare fasthttp hop)")
 	if err := fs.Parse(flagsAnywhere(args, map[string]bool{"json": true, "svg": true, "seconds": true, "rate": true, "streams": true, "work-dir": true})); err != nil {
 		return usageError{err.Error()}
 	}
@@ -38,6 +39,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	rep, err := loadtest.Run(ctx, fs.Arg(0), loadtest.Options{
 		Binary: bin, Out: stderr, Quick: *quick, WorkDir: *workDir, Seconds: *seconds, Rate: *rate, Streams: *streams,
+		BodySize: *bodySize,
 	})
 	if rep != nil {
 		if werr := rep.WriteTable(stdout); werr != nil {
@@ -83,4 +85,20 @@ func cmdReference(args []string) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sigs; close(stopc) }()
 	return loadtest.RunReference(*addr, *upstream, stopc)
+}
+
+// cmdHop runs the bare fasthttp hop the overhead scenario measures Cairn
+// against (hidden: only loadtest starts it).
+func cmdHop(args []string) error {
+	fs := flag.NewFlagSet("loadtest-hop", flag.ContinueOnError)
+	addr := fs.String("listen", "127.0.0.1:0", "address")
+	upstream := fs.String("upstream", "", "upstream base URL")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	stopc := make(chan struct{})
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() { <-sigs; close(stopc) }()
+	return loadtest.RunHop(*addr, *upstream, stopc)
 }
