@@ -406,7 +406,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	}
 	stream := (x.ep == epChat || x.ep == epCompletions) && x.req.Stream
 	if stream {
-		body, err := schema.RewriteRequest(nil, x.body, rewriteModel, system, !x.req.IncludeUsage)
+		body, err := x.req.Rewrite(nil, x.body, rewriteModel, system, !x.req.IncludeUsage)
 		if err != nil {
 			return resultDone, nil, schema.Verdict{}
 		}
@@ -420,7 +420,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 			rewriteBufs.Put(bp)
 		}
 	}()
-	body, err := schema.RewriteRequest((*bp)[:0], x.body, rewriteModel, system, false)
+	body, err := x.req.Rewrite((*bp)[:0], x.body, rewriteModel, system, false)
 	*bp = body
 	if err != nil {
 		return resultDone, nil, schema.Verdict{}
