@@ -43,9 +43,9 @@ capture: { body_sample_rate: 1 }
 detection: { window: 30s }
 `
 
-// startHotUpstream serves hotReply (with a provider request ID header) on
+// startHotUpstream serves reply (with a provider request ID header) on
 // loopback and returns its address.
-func startHotUpstream(tb testing.TB) string {
+func startHotUpstream(tb testing.TB, reply []byte) string {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,7 +55,7 @@ func startHotUpstream(tb testing.TB) string {
 		Handler: func(ctx *fasthttp.RequestCtx) {
 			ctx.Response.Header.SetContentType("application/json")
 			ctx.Response.Header.Set("x-request-id", "req-upstream-1")
-			ctx.Response.SetBodyRaw(hotReply)
+			ctx.Response.SetBodyRaw(reply)
 		},
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
@@ -75,7 +75,13 @@ func startHotUpstream(tb testing.TB) string {
 //     `cairn loadtest overhead` runs).
 func hotTarget(tb testing.TB, mode string) (string, *testGateway) {
 	tb.Helper()
-	up := startHotUpstream(tb)
+	return hotTargetReply(tb, mode, hotReply)
+}
+
+// hotTargetReply is hotTarget with the upstream answering reply.
+func hotTargetReply(tb testing.TB, mode string, reply []byte) (string, *testGateway) {
+	tb.Helper()
+	up := startHotUpstream(tb, reply)
 	switch mode {
 	case "hop":
 		h, err := loadtest.NewHop("http://" + up)

@@ -66,6 +66,41 @@ func BenchmarkHotPathBody(b *testing.B) {
 	}
 }
 
+// BenchmarkHotPathReply is BenchmarkHotPath with a 256 KB reply (the
+// answer padded with plain words), for CPU per KB of response (issue 15):
+//
+//	go test ./proxy -run '^$' -bench HotPathReply -benchtime 2000x -count 6
+func BenchmarkHotPathReply(b *testing.B) {
+	reply := paddedHotReply(256 << 10)
+	for _, mode := range []string{"hop", "cairn+schema"} {
+		b.Run(mode+"/resp=256KB", func(b *testing.B) {
+			url, _ := hotTargetReply(b, mode, reply)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(reply)))
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				c := newHotClient(url)
+				defer c.release()
+				for pb.Next() {
+					if err := c.post(hotBody); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
+
+// paddedHotReply is hotReply with the answer padded with plain words to
+// about n bytes.
+func paddedHotReply(n int) []byte {
+	const words = "the parcel left the depot and is on its way to the customer who asked about delivery options and refunds "
+	pad := strings.Repeat(words, n/len(words)+1)[:max(n-len(hotReply), 0)]
+	return bytes.Replace(hotReply, []byte(`Your parcel is delayed`), []byte(pad+`Your parcel is delayed`), 1)
+}
+
 // paddedHotBody is hotBody with one more user message of plain words, n
 // bytes in all (about).
 func paddedHotBody(n int) []byte {

@@ -306,9 +306,12 @@ func decodeJSON(b []byte, place, finish string, r *reasons) (any, bool) {
 	}
 	// Content and arguments come from the upstream: checked without
 	// recursion before the decoder and the validator recurse into them.
-	if res, _ := jsonscan.Check(t, MaxValueDepth); res == jsonscan.TooDeep {
+	switch res, _ := jsonscan.Check(t, MaxValueDepth); res {
+	case jsonscan.TooDeep:
 		r.add(place + ": JSON nests deeper than " + strconv.Itoa(MaxValueDepth) + " levels")
 		return nil, false
+	case jsonscan.OK:
+		return decodeValid(t), true // the common case: one pass
 	}
 	d := json.NewDecoder(bytes.NewReader(t))
 	d.UseNumber()

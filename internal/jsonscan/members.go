@@ -50,6 +50,12 @@ func SkipValue[T ~string | ~[]byte](s T, i int) int {
 // or -1 when it is not terminated. Escapes are skipped, not checked.
 func skipString[T ~string | ~[]byte](s T, i int) int {
 	for j := i + 1; j < len(s); j++ {
+		for j+8 <= len(s) && !quoteOrBackslash(load64(s, j)) {
+			j += 8
+		}
+		if j >= len(s) {
+			break
+		}
 		switch s[j] {
 		case '"':
 			return j + 1
@@ -129,4 +135,11 @@ func FirstElement[T ~string | ~[]byte](s T, i int) (vs, ve int, ok bool) {
 
 func literalByte(c byte) bool {
 	return isDigit(c) || c|0x20 >= 'a' && c|0x20 <= 'z' || c == '-' || c == '+' || c == '.'
+}
+
+// quoteOrBackslash reports whether any byte of w is '"' or '\\'.
+func quoteOrBackslash(w uint64) bool {
+	q := w ^ (lsb * '"')
+	b := w ^ (lsb * '\\')
+	return ((q-lsb)&^q|(b-lsb)&^b)&msb != 0
 }
