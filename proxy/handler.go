@@ -291,6 +291,13 @@ func (g *Gateway) finish(x *exchange) {
 	}
 	x.span.End(r)
 	g.recordsOpen.Add(-1)
+	// The record lives in the exchange's box (exchangeBox) and capture
+	// keeps it for a while: clear what only the exchange needed, so that
+	// the record does not keep the parsed request (which aliases the
+	// body), the contract's compiled schemas, the upstream answer or the
+	// config alive. (Keeping them took a hostile client's refused 1 MiB
+	// tools arrays from 241 to 325 MiB of RSS.) x is not used after this.
+	*x = exchange{}
 	if !g.noCapture {
 		g.capture.Enqueue(r)
 	}

@@ -134,4 +134,4 @@ func (c *userHashCache) Sum(user string) string {
 var rewriteBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // maxPooledRewrite bounds the buffers put back into rewriteBufs.
-const maxPooledRewrite = 1 << 20
+const maxPooledRewrite = 2 << 20 // a 1 MB request and its edits

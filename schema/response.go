@@ -72,7 +72,7 @@ func (r *Reply) ID(body []byte) string {
 var contentBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // maxPooledContent bounds the buffers put back into contentBufs.
-const maxPooledContent = 256 << 10
+const maxPooledContent = 1 << 20
 
 // CheckReply judges choices[0].message of body (the body r was read from,
 // or a copy of it) as CheckMessage does, without parsing the body's top
