@@ -96,8 +96,8 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 		ResponseFormat: x.req.ResponseFormat, Tools: x.req.ToolCount,
 	}
 	if x.req.HasTemperature {
-		x.temperature = x.req.Temperature
-		x.rec.Params.Temperature = &x.temperature // in the exchange's box
+		*x.temperature = x.req.Temperature
+		x.rec.Params.Temperature = x.temperature // in the record's box
 	}
 	x.route = g.live.Load().Match(x.req.Model)
 	if x.route == nil {

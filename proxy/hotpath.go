@@ -14,17 +14,23 @@ import (
 // the gateway used to cost ~50 heap allocations; these helpers keep the
 // per-request state in as few as possible.
 
-// exchangeBox holds an exchange and the record, raw bodies and span it
-// fills in one allocation. The record outlives the handler (the capture
-// writer owns it after finish), so the box is not pooled: it is one
-// allocation where there were four.
+// exchangeBox holds what an exchange's record owns: the record, its raw
+// bodies, the span, the first attempt's room and the temperature, in one
+// allocation where there were five. The record outlives the handler (the
+// capture writer owns it after finish), so the box is not pooled; the
+// exchange itself is (exchanges), and nothing of the record points into
+// it.
 type exchangeBox struct {
-	x    exchange
-	rec  capture.Record
-	raw  capture.RawBodies
-	span capture.Span
-	att  [1]capture.Attempt // the first attempt's room in rec.Attempts
+	rec         capture.Record
+	raw         capture.RawBodies
+	span        capture.Span
+	att         [1]capture.Attempt // the first attempt's room in rec.Attempts
+	temperature float64            // rec.Params.Temperature points here
 }
+
+// exchanges recycles exchanges: finish puts one back once its record went
+// to capture, and nothing uses an exchange after finish.
+var exchanges = sync.Pool{New: func() any { return new(exchange) }}
 
 // setRaw points the record at the exchange's raw bodies, set to rb.
 func (x *exchange) setRaw(rb capture.RawBodies) {
