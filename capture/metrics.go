@@ -176,9 +176,9 @@ type family struct {
 	labels          []string
 	buckets         []float64 // histograms only
 
-	series sync.Map // label key → *series
-	mu     sync.Mutex
-	n      int // series created, under mu
+	rw     sync.RWMutex
+	series map[string]*series // label key → series, under rw
+	n      int                // series created, under rw
 }
 
 // series is one label set's counter or histogram.
@@ -194,39 +194,55 @@ func newFamily(name, help, typ string, labels []string, buckets []float64) *fami
 	return &family{name: name, help: help, typ: typ, labels: labels, buckets: buckets}
 }
 
-func labelKey(values []string) string {
-	return strings.Join(values, "\xff")
+// appendLabelKey appends the family's map key for values to dst.
+func appendLabelKey(dst []byte, values []string) []byte {
+	for i, v := range values {
+		if i > 0 {
+			dst = append(dst, 0xff)
+		}
+		dst = append(dst, v...)
+	}
+	return dst
 }
 
 // get returns the series for the label values, creating it if the family
-// has room, else the "other" series.
+// has room, else the "other" series. Looking up an existing series does
+// not allocate: the key is built on the stack and m[string(b)] does not
+// copy (issue 15: 4 allocations per record were label keys).
 func (f *family) get(values ...string) *series {
-	key := labelKey(values)
-	if s, ok := f.series.Load(key); ok {
-		return s.(*series)
+	var buf [256]byte
+	key := appendLabelKey(buf[:0], values)
+	f.rw.RLock()
+	s, ok := f.series[string(key)]
+	f.rw.RUnlock()
+	if ok {
+		return s
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if s, ok := f.series.Load(key); ok {
-		return s.(*series)
+	f.rw.Lock()
+	defer f.rw.Unlock()
+	if s, ok := f.series[string(key)]; ok {
+		return s
 	}
 	if f.n >= maxSeries {
 		other := make([]string, len(values))
 		for i := range other {
 			other[i] = "other"
 		}
-		key = labelKey(other)
-		if s, ok := f.series.Load(key); ok {
-			return s.(*series)
+		key = appendLabelKey(buf[:0], other)
+		if s, ok := f.series[string(key)]; ok {
+			return s
 		}
 		values = other
 	}
-	s := &series{values: slices.Clone(values)}
+	s = &series{values: slices.Clone(values)}
 	if f.buckets != nil {
 		s.bounds = f.buckets
 		s.bucket = make([]atomic.Uint64, len(f.buckets))
 	}
-	f.series.Store(key, s)
+	if f.series == nil {
+		f.series = map[string]*series{}
+	}
+	f.series[string(key)] = s
 	f.n++
 	return s
 }
@@ -250,11 +266,12 @@ func (s *series) observe(v float64) {
 }
 
 func (f *family) write(bw *bufio.Writer) {
-	var all []*series
-	f.series.Range(func(_, v any) bool {
-		all = append(all, v.(*series))
-		return true
-	})
+	f.rw.RLock()
+	all := make([]*series, 0, len(f.series))
+	for _, s := range f.series {
+		all = append(all, s)
+	}
+	f.rw.RUnlock()
 	bw.WriteString("# HELP " + f.name + " " + f.help + "\n# TYPE " + f.name + " " + f.typ + "\n")
 	slices.SortFunc(all, func(a, b *series) int { return slices.Compare(a.values, b.values) })
 	for _, s := range all {

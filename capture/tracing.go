@@ -105,24 +105,9 @@ type Span struct {
 // header value when it is valid and starting a new trace otherwise. name is
 // the span name (e.g. "chat.completions").
 func (t *Tracing) Start(traceparent string, name string) *Span {
-	parent, ok := parseTraceparent(traceparent)
-	if t == nil || t.provider == nil {
-		var tid trace.TraceID
-		var flags trace.TraceFlags
-		if ok {
-			tid, flags = parent.TraceID(), parent.TraceFlags()
-		} else {
-			tid = newTraceID()
-		}
-		sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID(), TraceFlags: flags})
-		return &Span{sc: sc}
-	}
-	ctx := context.Background()
-	if ok {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
-	}
-	_, sp := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
-	return &Span{sc: sp.SpanContext(), span: sp, scrub: t.scrub}
+	s := new(Span)
+	t.StartInto(s, traceparent, name)
+	return s
 }
 
 // TraceID returns the span's trace ID as 32 hex digits.

@@ -57,6 +57,10 @@ type Options struct {
 	// to that many keys and glob routes (ManyKeysRoutesConfig), to measure
 	// what many tenants and models cost per request.
 	Keys, Routes int
+	// BodySize runs the overhead scenario's body-size variant: 1 KB, 64 KB
+	// and 1 MB requests and 256 KB responses through Cairn and the bare
+	// hop, reporting CPU per KB.
+	BodySize bool
 }
 
 // openMaxInFlight bounds the requests an open loop keeps in flight; one
@@ -203,6 +207,7 @@ type mockSpec struct {
 	chunkInterval time.Duration
 	chunks        int // 0: the mock's default
 	prefix        string
+	replyBytes    int // > 0: json_object replies padded to about this size
 }
 
 // startMock starts `cairn mock-provider` and waits for its control API.
@@ -215,6 +220,9 @@ func (e *runEnv) startMock(s mockSpec) (string, error) {
 		"--latency", s.latency.String(), "--chunk-interval", s.chunkInterval.String()}
 	if s.prefix != "" {
 		args = append(args, "--request-id-prefix", s.prefix)
+	}
+	if s.replyBytes > 0 {
+		args = append(args, "--json-reply-bytes", strconv.Itoa(s.replyBytes))
 	}
 	if s.chunks > 0 {
 		if e.mockSupportsChunks() {

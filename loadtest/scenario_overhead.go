@@ -32,11 +32,16 @@ type overheadRound struct {
 }
 
 // runOverhead measures non-streaming chat through Cairn (capture and
-// contracts on) against the mock called directly and against the standard
-// library's ReverseProxy, in one run: peak throughput (closed loop) and
-// latency at a fixed rate (open loop), in interleaved rounds whose medians
-// are reported, plus the proxies' CPU time per request and RSS.
+// contracts on) against the mock called directly, a bare fasthttp hop and
+// the standard library's ReverseProxy, in one run: peak throughput (closed
+// loop) and latency at a fixed rate (open loop), in interleaved rounds
+// whose medians are reported, plus the proxies' CPU time per request
+// (process CPU time / requests, read the same way for all three) and RSS.
+// With Options.BodySize it runs the body-size variant instead.
 func runOverhead(e *runEnv) error {
+	if e.o.BodySize {
+		return runOverheadBodySize(e)
+	}
 	rate := e.rate(1000, 200)
 	conns := pick(e, 64, 16)
 	closedDur := e.phase(5*time.Second, time.Second)
@@ -51,7 +56,7 @@ func runOverhead(e *runEnv) error {
 	r.Params["rounds"] = float64(rounds)
 	r.Params["mock_latency_ms"] = 0
 
-	e.progress("starting the mock provider, cairn and the stdlib reverse proxy")
+	e.progress("starting the mock provider, cairn, the bare fasthttp hop and the stdlib reverse proxy")
 	mockAddr, err := e.startMock(mockSpec{name: "mock", prefix: "mock"})
 	if err != nil {
 		return err
@@ -79,9 +84,14 @@ func runOverhead(e *runEnv) error {
 	if err != nil {
 		return err
 	}
+	hopAddr, hop, err := e.startHop("hop", "http://"+mockAddr)
+	if err != nil {
+		return err
+	}
 	poolConns := max(conns, 512)
 	targets := []*overheadTarget{
 		{name: "direct", client: newChatClient(mockAddr, secret, poolConns)},
+		{name: "hop", client: newChatClient(hopAddr, secret, poolConns), proc: hop},
 		{name: "stdlib-proxy", client: newChatClient(refAddr, secret, poolConns), proc: ref},
 		{name: "cairn", client: newChatClient(gw.api, secret, poolConns), proc: gw.child, wantContract: "pass"},
 	}
@@ -99,7 +109,7 @@ func runOverhead(e *runEnv) error {
 				return err
 			}
 			results[t.name] = append(results[t.name], res)
-			if err := alive(gw.child, ref); err != nil {
+			if err := alive(gw.child, ref, hop); err != nil {
 				return err
 			}
 		}
@@ -132,8 +142,8 @@ func runOverhead(e *runEnv) error {
 	res := Table{
 		Title: "proxy resources",
 		Columns: []Column{
-			{Key: "cpu_fixed", Title: fmt.Sprintf("CPU/req @%g RPS", rate), Unit: "ms"},
-			{Key: "cpu_peak", Title: "CPU/req @peak", Unit: "ms"},
+			{Key: "cpu_fixed_us", Title: fmt.Sprintf("CPU/req @%g RPS", rate), Unit: "µs"},
+			{Key: "cpu_peak_us", Title: "CPU/req @peak", Unit: "µs"},
 			{Key: "rss", Title: "RSS", Unit: "MiB"},
 			{Key: "hwm", Title: "peak RSS", Unit: "MiB"},
 		},
@@ -191,14 +201,15 @@ func runOverhead(e *runEnv) error {
 		summary[t.name] = v
 		if t.proc != nil {
 			rv := map[string]float64{
-				"cpu_fixed": col(func(x overheadRound) float64 { return x.cpuFixed }),
-				"cpu_peak":  col(func(x overheadRound) float64 { return x.cpuPeak }),
+				"cpu_fixed_us": 1000 * col(func(x overheadRound) float64 { return x.cpuFixed }),
+				"cpu_peak_us":  1000 * col(func(x overheadRound) float64 { return x.cpuPeak }),
 			}
 			if s, ok := rss[t.name]; ok {
 				rv["rss"], rv["hwm"] = mib(s.RSS), mib(s.HWM)
 			}
 			res.add(t.name, rv)
-			summary[t.name]["cpu_fixed"] = rv["cpu_fixed"]
+			summary[t.name]["cpu_fixed_us"] = rv["cpu_fixed_us"]
+			summary[t.name]["cpu_peak_us"] = rv["cpu_peak_us"]
 		}
 		last := rs[len(rs)-1]
 		p50, p99 := latencySeries(t.name, last.timeline)
@@ -207,33 +218,27 @@ func runOverhead(e *runEnv) error {
 	r.Tables = append(r.Tables, tab, res)
 	r.Charts = append(r.Charts, chart)
 
-	cairn, std := summary["cairn"], summary["stdlib-proxy"]
-	ratio := cairn["peak_rps"] / std["peak_rps"]
-	r.target("cairn peak throughput / stdlib proxy's", ">= 2", ratio, "x", ratio >= 2)
+	cairn, std, bare := summary["cairn"], summary["stdlib-proxy"], summary["hop"]
+	tput := cairn["peak_rps"] / bare["peak_rps"]
+	r.target("cairn peak throughput / bare fasthttp hop's", ">= 0.8", tput, "x", tput >= 0.8)
+	cpu := cairn["cpu_peak_us"] / bare["cpu_peak_us"]
+	r.target("cairn CPU per request / bare fasthttp hop's (at peak)", "<= 1.5", cpu, "x", cpu <= 1.5)
 	r.target(fmt.Sprintf("cairn added p99 at %g RPS", rate),
 		fmt.Sprintf("<= stdlib proxy's %.3f ms", std["added_p99"]), cairn["added_p99"], "ms", cairn["added_p99"] <= std["added_p99"])
+	ratio := cairn["peak_rps"] / std["peak_rps"]
+	r.target("cairn peak throughput / stdlib proxy's", ">= 2", ratio, "x", ratio >= 2)
 	r.invariant("requests failed", "= 0", float64(totalErrs), "count", totalErrs == 0)
 	r.note("added = the target's percentile minus the direct call's in the same round; all processes share %d CPUs with the load generator", r.Machine.CPUs)
 	r.note("cairn runs with capture (masked bodies kept) and a JSON Schema contract on every response; requests ask for response_format json_object")
+	r.note("hop = a bare fasthttp reverse proxy (HostClient.DoTimeout on the server's own request and response, nothing else): the floor for a proxy built on fasthttp; stdlib-proxy = net/http/httputil.ReverseProxy")
+	r.note("CPU/req = the process's CPU time (user+system, /proc) over the phase divided by the requests it served, read the same way for hop, stdlib-proxy and cairn")
 	return nil
 }
 
 // measureOverhead runs the warm-up, closed-loop and open-loop phases for t.
 func (e *runEnv) measureOverhead(t *overheadTarget, bodies [][]byte, round, rounds, conns int, warm, closedDur, openDur time.Duration, rate float64) (overheadRound, error) {
 	out := overheadRound{cpuFixed: nan(), cpuPeak: nan(), openRate: rate}
-	do := func(ctx context.Context, seq int) error {
-		o, err := t.client.post(ctx, bodies[seq%len(bodies)])
-		if err != nil {
-			return err
-		}
-		if o.status != 200 {
-			return statusError(o)
-		}
-		if t.wantContract != "" && o.contract != t.wantContract {
-			return fmt.Errorf("x-cairn-contract %q; want %q", o.contract, t.wantContract)
-		}
-		return nil
-	}
+	do := overheadDo(t, bodies)
 	ctx := e.ctx
 	tag := fmt.Sprintf("round %d/%d %s", round+1, rounds, t.name)
 	ClosedLoop{Workers: conns, Duration: warm}.Run(ctx, do)
@@ -272,6 +277,24 @@ func (e *runEnv) measureOverhead(t *overheadTarget, bodies [][]byte, round, roun
 	}
 	e.progress("%s open loop: p50 %.3f ms p99 %.3f ms, %d errors", tag, ms(out.open.P50), ms(out.open.P99), open.Errors)
 	return out, ctx.Err()
+}
+
+// overheadDo posts bodies in turn to t and checks each answer: 200 and,
+// when t wants one, the x-cairn-contract verdict.
+func overheadDo(t *overheadTarget, bodies [][]byte) func(ctx context.Context, seq int) error {
+	return func(ctx context.Context, seq int) error {
+		o, err := t.client.post(ctx, bodies[seq%len(bodies)])
+		if err != nil {
+			return err
+		}
+		if o.status != 200 {
+			return statusError(o)
+		}
+		if t.wantContract != "" && o.contract != t.wantContract {
+			return fmt.Errorf("x-cairn-contract %q; want %q", o.contract, t.wantContract)
+		}
+		return nil
+	}
 }
 
 // cpuOf returns a child's CPU time so far, -1 when unknown.

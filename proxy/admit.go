@@ -96,10 +96,14 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	x.body = append([]byte(nil), body...)
 	x.req.Rebase(body, x.body)
 	x.rec.RequestedModel = x.req.Model
-	x.rec.UserHash = g.userHash.Sum(x.req.User) // keyed: the raw user is never recorded (issue 14.7)
+	x.rec.UserHash = g.userHashes.Sum(x.req.User) // keyed: the raw user is never recorded (issue 14.7)
 	x.rec.Params = capture.Params{
-		Stream: x.req.Stream, Temperature: x.req.Temperature, MaxTokens: x.req.MaxTokens,
+		Stream: x.req.Stream, MaxTokens: x.req.MaxTokens,
 		ResponseFormat: x.req.ResponseFormat, Tools: x.req.ToolCount,
+	}
+	if x.req.HasTemperature {
+		*x.temperature = x.req.Temperature
+		x.rec.Params.Temperature = x.temperature // in the record's box
 	}
 	x.route = tbl.Match(x.req.Model)
 	if x.route == nil {

@@ -54,22 +54,24 @@ type Gateway struct {
 	log      *slog.Logger
 	now      func() time.Time
 	ids      *idGen
+	values   *valueCache // interned request header values for records
 	baseCtx  context.Context
 	cancel   context.CancelFunc
 	cfgPath  string
 	breakers *routing.Breakers
 	live     *routing.Live
 
-	upstreams atomic.Pointer[map[string]*upstream]
-	contracts *schema.Contracts
-	userHash  *capture.UserHasher // keyed hashes of the requests' user values
-	rdb       *redis.Client
-	limiter   limiter
-	capture   *capture.Writer
-	metrics   *capture.Metrics
-	tracing   *capture.Tracing
-	incidents *incidents.Manager
-	audit     *incidents.Audit
+	upstreams  atomic.Pointer[map[string]*upstream]
+	contracts  *schema.Contracts
+	userHash   *capture.UserHasher // keyed hashes of the requests' user values
+	userHashes *userHashCache      // userHash with a cache of recent users
+	rdb        *redis.Client
+	limiter    limiter
+	capture    *capture.Writer
+	metrics    *capture.Metrics
+	tracing    *capture.Tracing
+	incidents  *incidents.Manager
+	audit      *incidents.Audit
 	// secrets are every config's secrets since start (issue 12.4);
 	// masker is the capture masker, also used for admin input and spans.
 	secrets *capture.Redactor
@@ -155,6 +157,7 @@ func New(o Options) (*Gateway, error) {
 		log:       o.Logger,
 		now:       o.Now,
 		ids:       newIDGen(o.Now),
+		values:    newValueCache(),
 		cfgPath:   cfg.Path,
 		breakers:  routing.NewBreakers(5, 30*time.Second, o.Now),
 		contracts: schema.NewContracts(1024),
@@ -187,6 +190,7 @@ func New(o Options) (*Gateway, error) {
 		rdb = g.rdb
 	}
 	g.userHash, err = capture.OpenUserHasher(cfg.DataDir, rdb, g.log)
+	g.userHashes = newUserHashCache(g.userHash)
 	if err != nil {
 		return nil, err
 	}
@@ -573,18 +577,5 @@ func (g *Gateway) Incidents() *incidents.Manager { return g.incidents }
 
 // Capture returns the capture writer.
 func (g *Gateway) Capture() *capture.Writer { return g.capture }
-
-func headerMap(h *fasthttp.RequestHeader, names ...string) map[string]string {
-	var m map[string]string
-	for _, n := range names {
-		if v := h.Peek(n); len(v) > 0 {
-			if m == nil {
-				m = make(map[string]string, len(names))
-			}
-			m[n] = string(v)
-		}
-	}
-	return m
-}
 
 var _ = maps.Clone[map[string]string]

@@ -62,6 +62,7 @@ type exchange struct {
 	ep     endpoint
 	rec    *capture.Record
 	span   *capture.Span
+	rawBox *capture.RawBodies // the box's raw bodies (setRaw)
 	cfg    *configs.Config
 	key    *configs.Key
 	limits ratelimit.Limits
@@ -74,7 +75,10 @@ type exchange struct {
 	sticky   string
 	contr    schema.Contract
 	slot     bool
-	tp       string // traceparent sent upstream
+	tp       []byte // traceparent sent upstream (in tpBuf)
+	tpBuf    [55]byte
+
+	temperature *float64 // the box's; the record's Params.Temperature points there
 
 	respRaw []byte // owned upstream body (non-streaming) for capture
 
@@ -198,37 +202,53 @@ func (g *Gateway) serveParseError(ctx *fasthttp.RequestCtx, err error) {
 }
 
 // begin starts an exchange: the gateway request ID, the record's identity
-// fields and the span.
+// fields and the span. The exchange, its record and span are one
+// allocation, and the request ID and trace ID share one string.
 func (g *Gateway) begin(ctx *fasthttp.RequestCtx, ep endpoint) *exchange {
 	now := g.now()
 	cfg := g.live.Load().Config()
-	x := &exchange{g: g, id: g.ids.Next(), start: now, ep: ep, cfg: cfg}
+	box := &exchangeBox{}
+	x := exchanges.Get().(*exchange)
+	*x = exchange{g: g, start: now, ep: ep, cfg: cfg, rec: &box.rec, span: &box.span, rawBox: &box.raw, temperature: &box.temperature}
+	h := &ctx.Request.Header
+	g.tracing.StartInto(x.span, string(h.Peek("traceparent")), ep.String())
+	var idBuf [idLen + 32]byte
+	ids := string(x.span.AppendTraceID(g.ids.AppendNext(idBuf[:0])))
+	x.id = ids[:idLen]
+	x.tp = x.span.AppendTraceparent(x.tpBuf[:0])
 	g.recordsBegun.Add(1)
 	g.recordsOpen.Add(1)
 	ctx.Response.Header.Set("x-request-id", x.id)
-	h := &ctx.Request.Header
-	x.rec = &capture.Record{
+	*x.rec = capture.Record{
+		Attempts:         box.att[:0:1],
 		GatewayRequestID: x.id,
+		TraceID:          ids[idLen:],
 		ReceivedAt:       now.UTC(),
 		Endpoint:         ep.String(),
 		Release:          cfg.Release,
 		ConfigRevision:   cfg.Revision,
-		Headers:          headerMap(h, "user-agent", "x-client-name", "x-client-request-id", "x-request-id", "content-type"),
+		Headers:          g.values.recordHeaders(h),
 	}
+	hdr := x.rec.Headers
 	if v := h.Peek("x-client-request-id"); len(v) > 0 {
-		x.rec.ClientRequestID = clip(v, 128)
+		x.rec.ClientRequestID = clipShared(v, 128, hdr["x-client-request-id"])
 	} else if v := h.Peek("x-request-id"); len(v) > 0 {
-		x.rec.ClientRequestID = clip(v, 128)
+		x.rec.ClientRequestID = clipShared(v, 128, hdr["x-request-id"])
 	}
 	if v := h.Peek("x-client-name"); len(v) > 0 {
-		x.rec.Client = clip(v, 128)
+		x.rec.Client = clipShared(v, 128, hdr["x-client-name"])
 	} else if v := h.UserAgent(); len(v) > 0 {
-		x.rec.Client = clip(v, 128)
+		x.rec.Client = clipShared(v, 128, hdr["user-agent"])
 	}
-	x.span = g.tracing.Start(string(h.Peek("traceparent")), ep.String())
-	x.rec.TraceID = x.span.TraceID()
-	x.tp = x.span.Traceparent()
 	return x
+}
+
+// clipShared is clip(b, n), reusing s (a string of b's bytes) when b fits.
+func clipShared(b []byte, n int, s string) string {
+	if len(b) <= n && len(s) == len(b) {
+		return s
+	}
+	return clip(b, n)
 }
 
 func clip(b []byte, n int) string {
@@ -245,7 +265,7 @@ func (g *Gateway) fail(ctx *fasthttp.RequestCtx, x *exchange, se *StatusError) {
 	x.rec.Outcome = se.Outcome
 	x.rec.Error = se.Error()
 	if x.rec.Raw == nil {
-		x.rec.Raw = &capture.RawBodies{RequestBody: x.body}
+		x.setRaw(capture.RawBodies{RequestBody: x.body})
 	}
 }
 
@@ -261,7 +281,7 @@ func (g *Gateway) finish(x *exchange) {
 		r.Contract.Verdict = capture.VerdictNone
 	}
 	if r.Raw == nil {
-		r.Raw = &capture.RawBodies{RequestBody: x.body}
+		x.setRaw(capture.RawBodies{RequestBody: x.body})
 	} else if r.Raw.RequestBody == nil {
 		r.Raw.RequestBody = x.body
 	}
@@ -276,6 +296,12 @@ func (g *Gateway) finish(x *exchange) {
 	}
 	x.span.End(r)
 	g.recordsOpen.Add(-1)
+	// x is not used after this: cleared (so that a pooled exchange keeps
+	// neither the parsed request, which aliases the body, nor the
+	// contract's compiled schemas, the upstream answer or the config
+	// alive) and recycled. The record is in its own box.
+	*x = exchange{}
+	exchanges.Put(x)
 	if !g.noCapture {
 		g.capture.Enqueue(r)
 	}
@@ -359,7 +385,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if n := len(x.rec.Attempts); n > 0 {
 		// The target tried last, so the client can tell whose failure it is.
 		a := x.rec.Attempts[n-1]
-		ctx.Response.Header.Set("x-cairn-target", a.Provider+"/"+a.Model)
+		setTargetHeader(&ctx.Response.Header, a.Provider, a.Model)
 	}
 	ctx.Response.Header.Set("x-cairn-contract", x.rec.Contract.Verdict)
 	if x.rec.Contract.Verdict == "" {
@@ -390,14 +416,27 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 		system = x.route.Config.Prompt.System
 	}
 	stream := (x.ep == epChat || x.ep == epCompletions) && x.req.Stream
-	body, err := schema.RewriteRequest(nil, x.body, rewriteModel, system, stream && !x.req.IncludeUsage)
+	if stream {
+		body, err := x.req.Rewrite(nil, x.body, rewriteModel, system, !x.req.IncludeUsage)
+		if err != nil {
+			return resultDone, nil, schema.Verdict{}
+		}
+		return g.attemptStream(ctx, x, t, up, body, att, g.now())
+	}
+	// The upstream body is done with when DoTimeout returns: pooled.
+	bp := rewriteBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledRewrite {
+			*bp = (*bp)[:0]
+			rewriteBufs.Put(bp)
+		}
+	}()
+	body, err := x.req.Rewrite((*bp)[:0], x.body, rewriteModel, system, false)
+	*bp = body
 	if err != nil {
 		return resultDone, nil, schema.Verdict{}
 	}
 	t0 := g.now()
-	if stream {
-		return g.attemptStream(ctx, x, t, up, body, att, t0)
-	}
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -412,9 +451,6 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	status := resp.StatusCode()
 	att.Status = status
 	att.ProviderRequestID = providerRequestID(&resp.Header)
-	if att.ProviderRequestID == "" && status < 300 {
-		att.ProviderRequestID = bodyRequestID(resp.Body())
-	}
 	if status >= 500 || status == fasthttp.StatusTooManyRequests {
 		x.discard(&att, resp.Body())
 	}
@@ -426,12 +462,20 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 		}
 	}
 	raw := append([]byte(nil), resp.Body()...)
+	// One pass over the reply's top level serves the request-ID fallback,
+	// the contract and the usage (issue 15).
+	var reply schema.Reply
 	if status >= 300 {
 		raw = up.redact(raw) // providers echo a bad key in their errors
+	} else {
+		reply = schema.ReadReply(raw)
+		if att.ProviderRequestID == "" {
+			att.ProviderRequestID = reply.ID(raw)
+		}
 	}
 	verdict := schema.Verdict{Result: capture.VerdictNone}
 	if status < 300 && x.ep == epChat && !x.contr.Empty() {
-		verdict = x.contr.CheckMessage(raw)
+		verdict = x.contr.CheckReply(raw, &reply)
 		att.Contract = verdict.Result
 		if verdict.Result == capture.VerdictFail && x.route.Config.Contract.Mode == configs.ModeEnforce {
 			x.discard(&att, raw)
@@ -446,7 +490,10 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	}
 	x.rec.Attempts = append(x.rec.Attempts, att)
 	g.commitTarget(ctx, x, t, model, att.ProviderRequestID)
-	if u, ok := schema.ReadUsage(raw); ok {
+	if status >= 300 {
+		reply = schema.ReadReply(raw)
+	}
+	if u := reply.Usage; reply.HasUsage {
 		x.rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
 	}
 	x.rec.Contract = capture.Verdict{Verdict: verdict.Result, Reasons: verdict.Reasons}
@@ -457,7 +504,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	x.respRaw = raw
 	x.rec.Status = status
 	x.rec.TTFTMS = att.LatencyMS
-	x.rec.Raw = &capture.RawBodies{RequestBody: x.body, ResponseBody: raw}
+	x.setRaw(capture.RawBodies{RequestBody: x.body, ResponseBody: raw})
 	switch {
 	case status >= 400:
 		x.rec.Outcome = capture.OutcomeUpstream4xx
@@ -515,7 +562,7 @@ func (g *Gateway) commitTarget(ctx *fasthttp.RequestCtx, x *exchange, t *routing
 	h := &ctx.Response.Header
 	h.Set("x-cairn-route", x.route.Name)
 	h.Set("x-cairn-cohort", t.Cohort)
-	h.Set("x-cairn-target", t.Provider.Name+"/"+model)
+	setTargetHeader(h, t.Provider.Name, model)
 	if providerID != "" {
 		h.Set("x-cairn-provider-request-id", providerID)
 	}

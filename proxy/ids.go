@@ -27,14 +27,23 @@ func newIDGen(now func() time.Time) *idGen {
 
 const crockford = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
+// idLen is the length of an ID.
+const idLen = 4 + 26
+
 // Next returns a new ID.
 func (g *idGen) Next() string {
+	var out [idLen]byte
+	return string(g.AppendNext(out[:0]))
+}
+
+// AppendNext appends a new ID to dst.
+func (g *idGen) AppendNext(dst []byte) []byte {
 	ms := uint64(g.now().UnixMilli()) & (1<<48 - 1)
 	n := g.ctr.Add(1) & (1<<48 - 1)
 	// 128 bits: ms(48) | proc(32) | n(48)
 	hi := ms<<16 | uint64(g.proc>>16)
 	lo := uint64(g.proc&0xffff)<<48 | n
-	var out [4 + 26]byte
+	var out [idLen]byte
 	copy(out[:], "req_")
 	// Encode 130 bits (2 leading zero bits) as 26 base32 characters.
 	for i := 25; i >= 0; i-- {
@@ -42,5 +51,5 @@ func (g *idGen) Next() string {
 		lo = lo>>5 | hi<<59
 		hi >>= 5
 	}
-	return string(out[:])
+	return append(dst, out[:]...)
 }

@@ -136,11 +136,16 @@ func sameSettings(a, b configs.Provider) bool {
 }
 
 // prepare fills req for a POST to path (e.g. "/chat/completions").
-func (u *upstream) prepare(req *fasthttp.Request, path string, body []byte, traceparent string, stream bool) {
+func (u *upstream) prepare(req *fasthttp.Request, path string, body []byte, traceparent []byte, stream bool) {
 	req.Header.SetMethod(fasthttp.MethodPost)
-	req.SetRequestURI(u.prefix + path)
+	var uri [256]byte
+	req.SetRequestURIBytes(append(append(uri[:0], u.prefix...), path...))
 	req.Header.SetHost(u.host)
-	req.URI().SetScheme(map[bool]string{true: "https", false: "http"}[u.buffered.IsTLS])
+	if u.buffered.IsTLS {
+		req.URI().SetScheme("https")
+	} else {
+		req.URI().SetScheme("http")
+	}
 	req.Header.SetContentType("application/json")
 	if u.auth != "" {
 		req.Header.Set("Authorization", u.auth)
@@ -150,8 +155,8 @@ func (u *upstream) prepare(req *fasthttp.Request, path string, body []byte, trac
 	} else {
 		req.Header.Set("Accept", "application/json")
 	}
-	if traceparent != "" {
-		req.Header.Set("traceparent", traceparent)
+	if len(traceparent) > 0 {
+		req.Header.SetBytesV("traceparent", traceparent)
 	}
 	for k, v := range u.cfg.Headers {
 		req.Header.Set(k, v)

@@ -43,52 +43,16 @@ type callView struct {
 // CheckMessage judges a non-streaming chat.completion body: the content,
 // tool_calls and function_call of choices[0].message. With an empty
 // contract it returns Verdict{Result: "none"} without reading the body.
-// Only the content and the tool arguments are decoded. respBody is only
-// read. Safe for concurrent use.
+// Only the content and the tool arguments are decoded, and a json_object
+// contract without a schema only scans the content. respBody is only
+// read. Safe for concurrent use. A caller that also needs the usage or the
+// response ID reads the body once with ReadReply and calls CheckReply.
 func (c Contract) CheckMessage(respBody []byte) Verdict {
 	if c.Empty() {
 		return Verdict{Result: ResultNone}
 	}
-	var m message
-	top, _ := parseTop(respBody)
-	ch := top.Get("choices.0")
-	msg := ch.Get("message")
-	if !msg.IsObject() {
-		m.noMessage = true
-		return c.check(&m)
-	}
-	if f := ch.Get("finish_reason"); f.Type == gjson.String {
-		m.finish = f.Str
-	}
-	msg.ForEach(func(k, v gjson.Result) bool {
-		switch k.Str {
-		case "content":
-			switch {
-			case v.Type == gjson.String:
-				m.content = appendUnquote(make([]byte, 0, len(v.Raw)), v.Raw)
-			case v.IsArray(): // content parts
-				v.ForEach(func(_, part gjson.Result) bool {
-					if t := part.Get("text"); t.Type == gjson.String {
-						m.content = appendUnquote(m.content, t.Raw)
-					}
-					return true
-				})
-			}
-		case "refusal":
-			m.refusal = v.Type == gjson.String && v.Str != ""
-		case "tool_calls":
-			i := 0
-			v.ForEach(func(_, tc gjson.Result) bool {
-				m.calls = append(m.calls, readCall(i, tc))
-				i++
-				return true
-			})
-		case "function_call":
-			m.legacy = v.IsObject()
-		}
-		return true
-	})
-	return c.check(&m)
+	r := ReadReply(respBody)
+	return c.CheckReply(respBody, &r)
 }
 
 func readCall(i int, tc gjson.Result) callView {
@@ -173,6 +137,9 @@ func (c Contract) checkContent(m *message, r *reasons) {
 	if m.refusal && len(trimSpace(m.content)) == 0 {
 		r.add("content: refusal instead of JSON")
 		return
+	}
+	if c.route == nil && c.format == nil && validObject(m.content) {
+		return // nothing needs the value: a validity scan is the check (issue 15)
 	}
 	v, ok := decodeJSON(m.content, "content", m.finish, r)
 	if !ok {
@@ -300,6 +267,19 @@ func looksLikeJSON(s string) bool {
 	return json.Valid(t)
 }
 
+// validObject reports whether b is one JSON object (whitespace around it
+// is fine) nested no deeper than MaxValueDepth, scanning it once without
+// decoding or allocating. Anything else goes to decodeJSON, which names
+// what is wrong.
+func validObject(b []byte) bool {
+	t := trimSpace(b)
+	if len(t) == 0 || t[0] != '{' {
+		return false
+	}
+	res, _ := jsonscan.Check(t, MaxValueDepth)
+	return res == jsonscan.OK
+}
+
 var fence = []byte("```")
 
 // decodeJSON decodes b as exactly one JSON value (whitespace around it is
@@ -326,9 +306,12 @@ func decodeJSON(b []byte, place, finish string, r *reasons) (any, bool) {
 	}
 	// Content and arguments come from the upstream: checked without
 	// recursion before the decoder and the validator recurse into them.
-	if res, _ := jsonscan.Check(t, MaxValueDepth); res == jsonscan.TooDeep {
+	switch res, _ := jsonscan.Check(t, MaxValueDepth); res {
+	case jsonscan.TooDeep:
 		r.add(place + ": JSON nests deeper than " + strconv.Itoa(MaxValueDepth) + " levels")
 		return nil, false
+	case jsonscan.OK:
+		return decodeValid(t), true // the common case: one pass
 	}
 	d := json.NewDecoder(bytes.NewReader(t))
 	d.UseNumber()

@@ -48,8 +48,7 @@ func ParseCompletionsRequest(body []byte) (Request, error) {
 		case "temperature":
 			switch v.Type {
 			case gjson.Number:
-				t := v.Num
-				r.Temperature = &t
+				r.Temperature, r.HasTemperature = v.Num, true
 			case gjson.Null:
 			default:
 				perr = badType("temperature", "a number", v)

@@ -206,21 +206,64 @@ func findDupDeep(path string, v gjson.Result) string {
 // part that does: the masker, the contract and the upstream must all read
 // the same role and content.
 func checkMessageDups(i int, m gjson.Result) *RequestError {
-	p := "messages[" + strconv.Itoa(i) + "]"
-	if perr := checkDup(p, m); perr != nil {
-		return perr
-	}
+	var role gjson.Result
+	return checkMessage(i, m.Raw, &role)
+}
+
+// checkMessage is checkMessageDups for the message raw, in one pass over
+// its members that also finds its role (issue 15: the role, the repeated
+// keys and the content were three passes over a long content string).
+func checkMessage(i int, raw string, role *gjson.Result) *RequestError {
 	var content string
-	eachMember(m.Raw, func(k, v string) bool {
-		if k == "content" {
-			content = v
+	seenRole, seenContent := false, false
+	dup, found := "", false
+	var small [16]string
+	n := 0
+	var set map[string]struct{}
+	eachMember(raw, func(k, v string) bool {
+		switch k {
+		case "role":
+			if !seenRole {
+				*role = gjson.Parse(v)
+			}
+			seenRole = true
+		case "content":
+			if !seenContent {
+				content = v
+			}
+			seenContent = true
+		}
+		if set == nil {
+			for _, s := range small[:n] {
+				if s == k {
+					dup, found = k, true
+					return false
+				}
+			}
+			if n < len(small) {
+				small[n] = k
+				n++
+				return true
+			}
+			set = make(map[string]struct{}, 2*n)
+			for _, s := range small[:n] {
+				set[s] = struct{}{}
+			}
+		}
+		if _, ok := set[k]; ok {
+			dup, found = k, true
 			return false
 		}
+		set[k] = struct{}{}
 		return true
 	})
+	if found {
+		return dupErr(join("messages["+strconv.Itoa(i)+"]", dup))
+	}
 	if len(content) == 0 || content[0] != '[' {
 		return nil
 	}
+	p := "messages[" + strconv.Itoa(i) + "]"
 	c := gjson.Parse(content)
 	var perr *RequestError
 	j := 0

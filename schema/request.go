@@ -56,12 +56,17 @@ type Request struct {
 	// ParallelToolCalls is "parallel_tool_calls"; nil if absent or null
 	// (the API's default is true).
 	ParallelToolCalls *bool
-	// Temperature is "temperature"; nil if absent or null.
-	Temperature *float64
+	// Temperature is "temperature" when HasTemperature; HasTemperature is
+	// false when it is absent or null. (A value, not a pointer: the
+	// pointer cost every request an allocation, issue 15.)
+	Temperature    float64
+	HasTemperature bool
 	// MaxTokens is max_completion_tokens, else max_tokens; 0 if neither.
 	MaxTokens int
 	// MessageCount is the number of chat messages (0 for embeddings).
 	MessageCount int
+
+	spans topSpans // for Rewrite
 }
 
 // RequestError is a mistake in the client's request. The proxy answers it
@@ -117,17 +122,19 @@ func parseBody(body []byte) (gjson.Result, int, error) {
 	if len(trimSpace(body)) == 0 {
 		return gjson.Result{}, 0, reqErr("", "we could not parse the JSON body of your request: the body is empty")
 	}
-	if !utf8.Valid(body) {
-		return gjson.Result{}, 0, reqErr("", "we could not parse the JSON body of your request: it is not valid UTF-8")
-	}
-	// One iterative pass checks grammar and depth together before any
-	// recursive reader sees the body: gjson.ValidBytes recurses once per
-	// level, and ~5.6 MiB of '[' overflowed the stack (issue 12.1), which
-	// no recover catches.
-	switch res, _ := jsonscan.Check(body, MaxRequestDepth); res {
-	case jsonscan.TooDeep:
-		return gjson.Result{}, 0, reqErr("", "the request body nests deeper than "+strconv.Itoa(MaxRequestDepth)+" levels")
-	case jsonscan.Invalid:
+	// One iterative pass checks UTF-8, grammar and depth together before
+	// any recursive reader sees the body: gjson.ValidBytes recurses once
+	// per level, and ~5.6 MiB of '[' overflowed the stack (issue 12.1),
+	// which no recover catches; UTF-8 was a pass of its own (issue 15).
+	if res, _ := jsonscan.CheckUTF8(body, MaxRequestDepth); res != jsonscan.OK {
+		// A body that is not UTF-8 anywhere is reported as such first, as
+		// when utf8.Valid ran before the scan.
+		if res == jsonscan.InvalidUTF8 || !utf8.Valid(body) {
+			return gjson.Result{}, 0, reqErr("", "we could not parse the JSON body of your request: it is not valid UTF-8")
+		}
+		if res == jsonscan.TooDeep {
+			return gjson.Result{}, 0, reqErr("", "the request body nests deeper than "+strconv.Itoa(MaxRequestDepth)+" levels")
+		}
 		return gjson.Result{}, 0, reqErr("", "we could not parse the JSON body of your request: "+invalidJSONDetail(body))
 	}
 	top, base := parseTop(body)
@@ -220,7 +227,7 @@ func ParseChatRequest(body []byte) (Request, error) {
 		return Request{}, err
 	}
 	var (
-		r        Request
+		r        = Request{spans: topSpans{ok: true, base: base, topEmpty: isEmptyObject(top.Raw)}}
 		seen     uint32
 		perr     *RequestError
 		messages gjson.Result
@@ -229,7 +236,10 @@ func ParseChatRequest(body []byte) (Request, error) {
 		safety   string
 		user     string
 	)
-	top.ForEach(func(k, v gjson.Result) bool {
+	topRaw := top.Raw
+	eachMember(topRaw, func(key, raw string) bool {
+		k := gjson.Result{Type: gjson.String, Str: key}
+		v := gjson.Parse(raw)
 		bit := keyBit(k.Str)
 		if bit == 0 {
 			if p, ok := numParams[k.Str]; ok {
@@ -242,7 +252,8 @@ func ParseChatRequest(body []byte) (Request, error) {
 			return false
 		}
 		seen |= bit
-		off := base + v.Index
+		off := base + offsetIn(topRaw, raw)
+		r.spans.note(bit, off, len(v.Raw))
 		switch bit {
 		case kModel:
 			perr = readModel(&r, v)
@@ -257,7 +268,7 @@ func ParseChatRequest(body []byte) (Request, error) {
 		case kSafetyIdentifier:
 			perr = readString(&safety, "safety_identifier", v)
 		case kResponseFormat:
-			perr = readResponseFormat(&r, body, base, v)
+			perr = readResponseFormat(&r, body, off, v)
 		case kTools:
 			perr = readTools(&r, body, off, v)
 		case kToolChoice:
@@ -266,7 +277,7 @@ func ParseChatRequest(body []byte) (Request, error) {
 			if t, ok, e := checkNumber("temperature", numParams["temperature"], v); e != nil {
 				perr = e
 			} else if ok {
-				r.Temperature = &t
+				r.Temperature, r.HasTemperature = t, true
 			}
 		case kMaxTokens:
 			maxTok = v
@@ -459,15 +470,16 @@ func readMessages(r *Request, v gjson.Result) *RequestError {
 	}
 	var perr *RequestError
 	n := 0
-	v.ForEach(func(_, m gjson.Result) bool {
+	eachElement(v.Raw, func(raw string) bool {
+		m := gjson.Parse(raw)
 		if !m.IsObject() {
 			perr = badType("messages["+strconv.Itoa(n)+"]", "an object", m)
 			return false
 		}
-		if perr = checkMessageDups(n, m); perr != nil {
+		var role gjson.Result
+		if perr = checkMessage(n, raw, &role); perr != nil {
 			return false
 		}
-		role := m.Get("role")
 		switch {
 		case !role.Exists():
 			perr = missing("messages[" + strconv.Itoa(n) + "].role")
@@ -487,8 +499,8 @@ func readMessages(r *Request, v gjson.Result) *RequestError {
 	return nil
 }
 
-// readResponseFormat reads response_format; base is the offset of the
-// parsed top-level object in body (gjson Index values are relative to it).
+// readResponseFormat reads response_format; base is the offset of v in
+// body (gjson Index values of what is inside v are relative to it).
 func readResponseFormat(r *Request, body []byte, base int, v gjson.Result) *RequestError {
 	switch {
 	case v.Type == gjson.Null:

@@ -104,7 +104,8 @@ func TestParseChatRequest(t *testing.T) {
 	check("ToolCount", r.ToolCount, 2)
 	check("Tools", string(r.Tools), `[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}},{"type":"function","function":{"name":"g"}}]`)
 	check("ToolChoice", string(r.ToolChoice), `{"type":"function","function":{"name":"g"}}`)
-	check("Temperature", *r.Temperature, 0.2)
+	check("Temperature", r.Temperature, 0.2)
+	check("HasTemperature", r.HasTemperature, true)
 	check("MaxTokens", r.MaxTokens, 50)
 	check("ParallelToolCalls", *r.ParallelToolCalls, false)
 	check("MessageCount", r.MessageCount, 1)
@@ -124,7 +125,7 @@ func TestParseChatRequest(t *testing.T) {
 	}
 	check("User (user wins)", r.User, "u-1")
 	check("MaxTokens (max_tokens)", r.MaxTokens, 7)
-	check("Temperature nil", r.Temperature == nil, true)
+	check("Temperature absent", r.HasTemperature, false)
 	check("Tools nil", r.Tools == nil, true)
 	check("ResponseFormat empty", r.ResponseFormat, "")
 }

@@ -50,7 +50,7 @@ func RewriteRequest(dst, body []byte, model, system string, forceUsage bool) ([]
 	if !top.IsObject() {
 		return dst, ErrRewriteNotObject
 	}
-	var modelV, msgsV, soV gjson.Result
+	sp := topSpans{ok: true, base: base, topEmpty: isEmptyObject(top.Raw)}
 	var seen uint32
 	top.ForEach(func(k, v gjson.Result) bool {
 		bit := keyBit(k.Str)
@@ -58,17 +58,56 @@ func RewriteRequest(dst, body []byte, model, system string, forceUsage bool) ([]
 			return true // duplicates were refused by Parse; keep the first
 		}
 		seen |= bit
-		switch bit {
-		case kModel:
-			modelV = v
-		case kMessages:
-			msgsV = v
-		case kStreamOptions:
-			soV = v
-		}
+		sp.note(bit, base+v.Index, len(v.Raw))
 		return true
 	})
+	return applyRewrite(dst, body, &sp, model, system, forceUsage)
+}
 
+// topSpans are where the top-level members a rewrite edits are in a body:
+// value spans [start, end) as offsets, end 0 when the member is absent.
+// ParseChatRequest records them so that Request.Rewrite does not parse the
+// body's top level again (issue 15).
+type topSpans struct {
+	ok       bool
+	base     int  // the top-level '{'
+	topEmpty bool // the object is {}
+	model    [2]int
+	messages [2]int
+	streamOp [2]int // stream_options
+}
+
+// note records the value of a top-level member with key bit at off, n
+// bytes long.
+func (sp *topSpans) note(bit uint32, off, n int) {
+	switch bit {
+	case kModel:
+		sp.model = [2]int{off, off + n}
+	case kMessages:
+		sp.messages = [2]int{off, off + n}
+	case kStreamOptions:
+		sp.streamOp = [2]int{off, off + n}
+	}
+}
+
+// Rewrite is RewriteRequest(dst, body, model, system, forceUsage) for the
+// body r was parsed from, or a byte-identical copy of it (see Rebase),
+// using where ParseChatRequest found model, messages and stream_options
+// instead of parsing the body again.
+func (r *Request) Rewrite(dst, body []byte, model, system string, forceUsage bool) ([]byte, error) {
+	if model == "" && system == "" && !forceUsage {
+		return append(dst, body...), nil
+	}
+	sp := &r.spans
+	if !sp.ok || sp.base >= len(body) || body[sp.base] != '{' || sp.model[1] > len(body) || sp.messages[1] > len(body) || sp.streamOp[1] > len(body) {
+		return RewriteRequest(dst, body, model, system, forceUsage)
+	}
+	return applyRewrite(dst, body, sp, model, system, forceUsage)
+}
+
+// applyRewrite makes RewriteRequest's edits at the spans sp found in body.
+func applyRewrite(dst, body []byte, sp *topSpans, model, system string, forceUsage bool) ([]byte, error) {
+	base := sp.base
 	var edits [4]edit
 	n := 0
 	add := func(e edit) {
@@ -77,42 +116,41 @@ func RewriteRequest(dst, body []byte, model, system string, forceUsage bool) ([]
 	}
 	var topModel, topSO bool
 	if model != "" {
-		if modelV.Exists() {
-			p := base + modelV.Index
-			add(edit{pos: p, end: p + len(modelV.Raw), kind: editModel})
+		if m := sp.model; m[1] > 0 {
+			add(edit{pos: m[0], end: m[1], kind: editModel})
 		} else {
 			topModel = true
 		}
 	}
 	if system != "" {
-		if !msgsV.IsArray() {
+		m := sp.messages
+		if m[1] == 0 || body[m[0]] != '[' {
 			return dst, ErrRewriteMessages
 		}
-		p := base + msgsV.Index + 1
-		add(edit{pos: p, end: p, kind: editSystem, comma: !isEmptyArray(msgsV.Raw)})
+		add(edit{pos: m[0] + 1, end: m[0] + 1, kind: editSystem, comma: !isEmptyArray(b2s(body[m[0]:m[1]]))})
 	}
 	if forceUsage {
+		so := sp.streamOp
 		switch {
-		case !soV.Exists():
+		case so[1] == 0:
 			topSO = true
-		case !soV.IsObject():
-			p := base + soV.Index
-			add(edit{pos: p, end: p + len(soV.Raw), kind: editStreamOptions})
+		case body[so[0]] != '{':
+			add(edit{pos: so[0], end: so[1], kind: editStreamOptions})
 		default:
-			iu := soV.Get("include_usage")
+			raw := b2s(body[so[0]:so[1]])
+			iu := gjson.Get(raw, "include_usage")
 			switch {
 			case iu.Type == gjson.True:
 			case iu.Exists():
-				p := base + iu.Index
+				p := so[0] + iu.Index
 				add(edit{pos: p, end: p + len(iu.Raw), kind: editIncludeUsage})
 			default:
-				p := base + soV.Index + 1
-				add(edit{pos: p, end: p, kind: editIncludeUsageInsert, comma: !isEmptyObject(soV.Raw)})
+				add(edit{pos: so[0] + 1, end: so[0] + 1, kind: editIncludeUsageInsert, comma: !isEmptyObject(raw)})
 			}
 		}
 	}
 	if topModel || topSO {
-		add(edit{pos: base + 1, end: base + 1, kind: editTopInsert, comma: !isEmptyObject(top.Raw)})
+		add(edit{pos: base + 1, end: base + 1, kind: editTopInsert, comma: !sp.topEmpty})
 	}
 	es := edits[:n]
 	slices.SortFunc(es, func(a, b edit) int { return a.pos - b.pos })

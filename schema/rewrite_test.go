@@ -55,6 +55,14 @@ func TestRewriteRequest(t *testing.T) {
 			if !json.Valid(got[7:]) {
 				t.Errorf("RewriteRequest(%q) = %s: invalid JSON", tt.body, got[7:])
 			}
+			// Request.Rewrite, from the spans the parse found, on a copy of
+			// the parsed body (as the proxy does), writes the same bytes.
+			if r, err := ParseChatRequest([]byte(tt.body)); err == nil {
+				got, err := r.Rewrite([]byte("prefix:"), []byte(tt.body), tt.model, tt.system, tt.force)
+				if err != nil || string(got) != "prefix:"+tt.want {
+					t.Errorf("Request.Rewrite(%q, %q, %q, %v) = %s, %v; want %s", tt.body, tt.model, tt.system, tt.force, got, err, tt.want)
+				}
+			}
 		})
 	}
 }

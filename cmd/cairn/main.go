@@ -78,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdLoadtest(args[1:], stdout, stderr)
 	case "loadtest-reference":
 		err = cmdReference(args[1:])
+	case "loadtest-hop":
+		err = cmdHop(args[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -206,6 +208,7 @@ func cmdMock(args []string, stderr io.Writer) error {
 	chunkEvery := fs.Duration("chunk-interval", 0, "delay between stream chunks")
 	prefix := fs.String("request-id-prefix", "", "prefix of the mock's x-request-id (default mock-XXXXXX, random per process so two mocks never hand out the same ID)")
 	chunks := fs.Int("chunks", 0, "content chunks per stream (default 8)")
+	replyBytes := fs.Int("json-reply-bytes", 0, "pad the json_object reply's answer to about this many bytes (default: a short answer)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -220,7 +223,8 @@ func cmdMock(args []string, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	go func() { <-sigs; close(stop) }()
-	m := loadtest.NewMock(loadtest.MockOptions{Latency: *latency, ChunkInterval: *chunkEvery, Chunks: *chunks, RequestIDPrefix: *prefix})
+	m := loadtest.NewMock(loadtest.MockOptions{Latency: *latency, ChunkInterval: *chunkEvery, Chunks: *chunks, RequestIDPrefix: *prefix,
+		JSONContent: loadtest.PaddedJSONContent(*replyBytes)})
 	fmt.Fprintf(stderr, "mock provider listening on http://%s/v1 (request IDs %s-N)\n", ln.Addr(), m.RequestIDPrefix())
 	errc := make(chan error, 1)
 	go func() { errc <- m.Serve(ln) }()

@@ -22,6 +22,9 @@ const (
 	// stops at the first container past it, so this is cheap whatever
 	// follows.
 	TooDeep
+	// InvalidUTF8: a string holds bytes that are not UTF-8 (CheckUTF8
+	// only; Offset is the string's).
+	InvalidUTF8
 )
 
 // Valid reports whether s is exactly one JSON value with optional
@@ -38,6 +41,18 @@ func Valid[T ~string | ~[]byte](s T) bool {
 // for Invalid and TooDeep, the offset at which the scan stopped. It never
 // recurses and allocates only for depths above 256.
 func Check[T ~string | ~[]byte](s T, maxDepth int) (Result, int) {
+	return check(s, maxDepth, false)
+}
+
+// CheckUTF8 is Check that also requires the strings to be valid UTF-8
+// (the only place valid JSON can hold bytes >= 0x80), so that a request
+// body is checked in one pass instead of utf8.Valid and then Check (issue
+// 15). It returns InvalidUTF8 for a string that is not.
+func CheckUTF8[T ~string | ~[]byte](s T, maxDepth int) (Result, int) {
+	return check(s, maxDepth, true)
+}
+
+func check[T ~string | ~[]byte](s T, maxDepth int, strict bool) (Result, int) {
 	if maxDepth < 1 {
 		maxDepth = MaxDepth
 	}
@@ -68,8 +83,8 @@ func Check[T ~string | ~[]byte](s T, maxDepth int) (Result, int) {
 					i = j + 1
 					break
 				}
-				if i = objectKey(s, j); i < 0 {
-					return Invalid, j
+				if i = objectKey(s, j, strict); i < 0 {
+					return invalidAt(i, j)
 				}
 				continue
 			}
@@ -82,9 +97,9 @@ func Check[T ~string | ~[]byte](s T, maxDepth int) (Result, int) {
 			}
 			continue
 		case '"':
-			j := validString(s, i)
+			j := validStringUTF8(s, i, strict)
 			if j < 0 {
-				return Invalid, i
+				return invalidAt(j, i)
 			}
 			i = j
 		case 't':
@@ -128,8 +143,8 @@ func Check[T ~string | ~[]byte](s T, maxDepth int) (Result, int) {
 				j := skipSpace(s, i+1)
 				i = j
 				if inObject {
-					if i = objectKey(s, j); i < 0 {
-						return Invalid, j
+					if i = objectKey(s, j, strict); i < 0 {
+						return invalidAt(i, j)
 					}
 				}
 			case '}':
@@ -156,12 +171,12 @@ func Check[T ~string | ~[]byte](s T, maxDepth int) (Result, int) {
 
 // objectKey parses `"key" :` at i and returns the index of the value after
 // the colon's whitespace, or -1.
-func objectKey[T ~string | ~[]byte](s T, i int) int {
+func objectKey[T ~string | ~[]byte](s T, i int, strict bool) int {
 	if i >= len(s) || s[i] != '"' {
 		return -1
 	}
-	if i = validString(s, i); i < 0 {
-		return -1
+	if i = validStringUTF8(s, i, strict); i < 0 {
+		return i
 	}
 	i = skipSpace(s, i)
 	if i >= len(s) || s[i] != ':' {
@@ -204,9 +219,31 @@ var plainStringByte = func() (t [256]bool) {
 // validString returns the index past the string token starting at s[i]
 // (a '"'), or -1 if it is not a valid JSON string.
 func validString[T ~string | ~[]byte](s T, i int) int {
+	return validStringUTF8(s, i, false)
+}
+
+// validStringUTF8 is validString; with strict, bytes >= 0x80 must also
+// form valid UTF-8 (it returns -2 when they do not).
+func validStringUTF8[T ~string | ~[]byte](s T, i int, strict bool) int {
 	for j := i + 1; j < len(s); j++ {
-		for j < len(s) && plainStringByte[s[j]] {
-			j++
+		// Eight plain ASCII bytes at a time (issue 15: this loop is most of
+		// what a large request costs to check), then byte by byte.
+		for {
+			for j+8 <= len(s) && !specialWord(load64(s, j)) {
+				j += 8
+			}
+			if j >= len(s) || !plainStringByte[s[j]] {
+				break
+			}
+			if s[j] >= 0x80 && strict {
+				n := utf8Seq(s, j)
+				if n < 0 {
+					return -2
+				}
+				j += n
+			} else {
+				j++
+			}
 		}
 		if j >= len(s) {
 			break
@@ -278,4 +315,69 @@ func validNumber[T ~string | ~[]byte](s T, i int) int {
 		}
 	}
 	return i
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// load64 reads s[j:j+8] as a little-endian word (the compiler turns this
+// into one load).
+func load64[T ~string | ~[]byte](s T, j int) uint64 {
+	_ = s[j+7]
+	return uint64(s[j]) | uint64(s[j+1])<<8 | uint64(s[j+2])<<16 | uint64(s[j+3])<<24 |
+		uint64(s[j+4])<<32 | uint64(s[j+5])<<40 | uint64(s[j+6])<<48 | uint64(s[j+7])<<56
+}
+
+// specialWord reports whether any byte of w is '"', '\\', a control
+// character or >= 0x80: the bytes a string scan must look at one by one.
+func specialWord(w uint64) bool {
+	q := w ^ (lsb * '"')
+	b := w ^ (lsb * '\\')
+	return ((q-lsb)&^q|(b-lsb)&^b|(w-lsb*0x20)|w)&msb != 0
+}
+
+// utf8Seq returns the length of the valid UTF-8 sequence starting at s[j]
+// (a byte >= 0x80), or -1.
+func utf8Seq[T ~string | ~[]byte](s T, j int) int {
+	c := s[j]
+	var n int
+	lo, hi := byte(0x80), byte(0xBF) // bounds of the second byte
+	switch {
+	case c >= 0xC2 && c <= 0xDF:
+		n = 2
+	case c == 0xE0:
+		n, lo = 3, 0xA0
+	case c >= 0xE1 && c <= 0xEC, c == 0xEE, c == 0xEF:
+		n = 3
+	case c == 0xED:
+		n, hi = 3, 0x9F
+	case c == 0xF0:
+		n, lo = 4, 0x90
+	case c >= 0xF1 && c <= 0xF3:
+		n = 4
+	case c == 0xF4:
+		n, hi = 4, 0x8F
+	default:
+		return -1
+	}
+	if j+n > len(s) || s[j+1] < lo || s[j+1] > hi {
+		return -1
+	}
+	for k := j + 2; k < j+n; k++ {
+		if s[k] < 0x80 || s[k] > 0xBF {
+			return -1
+		}
+	}
+	return n
+}
+
+// invalidAt is the result for a scan that failed with code (-1: grammar,
+// -2: UTF-8) at offset i.
+func invalidAt(code, i int) (Result, int) {
+	if code == -2 {
+		return InvalidUTF8, i
+	}
+	return Invalid, i
 }
