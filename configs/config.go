@@ -295,6 +295,23 @@ type Capture struct {
 	// incidents and the audit log: capture treats the disk as full when
 	// less than this is free. Default 1 MiB; -1 disables the check.
 	ReserveBytes int64 `yaml:"reserve_bytes" json:"reserve_bytes"`
+	// MaxQueueBytes is the capture byte budget: the raw bodies of the
+	// records between the request path and the sinks (queued, being
+	// masked, waiting to be written) never exceed it. A record that would
+	// pass it is still captured, without its bodies, and counted in
+	// cairn_capture_bodies_dropped_total{reason="queue_bytes"}. Default
+	// 64 MiB (issue 15: the process stays within 256 MiB under any body
+	// size).
+	MaxQueueBytes int64 `yaml:"max_queue_bytes" json:"max_queue_bytes"`
+	// MemoryBytes bounds the masked records kept in memory for lookup
+	// (with Memory, which bounds their count): past it the oldest are
+	// evicted early; they are still found in the files. Default 32 MiB.
+	MemoryBytes int64 `yaml:"memory_bytes" json:"memory_bytes"`
+	// MaxTotalBytes caps the capture files on disk: past it the oldest
+	// files are deleted (counted in cairn_capture_files_pruned_total
+	// {reason="max_total_bytes"}), as files older than RetentionDays are.
+	// Default 8 GiB; -1 disables the cap (age only).
+	MaxTotalBytes int64 `yaml:"max_total_bytes" json:"max_total_bytes"`
 }
 
 // Fsync policies of capture files.
