@@ -9,7 +9,7 @@ import (
 // size of the records kept in memory for lookup. Past it the oldest are
 // evicted early (they are still found in the files), so that large masked
 // bodies cannot hold gigabytes.
-const defaultMemoryBytes = 32 << 20
+const defaultMemoryBytes = 16 << 20
 
 // memory is a ring of the most recent masked records, indexed by the
 // request IDs they carry, one index per namespace (see lookup.go). The

@@ -24,7 +24,7 @@ var ErrNotFound = errors.New("capture record not found")
 // cairn_capture_bodies_dropped_total{reason="queue_bytes"}), so a burst of
 // large requests cannot grow memory and still yields one record per
 // request.
-const defaultMaxQueueBytes = 64 << 20
+const defaultMaxQueueBytes = 32 << 20
 
 // maxKeptLineBuf bounds the line buffer a slot keeps between records.
 const maxKeptLineBuf = 1 << 20

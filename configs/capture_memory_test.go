@@ -12,8 +12,8 @@ import (
 // naming the field.
 func TestCaptureMemoryFields(t *testing.T) {
 	c := mustLoad(t, okBase, configs.Options{})
-	if cp := c.Capture; cp.MaxQueueBytes != 64<<20 || cp.MemoryBytes != 32<<20 || cp.MaxTotalBytes != 8<<30 {
-		t.Errorf("capture defaults: max_queue_bytes %d, memory_bytes %d, max_total_bytes %d; want 64 MiB, 32 MiB, 8 GiB",
+	if cp := c.Capture; cp.MaxQueueBytes != 32<<20 || cp.MemoryBytes != 16<<20 || cp.MaxTotalBytes != 8<<30 {
+		t.Errorf("capture defaults: max_queue_bytes %d, memory_bytes %d, max_total_bytes %d; want 32 MiB, 16 MiB, 8 GiB",
 			cp.MaxQueueBytes, cp.MemoryBytes, cp.MaxTotalBytes)
 	}
 	for _, tt := range []struct{ yaml, want string }{

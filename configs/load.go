@@ -115,6 +115,9 @@ func (c *Config) applyDefaults() {
 	defDur(&c.Server.WriteTimeout, 60*time.Second)
 	defDur(&c.Server.DrainTimeout, 30*time.Second)
 	defInt(&c.Server.MaxConcurrency, 10000)
+	if c.Server.MaxInflightBodyBytes == 0 {
+		c.Server.MaxInflightBodyBytes = 32 << 20
+	}
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		defDur(&p.Timeout, 60*time.Second)
@@ -165,10 +168,10 @@ func (c *Config) applyDefaults() {
 		c.Capture.ReserveBytes = 1 << 20
 	}
 	if c.Capture.MaxQueueBytes == 0 {
-		c.Capture.MaxQueueBytes = 64 << 20
+		c.Capture.MaxQueueBytes = 32 << 20
 	}
 	if c.Capture.MemoryBytes == 0 {
-		c.Capture.MemoryBytes = 32 << 20
+		c.Capture.MemoryBytes = 16 << 20
 	}
 	if c.Capture.MaxTotalBytes == 0 {
 		c.Capture.MaxTotalBytes = 8 << 30
@@ -208,6 +211,9 @@ func (v *validator) config(c *Config) {
 	v.positive("server.max_header_bytes", s.MaxHeaderBytes)
 	v.positive("server.max_body_bytes", s.MaxBodyBytes)
 	v.positive("server.max_concurrency", s.MaxConcurrency)
+	if s.MaxInflightBodyBytes < 1<<20 {
+		v.errf("server.max_inflight_body_bytes: %d is below 1048576 (1 MiB)", s.MaxInflightBodyBytes)
+	}
 	v.posDur("server.read_timeout", s.ReadTimeout)
 	v.posDur("server.idle_timeout", s.IdleTimeout)
 	v.posDur("server.write_timeout", s.WriteTimeout)

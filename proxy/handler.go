@@ -71,6 +71,7 @@ type exchange struct {
 	sticky string
 	contr  schema.Contract
 	slot   bool
+	held   int64  // request body bytes held in g.bodies (body_budget.go)
 	tp     string // traceparent sent upstream
 
 	respRaw []byte // owned upstream body (non-streaming) for capture
@@ -269,6 +270,8 @@ func (g *Gateway) finish(x *exchange) {
 		<-g.sem
 		x.slot = false
 	}
+	g.bodies.release(x.held)
+	x.held = 0
 	x.span.End(r)
 	g.recordsOpen.Add(-1)
 	if !g.noCapture {
