@@ -36,8 +36,8 @@ func TestCaptureMemoryFields(t *testing.T) {
 
 // server.max_inflight_body_bytes bounds the request bodies in flight.
 func TestInflightBodyBytesField(t *testing.T) {
-	if c := mustLoad(t, okBase, configs.Options{}); c.Server.MaxInflightBodyBytes != 32<<20 {
-		t.Errorf("server.max_inflight_body_bytes default = %d; want 32 MiB", c.Server.MaxInflightBodyBytes)
+	if c := mustLoad(t, okBase, configs.Options{}); c.Server.MaxInflightBodyBytes != 24<<20 {
+		t.Errorf("server.max_inflight_body_bytes default = %d; want 24 MiB", c.Server.MaxInflightBodyBytes)
 	}
 	_, err := load(t, okBase+"server: { max_inflight_body_bytes: 100 }\n", configs.Options{})
 	if err == nil || !strings.Contains(err.Error(), "server.max_inflight_body_bytes: 100 is below 1048576") {

@@ -78,7 +78,7 @@ type Server struct {
 	// MaxInflightBodyBytes bounds the request body bytes held by requests
 	// in flight (streams included): past it a request waits up to 2 s for
 	// room, then gets 429 with code "overloaded". A body larger than the
-	// bound is admitted alone. Default 32 MiB (issue 15: with the capture
+	// bound is admitted alone. Default 24 MiB (issue 15: with the capture
 	// budgets, the process stays within 256 MiB at any body size).
 	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes" json:"max_inflight_body_bytes"`
 }

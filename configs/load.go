@@ -116,7 +116,7 @@ func (c *Config) applyDefaults() {
 	defDur(&c.Server.DrainTimeout, 30*time.Second)
 	defInt(&c.Server.MaxConcurrency, 10000)
 	if c.Server.MaxInflightBodyBytes == 0 {
-		c.Server.MaxInflightBodyBytes = 32 << 20
+		c.Server.MaxInflightBodyBytes = 24 << 20
 	}
 	for i := range c.Providers {
 		p := &c.Providers[i]
