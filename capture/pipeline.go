@@ -70,22 +70,37 @@ func (w *Writer) run() {
 	}
 	go w.commitLoop()
 	for {
+		// Once Close began, the queue is drained by drainQueue, which
+		// watches Close's deadline; select alone would pick at random.
 		select {
-		case r := <-w.q:
-			w.dispatch(r)
 		case <-w.stop:
 			w.drainQueue()
 			close(w.work)
 			close(w.order)
 			return
+		default:
+		}
+		select {
+		case r := <-w.q:
+			w.dispatch(r)
+		case <-w.stop:
 		}
 	}
 }
 
 // dispatch hands r to a free slot, waiting for one while all are in
-// flight (the queue absorbs the wait).
+// flight (the queue absorbs the wait). When Close's deadline passes
+// meanwhile, r is counted lost with the rest of the queue.
 func (w *Writer) dispatch(r *Record) {
-	s := <-w.free
+	var s *slot
+	select {
+	case s = <-w.free:
+	case <-w.abort:
+		w.qBytes.Add(-rawSize(r))
+		w.metrics.ledger.abandon(1, LostShutdown)
+		w.dropped(1)
+		return
+	}
 	s.r, s.reserved, s.failed = r, rawSize(r), false
 	rate := *w.sample.Load()
 	s.keep = r.Outcome != OutcomeOK || rate >= 1 || w.rand() < rate
