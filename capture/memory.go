@@ -5,10 +5,11 @@ import (
 	"sync"
 )
 
-// maxMemoryBytes bounds the approximate size of the records kept in memory
-// for lookup: past it the oldest are evicted early (they are still found in
-// the files), so that large masked bodies cannot hold gigabytes.
-const maxMemoryBytes = 256 << 20
+// defaultMemoryBytes is capture.memory_bytes's default: the approximate
+// size of the records kept in memory for lookup. Past it the oldest are
+// evicted early (they are still found in the files), so that large masked
+// bodies cannot hold gigabytes.
+const defaultMemoryBytes = 16 << 20
 
 // memory is a ring of the most recent masked records, indexed by the
 // request IDs they carry, one index per namespace (see lookup.go). The
@@ -25,11 +26,16 @@ type memory struct {
 	client   map[string][]*Record // by keyed hash, oldest first
 }
 
-func newMemory(n int) *memory {
+// newMemory returns a ring of at most n records and about maxBytes
+// (recordSize); maxBytes <= 0 means defaultMemoryBytes.
+func newMemory(n int, maxBytes int64) *memory {
 	if n < 1 {
 		n = 1
 	}
-	return &memory{ring: make([]*Record, n), maxBytes: maxMemoryBytes,
+	if maxBytes <= 0 {
+		maxBytes = defaultMemoryBytes
+	}
+	return &memory{ring: make([]*Record, n), maxBytes: maxBytes,
 		gateway: make(map[string]*Record, n), provider: make(map[string]*Record, n), client: make(map[string][]*Record)}
 }
 

@@ -44,7 +44,10 @@ var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 //	upstream_errors_total{provider,status}              counter, status 0 = no response
 //	capture_queue_depth                                 gauge
 //	capture_dropped_total                               counter
-//	capture_bodies_dropped_total                        counter
+//	capture_bodies_dropped_total{reason}                counter, reason=queue_bytes
+//	capture_queue_bytes                                 gauge
+//	capture_files_pruned_total{reason}                  counter, reason=retention|max_total_bytes
+//	capture_pruned_bytes_total{reason}                  counter
 //	capture_written_total                               counter (file sink)
 //	capture_redis_written_total                         counter
 //	capture_sink_errors_total{sink}                     counter, sink=file|redis
@@ -69,12 +72,38 @@ type Metrics struct {
 	upstreamErr *family
 
 	dropped       atomic.Uint64
-	bodiesDropped atomic.Uint64
+	bodiesDropped [numBodyReasons]atomic.Uint64
 	sinkErrors    [numSinks]atomic.Uint64
 	sinkFailing   [numSinks]atomic.Bool
 	tornLines     atomic.Uint64
 	backfilled    atomic.Uint64
 	ledger        ledger
+	filesPruned   [numPruneReasons]atomic.Uint64
+	bytesPruned   [numPruneReasons]atomic.Uint64
+	// queueBytesFn reads the writer's queued body bytes (set by NewWriter).
+	queueBytesFn atomic.Pointer[func() int64]
+}
+
+// Reasons a record's bodies are dropped, the reason label of
+// cairn_capture_bodies_dropped_total.
+const (
+	// BodiesQueueBytes: the bodies would have passed
+	// capture.max_queue_bytes; the record is kept without them.
+	BodiesQueueBytes = iota
+	numBodyReasons
+)
+
+var bodyReasonNames = [numBodyReasons]string{"queue_bytes"}
+
+// BodiesDropped is how many records were kept without their bodies for
+// reason (BodiesQueueBytes).
+func (m *Metrics) BodiesDropped(reason int) uint64 { return m.bodiesDropped[reason].Load() }
+
+func (m *Metrics) queueBytes() int64 {
+	if f := m.queueBytesFn.Load(); f != nil {
+		return (*f)()
+	}
+	return 0
 }
 
 // Accounting returns a consistent snapshot of the capture accounting.
@@ -145,12 +174,24 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	a := m.ledger.snapshot()
 	writeScalar(bw, "cairn_capture_queue_depth", "Records waiting in the capture queue.", "gauge", a.Queued)
 	writeScalar(bw, "cairn_capture_dropped_total", "Records dropped because the capture queue was full or closed (also in cairn_capture_lost_total).", "counter", m.dropped.Load())
-	writeScalar(bw, "cairn_capture_bodies_dropped_total", "Records kept without their bodies because queued bodies passed their memory bound.", "counter", m.bodiesDropped.Load())
+	bw.WriteString("# HELP cairn_capture_bodies_dropped_total Records kept without their bodies, by reason (queue_bytes: the bodies would have passed capture.max_queue_bytes).\n# TYPE cairn_capture_bodies_dropped_total counter\n")
+	for i, n := range bodyReasonNames {
+		bw.WriteString(`cairn_capture_bodies_dropped_total{reason="` + n + `"} ` + strconv.FormatUint(m.bodiesDropped[i].Load(), 10) + "\n")
+	}
+	writeScalar(bw, "cairn_capture_queue_bytes", "Raw body bytes between the request path and the capture sinks (queued, being masked, waiting to be written); at most capture.max_queue_bytes.", "gauge", uint64(max(m.queueBytes(), 0)))
 	writeScalar(bw, "cairn_capture_written_total", "Records written to the capture files.", "counter", a.Sinks["file"].Written)
 	writeScalar(bw, "cairn_capture_redis_written_total", "Records appended to the Redis capture stream.", "counter", a.Sinks["redis"].Written)
 	writeScalar(bw, "cairn_capture_redis_backfilled_total", "Records added to the Redis stream after a failed attempt (backfilled from the backlog).", "counter", m.backfilled.Load())
 	writeScalar(bw, "cairn_capture_torn_lines_total", "Torn capture lines (a crash mid-write) skipped by readers or sealed on reopen.", "counter", m.tornLines.Load())
 	m.ledger.write(bw)
+	bw.WriteString("# HELP cairn_capture_files_pruned_total Capture files deleted, by reason (retention: older than capture.retention_days; max_total_bytes: the oldest, to keep the files within capture.max_total_bytes).\n# TYPE cairn_capture_files_pruned_total counter\n")
+	for i, n := range pruneReasonNames {
+		bw.WriteString(`cairn_capture_files_pruned_total{reason="` + n + `"} ` + strconv.FormatUint(m.filesPruned[i].Load(), 10) + "\n")
+	}
+	bw.WriteString("# HELP cairn_capture_pruned_bytes_total Bytes of the capture files deleted, by reason.\n# TYPE cairn_capture_pruned_bytes_total counter\n")
+	for i, n := range pruneReasonNames {
+		bw.WriteString(`cairn_capture_pruned_bytes_total{reason="` + n + `"} ` + strconv.FormatUint(m.bytesPruned[i].Load(), 10) + "\n")
+	}
 	bw.WriteString("# HELP cairn_capture_sink_errors_total Failed capture sink operations (writes, flushes, batches), each retried.\n# TYPE cairn_capture_sink_errors_total counter\n")
 	for i, n := range sinkNames {
 		bw.WriteString(`cairn_capture_sink_errors_total{sink="` + n + `"} ` + strconv.FormatUint(m.sinkErrors[i].Load(), 10) + "\n")

@@ -38,3 +38,9 @@ func oneLineBody(b []byte) json.RawMessage {
 }
 
 func stringJSON(b []byte) json.RawMessage { return appendJSONString(nil, string(b)) }
+
+// oneLineJSON reports whether b is empty or valid JSON without a line
+// break, as a body inside a JSONL record must be.
+func oneLineJSON(b []byte) bool {
+	return len(b) == 0 || validJSON(b) && oneLine(b)
+}

@@ -1,6 +1,9 @@
 package capture
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+)
 
 // maxRecordDepth bounds how deeply a body stored in a record nests. JSON
 // readers recurse (Python's json module stops near 1,000 levels, many
@@ -17,14 +20,21 @@ func jsonDepth(b []byte) int {
 	for i := 0; i < len(b); i++ {
 		switch b[i] {
 		case '"':
-			// Skip the string: an escaped quote is preceded by an odd
-			// number of backslashes.
+			// Skip the string with IndexByte (masked bodies are mostly
+			// long strings; issue 15): its closing quote is the first
+			// one not escaped, that is, preceded by an even number of
+			// backslashes.
 			for i++; i < len(b); i++ {
-				if b[i] == '\\' {
-					i++
-					continue
+				k := bytes.IndexByte(b[i:], '"')
+				if k < 0 {
+					return deepest
 				}
-				if b[i] == '"' {
+				i += k
+				bs := 0
+				for j := i - 1; j >= 0 && b[j] == '\\'; j-- {
+					bs++
+				}
+				if bs%2 == 0 {
 					break
 				}
 			}

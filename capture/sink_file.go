@@ -40,6 +40,7 @@ const (
 type fileSink struct {
 	dir       string
 	maxBytes  int64
+	maxTotal  int64 // capture.max_total_bytes; <= 0: no cap (sink_prune.go)
 	retention int
 	now       func() time.Time
 	fsync     string
@@ -105,7 +106,7 @@ func newFileSink(dataDir string, c configs.Capture, now func() time.Time, led *l
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create capture dir: %w", err)
 	}
-	s := &fileSink{dir: dir, maxBytes: c.MaxFileBytes, retention: c.RetentionDays, now: now,
+	s := &fileSink{dir: dir, maxBytes: c.MaxFileBytes, maxTotal: c.MaxTotalBytes, retention: c.RetentionDays, now: now,
 		fsync: c.Fsync, maxSpill: c.SpillBytes, reserve: c.ReserveBytes, led: led, m: m, open: openAppend}
 	if s.maxBytes < 1<<10 {
 		s.maxBytes = 64 << 20
@@ -347,6 +348,7 @@ func (s *fileSink) rotate(day string) error {
 		return fmt.Errorf("stat capture file: %w", err)
 	}
 	s.f, s.size = f, st.Size()
+	s.pruneTotal(path)
 	if s.size > 0 && !endsInNewline(f, s.size) {
 		// A crash left a torn line: seal it, so that ours starts on a
 		// fresh line; readers skip the torn one and count it.
@@ -398,7 +400,7 @@ func (s *fileSink) pruneNow() {
 	}
 	for _, n := range names {
 		if d, _, _ := parseFileName(filepath.Base(n)); d <= cutoff {
-			os.Remove(n)
+			s.remove(n, fileSize(n), PrunedRetention)
 		}
 	}
 }

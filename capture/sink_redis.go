@@ -71,10 +71,19 @@ type redisSink struct {
 	rateN     int
 	rate      float64 // records per second, measured over about a minute
 
-	mu      sync.Mutex
-	backlog []redisItem // oldest first
-	closing bool
+	mu       sync.Mutex
+	backlog  []redisItem // oldest first
+	bytes    int64       // the lines in backlog
+	maxBytes int64       // redisBacklogBytes
+	closing  bool
 }
+
+// redisBacklogBytes bounds the lines the Redis backlog holds while Redis
+// is down, as capture.redis_backlog bounds their count: with 1 MB bodies
+// 100,000 records would otherwise hold 100 GB (issue 15). Past it records
+// are lost to the stream (they stay in the files) and counted
+// (backlog_full).
+const redisBacklogBytes = 64 << 20
 
 func newRedisSink(c redis.UniversalClient, maxLen int64, retentionDays, backlog int, m *Metrics, log *slog.Logger, now func() time.Time) *redisSink {
 	if maxLen < 1 {
@@ -88,7 +97,7 @@ func newRedisSink(c redis.UniversalClient, maxLen int64, retentionDays, backlog 
 	}
 	return &redisSink{
 		c: c, maxLen: maxLen, maxTTL: time.Duration(retentionDays) * 24 * time.Hour,
-		metrics: m, led: &m.ledger, log: log, now: now, max: backlog,
+		metrics: m, led: &m.ledger, log: log, now: now, max: backlog, maxBytes: redisBacklogBytes,
 		wake: make(chan struct{}, 1), done: make(chan struct{}), abort: make(chan struct{}),
 	}
 }
@@ -97,11 +106,12 @@ func newRedisSink(c redis.UniversalClient, maxLen int64, retentionDays, backlog 
 // having counted nothing, when the backlog is full.
 func (s *redisSink) enqueue(it redisItem) bool {
 	s.mu.Lock()
-	if len(s.backlog) >= s.max {
+	if len(s.backlog) >= s.max || len(s.backlog) > 0 && s.bytes+int64(len(it.line)) > s.maxBytes {
 		s.mu.Unlock()
 		return false
 	}
 	s.backlog = append(s.backlog, it)
+	s.bytes += int64(len(it.line))
 	s.mu.Unlock()
 	select {
 	case s.wake <- struct{}{}:
@@ -132,7 +142,7 @@ func (s *redisSink) pending() int {
 func (s *redisSink) abandon(reason int) {
 	s.mu.Lock()
 	n := len(s.backlog)
-	s.backlog = nil
+	s.backlog, s.bytes = nil, 0
 	s.mu.Unlock()
 	s.led.drop(sinkRedis, n, reason)
 }
@@ -174,6 +184,8 @@ func (s *redisSink) run() {
 		for i := range batch {
 			if !done[i] {
 				kept = append(kept, batch[i])
+			} else {
+				s.bytes -= int64(len(batch[i].line))
 			}
 		}
 		n := len(batch) - len(kept)

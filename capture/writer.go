@@ -1,7 +1,6 @@
 package capture
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -19,13 +18,15 @@ import (
 // ErrNotFound is returned by lookups when no record carries the ID.
 var ErrNotFound = errors.New("capture record not found")
 
-// maxQueuedBodyBytes bounds the raw bodies waiting in the queue. A record
-// that would pass it is still queued, without its bodies (counted in
-// cairn_capture_bodies_dropped_total), so a burst of large requests cannot
-// exhaust memory and still yields one record per request.
-const maxQueuedBodyBytes = 512 << 20
+// defaultMaxQueueBytes is capture.max_queue_bytes's default: the raw
+// bodies between Enqueue and the sinks. A record that would pass it is
+// still queued, without its bodies (counted in
+// cairn_capture_bodies_dropped_total{reason="queue_bytes"}), so a burst of
+// large requests cannot grow memory and still yields one record per
+// request.
+const defaultMaxQueueBytes = 32 << 20
 
-// maxKeptLineBuf bounds the line buffer the writer keeps between records.
+// maxKeptLineBuf bounds the line buffer a slot keeps between records.
 const maxKeptLineBuf = 1 << 20
 
 // redisLookupTimeout bounds the Redis part of Lookup so that a hung Redis
@@ -60,21 +61,21 @@ type WriterOptions struct {
 	Now func() time.Time
 }
 
-// Writer takes finished records from the request path and, on its own
-// goroutine, masks them, fills Request and Response from their raw bodies,
-// updates Metrics, hands them to observers, keeps the most recent in
-// memory for lookup, and appends them to the JSONL files and (when
-// configured) the Redis stream.
+// Writer takes finished records from the request path and, off it, masks
+// them, fills Request and Response from their raw bodies, updates Metrics,
+// hands them to observers, keeps the most recent in memory for lookup, and
+// appends them to the JSONL files and (when configured) the Redis stream.
 //
-// One goroutine processes the records one at a time, in the order Enqueue
-// accepted them: observers, the memory ring and each sink see every
-// accepted record exactly once, in that order. Per record it costs about
-// 10–30 µs of CPU for a 0.5–2 KB request and its response (see
-// BenchmarkWriterProcessTypical), so one goroutine absorbs several tens of
-// thousands of records per second.
+// Masking and encoding run on up to min(GOMAXPROCS, 8) goroutines in
+// parallel; one committer then hands the records, in the order Enqueue
+// accepted them, to the observers, the memory ring and each sink, which
+// see every accepted record exactly once (pipeline.go).
 //
-// Enqueue never blocks: the queue is bounded and a full queue drops the
-// record and counts it in cairn_capture_dropped_total. Lookup, Recent and
+// Enqueue never blocks and memory stays bounded: the queue is bounded in
+// records (capture.queue_size: a full queue drops the record and counts it
+// in cairn_capture_dropped_total) and in body bytes
+// (capture.max_queue_bytes: past it the record is kept without its bodies
+// and counted in cairn_capture_bodies_dropped_total). Lookup, Recent and
 // Enqueue are safe for concurrent use; Subscribe must be called before
 // Start; Close is called once, after the request path has stopped.
 type Writer struct {
@@ -87,8 +88,13 @@ type Writer struct {
 	now     func() time.Time
 
 	q         chan *Record
-	qBytes    atomic.Int64 // raw body bytes in q
+	qBytes    atomic.Int64 // raw body bytes between Enqueue and commit
 	maxQBytes int64
+	// The pipeline (pipeline.go).
+	preparers int
+	work      chan *slot // dispatched, to be prepared
+	order     chan *slot // dispatched, to be committed in this order
+	free      chan *slot
 	mu        sync.RWMutex // guards closed against Enqueue's send
 	closed    bool
 	started   atomic.Bool
@@ -104,7 +110,6 @@ type Writer struct {
 	files     *fileSink
 	redis     *redisSink
 	ids       *idHasher // client request ID hashing (lookup.go)
-	line      []byte    // the JSON line being written, reused
 
 	lastDropLog atomic.Int64
 	lastErrLog  atomic.Int64
@@ -138,12 +143,22 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if c.Fsync == "" {
 		c.Fsync = configs.FsyncOff
 	}
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = defaultMaxQueueBytes
+	}
+	if c.MemoryBytes <= 0 {
+		c.MemoryBytes = defaultMemoryBytes
+	}
+	if c.MaxTotalBytes == 0 {
+		c.MaxTotalBytes = defaultMaxTotalBytes
+	}
 	w := &Writer{
 		opt: o, cap: c, masker: o.Masker, metrics: o.Metrics, log: o.Logger, rand: o.Rand, now: o.Now,
 		q:    make(chan *Record, c.QueueSize),
 		stop: make(chan struct{}), abort: make(chan struct{}), done: make(chan struct{}),
-		mem: newMemory(c.Memory), maxQBytes: maxQueuedBodyBytes,
+		mem: newMemory(c.Memory, c.MemoryBytes), maxQBytes: c.MaxQueueBytes,
 	}
+	w.initPipeline()
 	if w.masker == nil {
 		w.masker = NewMasker(configs.Masking{})
 	}
@@ -153,6 +168,8 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 	if w.metrics == nil {
 		w.metrics = NewMetrics()
 	}
+	qb := w.qBytes.Load
+	w.metrics.queueBytesFn.Store(&qb)
 	if w.log == nil {
 		w.log = slog.New(slog.DiscardHandler)
 	}
@@ -221,10 +238,9 @@ func (w *Writer) Enqueue(r *Record) {
 		return
 	}
 	size := rawSize(r)
-	if size > 0 && w.qBytes.Add(size) > w.maxQBytes {
-		w.qBytes.Add(-size)
+	if size > 0 && !w.reserve(size) {
 		r.Raw, size = nil, 0
-		w.metrics.bodiesDropped.Add(1)
+		w.metrics.bodiesDropped[BodiesQueueBytes].Add(1)
 	}
 	reason := LostClosed
 	w.mu.RLock()
@@ -247,6 +263,21 @@ func (w *Writer) Enqueue(r *Record) {
 	}
 	w.qBytes.Add(-size)
 	w.dropped(1)
+}
+
+// reserve takes n bytes of the queue's body budget, or reports false
+// when that would pass capture.max_queue_bytes. The counter never goes
+// over the budget, not even for an instant.
+func (w *Writer) reserve(n int64) bool {
+	for {
+		cur := w.qBytes.Load()
+		if cur+n > w.maxQBytes {
+			return false
+		}
+		if w.qBytes.CompareAndSwap(cur, cur+n) {
+			return true
+		}
+	}
 }
 
 // rawSize is the size of r's raw bodies. It does not change while r is
@@ -272,76 +303,6 @@ func (w *Writer) sinkError(sink int, err error) {
 	now := time.Now().UnixNano()
 	if last := w.lastErrLog.Load(); now-last >= int64(10*time.Second) && w.lastErrLog.CompareAndSwap(last, now) {
 		w.log.Error("capture: sink error", "sink", sinkNames[sink], "err", err)
-	}
-}
-
-// run is the writer goroutine.
-func (w *Writer) run() {
-	defer close(w.done)
-	tick := time.NewTicker(w.cap.FlushInterval.D())
-	defer tick.Stop()
-	for {
-		select {
-		case r := <-w.q:
-			w.process(r)
-		case <-tick.C:
-			w.flush()
-			w.files.maybePrune()
-		case <-w.stop:
-			w.drain()
-			return
-		}
-	}
-}
-
-// drain processes what is left in the queue (no Enqueue can add more)
-// and writes the buffered lines, retrying a failing disk, until Close's
-// deadline passes; then it counts what is left as lost and closes the
-// file and the Redis sink.
-func (w *Writer) drain() {
-	defer func() {
-		if n := w.files.bufRecs; n > 0 {
-			w.files.buf, w.files.bufRecs = nil, 0
-			w.metrics.ledger.drop(sinkFile, n, LostShutdown)
-			w.log.Error("capture: records not written at shutdown; the disk refused them until the deadline", "records", n, "err", w.files.lastErr)
-		}
-		if err := w.files.closeFile(); err != nil {
-			w.sinkError(sinkFile, err)
-		}
-		if w.redis != nil {
-			w.redis.close()
-		}
-	}()
-	for {
-		select {
-		case <-w.abort:
-			n := len(w.q)
-			for range n {
-				r := <-w.q
-				w.qBytes.Add(-rawSize(r))
-			}
-			w.metrics.ledger.abandon(n, LostShutdown)
-			w.dropped(n)
-			return
-		default:
-		}
-		select {
-		case r := <-w.q:
-			w.process(r)
-			continue
-		default:
-		}
-		if err := w.files.flush(true); err == nil {
-			return
-		} else {
-			w.sinkError(sinkFile, err)
-		}
-		t := time.NewTimer(100 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-w.abort:
-			t.Stop()
-		}
 	}
 }
 
@@ -383,80 +344,6 @@ func (w *Writer) Health() Health {
 		h.OK = false
 	}
 	return h
-}
-
-// process masks r and hands it to metrics, observers, memory and sinks.
-// A panic while doing so (a bug) is logged and the record counted lost,
-// so one bad record cannot stop the writer or vanish uncounted.
-func (w *Writer) process(r *Record) {
-	taken := false
-	defer func() {
-		if p := recover(); p != nil {
-			w.log.Error("capture: processing a record panicked; record lost", "panic", fmt.Sprint(p), "gateway_request_id", r.GatewayRequestID)
-			if !taken {
-				w.metrics.ledger.take([numSinks]int{LostInternal, LostInternal})
-			}
-		}
-	}()
-	w.qBytes.Add(-rawSize(r))
-	rate := *w.sample.Load()
-	keep := r.Outcome != OutcomeOK || rate >= 1 || w.rand() < rate
-	// Lookup by client ID goes through a keyed hash of the raw ID; the
-	// record keeps only the masked form (issue 12.14).
-	r.ClientRequestIDHash = w.ids.hash(r.ClientRequestID)
-	secrets := w.opt.Secrets.Secrets()
-	redactRecord(secrets, r)
-	w.maskerP.Load().maskRecord(r, keep)
-	redactRecord(secrets, r)
-	if !oneLineJSON(r.Request) || !oneLineJSON(r.Response) {
-		// Masking always yields compact valid JSON, so this is a bug;
-		// the record is still kept, without the bodies.
-		w.log.Error("capture: masked body is not one line of JSON", "gateway_request_id", r.GatewayRequestID)
-		r.Request, r.Response = nil, nil
-	}
-	if r.ReceivedAt.IsZero() {
-		r.ReceivedAt = w.now()
-	}
-	r.ReceivedAt = r.ReceivedAt.UTC()
-	w.metrics.ObserveRecord(r)
-	for _, fn := range w.observers {
-		w.observe(fn, r)
-	}
-	w.mem.add(r)
-
-	// The line buffer is reused for every record: the file sink copies
-	// the line into its own buffer and Redis gets a clone.
-	w.line = appendRecord(w.line[:0], r)
-	line := w.line
-	var item redisItem
-	if w.redis != nil {
-		item = redisItem{line: bytes.Clone(line[:len(line)-1]), ids: redisIDs(r)}
-	}
-	if w.files.dayTurned() {
-		w.flush()
-	}
-	// From here to take nothing can fail: the ledger sees what the sinks hold.
-	lost := [numSinks]int{-1, -1}
-	if !w.files.add(line) {
-		lost[sinkFile] = LostSpillFull
-	}
-	if w.redis != nil && !w.redis.enqueue(item) {
-		lost[sinkRedis] = LostBacklogFull
-	}
-	w.metrics.ledger.take(lost)
-	taken = true
-	if w.files.full() {
-		w.flush()
-	}
-	if cap(w.line) > maxKeptLineBuf {
-		w.line = nil // do not hold on to one huge record's buffer
-	}
-}
-
-// oneLineJSON reports whether b is empty or valid JSON without a line
-// break, as a body inside a JSONL record must be.
-func oneLineJSON(b []byte) bool {
-	return len(b) == 0 || validJSON(b) && bytes.IndexByte(b, '\n') < 0 && bytes.IndexByte(b, '\r') < 0
 }
 
 func (w *Writer) observe(fn func(*Record), r *Record) {

@@ -619,7 +619,7 @@ func TestWriterMaskedClientIDNotIndexed(t *testing.T) {
 }
 
 func TestMemoryByteBudget(t *testing.T) {
-	m := newMemory(100)
+	m := newMemory(100, 0)
 	m.maxBytes = 10 * 2048
 	for i := range 50 {
 		r := testRecord(i)
@@ -651,7 +651,7 @@ func TestWriterQueueBodyBudget(t *testing.T) {
 	big2.Raw.RequestBody = big.Raw.RequestBody[:len(big.Raw.RequestBody):len(big.Raw.RequestBody)]
 	big2.Outcome, big2.Status = OutcomeUpstreamError, 502
 	w.Enqueue(big2) // passes the budget: kept without bodies
-	if got := w.metrics.bodiesDropped.Load(); got != 1 {
+	if got := w.metrics.bodiesDropped[BodiesQueueBytes].Load(); got != 1 {
 		t.Errorf("bodies dropped = %d; want 1", got)
 	}
 	w.Start()

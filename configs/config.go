@@ -77,6 +77,12 @@ type Server struct {
 	// MaxConcurrency bounds requests in flight (streams included); excess
 	// requests get 429 with code "overloaded" at once. Default 10000.
 	MaxConcurrency int `yaml:"max_concurrency" json:"max_concurrency"`
+	// MaxInflightBodyBytes bounds the request body bytes held by requests
+	// in flight (streams included): past it a request waits up to 2 s for
+	// room, then gets 429 with code "overloaded". A body larger than the
+	// bound is admitted alone. Default 24 MiB (issue 15: with the capture
+	// budgets, the process stays within 256 MiB at any body size).
+	MaxInflightBodyBytes int64 `yaml:"max_inflight_body_bytes" json:"max_inflight_body_bytes"`
 }
 
 // Provider is one upstream OpenAI-compatible API.
@@ -313,6 +319,23 @@ type Capture struct {
 	// incidents and the audit log: capture treats the disk as full when
 	// less than this is free. Default 1 MiB; -1 disables the check.
 	ReserveBytes int64 `yaml:"reserve_bytes" json:"reserve_bytes"`
+	// MaxQueueBytes is the capture byte budget: the raw bodies of the
+	// records between the request path and the sinks (queued, being
+	// masked, waiting to be written) never exceed it. A record that would
+	// pass it is still captured, without its bodies, and counted in
+	// cairn_capture_bodies_dropped_total{reason="queue_bytes"}. Default
+	// 32 MiB (issue 15: the process stays within 256 MiB under any body
+	// size).
+	MaxQueueBytes int64 `yaml:"max_queue_bytes" json:"max_queue_bytes"`
+	// MemoryBytes bounds the masked records kept in memory for lookup
+	// (with Memory, which bounds their count): past it the oldest are
+	// evicted early; they are still found in the files. Default 16 MiB.
+	MemoryBytes int64 `yaml:"memory_bytes" json:"memory_bytes"`
+	// MaxTotalBytes caps the capture files on disk: past it the oldest
+	// files are deleted (counted in cairn_capture_files_pruned_total
+	// {reason="max_total_bytes"}), as files older than RetentionDays are.
+	// Default 8 GiB; -1 disables the cap (age only).
+	MaxTotalBytes int64 `yaml:"max_total_bytes" json:"max_total_bytes"`
 }
 
 // Fsync policies of capture files.

@@ -116,6 +116,9 @@ func (c *Config) applyDefaults() {
 	defDur(&c.Server.WriteTimeout, 60*time.Second)
 	defDur(&c.Server.DrainTimeout, 30*time.Second)
 	defInt(&c.Server.MaxConcurrency, 10000)
+	if c.Server.MaxInflightBodyBytes == 0 {
+		c.Server.MaxInflightBodyBytes = 24 << 20
+	}
 	for i := range c.Providers {
 		p := &c.Providers[i]
 		defDur(&p.Timeout, 60*time.Second)
@@ -165,6 +168,15 @@ func (c *Config) applyDefaults() {
 	if c.Capture.ReserveBytes == 0 {
 		c.Capture.ReserveBytes = 1 << 20
 	}
+	if c.Capture.MaxQueueBytes == 0 {
+		c.Capture.MaxQueueBytes = 32 << 20
+	}
+	if c.Capture.MemoryBytes == 0 {
+		c.Capture.MemoryBytes = 16 << 20
+	}
+	if c.Capture.MaxTotalBytes == 0 {
+		c.Capture.MaxTotalBytes = 8 << 30
+	}
 	defF(&c.Tracing.SampleRatio, 1)
 }
 
@@ -200,6 +212,9 @@ func (v *validator) config(c *Config) {
 	v.positive("server.max_header_bytes", s.MaxHeaderBytes)
 	v.positive("server.max_body_bytes", s.MaxBodyBytes)
 	v.positive("server.max_concurrency", s.MaxConcurrency)
+	if s.MaxInflightBodyBytes < 1<<20 {
+		v.errf("server.max_inflight_body_bytes: %d is below 1048576 (1 MiB)", s.MaxInflightBodyBytes)
+	}
 	v.posDur("server.read_timeout", s.ReadTimeout)
 	v.posDur("server.idle_timeout", s.IdleTimeout)
 	v.posDur("server.write_timeout", s.WriteTimeout)
@@ -284,6 +299,15 @@ func (v *validator) config(c *Config) {
 	v.positive("capture.redis_backlog", cp.RedisBacklog)
 	if cp.ReserveBytes < -1 {
 		v.errf("capture.reserve_bytes: must be -1 (off) or at least 0")
+	}
+	if cp.MaxQueueBytes < 1<<20 {
+		v.errf("capture.max_queue_bytes: %d is below 1048576 (1 MiB)", cp.MaxQueueBytes)
+	}
+	if cp.MemoryBytes < 1<<20 {
+		v.errf("capture.memory_bytes: %d is below 1048576 (1 MiB)", cp.MemoryBytes)
+	}
+	if cp.MaxTotalBytes != -1 && cp.MaxTotalBytes < cp.MaxFileBytes {
+		v.errf("capture.max_total_bytes: %d is below capture.max_file_bytes (%d); -1 turns the cap off", cp.MaxTotalBytes, cp.MaxFileBytes)
 	}
 	if r := c.Tracing.SampleRatio; !(r >= 0 && r <= 1) {
 		v.errf("tracing.sample_ratio: %v is not between 0 and 1", c.Tracing.SampleRatio)

@@ -73,17 +73,18 @@ type scenarioFunc func(e *runEnv) error
 // scenarioTable maps a scenario name to its runner.
 func scenarioTable() map[string]scenarioFunc {
 	return map[string]scenarioFunc{
-		"overhead":  runOverhead,
-		"streaming": runStreaming,
-		"limits":    runLimits,
-		"drill":     runDrills,
-		"soak":      runSoak,
+		"overhead":     runOverhead,
+		"streaming":    runStreaming,
+		"idle-streams": runIdleStreams, // scenario_idle_streams.go (issue 15)
+		"limits":       runLimits,
+		"drill":        runDrills,
+		"soak":         runSoak,
 	}
 }
 
 // Scenarios returns the scenario names Run accepts, in a stable order.
 func Scenarios() []string {
-	return []string{"overhead", "streaming", "limits", "drill", "soak"}
+	return []string{"overhead", "streaming", "idle-streams", "limits", "drill", "soak"}
 }
 
 // Run runs one scenario on loopback: it starts the mock providers, the

@@ -143,6 +143,7 @@ func (g *Gateway) writeMetrics(ctx *fasthttp.RequestCtx) {
 	g.metrics.WritePrometheus(w)
 	g.limiter.WritePrometheus(w)
 	fmt.Fprintf(w, "# HELP go_goroutines Goroutines that currently exist.\n# TYPE go_goroutines gauge\ngo_goroutines %d\n", runtime.NumGoroutine())
+	g.writeMemoryMetrics(w)
 	fmt.Fprintf(w, "# HELP cairn_streams_open Streams being relayed now.\n# TYPE cairn_streams_open gauge\ncairn_streams_open %d\n", g.streamsOpen.Load())
 	fmt.Fprintf(w, "# HELP cairn_ratelimit_charges_pending Token charges queued for Redis or in flight.\n# TYPE cairn_ratelimit_charges_pending gauge\ncairn_ratelimit_charges_pending %d\n", g.chargesPending.Load())
 	fmt.Fprintf(w, "# HELP cairn_ratelimit_charges_dropped_total Token charges dropped because the charge queue was full.\n# TYPE cairn_ratelimit_charges_dropped_total counter\ncairn_ratelimit_charges_dropped_total %d\n", g.chargeDropped.Load())

@@ -93,6 +93,12 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	if err != nil {
 		return asStatusError(err)
 	}
+	held, ok := g.bodies.acquire(int64(len(body)), bodyBudgetWait)
+	if !ok {
+		ctx.Response.Header.Set("retry-after", "1")
+		return errBodyBudget
+	}
+	x.held = held
 	x.body = append([]byte(nil), body...)
 	x.req.Rebase(body, x.body)
 	x.rec.RequestedModel = x.req.Model

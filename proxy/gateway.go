@@ -93,6 +93,7 @@ type Gateway struct {
 	prompts       *routing.Prompts
 
 	sem      chan struct{}
+	bodies   *bodyBudget // server.max_inflight_body_bytes
 	charges  chan charge
 	stopping atomic.Bool
 	started  atomic.Bool
@@ -162,6 +163,7 @@ func New(o Options) (*Gateway, error) {
 		breakers:  routing.NewBreakers(5, 30*time.Second, o.Now),
 		contracts: schema.NewContracts(1024),
 		sem:       make(chan struct{}, cfg.Server.MaxConcurrency),
+		bodies:    newBodyBudget(cfg.Server.MaxInflightBodyBytes),
 		charges:   make(chan charge, 8192),
 		secrets:   secrets,
 		masker:    capture.NewMasker(cfg.Masking),
@@ -275,7 +277,7 @@ func (g *Gateway) newAPIServer(cfg *configs.Config) *fasthttp.Server {
 		},
 		Name:                         "cairn",
 		ReadBufferSize:               cfg.Server.MaxHeaderBytes,
-		WriteBufferSize:              16 << 10,
+		WriteBufferSize:              serverWriteBufferSize,
 		MaxRequestBodySize:           maxBody,
 		ReadTimeout:                  cfg.Server.ReadTimeout.D(),
 		IdleTimeout:                  cfg.Server.IdleTimeout.D(),

@@ -75,6 +75,7 @@ type exchange struct {
 	sticky   string
 	contr    schema.Contract
 	slot     bool
+	held     int64  // request body bytes held in g.bodies (body_budget.go)
 	tp       []byte // traceparent sent upstream (in tpBuf)
 	tpBuf    [55]byte
 
@@ -294,6 +295,8 @@ func (g *Gateway) finish(x *exchange) {
 		<-g.sem
 		x.slot = false
 	}
+	g.bodies.release(x.held)
+	x.held = 0
 	x.span.End(r)
 	g.recordsOpen.Add(-1)
 	// x is not used after this: cleared (so that a pooled exchange keeps

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,12 +21,13 @@ import (
 
 var sseDone = []byte("data: [DONE]\n\n")
 
-// readBufPool holds upstream read buffers for streams.
-var readBufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+// readBufPool holds upstream read buffers for streams (stream_body.go).
+var readBufPool = sync.Pool{New: func() any { b := make([]byte, streamBufSize); return &b }}
 
 // streamRelay moves one upstream SSE stream to the client. It owns the
-// upstream response until close; the client side is the bufio.Writer that
-// fasthttp hands the body stream writer after the handler returned.
+// upstream response until close; the client side is fasthttp's chunked
+// writer, which the server goroutine hands the stream's body after the
+// handler returned (relayBody).
 type streamRelay struct {
 	x      *exchange
 	t      *routing.Target
@@ -251,12 +251,7 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 	g.streams.Add(1)
 	g.streamsOpen.Add(1)
 	g.trackStream(s)
-	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer g.streams.Done()
-		defer g.streamsOpen.Add(-1)
-		defer g.untrackStream(s)
-		g.relay(w, s, perr)
-	})
+	ctx.Response.SetBodyStream(&relayBody{g: g, s: s, perr: perr}, -1)
 	return resultStream, nil, schema.Verdict{}
 }
 
@@ -272,7 +267,7 @@ func copyStreamHeaders(dst, src *fasthttp.ResponseHeader) {
 // every framed event and flushes per read, so events reach the client as
 // they arrive. A failed flush means the client went away: the upstream
 // connection is closed at once (fasthttp has no per-request cancellation).
-func (g *Gateway) relay(w *bufio.Writer, s *streamRelay, perr error) {
+func (g *Gateway) relay(w streamOut, s *streamRelay, perr error) {
 	x := s.x
 	rec := x.rec
 	complete := false

@@ -71,7 +71,7 @@ func newUpstream(p configs.Provider) (*upstream, error) {
 			MaxIdleConnDuration:           30 * time.Second,
 			MaxConnWaitTimeout:            p.ConnectTimeout.D(),
 			ReadBufferSize:                64 << 10,
-			WriteBufferSize:               32 << 10,
+			WriteBufferSize:               16 << 10,
 			DisableHeaderNamesNormalizing: false,
 			NoDefaultUserAgentHeader:      false,
 			StreamResponseBody:            stream,
@@ -89,6 +89,12 @@ func newUpstream(p configs.Provider) (*upstream, error) {
 		}
 		if !stream {
 			hc.MaxResponseBodySize = p.MaxResponseBytes
+		} else {
+			// A stream holds its connection's read buffer while it idles
+			// between events (issue 15: ≤ 40 KB per idle stream). 8 KiB
+			// still takes any provider's response headers (a few KiB);
+			// events are parsed as they arrive, whatever their size.
+			hc.ReadBufferSize = streamReadBufferSize
 		}
 		hc.Dial = func(a string) (net.Conn, error) {
 			c, err := dialer.Dial("tcp", a)

@@ -158,6 +158,7 @@ func serve(cfg *configs.Config, log *slog.Logger, stop <-chan struct{}) error {
 	// go-redis logs every failed dial; while Redis is down that is a line
 	// per request. Forward its messages at most once per 10 s.
 	redis.SetLogger(ratelimit.NewClientLogger(log, 10*time.Second))
+	setMemoryLimit(cfg, log)
 	g, err := proxy.New(proxy.Options{Config: cfg, Logger: log})
 	if err != nil {
 		return err
