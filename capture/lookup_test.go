@@ -92,7 +92,9 @@ func TestLookupNamespaces(t *testing.T) {
 		stored = append(stored, r.ClientRequestID, r.Headers["x-request-id"])
 	}
 	for _, s := range append(keys, stored...) {
-		for _, raw := range []string{"415", "2671", "41111111"} {
+		// Long runs only: keys hold hex digests, and a 3-digit run such as
+		// "415" turns up in a random one now and then.
+		for _, raw := range []string{"415-555-2671", "4155552671", "41111111"} {
 			if strings.Contains(s, raw) {
 				t.Errorf("%q holds %q of a raw client ID", s, raw)
 			}
