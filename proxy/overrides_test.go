@@ -230,3 +230,30 @@ func TestOverridesPromptRevert(t *testing.T) {
 		t.Errorf("upstream body after a reload changed the prompt: %s", body)
 	}
 }
+
+// Without Redis the prompt registry lives in data_dir: a restarted gateway
+// still knows the versions it served and can revert to one.
+func TestOverridesPromptRegistryAcrossRestart(t *testing.T) {
+	_, addr := startMock(t, loadtest.MockOptions{RequestIDPrefix: "pr"})
+	tg := startGateway(t, fmt.Sprintf(overridesConfig, addr, "v17", "You are v17."), nil)
+	rewriteConfig(t, tg, `version: v17, system: "You are v17."`, `version: v18, system: "You are v18."`)
+	if _, _, err := tg.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(tg.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// The same data_dir, read by a new gateway.
+	again := startGateway(t, string(cfg), nil)
+	r := do(t, "GET", again.admin+"/admin/routes/support-bot/prompts", "", "")
+	if vs := gjson.GetBytes(r.body, "versions.#.version").Array(); len(vs) != 2 || vs[0].Str != "v17" || vs[1].Str != "v18" {
+		t.Fatalf("prompts after restart = %s", r.body)
+	}
+	if r := do(t, "POST", again.admin+"/admin/routes/support-bot/prompt/revert", "", `{"to":"v17"}`); r.status != 200 {
+		t.Errorf("revert after restart = %d %s", r.status, r.body)
+	}
+}
