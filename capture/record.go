@@ -112,6 +112,16 @@ type RawBodies struct {
 	FinishReason    string
 }
 
+// release lets go of the bodies. The proxy allocates a record and its
+// RawBodies together (one box per request), so dropping the record's
+// pointer alone would keep the bodies alive for as long as the record:
+// in the queue, and then in the memory ring for lookups. Safe on nil.
+func (b *RawBodies) release() {
+	if b != nil {
+		b.RequestBody, b.ResponseBody, b.StreamContent, b.StreamToolCalls = nil, nil, "", nil
+	}
+}
+
 // Params are the request parameters worth comparing across requests.
 type Params struct {
 	Stream         bool     `json:"stream"`

@@ -239,6 +239,7 @@ func (w *Writer) Enqueue(r *Record) {
 	}
 	size := rawSize(r)
 	if size > 0 && !w.reserve(size) {
+		r.Raw.release()
 		r.Raw, size = nil, 0
 		w.metrics.bodiesDropped[BodiesQueueBytes].Add(1)
 	}
