@@ -151,11 +151,14 @@ type detConfig struct {
 	tokRatio float64
 	lookback time.Duration
 	disabled bool
+	// thr holds each signal's two severity levels (index sig); the
+	// crossing thresholds above are their lowest set level.
+	thr [nSignals]configs.Threshold
 }
 
 func newDetConfig(d configs.Detection) detConfig {
-	def := func(v, dv float64) float64 {
-		if v == 0 {
+	def := func(v, dv configs.Threshold) configs.Threshold {
+		if v == (configs.Threshold{}) {
 			return dv
 		}
 		return v
@@ -176,11 +179,16 @@ func newDetConfig(d configs.Detection) detConfig {
 	if c.lookback <= 0 {
 		c.lookback = 24 * time.Hour
 	}
-	c.rate[sigContract] = def(d.ContractFailureRate, 0.1)
-	c.rate[sig429] = def(d.Upstream429Rate, 0.5)
-	c.rate[sigError] = def(d.ErrorRate, 0.2)
-	c.latRatio = def(d.LatencyP99Ratio, 2)
-	c.tokRatio = def(d.TokensPerSuccessRatio, 1.3)
+	c.thr[sigContract] = def(d.ContractFailureRate, configs.Threshold{Page: 0.1})
+	c.thr[sig429] = def(d.Upstream429Rate, configs.Threshold{Page: 0.5})
+	c.thr[sigError] = def(d.ErrorRate, configs.Threshold{Page: 0.2})
+	c.thr[sigLatency] = def(d.LatencyP99Ratio, configs.Threshold{Page: 2})
+	c.thr[sigTokens] = def(d.TokensPerSuccessRatio, configs.Threshold{Page: 1.3})
+	for _, sig := range []int{sigContract, sig429, sigError} {
+		c.rate[sig] = c.thr[sig].Lowest()
+	}
+	c.latRatio = c.thr[sigLatency].Lowest()
+	c.tokRatio = c.thr[sigTokens].Lowest()
 	c.width = int64(c.window) / c.nb
 	if c.width <= 0 {
 		c.width = 1
