@@ -107,7 +107,17 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = strconv.AppendInt(b, int64(r.Usage.CompletionTokens), 10)
 	b = append(b, `,"total_tokens":`...)
 	b = strconv.AppendInt(b, int64(r.Usage.TotalTokens), 10)
-	b = append(b, `},"contract":{"verdict":`...)
+	if r.Usage.CachedTokens != 0 {
+		b = append(b, `,"cached_tokens":`...)
+		b = strconv.AppendInt(b, int64(r.Usage.CachedTokens), 10)
+	}
+	b = append(b, `},"cost_usd":`...)
+	if r.CostUSD != nil {
+		b = appendFloat(b, *r.CostUSD)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"contract":{"verdict":`...)
 	b = appendJSONString(b, r.Contract.Verdict)
 	if len(r.Contract.Reasons) > 0 {
 		b = append(b, `,"reasons":[`...)

@@ -75,6 +75,7 @@ type Metrics struct {
 	tornLines     atomic.Uint64
 	backfilled    atomic.Uint64
 	ledger        ledger
+	scores        *scoreMetrics // eval scores and money (metrics_score.go)
 }
 
 // Accounting returns a consistent snapshot of the capture accounting.
@@ -99,6 +100,7 @@ func NewMetrics() *Metrics {
 			[]string{"route", "cohort", "target", "verdict"}, nil),
 		upstreamErr: newFamily("cairn_upstream_errors_total", "Failed upstream attempts by provider and status (0: no response).", "counter",
 			[]string{"provider", "status"}, nil),
+		scores: newScoreMetrics(),
 	}
 }
 
@@ -124,6 +126,7 @@ func (m *Metrics) ObserveRecord(r *Record) {
 	if r.Usage.CompletionTokens > 0 {
 		m.tokens.get(r.Route, "completion").add(uint64(r.Usage.CompletionTokens))
 	}
+	m.observeCost(r, target)
 	if v := r.Contract.Verdict; v == VerdictPass || v == VerdictFail {
 		m.contract.get(r.Route, r.Cohort, target, v).add(1)
 	}
@@ -151,6 +154,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	writeScalar(bw, "cairn_capture_redis_backfilled_total", "Records added to the Redis stream after a failed attempt (backfilled from the backlog).", "counter", m.backfilled.Load())
 	writeScalar(bw, "cairn_capture_torn_lines_total", "Torn capture lines (a crash mid-write) skipped by readers or sealed on reopen.", "counter", m.tornLines.Load())
 	m.ledger.write(bw)
+	m.scores.write(bw)
 	bw.WriteString("# HELP cairn_capture_sink_errors_total Failed capture sink operations (writes, flushes, batches), each retried.\n# TYPE cairn_capture_sink_errors_total counter\n")
 	for i, n := range sinkNames {
 		bw.WriteString(`cairn_capture_sink_errors_total{sink="` + n + `"} ` + strconv.FormatUint(m.sinkErrors[i].Load(), 10) + "\n")

@@ -80,7 +80,10 @@ type Record struct {
 	LatencyMS float64 `json:"latency_ms"`
 	TTFTMS    float64 `json:"ttft_ms,omitempty"`
 	Usage     Usage   `json:"usage"`
-	Contract  Verdict `json:"contract"`
+	// CostUSD is the answer's cost at the configured price of its provider
+	// and model (pricing:), or null when that model has no price.
+	CostUSD  *float64 `json:"cost_usd"`
+	Contract Verdict  `json:"contract"`
 
 	// Request is the masked request messages (JSON array), or absent when
 	// the body was not sampled.
@@ -144,6 +147,9 @@ type Usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
 	CompletionTokens int `json:"completion_tokens"`
 	TotalTokens      int `json:"total_tokens"`
+	// CachedTokens are the prompt tokens the provider served from its
+	// prompt cache, priced at pricing's cached_input.
+	CachedTokens int `json:"cached_tokens,omitempty"`
 }
 
 // Verdict is a contract check's result.

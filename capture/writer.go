@@ -104,7 +104,10 @@ type Writer struct {
 	files     *fileSink
 	redis     *redisSink
 	ids       *idHasher // client request ID hashing (lookup.go)
-	line      []byte    // the JSON line being written, reused
+	scores    *scoreStore
+	pricing   atomic.Pointer[Pricing] // SetPricing
+	unpriced  map[string]bool         // provider/model already warned about; writer goroutine only
+	line      []byte                  // the JSON line being written, reused
 
 	lastDropLog atomic.Int64
 	lastErrLog  atomic.Int64
@@ -170,6 +173,7 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 		return nil, fmt.Errorf("new capture writer: %w", err)
 	}
 	w.metrics.ledger.activate(sinkFile)
+	w.scores = newScoreStore(o.DataDir, c.RetentionDays, o.Redis, c.RedisStreamMaxLen, w.now)
 	if o.Redis != nil {
 		w.redis = newRedisSink(o.Redis, c.RedisStreamMaxLen, c.RetentionDays, c.RedisBacklog, w.metrics, w.log, w.now)
 		w.metrics.ledger.activate(sinkRedis)
@@ -308,6 +312,7 @@ func (w *Writer) drain() {
 		if err := w.files.closeFile(); err != nil {
 			w.sinkError(sinkFile, err)
 		}
+		w.scores.close()
 		if w.redis != nil {
 			w.redis.close()
 		}
@@ -418,6 +423,7 @@ func (w *Writer) process(r *Record) {
 		r.ReceivedAt = w.now()
 	}
 	r.ReceivedAt = r.ReceivedAt.UTC()
+	w.price(r)
 	w.metrics.ObserveRecord(r)
 	for _, fn := range w.observers {
 		w.observe(fn, r)

@@ -442,7 +442,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	x.rec.Attempts = append(x.rec.Attempts, att)
 	g.commitTarget(ctx, x, t, model, att.ProviderRequestID)
 	if u, ok := schema.ReadUsage(raw); ok {
-		x.rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+		x.rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens, CachedTokens: u.CachedTokens}
 	}
 	x.rec.Contract = capture.Verdict{Verdict: verdict.Result, Reasons: verdict.Reasons}
 	ctx.Response.Header.Set("x-cairn-contract", verdict.Result)
