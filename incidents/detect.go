@@ -19,6 +19,8 @@ const (
 	sigError
 	sigLatency
 	sigTokens
+	sigCost // cost_per_success_ratio: tokens_per_success in money
+	sigEval // eval_drift: fed by scores, not records (signal_eval.go)
 	nSignals
 	sigDeclared = nSignals // an incident declared by hand
 )
@@ -30,6 +32,8 @@ const (
 	SignalErrorRate           = "error_rate"
 	SignalLatencyP99          = "latency_p99"
 	SignalTokensPerSuccess    = "tokens_per_success"
+	SignalCostPerSuccess      = "cost_per_success_ratio"
+	SignalEvalDrift           = "eval_drift"
 	SignalDeclared            = "declared"
 )
 
@@ -45,6 +49,10 @@ func signalName(sig int) string {
 		return SignalLatencyP99
 	case sigTokens:
 		return SignalTokensPerSuccess
+	case sigCost:
+		return SignalCostPerSuccess
+	case sigEval:
+		return SignalEvalDrift
 	}
 	return SignalDeclared
 }
@@ -99,6 +107,7 @@ type routeDet struct {
 	name    string
 	cohorts []*cohortDet
 	firing  [nSignals]bool
+	level   [nSignals]configs.Severity
 	// succ is a ring of the route's last successes (for "before" samples).
 	succ     [samplesPerPhase]*capture.Record
 	succPos  int
@@ -125,6 +134,7 @@ type cohortDet struct {
 	s       *series
 	targets []*targetDet
 	firing  [nSignals]bool
+	level   [nSignals]configs.Severity // the severity the firing signal reached
 }
 
 type targetDet struct {
@@ -142,15 +152,17 @@ type liveRoute struct {
 
 // detConfig is configs.Detection with defaults applied and buckets sized.
 type detConfig struct {
-	window   time.Duration
-	width    int64 // bucket width in ns
-	nb       int64
-	min      int64
-	rate     [3]float64 // by sigContract, sig429, sigError; <= 0 disables
-	latRatio float64    // <= 1 disables
-	tokRatio float64
-	lookback time.Duration
-	disabled bool
+	window    time.Duration
+	width     int64 // bucket width in ns
+	nb        int64
+	min       int64
+	rate      [3]float64 // by sigContract, sig429, sigError; <= 0 disables
+	latRatio  float64    // <= 1 disables
+	tokRatio  float64
+	costRatio float64
+	eval      evalConfig
+	lookback  time.Duration
+	disabled  bool
 	// thr holds each signal's two severity levels (index sig); the
 	// crossing thresholds above are their lowest set level.
 	thr [nSignals]configs.Threshold
@@ -189,6 +201,10 @@ func newDetConfig(d configs.Detection) detConfig {
 	}
 	c.latRatio = c.thr[sigLatency].Lowest()
 	c.tokRatio = c.thr[sigTokens].Lowest()
+	c.thr[sigCost] = def(d.CostPerSuccessRatio, configs.Threshold{Investigate: 1.3, Page: 1.5})
+	c.costRatio = c.thr[sigCost].Lowest()
+	c.eval = newEvalConfig(d.Eval, d.Lookback.D())
+	c.thr[sigEval] = c.eval.drop
 	c.width = int64(c.window) / c.nb
 	if c.width <= 0 {
 		c.width = 1
@@ -202,6 +218,10 @@ func (c *detConfig) enabled(sig int) bool {
 		return c.latRatio > 1
 	case sigTokens:
 		return c.tokRatio > 1
+	case sigCost:
+		return c.costRatio > 1
+	case sigEval:
+		return false // evaluated on scores (evalDet), never on records
 	}
 	return c.rate[sig] > 0
 }
@@ -214,6 +234,8 @@ type detector struct {
 	cfg  detConfig
 	live atomic.Pointer[map[string]liveRoute]
 
+	evals *evalDet // eval_drift, on scores; its own lock
+
 	mu       sync.Mutex
 	routes   map[string]*routeDet
 	trackers map[string]*tracker // by incident key (route + signal)
@@ -221,7 +243,7 @@ type detector struct {
 }
 
 func newDetector(cfg detConfig) *detector {
-	return &detector{cfg: cfg, routes: map[string]*routeDet{}, trackers: map[string]*tracker{}}
+	return &detector{cfg: cfg, routes: map[string]*routeDet{}, trackers: map[string]*tracker{}, evals: newEvalDet(cfg.eval)}
 }
 
 // setLive replaces the live cohorts from a state.
@@ -355,13 +377,13 @@ func (d *detector) observe(r *capture.Record, now time.Time) []*fire {
 	switch {
 	case len(live) > 1 && slices.Contains(live, cd.name):
 		// The other cohorts are merged once for every signal.
-		others, name := d.others(rd, cd, live, d.cfg.enabled(sigLatency) || d.cfg.enabled(sigTokens))
+		others, name := d.others(rd, cd, live, d.cfg.enabled(sigLatency) || d.cfg.enabled(sigTokens) || d.cfg.enabled(sigCost))
 		for sig := range nSignals {
 			if !d.cfg.enabled(sig) {
 				continue
 			}
 			o := d.eval(sig, &cd.s.cur, &others, &cd.s.base, name)
-			if f := d.edge(&cd.firing[sig], o, rd, cd, sig, now); f != nil {
+			if f := d.edge(&cd.firing[sig], &cd.level[sig], o, rd, cd, sig, now); f != nil {
 				fires = append(fires, f)
 			}
 		}
@@ -371,7 +393,7 @@ func (d *detector) observe(r *capture.Record, now time.Time) []*fire {
 				continue
 			}
 			o := d.eval(sig, &cd.s.cur, nil, &cd.s.base, "")
-			if f := d.edge(&rd.firing[sig], o, rd, nil, sig, now); f != nil {
+			if f := d.edge(&rd.firing[sig], &rd.level[sig], o, rd, nil, sig, now); f != nil {
 				fires = append(fires, f)
 			}
 		}
@@ -379,16 +401,26 @@ func (d *detector) observe(r *capture.Record, now time.Time) []*fire {
 	return fires
 }
 
-// edge turns a crossing into a fire on its rising edge only.
-func (d *detector) edge(firing *bool, o obs, rd *routeDet, cd *cohortDet, sig int, now time.Time) *fire {
+// edge turns a crossing into a fire on its rising edge, and into a raise
+// (issue 16.4) when a signal firing at investigate crosses its page level.
+func (d *detector) edge(firing *bool, level *configs.Severity, o obs, rd *routeDet, cd *cohortDet, sig int, now time.Time) *fire {
 	switch o.verdict {
 	case verdictBelow:
-		*firing = false
+		*firing, *level = false, ""
 	case verdictCrossing:
-		if !*firing {
-			*firing = true
+		sev := d.cfg.severity(sig, o)
+		switch {
+		case !*firing:
+			*firing, *level = true, sev
 			d.fired.Add(1)
-			return d.newFire(rd, cd, sig, o, now)
+			f := d.newFire(rd, cd, sig, o, now)
+			f.severity = sev
+			return f
+		case *level == configs.SeverityInvestigate && sev == configs.SeverityPage:
+			*level = sev
+			f := d.newFire(rd, cd, sig, o, now)
+			f.severity, f.raise = sev, true
+			return f
 		}
 	}
 	return nil
@@ -414,6 +446,7 @@ type obs struct {
 	threshold float64
 	baseline  float64
 	n, bad    int64
+	baseN     int64 // requests (scores) the baseline was measured on
 	baseKind  int
 	// others names the other cohort when there is exactly one.
 	others string
@@ -490,9 +523,9 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 		}
 		o.verdict = verdictCrossing
 		if others != nil && others.n > 0 {
-			o.baseline, o.baseKind = float64(others.bad(sig))/float64(others.n), baseOthers
+			o.baseline, o.baseKind, o.baseN = float64(others.bad(sig))/float64(others.n), baseOthers, others.n
 		} else if base.n > 0 {
-			o.baseline, o.baseKind = float64(base.bad(sig))/float64(base.n), baseEarlier
+			o.baseline, o.baseKind, o.baseN = float64(base.bad(sig))/float64(base.n), baseEarlier, base.n
 		}
 		return o
 	case sigLatency:
@@ -505,9 +538,9 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 		}
 		switch {
 		case others != nil && others.n >= min:
-			o.baseline, o.baseKind = others.p99(), baseOthers
+			o.baseline, o.baseKind, o.baseN = others.p99(), baseOthers, others.n
 		case base.n >= min:
-			o.baseline, o.baseKind = base.p99(), baseEarlier
+			o.baseline, o.baseKind, o.baseN = base.p99(), baseEarlier, base.n
 		default:
 			o.verdict = verdictUnknown
 			return o
@@ -532,9 +565,9 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 		}
 		switch {
 		case others != nil && others.ok >= min:
-			o.baseline, o.baseKind = others.tps(), baseOthers
+			o.baseline, o.baseKind, o.baseN = others.tps(), baseOthers, others.ok
 		case base.ok >= min:
-			o.baseline, o.baseKind = base.tps(), baseEarlier
+			o.baseline, o.baseKind, o.baseN = base.tps(), baseEarlier, base.ok
 		default:
 			o.verdict = verdictUnknown
 			return o
@@ -545,6 +578,8 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 			o.verdict = verdictCrossing
 		}
 		return o
+	case sigCost:
+		return d.evalCost(cur, others, base, o)
 	}
 	return o
 }
@@ -552,15 +587,19 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 // resetFiring clears the edge state of a signal on a route and its
 // cohorts, so that a later crossing opens a new incident.
 func (d *detector) resetFiring(route string, sig int) {
+	if sig == sigEval {
+		d.evals.resetFiring(route)
+		return
+	}
 	if sig >= nSignals {
 		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if rd := d.routes[route]; rd != nil {
-		rd.firing[sig] = false
+		rd.firing[sig], rd.level[sig] = false, ""
 		for _, c := range rd.cohorts {
-			c.firing[sig] = false
+			c.firing[sig], c.level[sig] = false, ""
 		}
 	}
 }
@@ -569,6 +608,9 @@ func (d *detector) resetFiring(route string, sig int) {
 // still live) or the route's live traffic (cohort ""). live reports
 // whether the cohort still has weight.
 func (d *detector) check(route, cohort string, sig int, now time.Time) (o obs, live bool) {
+	if sig == sigEval {
+		return d.evals.check(d, route, cohort, now)
+	}
 	idx := d.index(now)
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -611,7 +653,7 @@ func (d *detector) check(route, cohort string, sig int, now time.Time) (o obs, l
 // and failure counts.
 func (d *detector) routeHealth(route string, extra int, now time.Time) (crossing bool, n, failed int64) {
 	for sig := range nSignals {
-		if !(isRateSignal(sig) || sig == extra) || !d.cfg.enabled(sig) {
+		if !(isRateSignal(sig) || sig == extra) || !d.cfg.enabled(sig) && !(sig == sigEval && sig == extra) {
 			continue
 		}
 		o, _ := d.check(route, "", sig, now)

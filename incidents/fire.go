@@ -30,6 +30,15 @@ type fire struct {
 	state  configs.State
 	rb     *rollbackResult
 	rbSkip string // why an eligible-looking cohort was not rolled back
+
+	severity configs.Severity
+	class    string // "security" for signals about leaked data
+	raise    bool   // the signal already fired at investigate and now crossed page
+	// evalGate says what the eval gate knew (eval_drift only).
+	evalGate *EvalGate
+	// scored are the during samples' scores, by gateway request ID
+	// (eval_drift only).
+	scored map[string]float64
 }
 
 type rollbackResult struct {
@@ -116,6 +125,8 @@ func (d *detector) worstTarget(cd *cohortDet, sig int, thr float64) string {
 			v = t.s.cur.p99()
 		case sigTokens:
 			v = t.s.cur.tps()
+		case sigCost:
+			v = t.s.cur.cps()
 		default:
 			v = float64(t.s.cur.bad(sig))
 		}
@@ -203,6 +214,10 @@ func (p predicate) match(r *capture.Record, c *class) bool {
 		return r.LatencyMS >= p.thr
 	case sigTokens:
 		return c.ok && float64(c.tokens) >= p.thr
+	case sigCost:
+		return c.ok && c.priced && c.cost >= p.thr
+	case sigEval:
+		return false // a score, not a record, is bad: see evalDet
 	}
 	return c.failed || c.contract || c.r429
 }

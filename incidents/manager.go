@@ -47,7 +47,11 @@ type Options struct {
 	// Recent returns up to n recent masked records, newest first, for
 	// which keep is true (capture's memory ring). Nil: samples come from
 	// what Observe saw only.
-	Recent   func(n int, keep func(*capture.Record) bool) []*capture.Record
+	Recent func(n int, keep func(*capture.Record) bool) []*capture.Record
+	// Lookup returns the masked record of a gateway request ID, or nil
+	// (capture's memory, for the lowest-scored samples of eval_drift).
+	// Nil: eval_drift incidents carry the scores without their records.
+	Lookup   func(id string) *capture.Record
 	Webhooks []configs.Webhook
 	Logger   *slog.Logger
 	// Now is the clock. Default time.Now.

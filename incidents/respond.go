@@ -41,6 +41,9 @@ func (m *Manager) prepare(f *fire) {
 	case m.o.Rollback == nil:
 		f.rbSkip = "no rollback is wired"
 		return
+	case f.severity == configs.SeverityInvestigate:
+		f.rbSkip = "the signal is at investigate severity; automatic rollback acts on page only"
+		return
 	}
 	live := rs.Cohorts()
 	if !slices.Contains(live, f.cohort) {
@@ -75,6 +78,13 @@ func (m *Manager) prepare(f *fire) {
 func (m *Manager) handleFire(f *fire) {
 	m.openMu.Lock()
 	defer m.openMu.Unlock()
+	if f.raise {
+		if id := m.idForKey(f.key); id != "" {
+			m.auditRollback(f, id)
+			m.raise(id, f)
+			return
+		}
+	}
 	if f.related != "" {
 		if id := m.idForKey(f.related); id != "" {
 			m.auditRollback(f, id)
@@ -110,9 +120,12 @@ func (m *Manager) build(f *fire) *Incident {
 			Observed: round(f.o.observed), Threshold: round(f.o.threshold), Baseline: round(f.o.baseline),
 			Window: configs.Duration(f.window), Requests: f.o.n, Failed: f.o.bad,
 			Unit: signalUnit(f.sig), BaselineSource: f.o.baseSrc,
+			BaselineN: f.o.baseN, Severity: fireSeverity(f), EvalGate: f.evalGate,
 		},
-		Samples: Samples{Before: samples(f.before), During: samples(f.during), After: []capture.Record{}},
-		Actions: []Action{},
+		Severity: fireSeverity(f),
+		Class:    f.class,
+		Samples:  Samples{Before: samples(f.before), During: samples(f.during), After: []capture.Record{}, Scores: sampleScores(f)},
+		Actions:  []Action{},
 	}
 	switch f.sig {
 	case sigLatency:

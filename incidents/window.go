@@ -34,6 +34,8 @@ type class struct {
 	failed, contract, r429, ok bool
 	tokens                     int64
 	lat                        int
+	cost                       float64 // cost_usd; 0 when unpriced
+	priced                     bool
 }
 
 // classify returns the record's class and whether it counts at all: the
@@ -57,6 +59,9 @@ func classify(r *capture.Record) (class, bool) {
 	}
 	c.ok = r.Outcome == capture.OutcomeOK && !c.contract
 	c.tokens = recordTokens(r)
+	if r.CostUSD != nil {
+		c.cost, c.priced = *r.CostUSD, true
+	}
 	return c, true
 }
 
@@ -84,6 +89,9 @@ type agg struct {
 	n, failed, contract, r429, ok, tokOK int64
 	tok                                  int64 // every request's tokens, for an incident's cost
 	lat                                  [nLat]uint32
+	// costOK sums cost_usd over the priced successes (okPriced).
+	costOK   float64
+	okPriced int64
 }
 
 func (a *agg) addRec(c *class) {
@@ -100,6 +108,10 @@ func (a *agg) addRec(c *class) {
 	if c.ok {
 		a.ok++
 		a.tokOK += c.tokens
+		if c.priced {
+			a.okPriced++
+			a.costOK += c.cost
+		}
 	}
 	a.tok += c.tokens
 	a.lat[c.lat]++
@@ -113,6 +125,8 @@ func (a *agg) addAgg(b *agg) {
 	a.ok += b.ok
 	a.tokOK += b.tokOK
 	a.tok += b.tok
+	a.okPriced += b.okPriced
+	a.costOK += b.costOK
 	for i := range a.lat {
 		a.lat[i] += b.lat[i]
 	}
@@ -126,6 +140,8 @@ func (a *agg) subAgg(b *agg) {
 	a.ok -= b.ok
 	a.tokOK -= b.tokOK
 	a.tok -= b.tok
+	a.okPriced -= b.okPriced
+	a.costOK -= b.costOK
 	for i := range a.lat {
 		a.lat[i] -= b.lat[i]
 	}

@@ -196,6 +196,7 @@ func New(o Options) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
+	g.capture.SetPricing(capture.NewPricing(cfg))
 	g.audit, err = incidents.OpenAudit(cfg.DataDir, rdb, g.log)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
@@ -205,6 +206,7 @@ func New(o Options) (*Gateway, error) {
 		Detection: cfg.Detection, DataDir: cfg.DataDir, Redis: rdb,
 		State: liveState{g.live}, Rollback: g.live, Audit: g.audit,
 		Recent: g.capture.Recent, Webhooks: cfg.Notify.Webhooks, Logger: g.log, Now: o.Now,
+		Lookup:  g.lookupRecent,
 		Replica: hostname,
 	})
 	if err != nil {
@@ -281,9 +283,16 @@ func (g *Gateway) newAdminServer(cfg *configs.Config) *fasthttp.Server {
 			g.serveAdmin(ctx)
 			g.scrubResponse(&ctx.Response)
 		},
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				adminErrorCode(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large for the admin API", "request_too_large")
+			} else {
+				adminError(ctx, fasthttp.StatusBadRequest, "malformed request")
+			}
+		},
 		Name:                  "cairn-admin",
 		ReadBufferSize:        16 << 10,
-		MaxRequestBodySize:    1 << 20,
+		MaxRequestBodySize:    maxAdminBodyBytes, // POST /admin/scores: 10,000 scores
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           60 * time.Second,
@@ -535,6 +544,7 @@ func (g *Gateway) apply(cfg *configs.Config, source string) (configs.State, []co
 		g.capture.SetMasker(capture.NewMasker(cfg.Masking))
 	}
 	g.capture.SetSampleRate(cfg.Capture.SampleRate())
+	g.capture.SetPricing(capture.NewPricing(cfg))
 	g.live.Store(next)
 	g.reloads.Add(1)
 	newState := next.State()
