@@ -22,9 +22,9 @@ import (
 // Issue 16.1: an eval score is evidence like a record. It is joined to its
 // request (any of the three IDs resolves it, as for lookup) and stored as
 // its own record type beside the capture records: lines with "type":
-// "score" in data_dir/capture/scores-YYYY-MM-DD.jsonl (the request files
-// stay one record per line, so their accounting and readers are
-// untouched), entries with field "s" in the capture Redis stream, and a
+// "score" in data_dir/capture/scores/scores-YYYY-MM-DD.jsonl (the request
+// files stay one request record per line, so their accounting and every
+// reader of capture/*.jsonl are untouched), entries with field "s" in the capture Redis stream, and a
 // per-request list in Redis and in memory so that a lookup lists the
 // request's scores.
 
@@ -33,6 +33,7 @@ const RecordTypeScore = "score"
 
 const (
 	scoreFilePrefix = "scores-"
+	scoreSubdir     = "scores"
 	// redisScorePrefix + gateway request ID is a list of the request's
 	// scores (JSON), with the capture retention as TTL.
 	redisScorePrefix = "cairn:capture:scores:"
@@ -105,7 +106,7 @@ type scoreStore struct {
 }
 
 func newScoreStore(dataDir string, retentionDays int, rdb redis.UniversalClient, maxLen int64, now func() time.Time) *scoreStore {
-	return &scoreStore{dir: filepath.Join(dataDir, captureSubdir), retention: retentionDays, redis: rdb, maxLen: maxLen,
+	return &scoreStore{dir: filepath.Join(dataDir, captureSubdir, scoreSubdir), retention: retentionDays, redis: rdb, maxLen: maxLen,
 		ttl: time.Duration(retentionDays) * 24 * time.Hour, now: now, byReq: map[string][]Score{}}
 }
 
@@ -146,6 +147,9 @@ func (s *scoreStore) append(scores []Score) error {
 	}
 	day := s.now().UTC().Format(dayLayout)
 	if s.f == nil || day != s.day {
+		if err := os.MkdirAll(s.dir, 0o750); err != nil {
+			return fmt.Errorf("create score dir: %w", err)
+		}
 		if s.f != nil {
 			s.f.Close()
 			s.f = nil
@@ -287,7 +291,7 @@ func ScoresInDir(dataDir, id string) []Score {
 	if id == "" {
 		return nil
 	}
-	dir := filepath.Join(dataDir, captureSubdir)
+	dir := filepath.Join(dataDir, captureSubdir, scoreSubdir)
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return nil
