@@ -42,6 +42,11 @@ const (
 	maxScoresPerRequest = 100
 	// memoryScores bounds the scores kept in memory for lookup.
 	memoryScores = 200_000
+	// settleWait is how long Resolve waits for records still on their way
+	// to memory (the handler's last step, the writer's queue); settleStep
+	// how often it looks again.
+	settleWait = 300 * time.Millisecond
+	settleStep = 10 * time.Millisecond
 )
 
 // Score is one eval score joined to its request's route, cohort, target,
@@ -344,6 +349,19 @@ func (w *Writer) Resolve(ctx context.Context, ids []string) (recs []*Record, err
 		if recs[i] = w.resolveMemory(id); recs[i] == nil && id != "" {
 			left = append(left, i)
 		}
+	}
+	// A scorer may post as soon as its client has the answer, before the
+	// request's record has left the handler or the writer's queue: give
+	// the writer a moment to catch up before looking further.
+	for wait := time.Now().Add(settleWait); len(left) > 0 && time.Now().Before(wait) && ctx.Err() == nil; {
+		time.Sleep(settleStep)
+		still := left[:0]
+		for _, i := range left {
+			if recs[i] = w.resolveMemory(ids[i]); recs[i] == nil {
+				still = append(still, i)
+			}
+		}
+		left = still
 	}
 	if len(left) == 0 {
 		return recs, nil

@@ -118,6 +118,10 @@ func (d *detector) seed(rd *routeDet, t *tracker) {
 		// Every request's tokens, failed ones too: the failed tokens
 		// counted below are part of the total (issue 14.8).
 		t.totalTokens += c.s.cur.tok
+		if c.s.cur.priced > 0 {
+			t.totalCost += c.s.cur.cost
+			t.totalPriced = true
+		}
 		switch {
 		case isRateSignal(t.pred.sig) || t.pred.sig == sigDeclared:
 			var matched int64

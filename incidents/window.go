@@ -89,9 +89,12 @@ type agg struct {
 	n, failed, contract, r429, ok, tokOK int64
 	tok                                  int64 // every request's tokens, for an incident's cost
 	lat                                  [nLat]uint32
-	// costOK sums cost_usd over the priced successes (okPriced).
+	// costOK sums cost_usd over the priced successes (okPriced); cost
+	// over every priced record (priced), for an incident's cost.
 	costOK   float64
 	okPriced int64
+	cost     float64
+	priced   int64
 }
 
 func (a *agg) addRec(c *class) {
@@ -114,6 +117,10 @@ func (a *agg) addRec(c *class) {
 		}
 	}
 	a.tok += c.tokens
+	if c.priced {
+		a.priced++
+		a.cost += c.cost
+	}
 	a.lat[c.lat]++
 }
 
@@ -127,6 +134,8 @@ func (a *agg) addAgg(b *agg) {
 	a.tok += b.tok
 	a.okPriced += b.okPriced
 	a.costOK += b.costOK
+	a.priced += b.priced
+	a.cost += b.cost
 	for i := range a.lat {
 		a.lat[i] += b.lat[i]
 	}
@@ -142,6 +151,8 @@ func (a *agg) subAgg(b *agg) {
 	a.tok -= b.tok
 	a.okPriced -= b.okPriced
 	a.costOK -= b.costOK
+	a.priced -= b.priced
+	a.cost -= b.cost
 	for i := range a.lat {
 		a.lat[i] -= b.lat[i]
 	}

@@ -220,6 +220,9 @@ func (m *Mock) planReply(body []byte, model string, seq int64, f Fault) *reply {
 			r.text = "```json\n" + r.text + "\n```"
 		}
 	}
+	if f.Degrade && r.kind == kindText && !jsonWanted {
+		r.text = DegradedContent
+	}
 	if f.BrokenJSON {
 		j := r.text
 		if r.kind == kindText && !jsonWanted {

@@ -66,6 +66,10 @@ type Fault struct {
 	// Variant picks the form of BrokenJSON and WrapToolArgs (see them);
 	// -1 rotates through the forms request by request.
 	Variant int
+	// Degrade answers worse (issue 16, the eval_drift drill): a text reply
+	// becomes DegradedContent, valid but unhelpful, which Judge scores
+	// lower.
+	Degrade bool
 }
 
 // active reports whether the fault hits this request, per Rate.
@@ -103,6 +107,7 @@ type faultJSON struct {
 	Disconnect         bool    `json:"disconnect,omitempty"`
 	Tokens             int     `json:"tokens,omitempty"`
 	Variant            int     `json:"variant,omitempty"`
+	Degrade            bool    `json:"degrade,omitempty"`
 }
 
 func durString(d time.Duration) string {
@@ -121,7 +126,7 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 		Hang: f.Hang, BrokenJSON: f.BrokenJSON, WrapToolArgs: f.WrapToolArgs,
 		LegacyFunctionCall: f.LegacyFunctionCall, SlowChunks: durString(f.SlowChunks),
 		DisconnectAfter: f.DisconnectAfter, Disconnect: f.Disconnect, Tokens: f.Tokens,
-		Variant: f.Variant,
+		Variant: f.Variant, Degrade: f.Degrade,
 	})
 }
 
@@ -151,7 +156,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 		Hang: j.Hang, BrokenJSON: j.BrokenJSON, WrapToolArgs: j.WrapToolArgs,
 		LegacyFunctionCall: j.LegacyFunctionCall, SlowChunks: dur("slow_chunks", j.SlowChunks),
 		DisconnectAfter: j.DisconnectAfter, Disconnect: j.Disconnect, Tokens: j.Tokens,
-		Variant: j.Variant,
+		Variant: j.Variant, Degrade: j.Degrade,
 	}
 	if j.Status != 0 && (j.Status < 100 || j.Status > 599) {
 		errs = append(errs, fmt.Errorf("fault.status: %d is not an HTTP status", j.Status))
