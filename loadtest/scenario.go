@@ -48,6 +48,10 @@ type Options struct {
 	Rate float64
 	// Streams, when > 0, overrides the number of concurrent streams.
 	Streams int
+	// Signal picks the drill's fault and signal: "" (the canary breaks its
+	// contract) or SignalEvalDrift (the canary answers worse and a judge
+	// posts scores).
+	Signal string
 }
 
 // openMaxInFlight bounds the requests an open loop keeps in flight; one

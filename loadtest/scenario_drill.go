@@ -113,6 +113,13 @@ const drillLatency = 50 * time.Millisecond
 // the first bad response to the incident and to the automatic rollback,
 // the requests that failed in between, and that none failed after.
 func runDrill(e *runEnv) error {
+	switch e.o.Signal {
+	case "", "contract_failure_rate":
+	case SignalEvalDrift:
+		return runEvalDrill(e)
+	default:
+		return fmt.Errorf("drill --signal %q: want contract_failure_rate (the default) or %s", e.o.Signal, SignalEvalDrift)
+	}
 	rate := e.rate(200, 100)
 	pre := e.phase(10*time.Second, 3*time.Second)
 	post := pick(e, 10*time.Second, 2*time.Second)
