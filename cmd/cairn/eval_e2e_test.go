@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -130,6 +131,7 @@ func TestE2EEvalDrift(t *testing.T) {
 	sc := &scorer{admin: "http://" + admin, judge: loadtest.DefaultJudge()}
 	ctx := context.Background()
 	n := 0
+	var firstID string
 	ask := func(route string) {
 		n++
 		var raw *http.Response
@@ -140,6 +142,9 @@ func TestE2EEvalDrift(t *testing.T) {
 		}, option.WithResponseInto(&raw))
 		if err != nil {
 			t.Fatalf("chat %s: %v", route, err)
+		}
+		if firstID == "" {
+			firstID = raw.Header.Get("x-request-id")
 		}
 		sc.add(t, raw.Header.Get("x-request-id"), resp.Choices[0].Message.Content)
 	}
@@ -250,6 +255,11 @@ func TestE2EEvalDrift(t *testing.T) {
 			t.Fatalf("no webhook carried the severity: %s", all)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// The CLI lists a request's scores, from the files alone.
+	out, err := exec.Command(cairnBin, "requests", "show", firstID, "--data-dir", filepath.Join(dir, "data")).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"scores"`) || !strings.Contains(string(out), `"name": "helpfulness"`) {
+		t.Errorf("cairn requests show %s = %v:\n%s\nwant the record with its scores", firstID, err, out)
 	}
 	t.Logf("figure: eval_drift e2e: %d requests, %d score posts, incident %s severity %s (detected at %s)", n, sc.posts, l[0]["id"], got.Severity, got.Trigger.Severity)
 }
