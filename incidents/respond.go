@@ -132,6 +132,8 @@ func (m *Manager) build(f *fire) *Incident {
 		inc.Trigger.Ratio = m.cfg.latRatio
 	case sigTokens:
 		inc.Trigger.Ratio = m.cfg.tokRatio
+	case sigCost:
+		inc.Trigger.Ratio = m.cfg.costRatio
 	}
 	inc.Changes = m.changesFor(f.route, inc.FirstFailureAt)
 	inc.Symptom = symptom(f, &inc.Trigger, f.state.Route(f.route))

@@ -103,3 +103,64 @@ func TestSeverityRaiseOnRecordSignal(t *testing.T) {
 		}
 	}
 }
+
+// Issue 16.2: cost_per_success_ratio compares the cohorts' cost_usd per
+// successful request; a canary whose cost per success climbs crosses
+// investigate (1.3) first, then page (1.5), and only then is rolled back.
+// Unpriced requests count for nothing.
+func TestCostPerSuccessRatio(t *testing.T) {
+	dir := t.TempDir()
+	live := newFakeLive(twoCohortState(true))
+	det := testDetection(2*time.Second, 10)
+	det.TokensPerSuccessRatio = configs.Threshold{Page: 100} // tokens stay equal; only money moves
+	m, err := NewManager(Options{Detection: det, DataDir: dir, State: live, Rollback: live, Tick: 20 * time.Millisecond, Replica: "r1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start()
+	defer closeManager(t, m)
+	g := &recs{}
+	rec := func(cohort string, usd float64) *capture.Record {
+		r := g.make("support-bot", cohort, capture.OutcomeOK)
+		if usd > 0 {
+			r.CostUSD = &usd
+		}
+		return r
+	}
+	for range 40 {
+		m.Observe(rec("stable", 0.001))
+		m.Observe(rec("canary", 0.001))
+		m.Observe(rec("canary", 0)) // unpriced: ignored
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := len(m.List()); n != 0 {
+		t.Fatalf("equal costs opened %d incidents", n)
+	}
+	for i := 0; i < 200 && len(m.List()) == 0; i++ {
+		m.Observe(rec("stable", 0.001))
+		m.Observe(rec("canary", 0.004))
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, 5*time.Second, "a cost incident", func() bool { return len(m.List()) == 1 })
+	inc, _ := m.Get(m.List()[0].ID)
+	if inc.Trigger.Signal != SignalCostPerSuccess || inc.Trigger.Cohort != "canary" || inc.Trigger.Severity != configs.SeverityInvestigate ||
+		inc.Trigger.Unit != "usd" || inc.Trigger.BaselineN < 10 || inc.Trigger.Ratio != 1.3 {
+		t.Fatalf("incident = %+v; want cost_per_success_ratio on canary at investigate (ratio 1.3)", inc.Trigger)
+	}
+	for i := 0; i < 400 && len(live.rollbacks()) == 0; i++ {
+		m.Observe(rec("stable", 0.001))
+		m.Observe(rec("canary", 0.004))
+		time.Sleep(time.Millisecond)
+	}
+	waitFor(t, 5*time.Second, "the rollback", func() bool { return len(live.rollbacks()) == 1 })
+	waitFor(t, 5*time.Second, "the raise to page", func() bool {
+		inc, _ = m.Get(inc.ID)
+		return inc.Severity == configs.SeverityPage
+	})
+	if len(m.List()) != 1 {
+		t.Errorf("%d incidents; want one", len(m.List()))
+	}
+	if !strings.Contains(inc.Symptom, "cost $") {
+		t.Errorf("symptom = %q", inc.Symptom)
+	}
+}
