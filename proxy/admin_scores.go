@@ -156,6 +156,10 @@ func splitScoreBody(body []byte) (items [][]byte, status int, msg string) {
 			return nil, fasthttp.StatusBadRequest, "body is not JSON"
 		}
 	case '{':
+		if gjson.ValidBytes(b) && gjson.ParseBytes(b).IsObject() && len(gjson.ParseBytes(b).Raw) == len(b) {
+			// One score object, possibly spread over lines.
+			return [][]byte{b}, 0, ""
+		}
 		for len(b) > 0 {
 			line := b
 			if i := bytes.IndexByte(b, '\n'); i >= 0 {

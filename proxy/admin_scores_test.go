@@ -113,6 +113,11 @@ func TestAdminScores(t *testing.T) {
 	if r.status != 200 || !strings.Contains(string(r.body), `"accepted":2`) || !strings.Contains(string(r.body), `"index":1`) {
 		t.Fatalf("NDJSON = %d %s; want 2 accepted, line 1 rejected", r.status, r.body)
 	}
+	// One object over several lines is one score.
+	r = post("{\n  \"request_id\": \"" + gw[2] + "\",\n  \"name\": \"relevance\",\n  \"value\": 0.6\n}\n")
+	if r.status != 200 || !strings.Contains(string(r.body), `"accepted":1`) {
+		t.Fatalf("one indented object = %d %s; want 1 accepted", r.status, r.body)
+	}
 	// Not JSON at all: 400 in OpenAI's shape.
 	for _, b := range []string{"hello", "", "[1, 2", "<xml/>"} {
 		r = post(b)
@@ -159,12 +164,12 @@ func TestAdminScores(t *testing.T) {
 		t.Errorf("joined score = %+v", s)
 	}
 	r = do(t, "GET", tg.admin+"/admin/requests/"+gw[2], adminTok, "")
-	if strings.Contains(string(r.body), "bulk") {
+	if strings.Contains(string(r.body), "bulk") || !strings.Contains(string(r.body), "relevance") {
 		t.Errorf("the refused 10,001-item call stored scores: %s", r.body)
 	}
 	m := string(do(t, "GET", tg.admin+"/metrics", adminTok, "").body)
 	for _, want := range []string{
-		`cairn_scores_received_total{route="support-bot",cohort="stable",target="primary/upstream-model"} 5`,
+		`cairn_scores_received_total{route="support-bot",cohort="stable",target="primary/upstream-model"} 6`,
 		`cairn_cost_usd_total{route="support-bot",cohort="stable",target="primary/upstream-model"} `,
 		`cairn_requests_unpriced_total{route="unpriced",cohort="stable",target="primary/other-model"} 1`,
 		`cairn_scores_lost_total{sink="file"} 0`,
