@@ -437,6 +437,7 @@ const (
 	baseNone    = iota
 	baseOthers  // the route's other live cohorts, same window
 	baseEarlier // the scope's own earlier windows
+	baseBefore  // eval_drift: the same cohort's scores before the change now live (others names that version)
 )
 
 // obs is one signal evaluated on one scope.
@@ -464,6 +465,8 @@ func (o *obs) baseSource() string {
 		return "other cohorts, same window"
 	case baseEarlier:
 		return "earlier windows"
+	case baseBefore:
+		return "the same cohort before the change (under " + o.others + ")"
 	}
 	return ""
 }

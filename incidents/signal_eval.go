@@ -97,6 +97,13 @@ type evalBucket struct {
 // evalSeries is the sliding window of one route, cohort and score name:
 // cur sums the last nb buckets, base the baselineWindows windows before.
 type evalSeries struct {
+	// versions are the series' scores by prompt version and release,
+	// over the lookback: the baseline "before the latest change" when the
+	// route has no other cohort to compare with. current is the version
+	// of the latest score.
+	versions map[string]*versionAgg
+	current  string
+
 	cohort, name string
 	target       string // the target of the latest score
 	ring         []evalBucket
@@ -106,8 +113,14 @@ type evalSeries struct {
 	level        configs.Severity
 }
 
+// versionAgg sums one prompt version's and release's scores.
+type versionAgg struct {
+	evalAgg
+	last time.Time // when its latest score arrived
+}
+
 func newEvalSeries(cohort, name string, nb int64) *evalSeries {
-	s := &evalSeries{cohort: cohort, name: name, ring: make([]evalBucket, nb*(1+baselineWindows)), nb: nb, head: -1}
+	s := &evalSeries{versions: map[string]*versionAgg{}, cohort: cohort, name: name, ring: make([]evalBucket, nb*(1+baselineWindows)), nb: nb, head: -1}
 	for i := range s.ring {
 		s.ring[i].idx = -1
 	}
@@ -163,7 +176,25 @@ func (s *evalSeries) advance(idx int64) {
 	}
 }
 
-func (s *evalSeries) add(sc *capture.Score) {
+// versionKey names the prompt version and release a score was given
+// under.
+func versionKey(sc *capture.Score) string {
+	return "prompt " + orDash(sc.PromptVersion) + ", release " + orDash(sc.Release)
+}
+
+func (s *evalSeries) add(sc *capture.Score, now time.Time) {
+	ver := versionKey(sc)
+	v := s.versions[ver]
+	if v == nil && len(s.versions) < maxVersionsPerCohort {
+		v = &versionAgg{}
+		s.versions[ver] = v
+	}
+	if v != nil {
+		v.n++
+		v.sum += sc.Value
+		v.last = now
+	}
+	s.current = ver
 	b := s.slot(s.head)
 	b.n++
 	b.sum += sc.Value
@@ -330,13 +361,13 @@ func (e *evalDet) observeScores(scores []capture.Score, now time.Time, live func
 		er := e.route(sc.Route)
 		s := e.series(er, cohort, sc.Name)
 		s.advance(idx)
-		s.add(sc)
+		s.add(sc, now)
 		v := er.versions[cohort]
 		if v == nil {
 			v = map[string]int64{}
 			er.versions[cohort] = v
 		}
-		ver := "prompt " + orDash(sc.PromptVersion) + ", release " + orDash(sc.Release)
+		ver := versionKey(sc)
 		if v[ver] > 0 || len(v) < maxVersionsPerCohort {
 			v[ver]++
 		}
@@ -357,7 +388,7 @@ func (e *evalDet) observeScores(scores []capture.Score, now time.Time, live func
 			if s.name != k.name || (lc != nil && !slices.Contains(lc, s.cohort)) {
 				continue
 			}
-			o, others := e.eval(er, s, lc)
+			o, others := e.eval(er, s, lc, now)
 			switch o.verdict {
 			case verdictBelow:
 				s.firing, s.level = false, ""
@@ -388,7 +419,7 @@ func (e *evalDet) observeScores(scores []capture.Score, now time.Time, live func
 }
 
 // eval judges one series against its baseline.
-func (e *evalDet) eval(er *evalRoute, s *evalSeries, live []string) (o obs, others evalAgg) {
+func (e *evalDet) eval(er *evalRoute, s *evalSeries, live []string, now time.Time) (o obs, others evalAgg) {
 	o = obs{n: s.cur.n, observed: s.cur.mean()}
 	var name string
 	k := 0
@@ -410,6 +441,10 @@ func (e *evalDet) eval(er *evalRoute, s *evalSeries, live []string) (o obs, othe
 	switch {
 	case others.n >= e.cfg.min:
 		o.baseline, o.baseKind, o.baseN = others.mean(), baseOthers, others.n
+	case e.before(s, now) != nil:
+		ver, v := e.beforeVersion(s, now)
+		o.baseline, o.baseKind, o.baseN, o.others = v.mean(), baseBefore, v.n, ver
+		others = v.evalAgg
 	case s.base.n >= e.cfg.min:
 		o.baseline, o.baseKind, o.baseN = s.base.mean(), baseEarlier, s.base.n
 		others = s.base
@@ -475,7 +510,7 @@ func (e *evalDet) check(d *detector, route, cohort string, now time.Time) (obs, 
 		if cohort != "" && s.cohort != cohort || lc != nil && !slices.Contains(lc, s.cohort) {
 			continue
 		}
-		o, _ := e.eval(er, s, lc)
+		o, _ := e.eval(er, s, lc, now)
 		if o.verdict == verdictUnknown {
 			continue
 		}
@@ -600,4 +635,26 @@ func sampleScores(f *fire) []SampleScore {
 		return strings.Compare(a.RequestID, b.RequestID)
 	})
 	return out
+}
+
+// before returns the scores of the series' most recent earlier version
+// (prompt version and release) with at least min_scores within the
+// lookback, or nil.
+func (e *evalDet) before(s *evalSeries, now time.Time) *versionAgg {
+	_, v := e.beforeVersion(s, now)
+	return v
+}
+
+func (e *evalDet) beforeVersion(s *evalSeries, now time.Time) (string, *versionAgg) {
+	var best *versionAgg
+	var name string
+	for k, v := range s.versions {
+		if k == s.current || v.n < e.cfg.min || now.Sub(v.last) > e.cfg.lookback {
+			continue
+		}
+		if best == nil || v.last.After(best.last) {
+			best, name = v, k
+		}
+	}
+	return name, best
 }

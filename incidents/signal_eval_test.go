@@ -2,6 +2,7 @@ package incidents
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -143,5 +144,43 @@ func TestEvalDriftNeedsMinScores(t *testing.T) {
 	x := e.observeScores([]capture.Score{scoreOf("s29", "stable", 0.9, now), scoreOf("c29", "canary", 0.1, now)}, now, live)
 	if len(x) != 1 || x[0].cohort != "canary" || x[0].severity != configs.SeverityPage || x[0].o.n != 30 {
 		t.Fatalf("the 30th score a side = %+v; want one page crossing on canary with n 30", x)
+	}
+}
+
+// Issue 16.2: with no other cohort to compare with, the baseline is the
+// same cohort's scores before the change now live (the previous prompt
+// version or release), within the lookback.
+func TestEvalDriftBaselineBeforeChange(t *testing.T) {
+	c := newEvalConfig(configs.Eval{Window: configs.Duration(time.Minute), MinScores: 30, DropPoints: configs.Threshold{Investigate: 2, Page: 5}}, time.Hour)
+	e := newEvalDet(c)
+	now := time.Now()
+	live := func(string) []string { return []string{"stable"} }
+	var batch []capture.Score
+	for i := range 40 {
+		s := scoreOf(fmt.Sprint("old", i), "stable", 0.85, now)
+		s.PromptVersion = "v17"
+		batch = append(batch, s)
+	}
+	if x := e.observeScores(batch, now, live); len(x) != 0 {
+		t.Fatalf("the first version fired: %+v", x)
+	}
+	// The prompt changes to v18 later (past the window), and answers get worse.
+	later := now.Add(2 * time.Minute)
+	batch = batch[:0]
+	for i := range 30 {
+		batch = append(batch, scoreOf(fmt.Sprint("new", i), "stable", 0.80, later))
+	}
+	x := e.observeScores(batch, later, live)
+	if len(x) != 1 {
+		t.Fatalf("crossings = %+v; want one", x)
+	}
+	o := x[0].o
+	if x[0].cohort != "" || o.baseKind != baseBefore || o.baseN != 40 || math.Abs(o.baseline-0.85) > 1e-9 || x[0].severity != configs.SeverityPage ||
+		!strings.Contains(o.baseSource(), "prompt v17") {
+		t.Errorf("crossing = cohort %q, baseline %v from %q (n %d), severity %s; want the route, 0.85 before the change to v18 (n 40), page",
+			x[0].cohort, o.baseline, o.baseSource(), o.baseN, x[0].severity)
+	}
+	if g := x[0].gate; g.ScoredBefore != 40 || !strings.Contains(g.Version, "prompt v18") {
+		t.Errorf("gate = %+v; want 40 scored before the change, v18 live", g)
 	}
 }

@@ -170,6 +170,8 @@ func baselineScope(src string) string {
 		return "of " + who + " in the same window"
 	case src == "earlier windows":
 		return "of the same scope in its earlier windows"
+	case strings.HasPrefix(src, "the same cohort before"):
+		return "of " + src
 	}
 	return "(" + src + ")"
 }
