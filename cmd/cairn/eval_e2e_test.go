@@ -256,9 +256,50 @@ func TestE2EEvalDrift(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// Bad scores are refused item by item and lose nothing else; 10,001
+	// at once is a 413 that stores nothing.
+	metric := func() string {
+		r, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, `cairn_scores_received_total{route="steady",cohort="stable"`) {
+				return line
+			}
+		}
+		return ""
+	}
+	beforeBad := metric()
+	mixed := `[{"request_id":"req_nope","name":"helpfulness","value":0.5},{"request_id":"` + firstID + `","name":"helpfulness","value":NaN},` +
+		`{"request_id":"` + firstID + `","name":"helpfulness","value":"high"},{"request_id":"` + firstID + `","name":"helpfulness","value":0.9}]`
+	pr, err := http.Post("http://"+admin+"/admin/scores", "application/json", strings.NewReader(mixed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, _ := io.ReadAll(pr.Body)
+	pr.Body.Close()
+	if pr.StatusCode != 200 || !strings.Contains(string(pb), `"accepted":1`) || strings.Count(string(pb), `"index"`) != 3 {
+		t.Errorf("mixed scores = %d %s; want 1 accepted and 3 rejected", pr.StatusCode, pb)
+	}
+	big := "[" + strings.TrimSuffix(strings.Repeat(`{"request_id":"`+firstID+`","name":"bulk","value":0.5},`, 10_001), ",") + "]"
+	pr, err = http.Post("http://"+admin+"/admin/scores", "application/json", strings.NewReader(big))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr.Body.Close()
+	if pr.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Errorf("10,001 scores = %d; want 413", pr.StatusCode)
+	}
+	if after := metric(); after != beforeBad {
+		t.Errorf("scores of route steady changed from %q to %q by the bad calls", beforeBad, after)
+	}
+
 	// The CLI lists a request's scores, from the files alone.
 	out, err := exec.Command(cairnBin, "requests", "show", firstID, "--data-dir", filepath.Join(dir, "data")).CombinedOutput()
-	if err != nil || !strings.Contains(string(out), `"scores"`) || !strings.Contains(string(out), `"name": "helpfulness"`) {
+	if err != nil || !strings.Contains(string(out), `"scores"`) || !strings.Contains(string(out), `"name": "helpfulness"`) || strings.Contains(string(out), `"bulk"`) {
 		t.Errorf("cairn requests show %s = %v:\n%s\nwant the record with its scores", firstID, err, out)
 	}
 	t.Logf("figure: eval_drift e2e: %d requests, %d score posts, incident %s severity %s (detected at %s)", n, sc.posts, l[0]["id"], got.Severity, got.Trigger.Severity)
