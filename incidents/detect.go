@@ -37,26 +37,6 @@ const (
 	SignalDeclared            = "declared"
 )
 
-func signalName(sig int) string {
-	switch sig {
-	case sigContract:
-		return SignalContractFailureRate
-	case sig429:
-		return SignalUpstream429Rate
-	case sigError:
-		return SignalErrorRate
-	case sigLatency:
-		return SignalLatencyP99
-	case sigTokens:
-		return SignalTokensPerSuccess
-	case sigCost:
-		return SignalCostPerSuccess
-	case sigEval:
-		return SignalEvalDrift
-	}
-	return SignalDeclared
-}
-
 func signalIndex(name string) int {
 	for i := range nSignals {
 		if signalName(i) == name {
@@ -169,12 +149,6 @@ type detConfig struct {
 }
 
 func newDetConfig(d configs.Detection) detConfig {
-	def := func(v, dv configs.Threshold) configs.Threshold {
-		if v == (configs.Threshold{}) {
-			return dv
-		}
-		return v
-	}
 	c := detConfig{
 		window:   d.Window.D(),
 		min:      int64(d.MinRequests),
@@ -191,20 +165,15 @@ func newDetConfig(d configs.Detection) detConfig {
 	if c.lookback <= 0 {
 		c.lookback = 24 * time.Hour
 	}
-	c.thr[sigContract] = def(d.ContractFailureRate, configs.Threshold{Page: 0.1})
-	c.thr[sig429] = def(d.Upstream429Rate, configs.Threshold{Page: 0.5})
-	c.thr[sigError] = def(d.ErrorRate, configs.Threshold{Page: 0.2})
-	c.thr[sigLatency] = def(d.LatencyP99Ratio, configs.Threshold{Page: 2})
-	c.thr[sigTokens] = def(d.TokensPerSuccessRatio, configs.Threshold{Page: 1.3})
+	c.thr = thresholds(&d)
 	for _, sig := range []int{sigContract, sig429, sigError} {
 		c.rate[sig] = c.thr[sig].Lowest()
 	}
 	c.latRatio = c.thr[sigLatency].Lowest()
 	c.tokRatio = c.thr[sigTokens].Lowest()
-	c.thr[sigCost] = def(d.CostPerSuccessRatio, configs.Threshold{Investigate: 1.3, Page: 1.5})
 	c.costRatio = c.thr[sigCost].Lowest()
 	c.eval = newEvalConfig(d.Eval, d.Lookback.D())
-	c.thr[sigEval] = c.eval.drop
+	c.eval.drop = c.thr[sigEval]
 	c.width = int64(c.window) / c.nb
 	if c.width <= 0 {
 		c.width = 1

@@ -28,15 +28,16 @@ func (c *detConfig) severity(sig int, o obs) configs.Severity {
 	}
 	t := c.thr[sig]
 	var above func(x float64) bool
-	switch {
-	case isRateSignal(sig):
+	switch signalTable[sig].kind {
+	case kindRate:
 		above = func(x float64) bool { return o.observed >= x }
-	case sig == sigLatency:
-		above = func(x float64) bool { return o.observed >= max(x*o.baseline, o.baseline+minLatencyDeltaMS) }
-	case sig == sigEval:
+	case kindDrop:
 		above = func(x float64) bool { return o.baseline-o.observed >= x*c.eval.point-1e-12 }
-	default: // ratios: tokens, cost
+	default: // kindRatio
 		above = func(x float64) bool { return o.baseline > 0 && o.observed >= x*o.baseline }
+		if sig == sigLatency {
+			above = func(x float64) bool { return o.observed >= max(x*o.baseline, o.baseline+minLatencyDeltaMS) }
+		}
 	}
 	if s := t.Level(above); s != "" {
 		return s

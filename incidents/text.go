@@ -12,20 +12,6 @@ import (
 	"github.com/cairnhq/cairn/configs"
 )
 
-func signalUnit(sig int) string {
-	switch sig {
-	case sigLatency:
-		return "ms"
-	case sigTokens:
-		return "tokens"
-	case sigCost:
-		return "usd"
-	case sigEval:
-		return "score"
-	}
-	return "fraction"
-}
-
 // round keeps 4 decimals: enough for rates and milliseconds, and stable
 // through a JSON round trip.
 func round(x float64) float64 { return math.Round(x*10000) / 10000 }
