@@ -153,6 +153,9 @@ type Route struct {
 	AutoRollback bool `yaml:"auto_rollback" json:"auto_rollback"`
 	// MaxBodyBytes overrides server.max_body_bytes for this route. 0: inherit.
 	MaxBodyBytes int `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	// Refusal, when it lists patterns, replaces detection.refusal.patterns
+	// for this route.
+	Refusal *Refusal `yaml:"refusal" json:"refusal,omitempty"`
 
 	// Globs are the compiled Match patterns.
 	Globs []string `yaml:"-" json:"-"`
@@ -233,6 +236,19 @@ type Detection struct {
 	LatencyP99Ratio       float64  `yaml:"latency_p99_ratio" json:"latency_p99_ratio"`
 	TokensPerSuccessRatio float64  `yaml:"tokens_per_success_ratio" json:"tokens_per_success_ratio"`
 	Upstream429Rate       float64  `yaml:"upstream_429_rate" json:"upstream_429_rate"`
+	// RefusalRatePoints is the shift, in points (hundredths), of a
+	// cohort's refusal rate against its baseline, in either direction,
+	// that opens a refusal_rate incident. Default {investigate: 5, page:
+	// 10}; a negative page disables the signal.
+	RefusalRatePoints Threshold `yaml:"refusal_rate_points" json:"refusal_rate_points"`
+	// PIILeakRate is the share of responses leaking personal data or
+	// secrets that the request did not hold, above which (sustained over
+	// the window, with min_requests) a pii_leak_rate incident of class
+	// security opens. Default 0: any sustained leak; a negative page
+	// disables the signal.
+	PIILeakRate Threshold `yaml:"pii_leak_rate" json:"pii_leak_rate"`
+	// Refusal holds the refusal phrases; routes may replace them.
+	Refusal Refusal `yaml:"refusal" json:"refusal"`
 	// Lookback is how far before the first failure changes are collected.
 	// Default 24h.
 	Lookback Duration `yaml:"lookback" json:"lookback"`

@@ -146,6 +146,7 @@ func (c *Config) applyDefaults() {
 	defF(&d.TokensPerSuccessRatio, 1.3)
 	defF(&d.Upstream429Rate, 0.5)
 	defDur(&d.Lookback, 24*time.Hour)
+	d.guardrailDefaults()
 	defInt(&c.Capture.QueueSize, 65536)
 	if c.Capture.MaxFileBytes == 0 {
 		c.Capture.MaxFileBytes = 64 << 20
@@ -234,6 +235,7 @@ func (v *validator) config(c *Config) {
 	v.ratio("detection.latency_p99_ratio", d.LatencyP99Ratio)
 	v.ratio("detection.tokens_per_success_ratio", d.TokensPerSuccessRatio)
 	v.posDur("detection.lookback", d.Lookback)
+	v.guardrails(c)
 	masks := map[string]bool{}
 	for i := range c.Masking.Custom {
 		m := &c.Masking.Custom[i]
