@@ -406,7 +406,11 @@ func (w *Writer) process(r *Record) {
 	r.ClientRequestIDHash = w.ids.hash(r.ClientRequestID)
 	secrets := w.opt.Secrets.Secrets()
 	redactRecord(secrets, r)
-	w.maskerP.Load().maskRecord(r, keep)
+	mk := w.maskerP.Load()
+	// Before masking clears the raw bodies: every response is checked,
+	// sampled or not (issue 16).
+	r.PIILeak = mk.Leaks(r.Endpoint, r.Status, r.Raw)
+	mk.maskRecord(r, keep)
 	redactRecord(secrets, r)
 	if !oneLineJSON(r.Request) || !oneLineJSON(r.Response) {
 		// Masking always yields compact valid JSON, so this is a bug;
