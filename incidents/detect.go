@@ -19,6 +19,8 @@ const (
 	sigError
 	sigLatency
 	sigTokens
+	sigRefusal // signal_guardrails.go
+	sigPII
 	nSignals
 	sigDeclared = nSignals // an incident declared by hand
 )
@@ -45,6 +47,10 @@ func signalName(sig int) string {
 		return SignalLatencyP99
 	case sigTokens:
 		return SignalTokensPerSuccess
+	case sigRefusal:
+		return SignalRefusalRate
+	case sigPII:
+		return SignalPIILeakRate
 	}
 	return SignalDeclared
 }
@@ -151,6 +157,7 @@ type detConfig struct {
 	tokRatio float64
 	lookback time.Duration
 	disabled bool
+	guard    guardConfig
 }
 
 func newDetConfig(d configs.Detection) detConfig {
@@ -181,6 +188,7 @@ func newDetConfig(d configs.Detection) detConfig {
 	c.rate[sigError] = def(d.ErrorRate, 0.2)
 	c.latRatio = def(d.LatencyP99Ratio, 2)
 	c.tokRatio = def(d.TokensPerSuccessRatio, 1.3)
+	c.guard = newGuardConfig(d)
 	c.width = int64(c.window) / c.nb
 	if c.width <= 0 {
 		c.width = 1
@@ -194,6 +202,8 @@ func (c *detConfig) enabled(sig int) bool {
 		return c.latRatio > 1
 	case sigTokens:
 		return c.tokRatio > 1
+	case sigRefusal, sigPII:
+		return c.guard.enabled(sig)
 	}
 	return c.rate[sig] > 0
 }
@@ -447,6 +457,7 @@ func (d *detector) others(rd *routeDet, cd *cohortDet, live []string, hist bool)
 				others.failed += x.s.cur.failed
 				others.contract += x.s.cur.contract
 				others.r429 += x.s.cur.r429
+				others.guard.addAgg(&x.s.cur.guard)
 			} else {
 				others.addAgg(&x.s.cur)
 			}
@@ -537,6 +548,8 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 			o.verdict = verdictCrossing
 		}
 		return o
+	case sigRefusal, sigPII:
+		return d.evalGuard(sig, cur, others, base, o)
 	}
 	return o
 }

@@ -70,7 +70,7 @@ func (d *detector) newFire(rd *routeDet, cd *cohortDet, sig int, o obs, now time
 	if cd != nil {
 		f.cohort = cd.name
 	}
-	pred := predicate{sig: sig, thr: o.threshold}
+	pred := predicate{sig: sig, thr: o.threshold, down: sig == sigRefusal && o.observed < o.baseline}
 	if scope != nil {
 		f.target = d.worstTarget(scope, sig, o.threshold)
 		d.collect(rd, scope, pred, f)
@@ -184,6 +184,9 @@ func (d *detector) collect(rd *routeDet, cd *cohortDet, p predicate, f *fire) {
 type predicate struct {
 	sig int
 	thr float64
+	// down: a refusal_rate incident whose rate fell; its bad records are
+	// the answers that were not refusals.
+	down bool
 }
 
 func (p predicate) matchRecord(r *capture.Record) bool {
@@ -203,6 +206,8 @@ func (p predicate) match(r *capture.Record, c *class) bool {
 		return r.LatencyMS >= p.thr
 	case sigTokens:
 		return c.ok && float64(c.tokens) >= p.thr
+	case sigRefusal, sigPII:
+		return matchGuard(p.sig, r, c, p.down)
 	}
 	return c.failed || c.contract || c.r429
 }

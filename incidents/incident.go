@@ -64,6 +64,9 @@ type Incident struct {
 	// quiet while open: nothing was mitigated or shown fixed).
 	Resolution string  `json:"resolution,omitempty"`
 	Trigger    Trigger `json:"trigger"`
+	// Class is "security" for incidents whose harm is exposure (the
+	// pii_leak_rate signal), else empty.
+	Class string `json:"class,omitempty"`
 	// Symptom is one plain sentence saying what broke.
 	Symptom string `json:"symptom"`
 	// Layer is where it most likely started: provider, transport,
@@ -219,6 +222,7 @@ type Summary struct {
 	Route       string     `json:"route"`
 	Cohort      string     `json:"cohort"`
 	Signal      string     `json:"signal"`
+	Class       string     `json:"class,omitempty"`
 	OpenedAt    time.Time  `json:"opened_at"`
 	MitigatedAt *time.Time `json:"mitigated_at"`
 	ResolvedAt  *time.Time `json:"resolved_at"`
@@ -234,7 +238,7 @@ type Summary struct {
 func (i *Incident) Summary() Summary {
 	return Summary{
 		ID: i.ID, Status: i.Status, Route: i.Trigger.Route, Cohort: i.Trigger.Cohort,
-		Signal: i.Trigger.Signal, OpenedAt: i.OpenedAt, MitigatedAt: i.MitigatedAt,
+		Signal: i.Trigger.Signal, Class: i.Class, OpenedAt: i.OpenedAt, MitigatedAt: i.MitigatedAt,
 		ResolvedAt: i.ResolvedAt, Resolution: i.Resolution, Symptom: i.Symptom, Layer: i.Layer, Waves: len(i.Waves),
 		Trigger: i.Trigger, Replica: i.Replica,
 	}

@@ -120,6 +120,7 @@ func (m *Manager) build(f *fire) *Incident {
 	case sigTokens:
 		inc.Trigger.Ratio = m.cfg.tokRatio
 	}
+	inc.Class = incidentClass(f.sig)
 	inc.Changes = m.changesFor(f.route, inc.FirstFailureAt)
 	inc.Symptom = symptom(f, &inc.Trigger, f.state.Route(f.route))
 	inc.Layer, inc.LayerReason = deriveLayer(f.sig, f.failing, inc.Changes, f.route)

@@ -103,6 +103,9 @@ func symptom(f *fire, tr *Trigger, rs *configs.RouteState) string {
 		return fmt.Sprintf("successful responses from %s on route %s used %.0f tokens each in the last %s, %.1f× the baseline of %.0f tokens each (threshold %g×)",
 			from, tr.Route, f.o.observed, win, ratio(f.o.observed, f.o.baseline), f.o.baseline, tr.Ratio)
 	}
+	if s, ok := guardSymptom(f, tr); ok {
+		return s
+	}
 	s := fmt.Sprintf("Incident declared by hand on route %s: %s", tr.Route, f.reason)
 	if tr.Requests > 0 {
 		s += fmt.Sprintf(" (%d of %d requests failed in the last %s)", tr.Failed, tr.Requests, win)
@@ -113,6 +116,9 @@ func symptom(f *fire, tr *Trigger, rs *configs.RouteState) string {
 // rateWords names a signal's value in words and says what its bad
 // requests did: ("contract failure rate", "broke their contract").
 func rateWords(signal string) (name, bad string) {
+	if name, bad, ok := guardWords(signal); ok {
+		return name, bad
+	}
 	switch signal {
 	case SignalContractFailureRate:
 		return "contract failure rate", "broke their contract"
@@ -351,6 +357,9 @@ func deriveLayer(sig int, failing []*capture.Record, changes []AuditEntry, route
 		}
 	}
 	changed := routeChanged(changes, route)
+	if layer, reason, ok := guardLayer(sig, changed); ok {
+		return layer, reason
+	}
 	switch sig {
 	case sigTokens:
 		if changed {

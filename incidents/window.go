@@ -32,6 +32,7 @@ func latUpper(i int) float64 {
 // class is what one record contributes to the windows.
 type class struct {
 	failed, contract, r429, ok bool
+	refusal, pii               bool // signal_guardrails.go
 	tokens                     int64
 	lat                        int
 }
@@ -57,6 +58,7 @@ func classify(r *capture.Record) (class, bool) {
 	}
 	c.ok = r.Outcome == capture.OutcomeOK && !c.contract
 	c.tokens = recordTokens(r)
+	classifyGuard(r, &c)
 	return c, true
 }
 
@@ -84,6 +86,7 @@ type agg struct {
 	n, failed, contract, r429, ok, tokOK int64
 	tok                                  int64 // every request's tokens, for an incident's cost
 	lat                                  [nLat]uint32
+	guard                                guardAgg
 }
 
 func (a *agg) addRec(c *class) {
@@ -103,6 +106,7 @@ func (a *agg) addRec(c *class) {
 	}
 	a.tok += c.tokens
 	a.lat[c.lat]++
+	a.guard.add(c)
 }
 
 func (a *agg) addAgg(b *agg) {
@@ -116,6 +120,7 @@ func (a *agg) addAgg(b *agg) {
 	for i := range a.lat {
 		a.lat[i] += b.lat[i]
 	}
+	a.guard.addAgg(&b.guard)
 }
 
 func (a *agg) subAgg(b *agg) {
@@ -129,6 +134,7 @@ func (a *agg) subAgg(b *agg) {
 	for i := range a.lat {
 		a.lat[i] -= b.lat[i]
 	}
+	a.guard.subAgg(&b.guard)
 }
 
 // bad returns the count of records bad for a rate signal.
@@ -140,6 +146,10 @@ func (a *agg) bad(sig int) int64 {
 		return a.r429
 	case sigError:
 		return a.failed
+	case sigRefusal:
+		return a.guard.refusal
+	case sigPII:
+		return a.guard.pii
 	}
 	return 0
 }
