@@ -75,25 +75,12 @@ func (m *Masker) Leaks(endpoint string, status int, raw *RawBodies) (names []str
 				return true
 			})
 		}
-	} else if len(raw.ResponseBody) > 0 {
-		ch := gjson.GetBytes(raw.ResponseBody, "choices.0")
-		if t := ch.Get("text"); t.Type == gjson.String { // legacy completions
-			lc.text(m, t.Str)
+	} else if body := raw.ResponseBody; len(body) > 0 {
+		if content, ok := plainAnswer(body); ok {
+			lc.jsonText(m, content)
+		} else {
+			lc.answer(m, body)
 		}
-		msg := ch.Get("message")
-		if c := msg.Get("content"); c.Type == gjson.String {
-			lc.text(m, c.Str)
-		} else if c.IsArray() {
-			c.ForEach(func(_, p gjson.Result) bool {
-				lc.text(m, p.Get("text").Str)
-				return true
-			})
-		}
-		msg.Get("tool_calls").ForEach(func(_, tc gjson.Result) bool {
-			lc.text(m, tc.Get("function.arguments").Str)
-			return true
-		})
-		lc.text(m, msg.Get("function_call.arguments").Str)
 	}
 	if len(lc.found) == 0 {
 		return nil
@@ -106,6 +93,112 @@ func (m *Masker) Leaks(endpoint string, status int, raw *RawBodies) (names []str
 	}
 	slices.Sort(names)
 	return names
+}
+
+// contentKey opens the message content as providers write it.
+const contentKey = `"content":"`
+
+// plainAnswer finds the content string token of a chat.completion that
+// has no tool or function call, the common case, jumping from quote to
+// quote (quotes are sparse in an answer and IndexByte is the fastest scan
+// there is) and walking the content once. ok is false when the body needs
+// the structured walk of answer: a tool or function call, content parts,
+// a legacy text, no `"content":"` at all (null, pretty-printed). In a
+// chat.completion the first content key is choices[0].message.content (id,
+// object, created, model and choices come first; Azure's
+// content_filter_results do not match).
+func plainAnswer(body []byte) (content []byte, ok bool) {
+	for i := 0; ; i++ {
+		k := bytes.IndexByte(body[i:], '"')
+		if k < 0 {
+			return content, content != nil
+		}
+		i += k
+		rest := body[i:]
+		switch {
+		case content == nil && bytes.HasPrefix(rest, []byte(contentKey)):
+			s := i + len(contentKey) - 1
+			e := stringEnd(body, s)
+			content, i = body[s:e], e-1
+		case bytes.HasPrefix(rest, []byte(`"tool_calls"`)), bytes.HasPrefix(rest, []byte(`"function_call"`)),
+			bytes.HasPrefix(rest, []byte(`"text"`)):
+			return nil, false
+		}
+	}
+}
+
+// answer checks choice 0 of a chat (or legacy) completion body: the
+// content (string or text parts), tool-call arguments, the legacy
+// function_call and text. It reads the body with the masker's own
+// zero-copy scanner, in one pass per object level; a body that is not
+// valid JSON may panic in it, which Leaks recovers.
+func (lc *leakCheck) answer(m *Masker, body []byte) {
+	var top [1][]byte
+	if !objectFields(body, []string{"choices"}, top[:]) || len(top[0]) < 2 || top[0][0] != '[' {
+		return
+	}
+	choices := top[0]
+	i := skipSpace(choices, 1)
+	if i >= len(choices) || choices[i] != '{' {
+		return
+	}
+	first := choices[i:skipValue(choices, i)]
+	var c [2][]byte
+	objectFields(first, []string{"message", "text"}, c[:])
+	lc.jsonText(m, c[1])
+	msg := c[0]
+	if len(msg) == 0 || msg[0] != '{' {
+		return
+	}
+	var f [3][]byte
+	objectFields(msg, []string{"content", "tool_calls", "function_call"}, f[:])
+	switch content := f[0]; {
+	case len(content) > 0 && content[0] == '[':
+		eachElement(content, func(part []byte) {
+			var t [1][]byte
+			if objectFields(part, []string{"text"}, t[:]) {
+				lc.jsonText(m, t[0])
+			}
+		})
+	default:
+		lc.jsonText(m, content)
+	}
+	if calls := f[1]; len(calls) > 0 && calls[0] == '[' {
+		eachElement(calls, func(call []byte) {
+			var fn [1][]byte
+			if objectFields(call, []string{"function"}, fn[:]) && len(fn[0]) > 0 && fn[0][0] == '{' {
+				var args [1][]byte
+				objectFields(fn[0], []string{"arguments"}, args[:])
+				lc.jsonText(m, args[0])
+			}
+		})
+	}
+	if fc := f[2]; len(fc) > 0 && fc[0] == '{' {
+		var args [1][]byte
+		objectFields(fc, []string{"arguments"}, args[:])
+		lc.jsonText(m, args[0])
+	}
+}
+
+// jsonText checks a JSON string token (anything else is skipped).
+func (lc *leakCheck) jsonText(m *Masker, tok []byte) {
+	if len(tok) < 6 || tok[0] != '"' { // 4 bytes and quotes: see text
+		return
+	}
+	lc.text(m, decodeJSONString(tok))
+}
+
+// eachElement calls f with each element of the JSON array arr.
+func eachElement(arr []byte, f func(v []byte)) {
+	i := skipSpace(arr, 1)
+	for i < len(arr) && arr[i] != ']' {
+		e := skipValue(arr, i)
+		f(arr[i:e])
+		i = skipSpace(arr, e)
+		if i < len(arr) && arr[i] == ',' {
+			i = skipSpace(arr, i+1)
+		}
+	}
 }
 
 // leakFound is one value a detector found in the response.

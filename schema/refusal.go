@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"bytes"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -38,38 +39,81 @@ func NewRefusals(patterns []string) *Refusals {
 
 // Message judges a non-streaming chat.completion body. body is only read.
 func (r *Refusals) Message(body []byte) bool {
-	top, _ := parseTop(body)
-	ch := top.Get("choices.0")
-	if !ch.IsObject() {
+	if r == nil {
+		r = &Refusals{}
+	}
+	// One pass over the body's quotes finds the keys and values that
+	// matter; gjson looks only at what the pass found: every gjson walk
+	// reads the whole answer again.
+	top, _ := parseTop(body) // zero-copy: nothing below outlives body
+	filter, refusal, content := scanQuotes(body)
+	if filter {
+		if f := top.Get("choices.0.finish_reason"); f.Type == gjson.String && f.Str == FinishContentFilter {
+			return true
+		}
+	}
+	if refusal {
+		if ref := top.Get("choices.0.message.refusal"); ref.Type == gjson.String && ref.Str != "" {
+			return true
+		}
+	}
+	if len(r.prefixes) == 0 {
 		return false
 	}
-	if f := ch.Get("finish_reason"); f.Type == gjson.String && f.Str == FinishContentFilter {
-		return true
-	}
-	msg := ch.Get("message")
-	if !msg.IsObject() {
-		return false
-	}
-	if ref := msg.Get("refusal"); ref.Type == gjson.String && ref.Str != "" {
-		return true
-	}
-	c := msg.Get("content")
-	switch {
-	case c.Type == gjson.String:
-	case c.IsArray():
-		c = c.Get("0.text") // the first text part opens the answer
-		if c.Type != gjson.String {
+	var raw string
+	if content >= 0 {
+		// In a chat.completion the first "content" key is
+		// choices[0].message.content (id, object, created, model and
+		// choices come first; Azure's content_filter_results do not
+		// match), and only the opening of the answer matters.
+		raw = b2s(body[content+len(contentKey)-1 : min(len(body), content+len(contentKey)-1+refusalPrefixBytes)])
+	} else {
+		c := top.Get("choices.0.message.content")
+		switch {
+		case c.Type == gjson.String:
+		case c.IsArray():
+			c = c.Get("0.text") // the first text part opens the answer
+			if c.Type != gjson.String {
+				return false
+			}
+		default:
 			return false
 		}
-	default:
-		return false
+		raw = c.Raw
 	}
-	raw := c.Raw
 	if len(raw) > refusalPrefixBytes {
 		raw = raw[:refusalPrefixBytes]
 	}
 	var buf [refusalPrefixBytes]byte
 	return r.Starts(appendUnquote(buf[:0], raw))
+}
+
+// contentKey opens the message content as providers write it (a
+// pretty-printed body takes the slower full lookup).
+const contentKey = `"content":"`
+
+// scanQuotes jumps from quote to quote of body (quotes are sparse in an
+// answer, and IndexByte is the fastest scan there is) and reports whether
+// "content_filter" and a "refusal" key occur, and where the first
+// `"content":"` starts (-1: nowhere).
+func scanQuotes(body []byte) (filter, refusal bool, content int) {
+	content = -1
+	for i := 0; ; i++ {
+		k := bytes.IndexByte(body[i:], '"')
+		if k < 0 {
+			return
+		}
+		i += k
+		rest := b2s(body[i:])
+		switch {
+		case content < 0 && strings.HasPrefix(rest, contentKey):
+			content = i
+		case !filter && strings.HasPrefix(rest, `"`+FinishContentFilter+`"`):
+			filter = true
+		case !refusal && strings.HasPrefix(rest, `"refusal"`):
+			refusal = true
+		}
+	}
 }
 
 // Stream judges an accumulated stream at its end.
