@@ -33,6 +33,10 @@ func TestLeaks(t *testing.T) {
 		{"ip addresses are no leak", RawBodies{RequestBody: req("x"), ResponseBody: chatBody("Connect to 10.0.0.12")}, "", 200, nil},
 		{"tool-call arguments", RawBodies{RequestBody: req("x"), ResponseBody: []byte(`{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"send","arguments":"{\"to\":\"bob@evil.example\"}"}}]},"finish_reason":"tool_calls"}]}`)}, "", 200, []string{"email"}},
 		{"stream content and tool calls", RawBodies{RequestBody: req("x"), StreamContent: "ok", StreamToolCalls: []byte(`[{"id":"c1","name":"f","arguments":"{\"card\":\"5555555555554444\"}"}]`), FinishReason: "tool_calls"}, "", 200, []string{"card"}},
+		{"pretty-printed answer", RawBodies{RequestBody: req("x"), ResponseBody: []byte("{\n \"choices\": [{\"message\": {\"content\": \"mail a@b.example\"}}]}")}, "", 200, []string{"email"}},
+		{"content parts", RawBodies{RequestBody: req("x"), ResponseBody: []byte(`{"choices":[{"message":{"content":[{"type":"text","text":"mail a@b.example"}]}}]}`)}, "", 200, []string{"email"}},
+		{"legacy completion text", RawBodies{RequestBody: req("x"), ResponseBody: []byte(`{"choices":[{"text":"mail a@b.example","index":0}]}`)}, "completions", 200, []string{"email"}},
+		{"not JSON", RawBodies{RequestBody: req("x"), ResponseBody: []byte(`{"choices":[{"message":{"content":"a@b.example`)}, "", 200, nil},
 		{"error bodies are not answers", RawBodies{RequestBody: req("x"), ResponseBody: []byte(`{"error":{"message":"contact ops@provider.example"}}`)}, "", 500, nil},
 		{"embeddings are not answers", RawBodies{RequestBody: req("x"), ResponseBody: chatBody("a@b.example")}, "embeddings", 200, nil},
 	} {

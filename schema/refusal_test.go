@@ -18,6 +18,8 @@ func TestRefusalsMessage(t *testing.T) {
 		{"escaped apostrophe", `{"choices":[{"message":{"content":"I\u2019m sorry, but I can\u2019t share that."}}]}`, true},
 		{"phrase later in the answer", `{"choices":[{"message":{"content":"Here it is. I cannot help with more."}}]}`, false},
 		{"content parts", `{"choices":[{"message":{"content":[{"type":"text","text":"I cannot help with that"}]}}]}`, true},
+		{"pretty-printed", "{\n  \"choices\": [{\"message\": {\"content\": \"I cannot help with that\"}}]\n}", true},
+		{"short content ends before a pattern could", `{"choices":[{"message":{"content":"I cannot"},"finish_reason":"stop"}]}`, false},
 		{"not JSON", `oops`, false},
 		{"no choices", `{"choices":[]}`, false},
 	} {
