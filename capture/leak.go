@@ -180,12 +180,43 @@ func (lc *leakCheck) answer(m *Masker, body []byte) {
 	}
 }
 
-// jsonText checks a JSON string token (anything else is skipped).
+// jsonText checks a JSON string token (anything else is skipped). A
+// token without escapes is pre-scanned in place, and copied into a string
+// for the detectors only when one of them may match.
 func (lc *leakCheck) jsonText(m *Masker, tok []byte) {
 	if len(tok) < 6 || tok[0] != '"' { // 4 bytes and quotes: see text
 		return
 	}
-	lc.text(m, decodeJSONString(tok))
+	body := tok[1 : len(tok)-1]
+	if bytes.IndexByte(body, '\\') >= 0 || len(body) > maxLeakScanBytes-lc.scanned {
+		lc.text(m, decodeJSONString(tok))
+		return
+	}
+	f := scanFeatures(body)
+	if !lc.mayLeak(m, &f, body) {
+		lc.scanned += len(body)
+		return
+	}
+	lc.textWith(m, string(body), &f)
+}
+
+// mayLeak reports whether a leak detector may match text with features f.
+// The private-key gate (ten dashes) opens on any text with dates in it, so
+// it also needs the block's opening.
+func (lc *leakCheck) mayLeak(m *Masker, f *features, text []byte) bool {
+	if !m.mayMatch(f) {
+		return false
+	}
+	for i := range m.detectors {
+		d := &m.detectors[i]
+		if leakName(d) == "" || !d.maybe(f) {
+			continue
+		}
+		if d.kind != detPrivateKey || bytes.Contains(text, []byte("-----BEGIN")) {
+			return true
+		}
+	}
+	return false
 }
 
 // eachElement calls f with each element of the JSON array arr.
@@ -221,8 +252,14 @@ func (lc *leakCheck) text(m *Masker, s string) {
 	if rest := maxLeakScanBytes - lc.scanned; len(s) > rest {
 		s = s[:rest]
 	}
-	lc.scanned += len(s)
 	f := scanFeatures(s)
+	lc.textWith(m, s, &f)
+}
+
+// textWith is text with the features of s counted (s within the budget).
+func (lc *leakCheck) textWith(m *Masker, s string, fp *features) {
+	lc.scanned += len(s)
+	f := *fp
 	if !m.mayMatch(&f) {
 		return
 	}

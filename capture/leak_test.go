@@ -30,6 +30,8 @@ func TestLeaks(t *testing.T) {
 		{"card is not also a phone", RawBodies{RequestBody: req("x"), ResponseBody: chatBody("Card: 4111 1111 1111 1111")}, "", 200, []string{"card"}},
 		{"several kinds, sorted", RawBodies{RequestBody: req("x"), ResponseBody: chatBody("Call +1 415 555 0100 or mail a@b.example, IBAN GB82 WEST 1234 5698 7654 32, key sk-proj-abcdefghijklmnopqrstuvwxyz012345")}, "", 200, []string{"api_key", "email", "iban", "phone"}},
 		{"custom pattern", RawBodies{RequestBody: req("x"), ResponseBody: chatBody("Your ID is 870412300415")}, "", 200, []string{"kz_iin"}},
+		{"private key, unescaped", RawBodies{RequestBody: req("x"), ResponseBody: chatBody("key: -----BEGIN PRIVATE KEY----- MIIBVQIBADANBgkqhkiG9w0BAQEFAASCAT8wggE7 -----END PRIVATE KEY-----")}, "", 200, []string{"private_key"}},
+		{"dates wake the private-key gate, no key", RawBodies{RequestBody: req("x"), ResponseBody: chatBody("2026-11-24, 2026-11-25, 2026-11-26, 2026-11-27, 2026-11-28, 2026-11-29")}, "", 200, nil},
 		{"ip addresses are no leak", RawBodies{RequestBody: req("x"), ResponseBody: chatBody("Connect to 10.0.0.12")}, "", 200, nil},
 		{"tool-call arguments", RawBodies{RequestBody: req("x"), ResponseBody: []byte(`{"choices":[{"message":{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"send","arguments":"{\"to\":\"bob@evil.example\"}"}}]},"finish_reason":"tool_calls"}]}`)}, "", 200, []string{"email"}},
 		{"stream content and tool calls", RawBodies{RequestBody: req("x"), StreamContent: "ok", StreamToolCalls: []byte(`[{"id":"c1","name":"f","arguments":"{\"card\":\"5555555555554444\"}"}]`), FinishReason: "tool_calls"}, "", 200, []string{"card"}},
