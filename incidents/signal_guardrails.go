@@ -203,6 +203,18 @@ func guardSymptom(f *fire, tr *Trigger) (string, bool) {
 	return "", false
 }
 
+// guardObserved says how a guardrail signal stands once it no longer
+// crosses (a mitigation's reason).
+func guardObserved(sig int, obs, thr float64) (string, bool) {
+	switch sig {
+	case sigRefusal:
+		return fmt.Sprintf("refusal rate %s, back within the threshold of its baseline", pct(obs)), true
+	case sigPII:
+		return fmt.Sprintf("PII leak rate %s, at most %s or fewer than %d leaking answers in the window", pct(obs), pct(thr), minLeaks), true
+	}
+	return "", false
+}
+
 // guardLayer says where a guardrail incident most likely started.
 func guardLayer(sig int, changed bool) (layer, reason string, ok bool) {
 	switch sig {

@@ -55,6 +55,9 @@ func fmtObserved(sig int, obs, thr float64) string {
 	case sigTokens:
 		return fmt.Sprintf("%.0f tokens per success < %.0f", obs, thr)
 	}
+	if s, ok := guardObserved(sig, obs, thr); ok {
+		return s
+	}
 	name, _ := rateWords(signalName(sig))
 	return name + " " + pct(obs) + " < threshold " + pct(thr)
 }
