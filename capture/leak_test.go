@@ -96,3 +96,36 @@ func TestWriterRecordsLeakNamesNotValues(t *testing.T) {
 		t.Error("metrics hold the leaked value")
 	}
 }
+
+// TestWriterLeaksThroughMaskedResponse: with bodies sampled the writer
+// finds leaks through the masked response's placeholders, and a clean
+// answer, or one echoing the request's own data, is no leak.
+func TestWriterLeaksThroughMaskedResponse(t *testing.T) {
+	dir := t.TempDir()
+	w := newTestWriter(t, WriterOptions{DataDir: dir})
+	w.Start()
+	for i, content := range []string{
+		"Sure, their address is other.person@private.example",
+		"Your refund is on its way.",
+		"We wrote to you at hello@mine.example",
+	} {
+		r := testRecord(i)
+		r.Raw.RequestBody = []byte(`{"model":"m","messages":[{"role":"user","content":"I am hello@mine.example"}]}`)
+		r.Raw.ResponseBody = chatBody(content)
+		w.Enqueue(r)
+	}
+	closeWriter(t, w)
+	recs := readRecords(t, dir)
+	if len(recs) != 3 {
+		t.Fatalf("%d records", len(recs))
+	}
+	want := [][]string{{"email"}, nil, nil}
+	for i, r := range recs {
+		if !r.BodySampled || !slices.Equal(r.PIILeak, want[i]) {
+			t.Errorf("record %d: sampled %v pii_leak %q; want sampled, %q", i, r.BodySampled, r.PIILeak, want[i])
+		}
+	}
+	if m := testMasker(t); m.LeaksMasked("chat.completions", 200, &RawBodies{ResponseBody: chatBody("a@b.example")}, []byte(`{"content":"[EMAIL]"}`)) == nil {
+		t.Error("LeaksMasked skipped a masked response with a placeholder")
+	}
+}

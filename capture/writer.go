@@ -407,10 +407,15 @@ func (w *Writer) process(r *Record) {
 	secrets := w.opt.Secrets.Secrets()
 	redactRecord(secrets, r)
 	mk := w.maskerP.Load()
-	// Before masking clears the raw bodies: every response is checked,
-	// sampled or not (issue 16).
-	r.PIILeak = mk.Leaks(r.Endpoint, r.Status, r.Raw)
+	// Every response is checked for leaks, sampled or not (issue 16); a
+	// sampled one through its masked form (LeaksMasked).
+	raw := r.Raw
 	mk.maskRecord(r, keep)
+	if keep {
+		r.PIILeak = mk.LeaksMasked(r.Endpoint, r.Status, raw, r.Response)
+	} else {
+		r.PIILeak = mk.Leaks(r.Endpoint, r.Status, raw)
+	}
 	redactRecord(secrets, r)
 	if !oneLineJSON(r.Request) || !oneLineJSON(r.Response) {
 		// Masking always yields compact valid JSON, so this is a bug;
