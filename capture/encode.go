@@ -130,6 +130,19 @@ func appendRecord(b []byte, r *Record) []byte {
 		b = append(b, ']')
 	}
 	b = append(b, '}')
+	if r.Refusal {
+		b = append(b, `,"refusal":true`...)
+	}
+	if len(r.PIILeak) > 0 {
+		b = append(b, `,"pii_leak":[`...)
+		for i, s := range r.PIILeak {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, s)
+		}
+		b = append(b, ']')
+	}
 	if len(r.Request) > 0 {
 		b = append(b, `,"request":`...)
 		b = append(b, r.Request...)

@@ -42,6 +42,8 @@ var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 //	tokens_total{route,kind}                            counter, kind=prompt|completion
 //	contract_total{route,cohort,target,verdict}         counter, verdict=pass|fail
 //	upstream_errors_total{provider,status}              counter, status 0 = no response
+//	refusals_total{route,cohort,target}                 counter (metrics_guardrails.go)
+//	pii_leaks_total{route,cohort,target}                counter (metrics_guardrails.go)
 //	capture_queue_depth                                 gauge
 //	capture_dropped_total                               counter
 //	capture_bodies_dropped_total                        counter
@@ -67,6 +69,7 @@ type Metrics struct {
 	tokens      *family
 	contract    *family
 	upstreamErr *family
+	guard       guardMetrics
 
 	dropped       atomic.Uint64
 	bodiesDropped atomic.Uint64
@@ -101,6 +104,7 @@ func NewMetrics() *Metrics {
 		upstreamErr: newFamily("cairn_upstream_errors_total", "Failed upstream attempts by provider and status (0: no response).", "counter",
 			[]string{"provider", "status"}, nil),
 		scores: newScoreMetrics(),
+		guard:  newGuardMetrics(),
 	}
 }
 
@@ -130,6 +134,7 @@ func (m *Metrics) ObserveRecord(r *Record) {
 	if v := r.Contract.Verdict; v == VerdictPass || v == VerdictFail {
 		m.contract.get(r.Route, r.Cohort, target, v).add(1)
 	}
+	m.guard.observe(r, target)
 	for i := range r.Attempts {
 		a := &r.Attempts[i]
 		if a.Status >= 500 || a.Status == 429 || (a.Status == 0 && a.Error != "") {
@@ -142,7 +147,7 @@ func (m *Metrics) ObserveRecord(r *Record) {
 // format (version 0.0.4), series sorted by labels.
 func (m *Metrics) WritePrometheus(w io.Writer) {
 	bw := bufio.NewWriter(w)
-	for _, f := range []*family{m.requests, m.latency, m.ttft, m.tokens, m.contract, m.upstreamErr} {
+	for _, f := range append([]*family{m.requests, m.latency, m.ttft, m.tokens, m.contract, m.upstreamErr}, m.guard.families()...) {
 		f.write(bw)
 	}
 	a := m.ledger.snapshot()

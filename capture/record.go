@@ -84,6 +84,15 @@ type Record struct {
 	// and model (pricing:), or null when that model has no price.
 	CostUSD  *float64 `json:"cost_usd"`
 	Contract Verdict  `json:"contract"`
+	// Refusal is true when the chat response was a refusal: a non-null
+	// message refusal, finish_reason content_filter, or content opening
+	// with one of the route's refusal phrases (issue 16).
+	Refusal bool `json:"refusal,omitempty"`
+	// PIILeak names the detectors (email, card, phone, iban, api_key,
+	// private_key, jwt, custom pattern names) that found, in the response
+	// content or tool-call arguments, a value the request did not hold.
+	// Never the values.
+	PIILeak []string `json:"pii_leak,omitempty"`
 
 	// Request is the masked request messages (JSON array), or absent when
 	// the body was not sampled.
@@ -113,6 +122,9 @@ type RawBodies struct {
 	StreamContent   string
 	StreamToolCalls []byte
 	FinishReason    string
+	// SystemPrompt is the route's system prompt sent upstream with the
+	// request: a value the model repeats from it is no leak.
+	SystemPrompt string
 }
 
 // Params are the request parameters worth comparing across requests.

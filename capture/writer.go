@@ -411,7 +411,16 @@ func (w *Writer) process(r *Record) {
 	r.ClientRequestIDHash = w.ids.hash(r.ClientRequestID)
 	secrets := w.opt.Secrets.Secrets()
 	redactRecord(secrets, r)
-	w.maskerP.Load().maskRecord(r, keep)
+	mk := w.maskerP.Load()
+	// Every response is checked for leaks, sampled or not (issue 16); a
+	// sampled one through its masked form (LeaksMasked).
+	raw := r.Raw
+	mk.maskRecord(r, keep)
+	if keep {
+		r.PIILeak = mk.LeaksMasked(r.Endpoint, r.Status, raw, r.Response)
+	} else {
+		r.PIILeak = mk.Leaks(r.Endpoint, r.Status, raw)
+	}
 	redactRecord(secrets, r)
 	if !oneLineJSON(r.Request) || !oneLineJSON(r.Response) {
 		// Masking always yields compact valid JSON, so this is a bug;

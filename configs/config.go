@@ -155,6 +155,9 @@ type Route struct {
 	AutoRollback bool `yaml:"auto_rollback" json:"auto_rollback"`
 	// MaxBodyBytes overrides server.max_body_bytes for this route. 0: inherit.
 	MaxBodyBytes int `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	// Refusal, when it lists patterns, replaces detection.refusal.patterns
+	// for this route.
+	Refusal *Refusal `yaml:"refusal" json:"refusal,omitempty"`
 
 	// Globs are the compiled Match patterns.
 	Globs []string `yaml:"-" json:"-"`
@@ -243,6 +246,19 @@ type Detection struct {
 	CostPerSuccessRatio Threshold `yaml:"cost_per_success_ratio" json:"cost_per_success_ratio"`
 	// Eval configures the eval_drift signal fed by POST /admin/scores.
 	Eval Eval `yaml:"eval" json:"eval"`
+	// RefusalRatePoints is the shift, in points (hundredths), of a
+	// cohort's refusal rate against its baseline, in either direction,
+	// that opens a refusal_rate incident. Default {investigate: 5, page:
+	// 10}; a negative page disables the signal.
+	RefusalRatePoints Threshold `yaml:"refusal_rate_points" json:"refusal_rate_points"`
+	// PIILeakRate is the share of responses leaking personal data or
+	// secrets that the request did not hold, above which (sustained over
+	// the window, with min_requests) a pii_leak_rate incident of class
+	// security opens. Default 0: any sustained leak; a negative page
+	// disables the signal.
+	PIILeakRate Threshold `yaml:"pii_leak_rate" json:"pii_leak_rate"`
+	// Refusal holds the refusal phrases; routes may replace them.
+	Refusal Refusal `yaml:"refusal" json:"refusal"`
 	// Lookback is how far before the first failure changes are collected;
 	// scores for requests older than it are stored but not detected on.
 	// Default 24h.

@@ -148,6 +148,7 @@ func (c *Config) applyDefaults() {
 	defThreshold(&d.CostPerSuccessRatio, Threshold{Investigate: 1.3, Page: 1.5})
 	d.Eval.defaults()
 	defDur(&d.Lookback, 24*time.Hour)
+	d.guardrailDefaults()
 	defInt(&c.Capture.QueueSize, 65536)
 	if c.Capture.MaxFileBytes == 0 {
 		c.Capture.MaxFileBytes = 64 << 20
@@ -239,6 +240,7 @@ func (v *validator) config(c *Config) {
 	v.eval("detection.eval", &c.Detection.Eval)
 	v.pricing(c.Pricing, providers)
 	v.posDur("detection.lookback", d.Lookback)
+	v.guardrails(c)
 	masks := map[string]bool{}
 	for i := range c.Masking.Custom {
 		m := &c.Masking.Custom[i]

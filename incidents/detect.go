@@ -19,8 +19,10 @@ const (
 	sigError
 	sigLatency
 	sigTokens
-	sigCost // cost_per_success_ratio: tokens_per_success in money
-	sigEval // eval_drift: fed by scores, not records (signal_eval.go)
+	sigCost    // cost_per_success_ratio: tokens_per_success in money
+	sigEval    // eval_drift: fed by scores, not records (signal_eval.go)
+	sigRefusal // refusal_rate (signal_guardrails.go)
+	sigPII     // pii_leak_rate (signal_guardrails.go)
 	nSignals
 	sigDeclared = nSignals // an incident declared by hand
 )
@@ -145,7 +147,8 @@ type detConfig struct {
 	disabled  bool
 	// thr holds each signal's two severity levels (index sig); the
 	// crossing thresholds above are their lowest set level.
-	thr [nSignals]configs.Threshold
+	thr   [nSignals]configs.Threshold
+	guard guardConfig // refusal_rate and pii_leak_rate, from thr
 }
 
 func newDetConfig(d configs.Detection) detConfig {
@@ -174,6 +177,7 @@ func newDetConfig(d configs.Detection) detConfig {
 	c.costRatio = c.thr[sigCost].Lowest()
 	c.eval = newEvalConfig(d.Eval, d.Lookback.D())
 	c.eval.drop = c.thr[sigEval]
+	c.guard = guardConfig{refusal: c.thr[sigRefusal], pii: c.thr[sigPII]}
 	c.width = int64(c.window) / c.nb
 	if c.width <= 0 {
 		c.width = 1
@@ -191,6 +195,8 @@ func (c *detConfig) enabled(sig int) bool {
 		return c.costRatio > 1
 	case sigEval:
 		return false // evaluated on scores (evalDet), never on records
+	case sigRefusal, sigPII:
+		return c.guard.enabled(sig)
 	}
 	return c.rate[sig] > 0
 }
@@ -460,6 +466,7 @@ func (d *detector) others(rd *routeDet, cd *cohortDet, live []string, hist bool)
 				others.failed += x.s.cur.failed
 				others.contract += x.s.cur.contract
 				others.r429 += x.s.cur.r429
+				others.guard.addAgg(&x.s.cur.guard)
 			} else {
 				others.addAgg(&x.s.cur)
 			}
@@ -552,6 +559,8 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 		return o
 	case sigCost:
 		return d.evalCost(cur, others, base, o)
+	case sigRefusal, sigPII:
+		return d.evalGuard(sig, cur, others, base, o)
 	}
 	return o
 }

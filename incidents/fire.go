@@ -76,10 +76,11 @@ func (d *detector) newFire(rd *routeDet, cd *cohortDet, sig int, o obs, now time
 		window: d.cfg.window, at: now, windowStart: now.Add(-d.cfg.window),
 	}
 	f.key = incidentKey(rd.name, f.signal)
+	f.class = incidentClass(sig)
 	if cd != nil {
 		f.cohort = cd.name
 	}
-	pred := predicate{sig: sig, thr: o.threshold}
+	pred := predicateFor(sig, o)
 	if scope != nil {
 		f.target = d.worstTarget(scope, sig, o.threshold)
 		d.collect(rd, scope, pred, f)
@@ -195,11 +196,19 @@ func (d *detector) collect(rd *routeDet, cd *cohortDet, p predicate, f *fire) {
 type predicate struct {
 	sig int
 	thr float64
+	// down: a refusal_rate incident whose rate fell; its bad records are
+	// the answers that were not refusals.
+	down bool
 }
 
 func (p predicate) matchRecord(r *capture.Record) bool {
 	c, ok := classify(r)
 	return ok && p.match(r, &c)
+}
+
+// predicateFor is the predicate of an incident fired by sig on o.
+func predicateFor(sig int, o obs) predicate {
+	return predicate{sig: sig, thr: o.threshold, down: sig == sigRefusal && o.observed < o.baseline}
 }
 
 func (p predicate) match(r *capture.Record, c *class) bool {
@@ -218,6 +227,8 @@ func (p predicate) match(r *capture.Record, c *class) bool {
 		return c.ok && c.priced && c.cost >= p.thr
 	case sigEval:
 		return false // a score, not a record, is bad: see evalDet
+	case sigRefusal, sigPII:
+		return matchGuard(p.sig, r, c, p.down)
 	}
 	return c.failed || c.contract || c.r429
 }

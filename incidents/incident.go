@@ -67,7 +67,8 @@ type Incident struct {
 	// Severity is investigate or page (issue 16.4): the level the signal
 	// reached, raised to page when it crosses that level later.
 	Severity configs.Severity `json:"severity"`
-	// Class is "security" for incidents about leaked data, else empty.
+	// Class is "security" for incidents whose harm is exposure (the
+	// pii_leak_rate signal), else empty.
 	Class string `json:"class,omitempty"`
 	// Symptom is one plain sentence saying what broke.
 	Symptom string `json:"symptom"`

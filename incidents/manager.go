@@ -212,7 +212,7 @@ func NewManager(o Options) (*Manager, error) {
 		m.active[inc.ID] = a
 		m.byKey[key] = inc.ID
 		m.det.ensureTracker(inc.Trigger.Route, key, inc.Trigger.Signal, inc.Trigger.Cohort,
-			predicate{sig: sig, thr: inc.Trigger.Threshold}, m.created)
+			predicateFor(sig, obs{threshold: inc.Trigger.Threshold, observed: inc.Trigger.Observed, baseline: inc.Trigger.Baseline}), m.created)
 		if inc.Status == StatusMitigated && inc.MitigatedAt != nil && len(inc.Samples.After) < samplesPerPhase {
 			m.det.startAfter(key, *inc.MitigatedAt)
 		}

@@ -73,6 +73,9 @@ func RenderPostmortem(i *Incident) string {
 		w(", target %s", code(tr.Target))
 	}
 	w(".\n")
+	if i.Class == ClassSecurity {
+		w("- **Class**: security: responses exposed personal data or secrets. The capture records name the detectors that found them (%s), never the values; treat the samples' masked answers as the evidence and the affected users as notifiable.\n", code("pii_leak"))
+	}
 	if tr.Signal != SignalDeclared {
 		w("- **Signal**: %s.\n", signalSentence(tr))
 	} else if i.Reason != "" {
@@ -482,7 +485,7 @@ func failedVerb(tr Trigger) string {
 	switch tr.Signal {
 	case SignalLatencyP99:
 		return "were slower than the threshold"
-	case SignalContractFailureRate, SignalErrorRate, SignalUpstream429Rate:
+	case SignalContractFailureRate, SignalErrorRate, SignalUpstream429Rate, SignalRefusalRate, SignalPIILeakRate:
 		_, bad := rateWords(tr.Signal)
 		return bad
 	}

@@ -91,7 +91,7 @@ func (m *Manager) handleFire(f *fire) {
 			m.addRelated(id, f)
 			return
 		}
-		m.det.ensureTracker(f.route, f.key, f.signal, f.cohort, predicate{sig: f.sig, thr: f.o.threshold}, f.windowStart)
+		m.det.ensureTracker(f.route, f.key, f.signal, f.cohort, predicateFor(f.sig, f.o), f.windowStart)
 	}
 	if id := m.idForKey(f.key); id != "" {
 		m.auditRollback(f, id)
@@ -99,7 +99,7 @@ func (m *Manager) handleFire(f *fire) {
 			return
 		}
 	}
-	m.det.ensureTracker(f.route, f.key, f.signal, f.cohort, predicate{sig: f.sig, thr: f.o.threshold}, f.windowStart)
+	m.det.ensureTracker(f.route, f.key, f.signal, f.cohort, predicateFor(f.sig, f.o), f.windowStart)
 	m.open(m.build(f), f)
 }
 
@@ -169,7 +169,7 @@ func (m *Manager) enrich(f *fire) {
 	if m.o.Recent == nil || f.sig == sigDeclared && len(f.during) == 0 {
 		return
 	}
-	p := predicate{sig: f.sig, thr: f.o.threshold}
+	p := predicateFor(f.sig, f.o)
 	if !isRateSignal(f.sig) || len(f.during) < samplesPerPhase {
 		recs := m.o.Recent(recentScanMax, func(r *capture.Record) bool {
 			return r.Route == f.route && (f.cohort == "" || cohortOf(r) == f.cohort) &&

@@ -12,7 +12,8 @@ import (
 // page (with a timeline event and a webhook) when the page level is
 // crossed later, and only page lets the automatic rollback act.
 
-// Security is Incident.Class for signals about leaked data.
+// ClassSecurity is Incident.Class for incidents whose harm is exposure,
+// not failure: the pii_leak_rate signal's.
 const ClassSecurity = "security"
 
 // EventSeverityRaised is the timeline event (and webhook event) of an
@@ -33,6 +34,10 @@ func (c *detConfig) severity(sig int, o obs) configs.Severity {
 		above = func(x float64) bool { return o.observed >= x }
 	case kindDrop:
 		above = func(x float64) bool { return o.baseline-o.observed >= x*c.eval.point-1e-12 }
+	case kindShift:
+		above = func(x float64) bool { return shifted(o.observed, o.baseline, x/100) }
+	case kindLeak:
+		return leakSeverity(t, o.observed)
 	default: // kindRatio
 		above = func(x float64) bool { return o.baseline > 0 && o.observed >= x*o.baseline }
 		if sig == sigLatency {

@@ -21,6 +21,12 @@ const (
 	// kindDrop: a mean score's fall below its baseline, in points of the
 	// eval scale, against each level.
 	kindDrop
+	// kindShift: a rate's move away from its baseline, either way, in
+	// points (hundredths), against each level (refusal_rate).
+	kindShift
+	// kindLeak: a rate strictly above each level, where a zero page level
+	// is set (pii_leak_rate: page on any sustained leak).
+	kindLeak
 )
 
 // signalSpec is one row of the signal table.
@@ -50,6 +56,13 @@ var signalTable = [nSignals]signalSpec{
 		func(d *configs.Detection) configs.Threshold { return d.CostPerSuccessRatio }, configs.Threshold{Investigate: 1.3, Page: 1.5}},
 	sigEval: {SignalEvalDrift, "score", kindDrop,
 		func(d *configs.Detection) configs.Threshold { return d.Eval.DropPoints }, configs.Threshold{Investigate: 2, Page: 5}},
+	sigRefusal: {SignalRefusalRate, "fraction", kindShift,
+		func(d *configs.Detection) configs.Threshold { return d.RefusalRatePoints },
+		configs.Threshold{Investigate: configs.DefaultRefusalInvestigatePoints, Page: configs.DefaultRefusalPagePoints}},
+	// The zero threshold is pii_leak_rate's default: page on any
+	// sustained leak (see minLeaks).
+	sigPII: {SignalPIILeakRate, "fraction", kindLeak,
+		func(d *configs.Detection) configs.Threshold { return d.PIILeakRate }, configs.Threshold{}},
 }
 
 // thresholds returns every signal's levels from d, defaults applied.

@@ -49,6 +49,9 @@ func fmtObserved(sig int, obs, thr float64) string {
 	case sigEval:
 		return fmt.Sprintf("mean score %.4g > %.4g", obs, thr)
 	}
+	if s, ok := guardObserved(sig, obs, thr); ok {
+		return s
+	}
 	name, _ := rateWords(signalName(sig))
 	return name + " " + pct(obs) + " < threshold " + pct(thr)
 }
@@ -112,6 +115,9 @@ func symptom(f *fire, tr *Trigger, rs *configs.RouteState) string {
 		return fmt.Sprintf("the mean %s of %s on route %s fell to %.4g over %d scored requests in the last %s, %.1f points below the baseline of %.4g (%s)",
 			name, from, tr.Route, f.o.observed, f.o.n, win, drop, f.o.baseline, baselineScope(f.o.baseSource()))
 	}
+	if s, ok := guardSymptom(f, tr); ok {
+		return s
+	}
 	s := fmt.Sprintf("Incident declared by hand on route %s: %s", tr.Route, f.reason)
 	if tr.Requests > 0 {
 		s += fmt.Sprintf(" (%d of %d requests failed in the last %s)", tr.Failed, tr.Requests, win)
@@ -122,6 +128,9 @@ func symptom(f *fire, tr *Trigger, rs *configs.RouteState) string {
 // rateWords names a signal's value in words and says what its bad
 // requests did: ("contract failure rate", "broke their contract").
 func rateWords(signal string) (name, bad string) {
+	if name, bad, ok := guardWords(signal); ok {
+		return name, bad
+	}
 	switch signal {
 	case SignalContractFailureRate:
 		return "contract failure rate", "broke their contract"
@@ -379,6 +388,9 @@ func deriveLayer(sig int, failing []*capture.Record, changes []AuditEntry, route
 		}
 	}
 	changed := routeChanged(changes, route)
+	if layer, reason, ok := guardLayer(sig, changed); ok {
+		return layer, reason
+	}
 	switch sig {
 	case sigEval:
 		if changed {

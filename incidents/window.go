@@ -32,6 +32,7 @@ func latUpper(i int) float64 {
 // class is what one record contributes to the windows.
 type class struct {
 	failed, contract, r429, ok bool
+	refusal, pii               bool // signal_guardrails.go
 	tokens                     int64
 	lat                        int
 	cost                       float64 // cost_usd; 0 when unpriced
@@ -62,6 +63,7 @@ func classify(r *capture.Record) (class, bool) {
 	if r.CostUSD != nil {
 		c.cost, c.priced = *r.CostUSD, true
 	}
+	classifyGuard(r, &c)
 	return c, true
 }
 
@@ -95,6 +97,7 @@ type agg struct {
 	okPriced int64
 	cost     float64
 	priced   int64
+	guard    guardAgg
 }
 
 func (a *agg) addRec(c *class) {
@@ -122,6 +125,7 @@ func (a *agg) addRec(c *class) {
 		a.cost += c.cost
 	}
 	a.lat[c.lat]++
+	a.guard.add(c)
 }
 
 func (a *agg) addAgg(b *agg) {
@@ -139,6 +143,7 @@ func (a *agg) addAgg(b *agg) {
 	for i := range a.lat {
 		a.lat[i] += b.lat[i]
 	}
+	a.guard.addAgg(&b.guard)
 }
 
 func (a *agg) subAgg(b *agg) {
@@ -156,6 +161,7 @@ func (a *agg) subAgg(b *agg) {
 	for i := range a.lat {
 		a.lat[i] -= b.lat[i]
 	}
+	a.guard.subAgg(&b.guard)
 }
 
 // bad returns the count of records bad for a rate signal.
@@ -167,6 +173,10 @@ func (a *agg) bad(sig int) int64 {
 		return a.r429
 	case sigError:
 		return a.failed
+	case sigRefusal:
+		return a.guard.refusal
+	case sigPII:
+		return a.guard.pii
 	}
 	return 0
 }

@@ -230,6 +230,7 @@ func (m *Mock) planReply(body []byte, model string, seq int64, f Fault) *reply {
 		}
 		r.text = breakJSON(j, f.variant(seq, 2))
 	}
+	guardrailFault(r, f, jsonWanted, seq)
 	r.promptTokens = approxTokens(len(body))
 	r.completionTokens = approxTokens(len(r.text) + len(r.name))
 	if f.Tokens > 0 {

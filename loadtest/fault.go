@@ -70,6 +70,11 @@ type Fault struct {
 	// becomes DegradedContent, valid but unhelpful, which Judge scores
 	// lower.
 	Degrade bool
+	// Refuse answers a chat request with a refusal (see guardrailFault).
+	Refuse bool
+	// LeakPII makes a text answer carry personal data the request did not
+	// hold: MockLeakedEmail and MockLeakedPhone.
+	LeakPII bool
 }
 
 // active reports whether the fault hits this request, per Rate.
@@ -108,6 +113,8 @@ type faultJSON struct {
 	Tokens             int     `json:"tokens,omitempty"`
 	Variant            int     `json:"variant,omitempty"`
 	Degrade            bool    `json:"degrade,omitempty"`
+	Refuse             bool    `json:"refuse,omitempty"`
+	LeakPII            bool    `json:"leak_pii,omitempty"`
 }
 
 func durString(d time.Duration) string {
@@ -126,7 +133,7 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 		Hang: f.Hang, BrokenJSON: f.BrokenJSON, WrapToolArgs: f.WrapToolArgs,
 		LegacyFunctionCall: f.LegacyFunctionCall, SlowChunks: durString(f.SlowChunks),
 		DisconnectAfter: f.DisconnectAfter, Disconnect: f.Disconnect, Tokens: f.Tokens,
-		Variant: f.Variant, Degrade: f.Degrade,
+		Variant: f.Variant, Degrade: f.Degrade, Refuse: f.Refuse, LeakPII: f.LeakPII,
 	})
 }
 
@@ -156,7 +163,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 		Hang: j.Hang, BrokenJSON: j.BrokenJSON, WrapToolArgs: j.WrapToolArgs,
 		LegacyFunctionCall: j.LegacyFunctionCall, SlowChunks: dur("slow_chunks", j.SlowChunks),
 		DisconnectAfter: j.DisconnectAfter, Disconnect: j.Disconnect, Tokens: j.Tokens,
-		Variant: j.Variant, Degrade: j.Degrade,
+		Variant: j.Variant, Degrade: j.Degrade, Refuse: j.Refuse, LeakPII: j.LeakPII,
 	}
 	if j.Status != 0 && (j.Status < 100 || j.Status > 599) {
 		errs = append(errs, fmt.Errorf("fault.status: %d is not an HTTP status", j.Status))

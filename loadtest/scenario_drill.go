@@ -24,11 +24,12 @@ type drillReq struct {
 	contract   string
 	cohort     string
 	err        bool
+	degraded   bool // a refusal or a leak, for those signals' drills
 }
 
 // bad reports whether the client got a failed answer: an error, a non-200,
-// or a reply that broke the route's contract.
-func (q drillReq) bad() bool { return q.err || q.status != 200 || q.contract == "fail" }
+// a reply that broke the route's contract, or a degraded one.
+func (q drillReq) bad() bool { return q.err || q.status != 200 || q.contract == "fail" || q.degraded }
 
 // drillIncident is the part of an incident the drill reads.
 type drillIncident struct {
@@ -113,12 +114,12 @@ const drillLatency = 50 * time.Millisecond
 // the first bad response to the incident and to the automatic rollback,
 // the requests that failed in between, and that none failed after.
 func runDrill(e *runEnv) error {
-	switch e.o.Signal {
-	case "", "contract_failure_rate":
-	case SignalEvalDrift:
+	if e.o.Signal == SignalEvalDrift {
 		return runEvalDrill(e)
-	default:
-		return fmt.Errorf("drill --signal %q: want contract_failure_rate (the default) or %s", e.o.Signal, SignalEvalDrift)
+	}
+	sig, err := drillSignalFor(e.o.Signal)
+	if err != nil {
+		return err
 	}
 	rate := e.rate(200, 100)
 	pre := e.phase(10*time.Second, 3*time.Second)
@@ -132,6 +133,7 @@ func runDrill(e *runEnv) error {
 	r.Params["detection_window_s"] = 10
 	r.Params["detection_min_requests"] = 10
 	r.Params["mock_latency_ms"] = ms(drillLatency)
+	r.note("signal under drill: %s (the canary %s)", sig.name, sig.what)
 
 	e.progress("starting the stable and canary mocks and cairn")
 	stableAddr, err := e.startMock(mockSpec{name: "mock-stable", latency: drillLatency, prefix: "stable"})
@@ -145,6 +147,10 @@ func runDrill(e *runEnv) error {
 	schema, err := e.writeSchema()
 	if err != nil {
 		return err
+	}
+	contract := configs.Contract{Mode: configs.ModeObserve, SchemaFile: schema}
+	if sig.noContract {
+		contract.SchemaFile = ""
 	}
 	key, secret := benchKey("drill", 0)
 	gw, err := e.startGateway("cairn", configs.Config{
@@ -162,7 +168,7 @@ func runDrill(e *runEnv) error {
 				{Provider: "mock-stable", Model: "gpt-4o-mini", Weight: intp(80), Cohort: "stable"},
 				{Provider: "mock-canary", Model: "gpt-4.1-mini", Weight: intp(20), Cohort: "canary"},
 			},
-			Contract:     configs.Contract{Mode: configs.ModeObserve, SchemaFile: schema},
+			Contract:     contract,
 			AutoRollback: true,
 		}},
 		Detection: configs.Detection{Window: configs.Duration(10 * time.Second), MinRequests: 10},
@@ -171,6 +177,7 @@ func runDrill(e *runEnv) error {
 		return err
 	}
 	client := newChatClient(gw.api, secret, 1024)
+	client.judge = sig.judge
 	bodies := make([][]byte, 4096)
 	for i := range bodies {
 		bodies[i] = benchBody(drillRoute, fmt.Sprintf("user-%08x", rand.Uint32()), false)
@@ -208,7 +215,7 @@ func runDrill(e *runEnv) error {
 			q.sent = time.Now()
 			o, err := client.post(ctx, bodies[seq%len(bodies)])
 			q.done = time.Now()
-			q.status, q.contract, q.cohort, q.err = o.status, o.contract, o.cohort, err != nil
+			q.status, q.contract, q.cohort, q.err, q.degraded = o.status, o.contract, o.cohort, err != nil, o.degraded
 			for {
 				u := used.Load()
 				if int64(seq+1) <= u || used.CompareAndSwap(u, int64(seq+1)) {
@@ -231,11 +238,11 @@ func runDrill(e *runEnv) error {
 	}
 	before := watch.view()
 	ctl := MockControl{BaseURL: "http://" + canaryAddr}
-	if err := ctl.SetFault(e.ctx, "*", Fault{BrokenJSON: true}); err != nil {
+	if err := ctl.SetFault(e.ctx, "*", sig.fault); err != nil {
 		return fmt.Errorf("break the canary: %w", err)
 	}
 	flipAt := time.Now()
-	e.progress("canary now returns broken JSON; waiting for the incident and the rollback (at most %s)", maxWait)
+	e.progress("canary now %s; waiting for the %s incident and the rollback (at most %s)", sig.what, sig.name, maxWait)
 	deadline := time.NewTimer(maxWait)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -344,7 +351,7 @@ wait:
 		detected = inc.OpenedAt
 	}
 	timing := Table{
-		Title:   fmt.Sprintf("canary drill: %g RPS, the 20%% canary turns to broken JSON at t=%.1fs", rate, flipAt.Sub(loadStart).Seconds()),
+		Title:   fmt.Sprintf("canary drill (%s): %g RPS, the 20%% canary %s at t=%.1fs", sig.name, rate, sig.what, flipAt.Sub(loadStart).Seconds()),
 		Columns: []Column{{Key: "v", Title: "time", Unit: "s"}},
 	}
 	timing.add("fault injected → first bad response", map[string]float64{"v": sec(flipAt, firstBad)})
@@ -393,6 +400,8 @@ wait:
 
 	toRollback := sec(firstBad, rollbackAt)
 	r.invariant("canary rolled back", "= 1", b2f(!rollbackAt.IsZero()), "bool", !rollbackAt.IsZero())
+	sigOK := haveIncident && inc.signal() == sig.name
+	r.invariant("the canary's incident is "+sig.name, "= 1", b2f(sigOK), "bool", sigOK)
 	r.target("first bad response → rollback", "<= 2 s", toRollback, "s", toRollback <= 2)
 	r.invariant("failed requests after the rollback", "= 0", float64(badAfter), "count", badAfter == 0)
 	r.invariant("requests answered non-200 or not at all", "= 0", float64(errorsTotal), "count", errorsTotal == 0)

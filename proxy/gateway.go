@@ -62,6 +62,7 @@ type Gateway struct {
 	live     *routing.Live
 
 	upstreams atomic.Pointer[map[string]*upstream]
+	refusalT  atomic.Pointer[refusalTable] // the routes' refusal phrases
 	contracts *schema.Contracts
 	userHash  *capture.UserHasher // keyed hashes of the requests' user values
 	rdb       *redis.Client
@@ -162,6 +163,7 @@ func New(o Options) (*Gateway, error) {
 	}
 	g.upstreams.Store(&ups)
 	g.live = routing.NewLive(routing.NewTable(cfg, g.breakers))
+	g.refusalT.Store(newRefusalTable(cfg))
 
 	if cfg.RedisURL != "" {
 		g.rdb, err = ratelimit.NewClient(cfg.RedisURL)
@@ -545,6 +547,7 @@ func (g *Gateway) apply(cfg *configs.Config, source string) (configs.State, []co
 	}
 	g.capture.SetSampleRate(cfg.Capture.SampleRate())
 	g.capture.SetPricing(capture.NewPricing(cfg))
+	g.refusalT.Store(newRefusalTable(cfg))
 	g.live.Store(next)
 	g.reloads.Add(1)
 	newState := next.State()

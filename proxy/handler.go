@@ -262,6 +262,7 @@ func (g *Gateway) finish(x *exchange) {
 	} else if r.Raw.RequestBody == nil {
 		r.Raw.RequestBody = x.body
 	}
+	g.judgeMessage(x)
 	if tokens := r.Usage.TotalTokens + x.discardedTokens; x.key != nil && x.limits.TPM > 0 && tokens > 0 {
 		g.chargeUsage(charge{key: x.key.Name, limits: x.limits, reqID: x.id, tokens: tokens})
 	}

@@ -381,6 +381,7 @@ func (g *Gateway) finishStream(x *exchange, s *streamRelay) {
 	if e := s.acc.Err(); e != nil {
 		rec.Raw.ResponseBody = append([]byte(nil), e...)
 	}
+	g.judgeStream(x, &s.acc, rec)
 	g.finish(x)
 }
 
@@ -461,6 +462,7 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 	}
 	x.rec.Raw = &capture.RawBodies{RequestBody: x.body, StreamContent: s.acc.Content(),
 		StreamToolCalls: toolCallsJSON(s.acc.ToolCalls()), FinishReason: s.acc.FinishReason()}
+	g.judgeStream(x, &s.acc, x.rec)
 	return resultDone, nil, v
 }
 

@@ -24,9 +24,12 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) error {
 	rate := fs.Float64("rate", 0, "override the fixed open-loop rate (requests/s)")
 	streams := fs.Int("streams", 0, "override the number of concurrent streams")
 	workDir := fs.String("work-dir", "", "keep configs, data and child logs here")
-	sig := fs.String("signal", "", "drill: the signal to drill (contract_failure_rate, eval_drift)")
+	drillSignal, checkSignal := drillSignalFlag(fs)
 	if err := fs.Parse(flagsAnywhere(args, map[string]bool{"json": true, "svg": true, "seconds": true, "rate": true, "streams": true, "work-dir": true, "signal": true})); err != nil {
 		return usageError{err.Error()}
+	}
+	if err := checkSignal(); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return usageError{"loadtest SCENARIO; scenarios: " + strings.Join(loadtest.Scenarios(), ", ")}
@@ -39,7 +42,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) error {
 	defer stop()
 	rep, err := loadtest.Run(ctx, fs.Arg(0), loadtest.Options{
 		Binary: bin, Out: stderr, Quick: *quick, WorkDir: *workDir, Seconds: *seconds, Rate: *rate, Streams: *streams,
-		Signal: *sig,
+		Signal: *drillSignal,
 	})
 	if rep != nil {
 		if werr := rep.WriteTable(stdout); werr != nil {
