@@ -25,6 +25,20 @@ type drillReq struct {
 	cohort     string
 	err        bool
 	degraded   bool // a refusal or a leak, for those signals' drills
+	// stopped: cut off in flight by the drill stopping its own load, not
+	// an answer of the gateway's; left out of the analysis.
+	stopped bool
+}
+
+// stopGrace is how long a request may have been in flight when the drill
+// stops its load and still count as cut off by the stop; one running
+// longer was already slow, and counts as failed.
+const stopGrace = time.Second
+
+// cutOffByStop reports whether a request failed only because the drill
+// canceled its load (loadCtx) while it was in flight.
+func cutOffByStop(err error, loadCtx context.Context, sent, done time.Time) bool {
+	return err != nil && loadCtx.Err() != nil && done.Sub(sent) < stopGrace
 }
 
 // bad reports whether the client got a failed answer: an error, a non-200,
@@ -216,6 +230,7 @@ func runDrill(e *runEnv) error {
 			o, err := client.post(ctx, bodies[seq%len(bodies)])
 			q.done = time.Now()
 			q.status, q.contract, q.cohort, q.err, q.degraded = o.status, o.contract, o.cohort, err != nil, o.degraded
+			q.stopped = cutOffByStop(err, loadCtx, q.sent, q.done)
 			for {
 				u := used.Load()
 				if int64(seq+1) <= u || used.CompareAndSwap(u, int64(seq+1)) {
@@ -307,8 +322,13 @@ wait:
 	var firstBad time.Time
 	var badBeforeFault, badBetween, badAfter, canaryAfter, errorsTotal, canaryBefore, sentBefore int
 	var lateAfter time.Duration
+	var cutOff int
 	for _, q := range reqs[:n] {
 		if q.sent.IsZero() {
+			continue
+		}
+		if q.stopped {
+			cutOff++
 			continue
 		}
 		if q.err || q.status != 200 {
@@ -393,6 +413,9 @@ wait:
 	if badAfter > 0 {
 		r.note("the last failure after the rollback was sent %s after it", lateAfter.Round(time.Millisecond))
 	}
+	if cutOff > 0 {
+		r.note("%d requests in flight (under %s) when the drill stopped its load were cut off and left out", cutOff, stopGrace)
+	}
 	if len(load.ErrorSamples) > 0 {
 		r.note("request errors: %s", joinSamples(load.ErrorSamples))
 	}
@@ -414,7 +437,7 @@ wait:
 	nb := int(time.Since(loadStart)/bucket) + 1
 	fails, counts, canary := make([]int, nb), make([]int, nb), make([]int, nb)
 	for _, q := range reqs[:n] {
-		if q.sent.IsZero() {
+		if q.sent.IsZero() || q.stopped {
 			continue
 		}
 		i := int(q.sent.Sub(loadStart) / bucket)

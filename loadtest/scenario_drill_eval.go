@@ -220,7 +220,11 @@ func runEvalDrill(e *runEnv) error {
 	loadDone := make(chan Result, 1)
 	go func() {
 		loadDone <- OpenLoop{Rate: rate, Duration: total, MaxInFlight: openMaxInFlight, Drain: 10 * time.Second}.Run(loadCtx, func(ctx context.Context, seq int) error {
+			sent := time.Now()
 			o, id, content, err := client.postRead(ctx, bodies[seq%len(bodies)])
+			if cutOffByStop(err, loadCtx, sent, time.Now()) {
+				return err // the drill stopped its load: not the gateway's answer
+			}
 			if err != nil || o.status != 200 {
 				errorsTotal.Add(1)
 				if err != nil {
