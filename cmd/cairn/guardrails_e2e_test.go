@@ -133,11 +133,16 @@ func (s *guardStack) send(t *testing.T, from, n int) {
 }
 
 type guardIncident struct {
-	ID      string `json:"id"`
-	Class   string `json:"class"`
-	Trigger struct {
+	ID       string `json:"id"`
+	Class    string `json:"class"`
+	Severity string `json:"severity"`
+	Trigger  struct {
 		Signal, Cohort string
+		Severity       string `json:"severity"`
 	} `json:"trigger"`
+	Timeline []struct {
+		Kind string `json:"kind"`
+	} `json:"timeline"`
 	Actions []struct {
 		Kind string `json:"kind"`
 		OK   bool   `json:"ok"`
@@ -187,9 +192,34 @@ func runGuardSignal(t *testing.T, s *guardStack, fault, signal string) guardInci
 	if len(incs) != 1 {
 		t.Fatalf("%d incidents; want exactly one: %+v", len(incs), incs)
 	}
+	// Rollback acts on page only: an incident opened at investigate is
+	// rolled back once the canary's traffic raises it to page.
 	var inc guardIncident
-	if err := json.Unmarshal(s.get(t, "/admin/incidents/"+incs[0].ID), &inc); err != nil {
-		t.Fatal(err)
+	for i := 200000; ; i += 40 {
+		inc = guardIncident{}
+		if err := json.Unmarshal(s.get(t, "/admin/incidents/"+incs[0].ID), &inc); err != nil {
+			t.Fatal(err)
+		}
+		if inc.Severity == "page" || time.Now().After(deadline) {
+			break
+		}
+		s.send(t, i, 40)
+	}
+	t.Logf("%s detected at %s, now %s", signal, inc.Trigger.Severity, inc.Severity)
+	if inc.Severity != "page" {
+		t.Errorf("incident severity %q; want page", inc.Severity)
+	}
+	if inc.Trigger.Severity == "investigate" {
+		raised := false
+		for _, e := range inc.Timeline {
+			raised = raised || e.Kind == "severity_raised"
+		}
+		if !raised {
+			t.Error("detected at investigate, at page now, and no severity_raised event")
+		}
+	}
+	if n := len(s.incidents(t)); n != 1 {
+		t.Errorf("%d incidents after the raise; want one", n)
 	}
 	if inc.Trigger.Signal != signal || inc.Trigger.Cohort != "canary" {
 		t.Errorf("incident signal %q cohort %q; want %s on canary", inc.Trigger.Signal, inc.Trigger.Cohort, signal)
@@ -231,8 +261,8 @@ func TestE2EGuardrailSignals(t *testing.T) {
 		s.mu.Unlock()
 		if len(hooks) == 0 {
 			t.Error("no webhook arrived")
-		} else if !strings.Contains(string(hooks[0]), `"class":"security"`) {
-			t.Errorf("webhook lacks the class: %s", hooks[0])
+		} else if !strings.Contains(string(hooks[0]), `"class":"security"`) || !strings.Contains(string(hooks[0]), `"severity":"page"`) {
+			t.Errorf("webhook lacks the class or the severity: %s", hooks[0])
 		}
 		places := map[string]string{
 			"incident JSON": string(s.get(t, "/admin/incidents/"+inc.ID)),
