@@ -96,16 +96,17 @@ func (v *validator) guardrails(c *Config) {
 		// Disabled.
 	case !finiteIn(t.Page, 0, 100) || !finiteIn(t.Investigate, 0, 100):
 		v.errf("detection.refusal_rate_points: levels must be points in (0, 100] (or a negative page to disable)")
-	case t.Investigate != 0 && t.Page != 0 && t.Investigate > t.Page:
-		v.errf("detection.refusal_rate_points: investigate %v is above page %v", t.Investigate, t.Page)
+	case t.Investigate != 0 && t.Page != 0 && t.Investigate >= t.Page:
+		// As every two-level threshold (levels): investigate comes first.
+		v.errf("detection.refusal_rate_points: investigate %v must be below page %v", t.Investigate, t.Page)
 	}
 	p := d.PIILeakRate
 	switch {
 	case p.Page < 0 && p.Investigate <= 0:
 	case !finiteIn(p.Page, 0, 1) || !finiteIn(p.Investigate, 0, 1) || p.Page == 1 || p.Investigate == 1:
 		v.errf("detection.pii_leak_rate: levels must be fractions in [0, 1) (0: any sustained leak; a negative page disables)")
-	case p.Investigate != 0 && p.Investigate > p.Page:
-		v.errf("detection.pii_leak_rate: investigate %v is above page %v", p.Investigate, p.Page)
+	case p.Investigate != 0 && p.Investigate >= p.Page:
+		v.errf("detection.pii_leak_rate: investigate %v must be below page %v", p.Investigate, p.Page)
 	}
 	v.refusalPatterns("detection.refusal.patterns", d.Refusal.Patterns)
 	for i := range c.Routes {

@@ -49,7 +49,9 @@ func TestGuardrailErrors(t *testing.T) {
 	long := strings.Repeat("x", 300)
 	for _, tt := range []struct{ yaml, want string }{
 		{"detection: {refusal_rate_points: 150}", "detection.refusal_rate_points: levels must be points in (0, 100]"},
-		{"detection: {refusal_rate_points: {investigate: 12, page: 8}}", "detection.refusal_rate_points: investigate 12 is above page 8"},
+		{"detection: {refusal_rate_points: {investigate: 12, page: 8}}", "detection.refusal_rate_points: investigate 12 must be below page 8"},
+		{"detection: {refusal_rate_points: {investigate: 8, page: 8}}", "detection.refusal_rate_points: investigate 8 must be below page 8"},
+		{"detection: {pii_leak_rate: {investigate: 0.1, page: 0.1}}", "detection.pii_leak_rate: investigate 0.1 must be below page 0.1"},
 		{"detection: {refusal_rate_points: {investgate: 2}}", "investgate"},
 		{"detection: {pii_leak_rate: 1}", "detection.pii_leak_rate: levels must be fractions in [0, 1)"},
 		{"detection: {pii_leak_rate: lots}", "detection.pii_leak_rate"},
