@@ -107,7 +107,17 @@ func appendRecord(b []byte, r *Record) []byte {
 	b = strconv.AppendInt(b, int64(r.Usage.CompletionTokens), 10)
 	b = append(b, `,"total_tokens":`...)
 	b = strconv.AppendInt(b, int64(r.Usage.TotalTokens), 10)
-	b = append(b, `},"contract":{"verdict":`...)
+	if r.Usage.CachedTokens != 0 {
+		b = append(b, `,"cached_tokens":`...)
+		b = strconv.AppendInt(b, int64(r.Usage.CachedTokens), 10)
+	}
+	b = append(b, `},"cost_usd":`...)
+	if r.CostUSD != nil {
+		b = appendFloat(b, *r.CostUSD)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"contract":{"verdict":`...)
 	b = appendJSONString(b, r.Contract.Verdict)
 	if len(r.Contract.Reasons) > 0 {
 		b = append(b, `,"reasons":[`...)
@@ -120,6 +130,19 @@ func appendRecord(b []byte, r *Record) []byte {
 		b = append(b, ']')
 	}
 	b = append(b, '}')
+	if r.Refusal {
+		b = append(b, `,"refusal":true`...)
+	}
+	if len(r.PIILeak) > 0 {
+		b = append(b, `,"pii_leak":[`...)
+		for i, s := range r.PIILeak {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, s)
+		}
+		b = append(b, ']')
+	}
 	if len(r.Request) > 0 {
 		b = append(b, `,"request":`...)
 		b = append(b, r.Request...)

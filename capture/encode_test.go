@@ -37,6 +37,8 @@ func TestAppendRecordMatchesEncodingJSON(t *testing.T) {
 	full.Response = json.RawMessage(`{"content":"ho","finish_reason":"stop"}`)
 	full.Headers = map[string]string{"user-agent": "ua", "content-type": "application/json", "accept": "*/*"}
 	full.BodySampled = true
+	full.Refusal = true
+	full.PIILeak = []string{"email", "kz_iin"}
 	full.Params.Tools = 2
 	full.UserHash = "uh_0123456789abcdef0123456789abcdef"
 	full.Attempts = append(full.Attempts, Attempt{Provider: "b", Model: "m", Status: 0, LatencyMS: tiny, Error: "dial"})

@@ -128,7 +128,6 @@ func (m *Masker) maskRecord(r *Record, keep bool) {
 		r.Request, r.Response = shallow(r.Request), shallow(r.Response)
 		r.BodySampled = r.Request != nil || r.Response != nil
 	}
-	raw.release()
 	r.Error = m.String(r.Error)
 	r.Client = m.String(r.Client)
 	r.ClientRequestID = m.maskID(r.ClientRequestID)

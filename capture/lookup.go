@@ -50,6 +50,9 @@ const maxClientMatches = 100
 type Match struct {
 	Kind    string
 	Records []*Record
+	// Scores are the eval scores of a single matched record, oldest
+	// first (issue 16.1).
+	Scores []Score
 }
 
 // Body is what the admin API and the CLI print for m: the record itself
@@ -57,6 +60,9 @@ type Match struct {
 // {"object":"list","id_kind":"client","data":[records, newest first]}.
 func (m Match) Body() any {
 	if len(m.Records) == 1 {
+		if len(m.Scores) > 0 {
+			return recordWithScores{m.Records[0], m.Scores}
+		}
 		return m.Records[0]
 	}
 	return struct {
@@ -350,17 +356,20 @@ func findAllInDir(dataDir, id string) (Match, int, error) {
 		return Match{}, fm.torn, err
 	}
 	m, err := fm.match()
+	if err == nil && len(m.Records) == 1 {
+		m.Scores = ScoresInDir(dataDir, m.Records[0].GatewayRequestID)
+	}
 	return m, fm.torn, err
 }
 
 func (fm fileMatches) match() (Match, error) {
 	switch {
 	case fm.gateway != nil:
-		return Match{IDGateway, []*Record{fm.gateway}}, nil
+		return Match{Kind: IDGateway, Records: []*Record{fm.gateway}}, nil
 	case fm.provider != nil:
-		return Match{IDProvider, []*Record{fm.provider}}, nil
+		return Match{Kind: IDProvider, Records: []*Record{fm.provider}}, nil
 	case len(fm.client) > 0:
-		return Match{IDClient, fm.client}, nil
+		return Match{Kind: IDClient, Records: fm.client}, nil
 	}
 	return Match{}, ErrNotFound
 }
@@ -372,12 +381,20 @@ func (fm fileMatches) match() (Match, error) {
 // ID lists every record carrying it, newest first. It returns ErrNotFound
 // when none carries id. The records are shared: do not modify them.
 func (w *Writer) Find(ctx context.Context, id string) (Match, error) {
+	m, err := w.find(ctx, id)
+	if err == nil && len(m.Records) == 1 {
+		m.Scores = w.ScoresOf(ctx, m.Records[0].GatewayRequestID)
+	}
+	return m, err
+}
+
+func (w *Writer) find(ctx context.Context, id string) (Match, error) {
 	if id == "" {
 		return Match{}, ErrNotFound
 	}
 	hashes := w.ids.all(id)
 	if r := w.mem.lookup(IDGateway, id); r != nil {
-		return Match{IDGateway, []*Record{r}}, nil
+		return Match{Kind: IDGateway, Records: []*Record{r}}, nil
 	}
 	var errs []error
 	var rm redisMatches
@@ -390,7 +407,7 @@ func (w *Writer) Find(ctx context.Context, id string) (Match, error) {
 			errs = append(errs, err)
 		}
 		if rm.gateway != nil {
-			return Match{IDGateway, []*Record{rm.gateway}}, nil
+			return Match{Kind: IDGateway, Records: []*Record{rm.gateway}}, nil
 		}
 	}
 	provider := w.mem.lookup(IDProvider, id)
@@ -407,13 +424,13 @@ func (w *Writer) Find(ctx context.Context, id string) (Match, error) {
 		}
 	}
 	if fm.gateway != nil {
-		return Match{IDGateway, []*Record{fm.gateway}}, nil
+		return Match{Kind: IDGateway, Records: []*Record{fm.gateway}}, nil
 	}
 	if provider == nil {
 		provider = fm.provider
 	}
 	if provider != nil {
-		return Match{IDProvider, []*Record{provider}}, nil
+		return Match{Kind: IDProvider, Records: []*Record{provider}}, nil
 	}
 	var client []*Record
 	for _, h := range hashes {
@@ -421,7 +438,7 @@ func (w *Writer) Find(ctx context.Context, id string) (Match, error) {
 	}
 	client = mergeClient(client, rm.client, fm.client)
 	if len(client) > 0 {
-		return Match{IDClient, client}, nil
+		return Match{Kind: IDClient, Records: client}, nil
 	}
 	if len(errs) > 0 {
 		return Match{}, fmt.Errorf("lookup request %w (%w)", ErrNotFound, errors.Join(errs...))

@@ -42,6 +42,8 @@ var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 //	tokens_total{route,kind}                            counter, kind=prompt|completion
 //	contract_total{route,cohort,target,verdict}         counter, verdict=pass|fail
 //	upstream_errors_total{provider,status}              counter, status 0 = no response
+//	refusals_total{route,cohort,target}                 counter (metrics_guardrails.go)
+//	pii_leaks_total{route,cohort,target}                counter (metrics_guardrails.go)
 //	capture_queue_depth                                 gauge
 //	capture_dropped_total                               counter
 //	capture_bodies_dropped_total{reason}                counter, reason=queue_bytes
@@ -70,6 +72,7 @@ type Metrics struct {
 	tokens      *family
 	contract    *family
 	upstreamErr *family
+	guard       guardMetrics
 
 	dropped       atomic.Uint64
 	bodiesDropped [numBodyReasons]atomic.Uint64
@@ -78,6 +81,7 @@ type Metrics struct {
 	tornLines     atomic.Uint64
 	backfilled    atomic.Uint64
 	ledger        ledger
+	scores        *scoreMetrics // eval scores and money (metrics_score.go)
 	filesPruned   [numPruneReasons]atomic.Uint64
 	bytesPruned   [numPruneReasons]atomic.Uint64
 	// queueBytesFn reads the writer's queued body bytes (set by NewWriter).
@@ -128,6 +132,8 @@ func NewMetrics() *Metrics {
 			[]string{"route", "cohort", "target", "verdict"}, nil),
 		upstreamErr: newFamily("cairn_upstream_errors_total", "Failed upstream attempts by provider and status (0: no response).", "counter",
 			[]string{"provider", "status"}, nil),
+		scores: newScoreMetrics(),
+		guard:  newGuardMetrics(),
 	}
 }
 
@@ -153,9 +159,11 @@ func (m *Metrics) ObserveRecord(r *Record) {
 	if r.Usage.CompletionTokens > 0 {
 		m.tokens.get(r.Route, "completion").add(uint64(r.Usage.CompletionTokens))
 	}
+	m.observeCost(r, target)
 	if v := r.Contract.Verdict; v == VerdictPass || v == VerdictFail {
 		m.contract.get(r.Route, r.Cohort, target, v).add(1)
 	}
+	m.guard.observe(r, target)
 	for i := range r.Attempts {
 		a := &r.Attempts[i]
 		if a.Status >= 500 || a.Status == 429 || (a.Status == 0 && a.Error != "") {
@@ -168,7 +176,7 @@ func (m *Metrics) ObserveRecord(r *Record) {
 // format (version 0.0.4), series sorted by labels.
 func (m *Metrics) WritePrometheus(w io.Writer) {
 	bw := bufio.NewWriter(w)
-	for _, f := range []*family{m.requests, m.latency, m.ttft, m.tokens, m.contract, m.upstreamErr} {
+	for _, f := range append([]*family{m.requests, m.latency, m.ttft, m.tokens, m.contract, m.upstreamErr}, m.guard.families()...) {
 		f.write(bw)
 	}
 	a := m.ledger.snapshot()
@@ -192,6 +200,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	for i, n := range pruneReasonNames {
 		bw.WriteString(`cairn_capture_pruned_bytes_total{reason="` + n + `"} ` + strconv.FormatUint(m.bytesPruned[i].Load(), 10) + "\n")
 	}
+	m.scores.write(bw)
 	bw.WriteString("# HELP cairn_capture_sink_errors_total Failed capture sink operations (writes, flushes, batches), each retried.\n# TYPE cairn_capture_sink_errors_total counter\n")
 	for i, n := range sinkNames {
 		bw.WriteString(`cairn_capture_sink_errors_total{sink="` + n + `"} ` + strconv.FormatUint(m.sinkErrors[i].Load(), 10) + "\n")

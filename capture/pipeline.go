@@ -155,7 +155,20 @@ func (w *Writer) prepare(s *slot) {
 	r.ClientRequestIDHash = w.ids.hash(r.ClientRequestID)
 	secrets := w.opt.Secrets.Secrets()
 	redactRecord(secrets, r)
-	w.maskerP.Load().maskRecord(r, s.keep)
+	mk := w.maskerP.Load()
+	// Every response is checked for leaks, sampled or not (issue 16); a
+	// sampled one through its masked form (LeaksMasked).
+	raw := r.Raw
+	mk.maskRecord(r, s.keep)
+	if s.keep {
+		r.PIILeak = mk.LeaksMasked(r.Endpoint, r.Status, raw, r.Response)
+	} else {
+		r.PIILeak = mk.Leaks(r.Endpoint, r.Status, raw)
+	}
+	// The proxy boxes the record and its bodies in one allocation: the
+	// bodies are let go here, or the queue and the memory ring would keep
+	// every one of them alive for as long as the record.
+	raw.release()
 	redactRecord(secrets, r)
 	if !oneLine(r.Request) || !oneLine(r.Response) {
 		// Masking always yields compact JSON, so this is a bug; the
@@ -167,6 +180,7 @@ func (w *Writer) prepare(s *slot) {
 		r.ReceivedAt = w.now()
 	}
 	r.ReceivedAt = r.ReceivedAt.UTC()
+	w.price(r)
 	if cap(s.line) > maxKeptLineBuf {
 		s.line = nil // do not hold on to one huge record's buffer
 	}
@@ -271,6 +285,7 @@ func (w *Writer) finalFlush() {
 		if err := w.files.closeFile(); err != nil {
 			w.sinkError(sinkFile, err)
 		}
+		w.scores.close()
 		if w.redis != nil {
 			w.redis.close()
 		}

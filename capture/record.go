@@ -80,7 +80,19 @@ type Record struct {
 	LatencyMS float64 `json:"latency_ms"`
 	TTFTMS    float64 `json:"ttft_ms,omitempty"`
 	Usage     Usage   `json:"usage"`
-	Contract  Verdict `json:"contract"`
+	// CostUSD is the answer's cost at the configured price of its provider
+	// and model (pricing:), or null when that model has no price.
+	CostUSD  *float64 `json:"cost_usd"`
+	Contract Verdict  `json:"contract"`
+	// Refusal is true when the chat response was a refusal: a non-null
+	// message refusal, finish_reason content_filter, or content opening
+	// with one of the route's refusal phrases (issue 16).
+	Refusal bool `json:"refusal,omitempty"`
+	// PIILeak names the detectors (email, card, phone, iban, api_key,
+	// private_key, jwt, custom pattern names) that found, in the response
+	// content or tool-call arguments, a value the request did not hold.
+	// Never the values.
+	PIILeak []string `json:"pii_leak,omitempty"`
 
 	// Request is the masked request messages (JSON array), or absent when
 	// the body was not sampled.
@@ -110,6 +122,9 @@ type RawBodies struct {
 	StreamContent   string
 	StreamToolCalls []byte
 	FinishReason    string
+	// SystemPrompt is the route's system prompt sent upstream with the
+	// request: a value the model repeats from it is no leak.
+	SystemPrompt string
 }
 
 // release lets go of the bodies. The proxy allocates a record and its
@@ -154,6 +169,9 @@ type Usage struct {
 	PromptTokens     int `json:"prompt_tokens"`
 	CompletionTokens int `json:"completion_tokens"`
 	TotalTokens      int `json:"total_tokens"`
+	// CachedTokens are the prompt tokens the provider served from its
+	// prompt cache, priced at pricing's cached_input.
+	CachedTokens int `json:"cached_tokens,omitempty"`
 }
 
 // Verdict is a contract check's result.

@@ -110,6 +110,11 @@ type Writer struct {
 	files     *fileSink
 	redis     *redisSink
 	ids       *idHasher // client request ID hashing (lookup.go)
+	scores    *scoreStore
+	pricing   atomic.Pointer[Pricing] // SetPricing
+	// unpriced are the provider/models already warned about (price).
+	unpricedMu sync.Mutex
+	unpriced   map[string]bool
 
 	lastDropLog atomic.Int64
 	lastErrLog  atomic.Int64
@@ -187,6 +192,7 @@ func NewWriter(o WriterOptions) (*Writer, error) {
 		return nil, fmt.Errorf("new capture writer: %w", err)
 	}
 	w.metrics.ledger.activate(sinkFile)
+	w.scores = newScoreStore(o.DataDir, c.RetentionDays, o.Redis, c.RedisStreamMaxLen, w.now)
 	if o.Redis != nil {
 		w.redis = newRedisSink(o.Redis, c.RedisStreamMaxLen, c.RetentionDays, c.RedisBacklog, w.metrics, w.log, w.now)
 		w.metrics.ledger.activate(sinkRedis)

@@ -45,6 +45,8 @@ type Config struct {
 	Capture   Capture    `yaml:"capture" json:"capture"`
 	Tracing   Tracing    `yaml:"tracing" json:"tracing"`
 	Notify    Notify     `yaml:"notify" json:"notify"`
+	// Pricing prices tokens per provider and model for cost_usd.
+	Pricing []Price `yaml:"pricing" json:"pricing,omitempty"`
 
 	// Revision is a stable hash of the loaded config (secrets excluded,
 	// schema file contents included). Filled by Load.
@@ -171,6 +173,9 @@ type Route struct {
 	AutoRevertPrompt bool `yaml:"auto_revert_prompt" json:"auto_revert_prompt,omitempty"`
 	// MaxBodyBytes overrides server.max_body_bytes for this route. 0: inherit.
 	MaxBodyBytes int `yaml:"max_body_bytes" json:"max_body_bytes,omitempty"`
+	// Refusal, when it lists patterns, replaces detection.refusal.patterns
+	// for this route.
+	Refusal *Refusal `yaml:"refusal" json:"refusal,omitempty"`
 
 	// Globs are the compiled Match patterns.
 	Globs []string `yaml:"-" json:"-"`
@@ -246,18 +251,40 @@ type RateLimit struct {
 	Replicas int `yaml:"replicas" json:"replicas"`
 }
 
-// Detection configures incident detection. Rates are fractions in (0, 1];
-// ratios compare the window to its baseline and must be > 1. A zero
-// threshold after defaults disables that signal only when set negative.
+// Detection configures incident detection. Every signal's threshold is a
+// Threshold: a bare number is its page level (the single values written
+// before severities existed keep working), or {investigate: X, page: Y}.
+// Rates are fractions in (0, 1]; ratios compare the window to its baseline
+// and must be > 1.
 type Detection struct {
-	Window                Duration `yaml:"window" json:"window"`
-	MinRequests           int      `yaml:"min_requests" json:"min_requests"`
-	ErrorRate             float64  `yaml:"error_rate" json:"error_rate"`
-	ContractFailureRate   float64  `yaml:"contract_failure_rate" json:"contract_failure_rate"`
-	LatencyP99Ratio       float64  `yaml:"latency_p99_ratio" json:"latency_p99_ratio"`
-	TokensPerSuccessRatio float64  `yaml:"tokens_per_success_ratio" json:"tokens_per_success_ratio"`
-	Upstream429Rate       float64  `yaml:"upstream_429_rate" json:"upstream_429_rate"`
-	// Lookback is how far before the first failure changes are collected.
+	Window                Duration  `yaml:"window" json:"window"`
+	MinRequests           int       `yaml:"min_requests" json:"min_requests"`
+	ErrorRate             Threshold `yaml:"error_rate" json:"error_rate"`
+	ContractFailureRate   Threshold `yaml:"contract_failure_rate" json:"contract_failure_rate"`
+	LatencyP99Ratio       Threshold `yaml:"latency_p99_ratio" json:"latency_p99_ratio"`
+	TokensPerSuccessRatio Threshold `yaml:"tokens_per_success_ratio" json:"tokens_per_success_ratio"`
+	Upstream429Rate       Threshold `yaml:"upstream_429_rate" json:"upstream_429_rate"`
+	// CostPerSuccessRatio is tokens_per_success_ratio in money (cost_usd
+	// of successful requests, priced by pricing:). Default
+	// {investigate: 1.3, page: 1.5}.
+	CostPerSuccessRatio Threshold `yaml:"cost_per_success_ratio" json:"cost_per_success_ratio"`
+	// Eval configures the eval_drift signal fed by POST /admin/scores.
+	Eval Eval `yaml:"eval" json:"eval"`
+	// RefusalRatePoints is the shift, in points (hundredths), of a
+	// cohort's refusal rate against its baseline, in either direction,
+	// that opens a refusal_rate incident. Default {investigate: 5, page:
+	// 10}; a negative page disables the signal.
+	RefusalRatePoints Threshold `yaml:"refusal_rate_points" json:"refusal_rate_points"`
+	// PIILeakRate is the share of responses leaking personal data or
+	// secrets that the request did not hold, above which (sustained over
+	// the window, with min_requests) a pii_leak_rate incident of class
+	// security opens. Default 0: any sustained leak; a negative page
+	// disables the signal.
+	PIILeakRate Threshold `yaml:"pii_leak_rate" json:"pii_leak_rate"`
+	// Refusal holds the refusal phrases; routes may replace them.
+	Refusal Refusal `yaml:"refusal" json:"refusal"`
+	// Lookback is how far before the first failure changes are collected;
+	// scores for requests older than it are stored but not detected on.
 	// Default 24h.
 	Lookback Duration `yaml:"lookback" json:"lookback"`
 	// Disabled turns detection off.

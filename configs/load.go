@@ -144,12 +144,15 @@ func (c *Config) applyDefaults() {
 	d := &c.Detection
 	defDur(&d.Window, 30*time.Second)
 	defInt(&d.MinRequests, 20)
-	defF(&d.ErrorRate, 0.2)
-	defF(&d.ContractFailureRate, 0.1)
-	defF(&d.LatencyP99Ratio, 2.0)
-	defF(&d.TokensPerSuccessRatio, 1.3)
-	defF(&d.Upstream429Rate, 0.5)
+	defThreshold(&d.ErrorRate, Threshold{Page: 0.2})
+	defThreshold(&d.ContractFailureRate, Threshold{Page: 0.1})
+	defThreshold(&d.LatencyP99Ratio, Threshold{Page: 2.0})
+	defThreshold(&d.TokensPerSuccessRatio, Threshold{Page: 1.3})
+	defThreshold(&d.Upstream429Rate, Threshold{Page: 0.5})
+	defThreshold(&d.CostPerSuccessRatio, Threshold{Investigate: 1.3, Page: 1.5})
+	d.Eval.defaults()
 	defDur(&d.Lookback, 24*time.Hour)
+	d.guardrailDefaults()
 	defInt(&c.Capture.QueueSize, 65536)
 	if c.Capture.MaxFileBytes == 0 {
 		c.Capture.MaxFileBytes = 64 << 20
@@ -244,12 +247,16 @@ func (v *validator) config(c *Config) {
 	d := c.Detection
 	v.posDur("detection.window", d.Window)
 	v.positive("detection.min_requests", d.MinRequests)
-	v.rate("detection.error_rate", d.ErrorRate)
-	v.rate("detection.contract_failure_rate", d.ContractFailureRate)
-	v.rate("detection.upstream_429_rate", d.Upstream429Rate)
-	v.ratio("detection.latency_p99_ratio", d.LatencyP99Ratio)
-	v.ratio("detection.tokens_per_success_ratio", d.TokensPerSuccessRatio)
+	v.rateThreshold("detection.error_rate", d.ErrorRate)
+	v.rateThreshold("detection.contract_failure_rate", d.ContractFailureRate)
+	v.rateThreshold("detection.upstream_429_rate", d.Upstream429Rate)
+	v.ratioThreshold("detection.latency_p99_ratio", d.LatencyP99Ratio)
+	v.ratioThreshold("detection.tokens_per_success_ratio", d.TokensPerSuccessRatio)
+	v.ratioThreshold("detection.cost_per_success_ratio", d.CostPerSuccessRatio)
+	v.eval("detection.eval", &c.Detection.Eval)
+	v.pricing(c.Pricing, providers)
 	v.posDur("detection.lookback", d.Lookback)
+	v.guardrails(c)
 	masks := map[string]bool{}
 	for i := range c.Masking.Custom {
 		m := &c.Masking.Custom[i]

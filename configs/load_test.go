@@ -489,11 +489,11 @@ func TestLoadDefaults(t *testing.T) {
 		{"ratelimit.replicas", c.RateLimit.Replicas, 1},
 		{"detection.window", c.Detection.Window.D(), 30 * s},
 		{"detection.min_requests", c.Detection.MinRequests, 20},
-		{"detection.error_rate", c.Detection.ErrorRate, 0.2},
-		{"detection.contract_failure_rate", c.Detection.ContractFailureRate, 0.1},
-		{"detection.latency_p99_ratio", c.Detection.LatencyP99Ratio, 2.0},
-		{"detection.tokens_per_success_ratio", c.Detection.TokensPerSuccessRatio, 1.3},
-		{"detection.upstream_429_rate", c.Detection.Upstream429Rate, 0.5},
+		{"detection.error_rate", c.Detection.ErrorRate, configs.Threshold{Page: 0.2}},
+		{"detection.contract_failure_rate", c.Detection.ContractFailureRate, configs.Threshold{Page: 0.1}},
+		{"detection.latency_p99_ratio", c.Detection.LatencyP99Ratio, configs.Threshold{Page: 2.0}},
+		{"detection.tokens_per_success_ratio", c.Detection.TokensPerSuccessRatio, configs.Threshold{Page: 1.3}},
+		{"detection.upstream_429_rate", c.Detection.Upstream429Rate, configs.Threshold{Page: 0.5}},
 		{"detection.lookback", c.Detection.Lookback.D(), 24 * time.Hour},
 		{"detection.disabled", c.Detection.Disabled, false},
 		{"capture.body_sample_rate", c.Capture.SampleRate(), 1.0},
@@ -525,7 +525,7 @@ func TestLoadDefaults(t *testing.T) {
 	if w := c.Routes[0].Targets[1].W(); w != 7 {
 		t.Errorf("targets[1].W() = %d; want 7", w)
 	}
-	if c.Detection.Window.D() != 10*s || c.Detection.MinRequests != 10 || c.Detection.ErrorRate != 0.2 {
+	if c.Detection.Window.D() != 10*s || c.Detection.MinRequests != 10 || c.Detection.ErrorRate != (configs.Threshold{Page: 0.2}) {
 		t.Errorf("detection = %+v; want window 10s, min_requests 10 and the other defaults", c.Detection)
 	}
 	if r := c.Capture.SampleRate(); r != 0 {

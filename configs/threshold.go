@@ -2,7 +2,6 @@ package configs
 
 import (
 	"fmt"
-	"strconv"
 
 	"gopkg.in/yaml.v3"
 )
@@ -52,8 +51,8 @@ func (t Threshold) Lowest() float64 {
 func (t *Threshold) UnmarshalYAML(n *yaml.Node) error {
 	switch n.Kind {
 	case yaml.ScalarNode:
-		v, err := strconv.ParseFloat(n.Value, 64)
-		if err != nil {
+		var v float64
+		if err := n.Decode(&v); err != nil { // YAML's own numbers: .nan, .inf, 1e3
 			return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %q is not a number or {investigate: X, page: Y}", n.Line, n.Value)}}
 		}
 		*t = Threshold{Page: v}
@@ -62,8 +61,8 @@ func (t *Threshold) UnmarshalYAML(n *yaml.Node) error {
 		var out Threshold
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
-			x, err := strconv.ParseFloat(v.Value, 64)
-			if v.Kind != yaml.ScalarNode || err != nil {
+			var x float64
+			if v.Kind != yaml.ScalarNode || v.Decode(&x) != nil {
 				return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: %s: %q is not a number", v.Line, k.Value, v.Value)}}
 			}
 			switch k.Value {

@@ -19,6 +19,10 @@ const (
 	sigError
 	sigLatency
 	sigTokens
+	sigCost    // cost_per_success_ratio: tokens_per_success in money
+	sigEval    // eval_drift: fed by scores, not records (signal_eval.go)
+	sigRefusal // refusal_rate (signal_guardrails.go)
+	sigPII     // pii_leak_rate (signal_guardrails.go)
 	nSignals
 	sigDeclared = nSignals // an incident declared by hand
 )
@@ -30,24 +34,10 @@ const (
 	SignalErrorRate           = "error_rate"
 	SignalLatencyP99          = "latency_p99"
 	SignalTokensPerSuccess    = "tokens_per_success"
+	SignalCostPerSuccess      = "cost_per_success_ratio"
+	SignalEvalDrift           = "eval_drift"
 	SignalDeclared            = "declared"
 )
-
-func signalName(sig int) string {
-	switch sig {
-	case sigContract:
-		return SignalContractFailureRate
-	case sig429:
-		return SignalUpstream429Rate
-	case sigError:
-		return SignalErrorRate
-	case sigLatency:
-		return SignalLatencyP99
-	case sigTokens:
-		return SignalTokensPerSuccess
-	}
-	return SignalDeclared
-}
 
 func signalIndex(name string) int {
 	for i := range nSignals {
@@ -99,6 +89,7 @@ type routeDet struct {
 	name    string
 	cohorts []*cohortDet
 	firing  [nSignals]bool
+	level   [nSignals]configs.Severity
 	// succ is a ring of the route's last successes (for "before" samples).
 	succ     [samplesPerPhase]*capture.Record
 	succPos  int
@@ -125,6 +116,7 @@ type cohortDet struct {
 	s       *series
 	targets []*targetDet
 	firing  [nSignals]bool
+	level   [nSignals]configs.Severity // the severity the firing signal reached
 }
 
 type targetDet struct {
@@ -142,24 +134,24 @@ type liveRoute struct {
 
 // detConfig is configs.Detection with defaults applied and buckets sized.
 type detConfig struct {
-	window   time.Duration
-	width    int64 // bucket width in ns
-	nb       int64
-	min      int64
-	rate     [3]float64 // by sigContract, sig429, sigError; <= 0 disables
-	latRatio float64    // <= 1 disables
-	tokRatio float64
-	lookback time.Duration
-	disabled bool
+	window    time.Duration
+	width     int64 // bucket width in ns
+	nb        int64
+	min       int64
+	rate      [3]float64 // by sigContract, sig429, sigError; <= 0 disables
+	latRatio  float64    // <= 1 disables
+	tokRatio  float64
+	costRatio float64
+	eval      evalConfig
+	lookback  time.Duration
+	disabled  bool
+	// thr holds each signal's two severity levels (index sig); the
+	// crossing thresholds above are their lowest set level.
+	thr   [nSignals]configs.Threshold
+	guard guardConfig // refusal_rate and pii_leak_rate, from thr
 }
 
 func newDetConfig(d configs.Detection) detConfig {
-	def := func(v, dv float64) float64 {
-		if v == 0 {
-			return dv
-		}
-		return v
-	}
 	c := detConfig{
 		window:   d.Window.D(),
 		min:      int64(d.MinRequests),
@@ -176,11 +168,16 @@ func newDetConfig(d configs.Detection) detConfig {
 	if c.lookback <= 0 {
 		c.lookback = 24 * time.Hour
 	}
-	c.rate[sigContract] = def(d.ContractFailureRate, 0.1)
-	c.rate[sig429] = def(d.Upstream429Rate, 0.5)
-	c.rate[sigError] = def(d.ErrorRate, 0.2)
-	c.latRatio = def(d.LatencyP99Ratio, 2)
-	c.tokRatio = def(d.TokensPerSuccessRatio, 1.3)
+	c.thr = thresholds(&d)
+	for _, sig := range []int{sigContract, sig429, sigError} {
+		c.rate[sig] = c.thr[sig].Lowest()
+	}
+	c.latRatio = c.thr[sigLatency].Lowest()
+	c.tokRatio = c.thr[sigTokens].Lowest()
+	c.costRatio = c.thr[sigCost].Lowest()
+	c.eval = newEvalConfig(d.Eval, d.Lookback.D())
+	c.eval.drop = c.thr[sigEval]
+	c.guard = guardConfig{refusal: c.thr[sigRefusal], pii: c.thr[sigPII]}
 	c.width = int64(c.window) / c.nb
 	if c.width <= 0 {
 		c.width = 1
@@ -194,6 +191,12 @@ func (c *detConfig) enabled(sig int) bool {
 		return c.latRatio > 1
 	case sigTokens:
 		return c.tokRatio > 1
+	case sigCost:
+		return c.costRatio > 1
+	case sigEval:
+		return false // evaluated on scores (evalDet), never on records
+	case sigRefusal, sigPII:
+		return c.guard.enabled(sig)
 	}
 	return c.rate[sig] > 0
 }
@@ -206,6 +209,8 @@ type detector struct {
 	cfg  detConfig
 	live atomic.Pointer[map[string]liveRoute]
 
+	evals *evalDet // eval_drift, on scores; its own lock
+
 	mu       sync.Mutex
 	routes   map[string]*routeDet
 	trackers map[string]*tracker // by incident key (route + signal)
@@ -213,7 +218,7 @@ type detector struct {
 }
 
 func newDetector(cfg detConfig) *detector {
-	return &detector{cfg: cfg, routes: map[string]*routeDet{}, trackers: map[string]*tracker{}}
+	return &detector{cfg: cfg, routes: map[string]*routeDet{}, trackers: map[string]*tracker{}, evals: newEvalDet(cfg.eval)}
 }
 
 // setLive replaces the live cohorts from a state.
@@ -347,13 +352,13 @@ func (d *detector) observe(r *capture.Record, now time.Time) []*fire {
 	switch {
 	case len(live) > 1 && slices.Contains(live, cd.name):
 		// The other cohorts are merged once for every signal.
-		others, name := d.others(rd, cd, live, d.cfg.enabled(sigLatency) || d.cfg.enabled(sigTokens))
+		others, name := d.others(rd, cd, live, d.cfg.enabled(sigLatency) || d.cfg.enabled(sigTokens) || d.cfg.enabled(sigCost))
 		for sig := range nSignals {
 			if !d.cfg.enabled(sig) {
 				continue
 			}
 			o := d.eval(sig, &cd.s.cur, &others, &cd.s.base, name)
-			if f := d.edge(&cd.firing[sig], o, rd, cd, sig, now); f != nil {
+			if f := d.edge(&cd.firing[sig], &cd.level[sig], o, rd, cd, sig, now); f != nil {
 				fires = append(fires, f)
 			}
 		}
@@ -363,7 +368,7 @@ func (d *detector) observe(r *capture.Record, now time.Time) []*fire {
 				continue
 			}
 			o := d.eval(sig, &cd.s.cur, nil, &cd.s.base, "")
-			if f := d.edge(&rd.firing[sig], o, rd, nil, sig, now); f != nil {
+			if f := d.edge(&rd.firing[sig], &rd.level[sig], o, rd, nil, sig, now); f != nil {
 				fires = append(fires, f)
 			}
 		}
@@ -371,16 +376,26 @@ func (d *detector) observe(r *capture.Record, now time.Time) []*fire {
 	return fires
 }
 
-// edge turns a crossing into a fire on its rising edge only.
-func (d *detector) edge(firing *bool, o obs, rd *routeDet, cd *cohortDet, sig int, now time.Time) *fire {
+// edge turns a crossing into a fire on its rising edge, and into a raise
+// (issue 16.4) when a signal firing at investigate crosses its page level.
+func (d *detector) edge(firing *bool, level *configs.Severity, o obs, rd *routeDet, cd *cohortDet, sig int, now time.Time) *fire {
 	switch o.verdict {
 	case verdictBelow:
-		*firing = false
+		*firing, *level = false, ""
 	case verdictCrossing:
-		if !*firing {
-			*firing = true
+		sev := d.cfg.severity(sig, o)
+		switch {
+		case !*firing:
+			*firing, *level = true, sev
 			d.fired.Add(1)
-			return d.newFire(rd, cd, sig, o, now)
+			f := d.newFire(rd, cd, sig, o, now)
+			f.severity = sev
+			return f
+		case *level == configs.SeverityInvestigate && sev == configs.SeverityPage:
+			*level = sev
+			f := d.newFire(rd, cd, sig, o, now)
+			f.severity, f.raise = sev, true
+			return f
 		}
 	}
 	return nil
@@ -397,6 +412,7 @@ const (
 	baseNone    = iota
 	baseOthers  // the route's other live cohorts, same window
 	baseEarlier // the scope's own earlier windows
+	baseBefore  // eval_drift: the same cohort's scores before the change now live (others names that version)
 )
 
 // obs is one signal evaluated on one scope.
@@ -406,6 +422,7 @@ type obs struct {
 	threshold float64
 	baseline  float64
 	n, bad    int64
+	baseN     int64 // requests (scores) the baseline was measured on
 	baseKind  int
 	// others names the other cohort when there is exactly one.
 	others string
@@ -423,6 +440,8 @@ func (o *obs) baseSource() string {
 		return "other cohorts, same window"
 	case baseEarlier:
 		return "earlier windows"
+	case baseBefore:
+		return "the same cohort before the change (under " + o.others + ")"
 	}
 	return ""
 }
@@ -447,6 +466,7 @@ func (d *detector) others(rd *routeDet, cd *cohortDet, live []string, hist bool)
 				others.failed += x.s.cur.failed
 				others.contract += x.s.cur.contract
 				others.r429 += x.s.cur.r429
+				others.guard.addAgg(&x.s.cur.guard)
 			} else {
 				others.addAgg(&x.s.cur)
 			}
@@ -482,9 +502,9 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 		}
 		o.verdict = verdictCrossing
 		if others != nil && others.n > 0 {
-			o.baseline, o.baseKind = float64(others.bad(sig))/float64(others.n), baseOthers
+			o.baseline, o.baseKind, o.baseN = float64(others.bad(sig))/float64(others.n), baseOthers, others.n
 		} else if base.n > 0 {
-			o.baseline, o.baseKind = float64(base.bad(sig))/float64(base.n), baseEarlier
+			o.baseline, o.baseKind, o.baseN = float64(base.bad(sig))/float64(base.n), baseEarlier, base.n
 		}
 		return o
 	case sigLatency:
@@ -497,9 +517,9 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 		}
 		switch {
 		case others != nil && others.n >= min:
-			o.baseline, o.baseKind = others.p99(), baseOthers
+			o.baseline, o.baseKind, o.baseN = others.p99(), baseOthers, others.n
 		case base.n >= min:
-			o.baseline, o.baseKind = base.p99(), baseEarlier
+			o.baseline, o.baseKind, o.baseN = base.p99(), baseEarlier, base.n
 		default:
 			o.verdict = verdictUnknown
 			return o
@@ -524,9 +544,9 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 		}
 		switch {
 		case others != nil && others.ok >= min:
-			o.baseline, o.baseKind = others.tps(), baseOthers
+			o.baseline, o.baseKind, o.baseN = others.tps(), baseOthers, others.ok
 		case base.ok >= min:
-			o.baseline, o.baseKind = base.tps(), baseEarlier
+			o.baseline, o.baseKind, o.baseN = base.tps(), baseEarlier, base.ok
 		default:
 			o.verdict = verdictUnknown
 			return o
@@ -537,6 +557,10 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 			o.verdict = verdictCrossing
 		}
 		return o
+	case sigCost:
+		return d.evalCost(cur, others, base, o)
+	case sigRefusal, sigPII:
+		return d.evalGuard(sig, cur, others, base, o)
 	}
 	return o
 }
@@ -544,15 +568,19 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 // resetFiring clears the edge state of a signal on a route and its
 // cohorts, so that a later crossing opens a new incident.
 func (d *detector) resetFiring(route string, sig int) {
+	if sig == sigEval {
+		d.evals.resetFiring(route)
+		return
+	}
 	if sig >= nSignals {
 		return
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if rd := d.routes[route]; rd != nil {
-		rd.firing[sig] = false
+		rd.firing[sig], rd.level[sig] = false, ""
 		for _, c := range rd.cohorts {
-			c.firing[sig] = false
+			c.firing[sig], c.level[sig] = false, ""
 		}
 	}
 }
@@ -561,6 +589,9 @@ func (d *detector) resetFiring(route string, sig int) {
 // still live) or the route's live traffic (cohort ""). live reports
 // whether the cohort still has weight.
 func (d *detector) check(route, cohort string, sig int, now time.Time) (o obs, live bool) {
+	if sig == sigEval {
+		return d.evals.check(d, route, cohort, now)
+	}
 	idx := d.index(now)
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -603,7 +634,7 @@ func (d *detector) check(route, cohort string, sig int, now time.Time) (o obs, l
 // and failure counts.
 func (d *detector) routeHealth(route string, extra int, now time.Time) (crossing bool, n, failed int64) {
 	for sig := range nSignals {
-		if !(isRateSignal(sig) || sig == extra) || !d.cfg.enabled(sig) {
+		if !(isRateSignal(sig) || sig == extra) || !d.cfg.enabled(sig) && !(sig == sigEval && sig == extra) {
 			continue
 		}
 		o, _ := d.check(route, "", sig, now)

@@ -47,9 +47,14 @@ func (h *detHarness) run(step time.Duration, feeds ...feed) {
 	}
 }
 
+// fired lists the fires that open incidents, not the raises of one from
+// investigate to page.
 func (h *detHarness) fired() []string {
 	var out []string
 	for _, f := range h.fires {
+		if f.raise {
+			continue
+		}
 		out = append(out, f.signal+"/"+f.cohort)
 	}
 	return out

@@ -30,6 +30,15 @@ type fire struct {
 	state  configs.State
 	rb     *rollbackResult
 	rbSkip string // why an eligible-looking cohort was not rolled back
+
+	severity configs.Severity
+	class    string // "security" for signals about leaked data
+	raise    bool   // the signal already fired at investigate and now crossed page
+	// evalGate says what the eval gate knew (eval_drift only).
+	evalGate *EvalGate
+	// scored are the during samples' scores, by gateway request ID
+	// (eval_drift only).
+	scored map[string]float64
 }
 
 type rollbackResult struct {
@@ -70,10 +79,11 @@ func (d *detector) newFire(rd *routeDet, cd *cohortDet, sig int, o obs, now time
 		window: d.cfg.window, at: now, windowStart: now.Add(-d.cfg.window),
 	}
 	f.key = incidentKey(rd.name, f.signal)
+	f.class = incidentClass(sig)
 	if cd != nil {
 		f.cohort = cd.name
 	}
-	pred := predicate{sig: sig, thr: o.threshold}
+	pred := predicateFor(sig, o)
 	if scope != nil {
 		f.target = d.worstTarget(scope, sig, o.threshold)
 		d.collect(rd, scope, pred, f)
@@ -119,6 +129,8 @@ func (d *detector) worstTarget(cd *cohortDet, sig int, thr float64) string {
 			v = t.s.cur.p99()
 		case sigTokens:
 			v = t.s.cur.tps()
+		case sigCost:
+			v = t.s.cur.cps()
 		default:
 			v = float64(t.s.cur.bad(sig))
 		}
@@ -187,11 +199,19 @@ func (d *detector) collect(rd *routeDet, cd *cohortDet, p predicate, f *fire) {
 type predicate struct {
 	sig int
 	thr float64
+	// down: a refusal_rate incident whose rate fell; its bad records are
+	// the answers that were not refusals.
+	down bool
 }
 
 func (p predicate) matchRecord(r *capture.Record) bool {
 	c, ok := classify(r)
 	return ok && p.match(r, &c)
+}
+
+// predicateFor is the predicate of an incident fired by sig on o.
+func predicateFor(sig int, o obs) predicate {
+	return predicate{sig: sig, thr: o.threshold, down: sig == sigRefusal && o.observed < o.baseline}
 }
 
 func (p predicate) match(r *capture.Record, c *class) bool {
@@ -206,6 +226,12 @@ func (p predicate) match(r *capture.Record, c *class) bool {
 		return r.LatencyMS >= p.thr
 	case sigTokens:
 		return c.ok && float64(c.tokens) >= p.thr
+	case sigCost:
+		return c.ok && c.priced && c.cost >= p.thr
+	case sigEval:
+		return false // a score, not a record, is bad: see evalDet
+	case sigRefusal, sigPII:
+		return matchGuard(p.sig, r, c, p.down)
 	}
 	return c.failed || c.contract || c.r429
 }

@@ -179,7 +179,8 @@ func (g *recs) make(route, cohort, outcome string) *capture.Record {
 func testDetection(window time.Duration, minRequests int) configs.Detection {
 	return configs.Detection{
 		Window: configs.Duration(window), MinRequests: minRequests,
-		ErrorRate: 0.2, ContractFailureRate: 0.1, LatencyP99Ratio: 2, TokensPerSuccessRatio: 1.3,
-		Upstream429Rate: 0.5, Lookback: configs.Duration(24 * time.Hour),
+		ErrorRate: configs.Threshold{Page: 0.2}, ContractFailureRate: configs.Threshold{Page: 0.1},
+		LatencyP99Ratio: configs.Threshold{Page: 2}, TokensPerSuccessRatio: configs.Threshold{Page: 1.3},
+		Upstream429Rate: configs.Threshold{Page: 0.5}, Lookback: configs.Duration(24 * time.Hour),
 	}
 }

@@ -64,6 +64,12 @@ type Incident struct {
 	// quiet while open: nothing was mitigated or shown fixed).
 	Resolution string  `json:"resolution,omitempty"`
 	Trigger    Trigger `json:"trigger"`
+	// Severity is investigate or page (issue 16.4): the level the signal
+	// reached, raised to page when it crosses that level later.
+	Severity configs.Severity `json:"severity"`
+	// Class is "security" for incidents whose harm is exposure (the
+	// pii_leak_rate signal), else empty.
+	Class string `json:"class,omitempty"`
 	// Symptom is one plain sentence saying what broke.
 	Symptom string `json:"symptom"`
 	// Layer is where it most likely started: provider, transport,
@@ -118,6 +124,14 @@ type Trigger struct {
 	Ratio float64 `json:"ratio,omitempty"`
 	// BaselineSource says what the baseline was measured on.
 	BaselineSource string `json:"baseline_source,omitempty"`
+	// BaselineN is how many requests (scores, for eval_drift) the
+	// baseline was measured on.
+	BaselineN int64 `json:"baseline_n,omitempty"`
+	// Severity is the level the signal reached at detection (the
+	// incident's Severity may be raised later).
+	Severity configs.Severity `json:"severity,omitempty"`
+	// EvalGate is what the eval gate knew, for eval_drift.
+	EvalGate *EvalGate `json:"eval_gate,omitempty"`
 }
 
 // Samples are masked capture records, oldest first.
@@ -125,6 +139,17 @@ type Samples struct {
 	Before []capture.Record `json:"before"`
 	During []capture.Record `json:"during"`
 	After  []capture.Record `json:"after"`
+	// Scores are the eval scores of the during samples, lowest first
+	// (eval_drift only): a sample whose record was no longer in memory
+	// is listed here by its ID alone.
+	Scores []SampleScore `json:"scores,omitempty"`
+}
+
+// SampleScore is one low eval score of an eval_drift incident.
+type SampleScore struct {
+	RequestID string  `json:"request_id"`
+	Name      string  `json:"name"`
+	Value     float64 `json:"value"`
 }
 
 // Scope is the traffic on the route from the detection window's start
@@ -159,6 +184,11 @@ type Cost struct {
 	FailedCompletionTokens int64 `json:"failed_completion_tokens"`
 	// TotalTokens is every token on the route during the incident.
 	TotalTokens int64 `json:"total_tokens"`
+	// FailedCostUSD and TotalCostUSD are the same in money (cost_usd of
+	// the records, priced by pricing:); null when none of them was
+	// priced.
+	FailedCostUSD *float64 `json:"failed_cost_usd"`
+	TotalCostUSD  *float64 `json:"total_cost_usd"`
 }
 
 // Contribution is one replica's share of an incident's scope and cost.
@@ -226,8 +256,11 @@ type Summary struct {
 	Symptom     string     `json:"symptom"`
 	Layer       string     `json:"layer"`
 	Waves       int        `json:"waves"`
-	Trigger     Trigger    `json:"trigger"`
-	Replica     string     `json:"replica"`
+	// Severity and Class as the incident has them now.
+	Severity configs.Severity `json:"severity"`
+	Class    string           `json:"class,omitempty"`
+	Trigger  Trigger          `json:"trigger"`
+	Replica  string           `json:"replica"`
 }
 
 // Summary returns the incident's list entry.
@@ -236,7 +269,7 @@ func (i *Incident) Summary() Summary {
 		ID: i.ID, Status: i.Status, Route: i.Trigger.Route, Cohort: i.Trigger.Cohort,
 		Signal: i.Trigger.Signal, OpenedAt: i.OpenedAt, MitigatedAt: i.MitigatedAt,
 		ResolvedAt: i.ResolvedAt, Resolution: i.Resolution, Symptom: i.Symptom, Layer: i.Layer, Waves: len(i.Waves),
-		Trigger: i.Trigger, Replica: i.Replica,
+		Trigger: i.Trigger, Replica: i.Replica, Severity: i.Severity, Class: i.Class,
 	}
 }
 
@@ -342,6 +375,8 @@ func (i *Incident) sumContributions() {
 		c.FailedPromptTokens += x.Cost.FailedPromptTokens
 		c.FailedCompletionTokens += x.Cost.FailedCompletionTokens
 		c.TotalTokens += x.Cost.TotalTokens
+		c.FailedCostUSD = addUSD(c.FailedCostUSD, x.Cost.FailedCostUSD)
+		c.TotalCostUSD = addUSD(c.TotalCostUSD, x.Cost.TotalCostUSD)
 	}
 	s.Users, s.UsersAtMost, s.UserHashes = mergeUsers(i.Contributions)
 	i.Scope, i.Cost = s, c
@@ -360,4 +395,20 @@ func samples(rs []*capture.Record) []capture.Record {
 		out = append(out, sample(r))
 	}
 	return out
+}
+
+// addUSD adds two nullable amounts: null only when both are.
+func addUSD(a, b *float64) *float64 {
+	switch {
+	case a == nil && b == nil:
+		return nil
+	case a == nil:
+		v := *b
+		return &v
+	case b == nil:
+		v := *a
+		return &v
+	}
+	v := *a + *b
+	return &v
 }

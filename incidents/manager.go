@@ -47,7 +47,11 @@ type Options struct {
 	// Recent returns up to n recent masked records, newest first, for
 	// which keep is true (capture's memory ring). Nil: samples come from
 	// what Observe saw only.
-	Recent   func(n int, keep func(*capture.Record) bool) []*capture.Record
+	Recent func(n int, keep func(*capture.Record) bool) []*capture.Record
+	// Lookup returns the masked record of a gateway request ID, or nil
+	// (capture's memory, for the lowest-scored samples of eval_drift).
+	// Nil: eval_drift incidents carry the scores without their records.
+	Lookup   func(id string) *capture.Record
 	Webhooks []configs.Webhook
 	Logger   *slog.Logger
 	// Now is the clock. Default time.Now.
@@ -210,7 +214,7 @@ func NewManager(o Options) (*Manager, error) {
 		m.active[inc.ID] = a
 		m.byKey[key] = inc.ID
 		m.det.ensureTracker(inc.Trigger.Route, key, inc.Trigger.Signal, inc.Trigger.Cohort,
-			predicate{sig: sig, thr: inc.Trigger.Threshold}, m.created)
+			predicateFor(sig, obs{threshold: inc.Trigger.Threshold, observed: inc.Trigger.Observed, baseline: inc.Trigger.Baseline}), m.created)
 		if inc.Status == StatusMitigated && inc.MitigatedAt != nil && len(inc.Samples.After) < samplesPerPhase {
 			m.det.startAfter(key, *inc.MitigatedAt)
 		}

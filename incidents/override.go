@@ -62,6 +62,10 @@ func (m *Manager) revertPrompt(f *fire, rs *configs.RouteState) bool {
 	if len(live) != 1 || f.cohort != "" && f.cohort != live[0] {
 		return false // a canary is rolled back first
 	}
+	if f.severity == configs.SeverityInvestigate {
+		f.rbSkip = "the signal is at investigate severity; the automatic prompt revert acts on page only"
+		return true
+	}
 	pr, ok := m.o.Rollback.(promptReverter)
 	if !ok {
 		return false

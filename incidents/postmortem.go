@@ -73,11 +73,15 @@ func RenderPostmortem(i *Incident) string {
 		w(", target %s", code(tr.Target))
 	}
 	w(".\n")
+	if i.Class == ClassSecurity {
+		w("- **Class**: security: responses exposed personal data or secrets. The capture records name the detectors that found them (%s), never the values; treat the samples' masked answers as the evidence and the affected users as notifiable.\n", code("pii_leak"))
+	}
 	if tr.Signal != SignalDeclared {
 		w("- **Signal**: %s.\n", signalSentence(tr))
 	} else if i.Reason != "" {
 		w("- **Declared by hand**: %s.\n", oneLine(i.Reason))
 	}
+	w("- **Severity**: %s.\n", severityLine(i))
 	w("- **Likely layer**: %s", i.Layer)
 	if i.LayerReason != "" {
 		w(" (%s)", i.LayerReason)
@@ -104,6 +108,9 @@ func RenderPostmortem(i *Incident) string {
 	}
 	w("- **Impact**: %d of %d requests on the route %s during the incident, from %s; %d tokens were spent on them.\n",
 		i.Scope.Failed, i.Scope.Requests, failedVerb(tr), usersPhrase(i.Scope), i.Cost.FailedTokens)
+	if c := costLine(i.Cost); c != "" {
+		w("- **Cost**: %s.\n", c)
+	}
 	if len(i.Waves) > 1 {
 		w("- **Waves**: the signal fired %d times while the incident was open or mitigated.\n", len(i.Waves))
 	}
@@ -293,6 +300,10 @@ func fmtValue(unit string, v float64) string {
 		return fmt.Sprintf("%.0f ms", v)
 	case "tokens":
 		return fmt.Sprintf("%.0f", v)
+	case "usd":
+		return fmt.Sprintf("$%.6f", v)
+	case "score":
+		return fmt.Sprintf("%.4g", v)
 	}
 	return pct(v)
 }
@@ -479,7 +490,7 @@ func failedVerb(tr Trigger) string {
 	switch tr.Signal {
 	case SignalLatencyP99:
 		return "were slower than the threshold"
-	case SignalContractFailureRate, SignalErrorRate, SignalUpstream429Rate:
+	case SignalContractFailureRate, SignalErrorRate, SignalUpstream429Rate, SignalRefusalRate, SignalPIILeakRate:
 		_, bad := rateWords(tr.Signal)
 		return bad
 	}
@@ -531,6 +542,7 @@ func missedChecks(i *Incident, rs *configs.RouteState) []string {
 			out = append(out, "auto_rollback is off for the route: the failing cohort kept its traffic until a human acted.")
 		}
 	}
+	out = append(out, evalGateLines(i)...)
 	out = append(out, fmt.Sprintf("Detection needs a %s window holding enough requests: it came %s after the first failure.", fmtDur(tr.Window.D()), fmtDur(i.DetectedAt.Sub(i.FirstFailureAt))))
 	if len(i.Changes) > 0 {
 		out = append(out, "The change before the first failure went live without replaying recorded traffic against the route's contract.")

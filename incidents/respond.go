@@ -44,6 +44,9 @@ func (m *Manager) prepare(f *fire) {
 	case m.o.Rollback == nil:
 		f.rbSkip = "no rollback is wired"
 		return
+	case f.severity == configs.SeverityInvestigate:
+		f.rbSkip = "the signal is at investigate severity; automatic rollback acts on page only"
+		return
 	}
 	live := rs.Cohorts()
 	if !slices.Contains(live, f.cohort) {
@@ -78,13 +81,20 @@ func (m *Manager) prepare(f *fire) {
 func (m *Manager) handleFire(f *fire) {
 	m.openMu.Lock()
 	defer m.openMu.Unlock()
+	if f.raise {
+		if id := m.idForKey(f.key); id != "" {
+			m.auditRollback(f, id)
+			m.raise(id, f)
+			return
+		}
+	}
 	if f.related != "" {
 		if id := m.idForKey(f.related); id != "" {
 			m.auditRollback(f, id)
 			m.addRelated(id, f)
 			return
 		}
-		m.det.ensureTracker(f.route, f.key, f.signal, f.cohort, predicate{sig: f.sig, thr: f.o.threshold}, f.windowStart)
+		m.det.ensureTracker(f.route, f.key, f.signal, f.cohort, predicateFor(f.sig, f.o), f.windowStart)
 	}
 	if id := m.idForKey(f.key); id != "" {
 		m.auditRollback(f, id)
@@ -92,7 +102,7 @@ func (m *Manager) handleFire(f *fire) {
 			return
 		}
 	}
-	m.det.ensureTracker(f.route, f.key, f.signal, f.cohort, predicate{sig: f.sig, thr: f.o.threshold}, f.windowStart)
+	m.det.ensureTracker(f.route, f.key, f.signal, f.cohort, predicateFor(f.sig, f.o), f.windowStart)
 	m.open(m.build(f), f)
 }
 
@@ -113,15 +123,20 @@ func (m *Manager) build(f *fire) *Incident {
 			Observed: round(f.o.observed), Threshold: round(f.o.threshold), Baseline: round(f.o.baseline),
 			Window: configs.Duration(f.window), Requests: f.o.n, Failed: f.o.bad,
 			Unit: signalUnit(f.sig), BaselineSource: f.o.baseSrc,
+			BaselineN: f.o.baseN, Severity: fireSeverity(f), EvalGate: f.evalGate,
 		},
-		Samples: Samples{Before: samples(f.before), During: samples(f.during), After: []capture.Record{}},
-		Actions: []Action{},
+		Severity: fireSeverity(f),
+		Class:    f.class,
+		Samples:  Samples{Before: samples(f.before), During: samples(f.during), After: []capture.Record{}, Scores: sampleScores(f)},
+		Actions:  []Action{},
 	}
 	switch f.sig {
 	case sigLatency:
 		inc.Trigger.Ratio = m.cfg.latRatio
 	case sigTokens:
 		inc.Trigger.Ratio = m.cfg.tokRatio
+	case sigCost:
+		inc.Trigger.Ratio = m.cfg.costRatio
 	}
 	inc.Changes = withPromptDiffs(m.changesFor(f.route, inc.FirstFailureAt))
 	inc.Symptom = symptom(f, &inc.Trigger, f.state.Route(f.route))
@@ -157,7 +172,7 @@ func (m *Manager) enrich(f *fire) {
 	if m.o.Recent == nil || f.sig == sigDeclared && len(f.during) == 0 {
 		return
 	}
-	p := predicate{sig: f.sig, thr: f.o.threshold}
+	p := predicateFor(f.sig, f.o)
 	if !isRateSignal(f.sig) || len(f.during) < samplesPerPhase {
 		recs := m.o.Recent(recentScanMax, func(r *capture.Record) bool {
 			return r.Route == f.route && (f.cohort == "" || cohortOf(r) == f.cohort) &&

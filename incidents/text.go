@@ -12,16 +12,6 @@ import (
 	"github.com/cairnhq/cairn/configs"
 )
 
-func signalUnit(sig int) string {
-	switch sig {
-	case sigLatency:
-		return "ms"
-	case sigTokens:
-		return "tokens"
-	}
-	return "fraction"
-}
-
 // round keeps 4 decimals: enough for rates and milliseconds, and stable
 // through a JSON round trip.
 func round(x float64) float64 { return math.Round(x*10000) / 10000 }
@@ -54,6 +44,13 @@ func fmtObserved(sig int, obs, thr float64) string {
 		return fmt.Sprintf("p99 %.0f ms < %.0f ms", obs, thr)
 	case sigTokens:
 		return fmt.Sprintf("%.0f tokens per success < %.0f", obs, thr)
+	case sigCost:
+		return fmt.Sprintf("$%.6f per success < $%.6f", obs, thr)
+	case sigEval:
+		return fmt.Sprintf("mean score %.4g > %.4g", obs, thr)
+	}
+	if s, ok := guardObserved(sig, obs, thr); ok {
+		return s
 	}
 	name, _ := rateWords(signalName(sig))
 	return name + " " + pct(obs) + " < threshold " + pct(thr)
@@ -102,6 +99,24 @@ func symptom(f *fire, tr *Trigger, rs *configs.RouteState) string {
 	case sigTokens:
 		return fmt.Sprintf("successful responses from %s on route %s used %.0f tokens each in the last %s, %.1f× the baseline of %.0f tokens each (threshold %g×)",
 			from, tr.Route, f.o.observed, win, ratio(f.o.observed, f.o.baseline), f.o.baseline, tr.Ratio)
+	case sigCost:
+		return fmt.Sprintf("successful responses from %s on route %s cost $%.6f each in the last %s, %.1f× the baseline of $%.6f each (threshold %g×)",
+			from, tr.Route, f.o.observed, win, ratio(f.o.observed, f.o.baseline), f.o.baseline, tr.Ratio)
+	case sigEval:
+		g := tr.EvalGate
+		name := "eval score"
+		if g != nil && g.Name != "" {
+			name = "eval score " + strconv.Quote(g.Name)
+		}
+		drop := 0.0
+		if g != nil && g.Point > 0 {
+			drop = (f.o.baseline - f.o.observed) / g.Point
+		}
+		return fmt.Sprintf("the mean %s of %s on route %s fell to %.4g over %d scored requests in the last %s, %.1f points below the baseline of %.4g (%s)",
+			name, from, tr.Route, f.o.observed, f.o.n, win, drop, f.o.baseline, baselineScope(f.o.baseSource()))
+	}
+	if s, ok := guardSymptom(f, tr); ok {
+		return s
 	}
 	s := fmt.Sprintf("Incident declared by hand on route %s: %s", tr.Route, f.reason)
 	if tr.Requests > 0 {
@@ -113,6 +128,9 @@ func symptom(f *fire, tr *Trigger, rs *configs.RouteState) string {
 // rateWords names a signal's value in words and says what its bad
 // requests did: ("contract failure rate", "broke their contract").
 func rateWords(signal string) (name, bad string) {
+	if name, bad, ok := guardWords(signal); ok {
+		return name, bad
+	}
 	switch signal {
 	case SignalContractFailureRate:
 		return "contract failure rate", "broke their contract"
@@ -124,6 +142,10 @@ func rateWords(signal string) (name, bad string) {
 		return "p99 latency", ""
 	case SignalTokensPerSuccess:
 		return "tokens per successful response", ""
+	case SignalCostPerSuccess:
+		return "cost per successful response", ""
+	case SignalEvalDrift:
+		return "mean eval score", "scored low"
 	}
 	return signal, "failed"
 }
@@ -143,6 +165,8 @@ func baselineScope(src string) string {
 		return "of " + who + " in the same window"
 	case src == "earlier windows":
 		return "of the same scope in its earlier windows"
+	case strings.HasPrefix(src, "the same cohort before"):
+		return "of " + src
 	}
 	return "(" + src + ")"
 }
@@ -183,6 +207,12 @@ func describeDetection(f *fire, tr *Trigger) string {
 	case sigTokens:
 		s = fmt.Sprintf("tokens per successful response crossed the threshold on %s: %.0f ≥ %.0f over %d successes in %s",
 			scope, f.o.observed, f.o.threshold, f.o.n, fmtDur(f.window))
+	case sigCost:
+		s = fmt.Sprintf("cost per successful response crossed the threshold on %s: $%.6f ≥ $%.6f over %d priced successes in %s",
+			scope, f.o.observed, f.o.threshold, f.o.n, fmtDur(f.window))
+	case sigEval:
+		s = fmt.Sprintf("mean eval score fell below its threshold on %s: %.4g ≤ %.4g over %d scores in %s (%s severity)",
+			scope, f.o.observed, f.o.threshold, f.o.n, fmtDur(f.window), fireSeverity(f))
 	default:
 		s = fmt.Sprintf("%s crossed its threshold of %s on %s: %d of %d requests in %s %s (%s %s)",
 			name, pct(f.o.threshold), scope, f.o.bad, f.o.n, fmtDur(f.window), bad, name, pct(f.o.observed))
@@ -194,8 +224,15 @@ func describeDetection(f *fire, tr *Trigger) string {
 			unit = "ms"
 		case sigTokens:
 			unit = "tokens"
+		case sigCost:
+			unit = "usd"
+		case sigEval:
+			unit = "score"
 		}
 		s += "; " + baselineClause(f.signal, unit, f.o.baseline, f.o.baseSrc)
+		if f.o.baseN > 0 {
+			s += fmt.Sprintf(" (n=%d)", f.o.baseN)
+		}
 	}
 	if f.target != "" {
 		s += "; worst target " + f.target
@@ -351,7 +388,20 @@ func deriveLayer(sig int, failing []*capture.Record, changes []AuditEntry, route
 		}
 	}
 	changed := routeChanged(changes, route)
+	if layer, reason, ok := guardLayer(sig, changed); ok {
+		return layer, reason
+	}
 	switch sig {
+	case sigEval:
+		if changed {
+			return LayerRouting, "answers scored worse and the route's prompt, targets or flags changed shortly before"
+		}
+		return LayerProvider, "answers scored worse with no change to the route: the model answers differently"
+	case sigCost:
+		if changed {
+			return LayerRouting, "cost per success rose and the route's prompt, targets or flags changed shortly before"
+		}
+		return LayerProvider, "cost per success rose with no change to the route"
 	case sigTokens:
 		if changed {
 			return LayerRouting, "tokens per success rose and the route's prompt, targets or flags changed shortly before"

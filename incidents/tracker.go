@@ -20,6 +20,8 @@ type tracker struct {
 
 	requests, failed                            int64
 	failedPrompt, failedCompletion, totalTokens int64
+	failedCost, totalCost                       float64
+	failedPriced, totalPriced                   bool
 	byKey, byClient                             map[string]int64
 	byTarget                                    map[targetKey]int64
 	sampled                                     bool
@@ -41,6 +43,10 @@ func (t *tracker) observe(r *capture.Record, c *class) {
 	t.version++
 	t.requests++
 	t.totalTokens += recordTokens(r)
+	if r.CostUSD != nil {
+		t.totalCost += *r.CostUSD
+		t.totalPriced = true
+	}
 	if t.pred.match(r, c) {
 		t.countFailed(r)
 	}
@@ -51,6 +57,10 @@ func (t *tracker) observe(r *capture.Record, c *class) {
 
 func (t *tracker) countFailed(r *capture.Record) {
 	t.failed++
+	if r.CostUSD != nil {
+		t.failedCost += *r.CostUSD
+		t.failedPriced = true
+	}
 	t.failedPrompt += int64(r.Usage.PromptTokens)
 	t.failedCompletion += int64(r.Usage.CompletionTokens)
 	countKey(t.byKey, r.Key)
@@ -108,6 +118,10 @@ func (d *detector) seed(rd *routeDet, t *tracker) {
 		// Every request's tokens, failed ones too: the failed tokens
 		// counted below are part of the total (issue 14.8).
 		t.totalTokens += c.s.cur.tok
+		if c.s.cur.priced > 0 {
+			t.totalCost += c.s.cur.cost
+			t.totalPriced = true
+		}
 		switch {
 		case isRateSignal(t.pred.sig) || t.pred.sig == sigDeclared:
 			var matched int64
@@ -224,6 +238,14 @@ func (t *tracker) snapshot() scopeSnapshot {
 		FailedRequests: t.failed, FailedTokens: t.failedPrompt + t.failedCompletion,
 		FailedPromptTokens: t.failedPrompt, FailedCompletionTokens: t.failedCompletion,
 		TotalTokens: t.totalTokens,
+	}
+	if t.failedPriced {
+		v := t.failedCost
+		s.cost.FailedCostUSD = &v
+	}
+	if t.totalPriced {
+		v := t.totalCost
+		s.cost.TotalCostUSD = &v
 	}
 	s.after = slices.Clone(t.after)
 	return s

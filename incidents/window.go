@@ -32,8 +32,11 @@ func latUpper(i int) float64 {
 // class is what one record contributes to the windows.
 type class struct {
 	failed, contract, r429, ok bool
+	refusal, pii               bool // signal_guardrails.go
 	tokens                     int64
 	lat                        int
+	cost                       float64 // cost_usd; 0 when unpriced
+	priced                     bool
 }
 
 // classify returns the record's class and whether it counts at all: the
@@ -57,6 +60,10 @@ func classify(r *capture.Record) (class, bool) {
 	}
 	c.ok = r.Outcome == capture.OutcomeOK && !c.contract
 	c.tokens = recordTokens(r)
+	if r.CostUSD != nil {
+		c.cost, c.priced = *r.CostUSD, true
+	}
+	classifyGuard(r, &c)
 	return c, true
 }
 
@@ -84,6 +91,13 @@ type agg struct {
 	n, failed, contract, r429, ok, tokOK int64
 	tok                                  int64 // every request's tokens, for an incident's cost
 	lat                                  [nLat]uint32
+	// costOK sums cost_usd over the priced successes (okPriced); cost
+	// over every priced record (priced), for an incident's cost.
+	costOK   float64
+	okPriced int64
+	cost     float64
+	priced   int64
+	guard    guardAgg
 }
 
 func (a *agg) addRec(c *class) {
@@ -100,9 +114,18 @@ func (a *agg) addRec(c *class) {
 	if c.ok {
 		a.ok++
 		a.tokOK += c.tokens
+		if c.priced {
+			a.okPriced++
+			a.costOK += c.cost
+		}
 	}
 	a.tok += c.tokens
+	if c.priced {
+		a.priced++
+		a.cost += c.cost
+	}
 	a.lat[c.lat]++
+	a.guard.add(c)
 }
 
 func (a *agg) addAgg(b *agg) {
@@ -113,9 +136,14 @@ func (a *agg) addAgg(b *agg) {
 	a.ok += b.ok
 	a.tokOK += b.tokOK
 	a.tok += b.tok
+	a.okPriced += b.okPriced
+	a.costOK += b.costOK
+	a.priced += b.priced
+	a.cost += b.cost
 	for i := range a.lat {
 		a.lat[i] += b.lat[i]
 	}
+	a.guard.addAgg(&b.guard)
 }
 
 func (a *agg) subAgg(b *agg) {
@@ -126,9 +154,14 @@ func (a *agg) subAgg(b *agg) {
 	a.ok -= b.ok
 	a.tokOK -= b.tokOK
 	a.tok -= b.tok
+	a.okPriced -= b.okPriced
+	a.costOK -= b.costOK
+	a.priced -= b.priced
+	a.cost -= b.cost
 	for i := range a.lat {
 		a.lat[i] -= b.lat[i]
 	}
+	a.guard.subAgg(&b.guard)
 }
 
 // bad returns the count of records bad for a rate signal.
@@ -140,6 +173,10 @@ func (a *agg) bad(sig int) int64 {
 		return a.r429
 	case sigError:
 		return a.failed
+	case sigRefusal:
+		return a.guard.refusal
+	case sigPII:
+		return a.guard.pii
 	}
 	return 0
 }

@@ -221,6 +221,9 @@ func (m *Mock) planReply(body []byte, model string, seq int64, f Fault) *reply {
 			r.text = "```json\n" + r.text + "\n```"
 		}
 	}
+	if f.Degrade && r.kind == kindText && !jsonWanted {
+		r.text = DegradedContent
+	}
 	if f.BrokenJSON {
 		j := r.text
 		if r.kind == kindText && !jsonWanted {
@@ -228,6 +231,7 @@ func (m *Mock) planReply(body []byte, model string, seq int64, f Fault) *reply {
 		}
 		r.text = breakJSON(j, f.variant(seq, 2))
 	}
+	guardrailFault(r, f, jsonWanted, seq)
 	r.promptTokens = approxTokens(len(body))
 	r.completionTokens = approxTokens(len(r.text) + len(r.name))
 	if f.Tokens > 0 {

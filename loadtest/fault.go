@@ -66,6 +66,15 @@ type Fault struct {
 	// Variant picks the form of BrokenJSON and WrapToolArgs (see them);
 	// -1 rotates through the forms request by request.
 	Variant int
+	// Degrade answers worse (issue 16, the eval_drift drill): a text reply
+	// becomes DegradedContent, valid but unhelpful, which Judge scores
+	// lower.
+	Degrade bool
+	// Refuse answers a chat request with a refusal (see guardrailFault).
+	Refuse bool
+	// LeakPII makes a text answer carry personal data the request did not
+	// hold: MockLeakedEmail and MockLeakedPhone.
+	LeakPII bool
 }
 
 // active reports whether the fault hits this request, per Rate.
@@ -103,6 +112,9 @@ type faultJSON struct {
 	Disconnect         bool    `json:"disconnect,omitempty"`
 	Tokens             int     `json:"tokens,omitempty"`
 	Variant            int     `json:"variant,omitempty"`
+	Degrade            bool    `json:"degrade,omitempty"`
+	Refuse             bool    `json:"refuse,omitempty"`
+	LeakPII            bool    `json:"leak_pii,omitempty"`
 }
 
 func durString(d time.Duration) string {
@@ -121,7 +133,7 @@ func (f Fault) MarshalJSON() ([]byte, error) {
 		Hang: f.Hang, BrokenJSON: f.BrokenJSON, WrapToolArgs: f.WrapToolArgs,
 		LegacyFunctionCall: f.LegacyFunctionCall, SlowChunks: durString(f.SlowChunks),
 		DisconnectAfter: f.DisconnectAfter, Disconnect: f.Disconnect, Tokens: f.Tokens,
-		Variant: f.Variant,
+		Variant: f.Variant, Degrade: f.Degrade, Refuse: f.Refuse, LeakPII: f.LeakPII,
 	})
 }
 
@@ -151,7 +163,7 @@ func (f *Fault) UnmarshalJSON(b []byte) error {
 		Hang: j.Hang, BrokenJSON: j.BrokenJSON, WrapToolArgs: j.WrapToolArgs,
 		LegacyFunctionCall: j.LegacyFunctionCall, SlowChunks: dur("slow_chunks", j.SlowChunks),
 		DisconnectAfter: j.DisconnectAfter, Disconnect: j.Disconnect, Tokens: j.Tokens,
-		Variant: j.Variant,
+		Variant: j.Variant, Degrade: j.Degrade, Refuse: j.Refuse, LeakPII: j.LeakPII,
 	}
 	if j.Status != 0 && (j.Status < 100 || j.Status > 599) {
 		errs = append(errs, fmt.Errorf("fault.status: %d is not an HTTP status", j.Status))

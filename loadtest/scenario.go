@@ -61,6 +61,9 @@ type Options struct {
 	// and 1 MB requests and 256 KB responses through Cairn and the bare
 	// hop, reporting CPU per KB.
 	BodySize bool
+	// Signal picks what the drill breaks on the canary (see DrillSignals).
+	// Empty: contract_failure_rate.
+	Signal string
 }
 
 // openMaxInFlight bounds the requests an open loop keeps in flight; one
@@ -371,6 +374,7 @@ type chatOutcome struct {
 	contract string // x-cairn-contract
 	cohort   string // x-cairn-cohort
 	retry    bool   // a retry-after header was present
+	degraded bool   // judge said the 200 answer is degraded
 }
 
 // chatClient sends non-streaming chat requests over fasthttp keep-alive
@@ -380,6 +384,9 @@ type chatClient struct {
 	url     string
 	auth    string
 	timeout time.Duration
+	// judge, when set, reads every 200 answer and says whether it is
+	// degraded (a refusal, a leak).
+	judge func(body []byte) bool
 }
 
 func newChatClient(addr, auth string, conns int) *chatClient {
@@ -434,6 +441,9 @@ func (c *chatClient) post(ctx context.Context, body []byte) (chatOutcome, error)
 	out.retry = len(resp.Header.Peek("retry-after")) > 0
 	if out.status == fasthttp.StatusOK && !hasChoices(resp.Body()) {
 		return out, fmt.Errorf("status 200 without a chat completion body (%d bytes)", len(resp.Body()))
+	}
+	if c.judge != nil && out.status == fasthttp.StatusOK {
+		out.degraded = c.judge(resp.Body())
 	}
 	return out, nil
 }

@@ -24,11 +24,26 @@ type drillReq struct {
 	contract   string
 	cohort     string
 	err        bool
+	degraded   bool // a refusal or a leak, for those signals' drills
+	// stopped: cut off in flight by the drill stopping its own load, not
+	// an answer of the gateway's; left out of the analysis.
+	stopped bool
+}
+
+// stopGrace is how long a request may have been in flight when the drill
+// stops its load and still count as cut off by the stop; one running
+// longer was already slow, and counts as failed.
+const stopGrace = time.Second
+
+// cutOffByStop reports whether a request failed only because the drill
+// canceled its load (loadCtx) while it was in flight.
+func cutOffByStop(err error, loadCtx context.Context, sent, done time.Time) bool {
+	return err != nil && loadCtx.Err() != nil && done.Sub(sent) < stopGrace
 }
 
 // bad reports whether the client got a failed answer: an error, a non-200,
-// or a reply that broke the route's contract.
-func (q drillReq) bad() bool { return q.err || q.status != 200 || q.contract == "fail" }
+// a reply that broke the route's contract, or a degraded one.
+func (q drillReq) bad() bool { return q.err || q.status != 200 || q.contract == "fail" || q.degraded }
 
 // drillIncident is the part of an incident the drill reads.
 type drillIncident struct {
@@ -113,6 +128,13 @@ const drillLatency = 50 * time.Millisecond
 // the first bad response to the incident and to the automatic rollback,
 // the requests that failed in between, and that none failed after.
 func runDrill(e *runEnv) error {
+	if e.o.Signal == SignalEvalDrift {
+		return runEvalDrill(e)
+	}
+	sig, err := drillSignalFor(e.o.Signal)
+	if err != nil {
+		return err
+	}
 	rate := e.rate(200, 100)
 	pre := e.phase(10*time.Second, 3*time.Second)
 	post := pick(e, 10*time.Second, 2*time.Second)
@@ -125,6 +147,7 @@ func runDrill(e *runEnv) error {
 	r.Params["detection_window_s"] = 10
 	r.Params["detection_min_requests"] = 10
 	r.Params["mock_latency_ms"] = ms(drillLatency)
+	r.note("signal under drill: %s (the canary %s)", sig.name, sig.what)
 
 	e.progress("starting the stable and canary mocks and cairn")
 	stableAddr, err := e.startMock(mockSpec{name: "mock-stable", latency: drillLatency, prefix: "stable"})
@@ -138,6 +161,10 @@ func runDrill(e *runEnv) error {
 	schema, err := e.writeSchema()
 	if err != nil {
 		return err
+	}
+	contract := configs.Contract{Mode: configs.ModeObserve, SchemaFile: schema}
+	if sig.noContract {
+		contract.SchemaFile = ""
 	}
 	key, secret := benchKey("drill", 0)
 	gw, err := e.startGateway("cairn", configs.Config{
@@ -155,7 +182,7 @@ func runDrill(e *runEnv) error {
 				{Provider: "mock-stable", Model: "gpt-4o-mini", Weight: intp(80), Cohort: "stable"},
 				{Provider: "mock-canary", Model: "gpt-4.1-mini", Weight: intp(20), Cohort: "canary"},
 			},
-			Contract:     configs.Contract{Mode: configs.ModeObserve, SchemaFile: schema},
+			Contract:     contract,
 			AutoRollback: true,
 		}},
 		Detection: configs.Detection{Window: configs.Duration(10 * time.Second), MinRequests: 10},
@@ -164,6 +191,7 @@ func runDrill(e *runEnv) error {
 		return err
 	}
 	client := newChatClient(gw.api, secret, 1024)
+	client.judge = sig.judge
 	bodies := make([][]byte, 4096)
 	for i := range bodies {
 		bodies[i] = benchBody(drillRoute, fmt.Sprintf("user-%08x", rand.Uint32()), false)
@@ -201,7 +229,8 @@ func runDrill(e *runEnv) error {
 			q.sent = time.Now()
 			o, err := client.post(ctx, bodies[seq%len(bodies)])
 			q.done = time.Now()
-			q.status, q.contract, q.cohort, q.err = o.status, o.contract, o.cohort, err != nil
+			q.status, q.contract, q.cohort, q.err, q.degraded = o.status, o.contract, o.cohort, err != nil, o.degraded
+			q.stopped = cutOffByStop(err, loadCtx, q.sent, q.done)
 			for {
 				u := used.Load()
 				if int64(seq+1) <= u || used.CompareAndSwap(u, int64(seq+1)) {
@@ -224,11 +253,11 @@ func runDrill(e *runEnv) error {
 	}
 	before := watch.view()
 	ctl := MockControl{BaseURL: "http://" + canaryAddr}
-	if err := ctl.SetFault(e.ctx, "*", Fault{BrokenJSON: true}); err != nil {
+	if err := ctl.SetFault(e.ctx, "*", sig.fault); err != nil {
 		return fmt.Errorf("break the canary: %w", err)
 	}
 	flipAt := time.Now()
-	e.progress("canary now returns broken JSON; waiting for the incident and the rollback (at most %s)", maxWait)
+	e.progress("canary now %s; waiting for the %s incident and the rollback (at most %s)", sig.what, sig.name, maxWait)
 	deadline := time.NewTimer(maxWait)
 	defer deadline.Stop()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -293,8 +322,13 @@ wait:
 	var firstBad time.Time
 	var badBeforeFault, badBetween, badAfter, canaryAfter, errorsTotal, canaryBefore, sentBefore int
 	var lateAfter time.Duration
+	var cutOff int
 	for _, q := range reqs[:n] {
 		if q.sent.IsZero() {
+			continue
+		}
+		if q.stopped {
+			cutOff++
 			continue
 		}
 		if q.err || q.status != 200 {
@@ -337,7 +371,7 @@ wait:
 		detected = inc.OpenedAt
 	}
 	timing := Table{
-		Title:   fmt.Sprintf("canary drill: %g RPS, the 20%% canary turns to broken JSON at t=%.1fs", rate, flipAt.Sub(loadStart).Seconds()),
+		Title:   fmt.Sprintf("canary drill (%s): %g RPS, the 20%% canary %s at t=%.1fs", sig.name, rate, sig.what, flipAt.Sub(loadStart).Seconds()),
 		Columns: []Column{{Key: "v", Title: "time", Unit: "s"}},
 	}
 	timing.add("fault injected → first bad response", map[string]float64{"v": sec(flipAt, firstBad)})
@@ -379,6 +413,9 @@ wait:
 	if badAfter > 0 {
 		r.note("the last failure after the rollback was sent %s after it", lateAfter.Round(time.Millisecond))
 	}
+	if cutOff > 0 {
+		r.note("%d requests in flight (under %s) when the drill stopped its load were cut off and left out", cutOff, stopGrace)
+	}
 	if len(load.ErrorSamples) > 0 {
 		r.note("request errors: %s", joinSamples(load.ErrorSamples))
 	}
@@ -386,6 +423,8 @@ wait:
 
 	toRollback := sec(firstBad, rollbackAt)
 	r.invariant("canary rolled back", "= 1", b2f(!rollbackAt.IsZero()), "bool", !rollbackAt.IsZero())
+	sigOK := haveIncident && inc.signal() == sig.name
+	r.invariant("the canary's incident is "+sig.name, "= 1", b2f(sigOK), "bool", sigOK)
 	r.target("first bad response → rollback", "<= 2 s", toRollback, "s", toRollback <= 2)
 	r.invariant("failed requests after the rollback", "= 0", float64(badAfter), "count", badAfter == 0)
 	r.invariant("requests answered non-200 or not at all", "= 0", float64(errorsTotal), "count", errorsTotal == 0)
@@ -398,7 +437,7 @@ wait:
 	nb := int(time.Since(loadStart)/bucket) + 1
 	fails, counts, canary := make([]int, nb), make([]int, nb), make([]int, nb)
 	for _, q := range reqs[:n] {
-		if q.sent.IsZero() {
+		if q.sent.IsZero() || q.stopped {
 			continue
 		}
 		i := int(q.sent.Sub(loadStart) / bucket)

@@ -78,6 +78,8 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.Response.Header.Set("x-cairn-id-kind", m.Kind)
 		writeJSON(ctx, fasthttp.StatusOK, m.Body())
+	case path == "/admin/scores" && post:
+		g.postScores(ctx)
 	case path == "/admin/incidents" && get:
 		writeJSON(ctx, fasthttp.StatusOK, nonNil(g.incidents.List()))
 	case path == "/admin/incidents" && post:

@@ -62,6 +62,7 @@ type Gateway struct {
 	live     *routing.Live
 
 	upstreams  atomic.Pointer[map[string]*upstream]
+	refusalT   atomic.Pointer[refusalTable] // the routes' refusal phrases
 	contracts  *schema.Contracts
 	userHash   *capture.UserHasher // keyed hashes of the requests' user values
 	userHashes *userHashCache      // userHash with a cache of recent users
@@ -175,6 +176,7 @@ func New(o Options) (*Gateway, error) {
 	}
 	g.upstreams.Store(&ups)
 	g.live = routing.NewLive(routing.NewTable(cfg, g.breakers))
+	g.refusalT.Store(newRefusalTable(cfg))
 
 	if cfg.RedisURL != "" {
 		g.rdb, err = ratelimit.NewClient(cfg.RedisURL)
@@ -209,6 +211,7 @@ func New(o Options) (*Gateway, error) {
 	if err != nil {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
+	g.capture.SetPricing(capture.NewPricing(cfg))
 	g.audit, err = incidents.OpenAudit(cfg.DataDir, rdb, g.log)
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
@@ -219,6 +222,7 @@ func New(o Options) (*Gateway, error) {
 		Detection: cfg.Detection, DataDir: cfg.DataDir, Redis: rdb,
 		State: liveState{g.live}, Rollback: g.live, Audit: g.audit,
 		Recent: g.capture.Recent, Webhooks: cfg.Notify.Webhooks, Logger: g.log, Now: o.Now,
+		Lookup:  g.lookupRecent,
 		Replica: hostname,
 	})
 	if err != nil {
@@ -299,9 +303,16 @@ func (g *Gateway) newAdminServer(cfg *configs.Config) *fasthttp.Server {
 			g.serveAdmin(ctx)
 			g.scrubResponse(&ctx.Response)
 		},
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+				adminErrorCode(ctx, fasthttp.StatusRequestEntityTooLarge, "request body too large for the admin API", "request_too_large")
+			} else {
+				adminError(ctx, fasthttp.StatusBadRequest, "malformed request")
+			}
+		},
 		Name:                  "cairn-admin",
 		ReadBufferSize:        16 << 10,
-		MaxRequestBodySize:    1 << 20,
+		MaxRequestBodySize:    maxAdminBodyBytes, // POST /admin/scores: 10,000 scores
 		ReadTimeout:           10 * time.Second,
 		WriteTimeout:          30 * time.Second,
 		IdleTimeout:           60 * time.Second,

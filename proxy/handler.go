@@ -286,6 +286,7 @@ func (g *Gateway) finish(x *exchange) {
 	} else if r.Raw.RequestBody == nil {
 		r.Raw.RequestBody = x.body
 	}
+	g.judgeMessage(x)
 	// A request that reserved tokens settles even with no usage, so the
 	// reservation goes back to the key's budget.
 	if tokens := r.Usage.TotalTokens + x.discardedTokens; x.key != nil && x.limits.TPM > 0 && (tokens > 0 || x.reserved.Tokens > 0) {
@@ -497,7 +498,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 		reply = schema.ReadReply(raw)
 	}
 	if u := reply.Usage; reply.HasUsage {
-		x.rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+		x.rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens, CachedTokens: u.CachedTokens}
 	}
 	x.rec.Contract = capture.Verdict{Verdict: verdict.Result, Reasons: verdict.Reasons}
 	ctx.Response.Header.Set("x-cairn-contract", verdict.Result)

@@ -29,7 +29,7 @@ type testGateway struct {
 	cfgPath    string
 }
 
-func startMock(t *testing.T, o loadtest.MockOptions) (*loadtest.Mock, string) {
+func startMock(t testing.TB, o loadtest.MockOptions) (*loadtest.Mock, string) {
 	t.Helper()
 	m := loadtest.NewMock(o)
 	addr, err := m.Start("127.0.0.1:0")

@@ -21,6 +21,7 @@ var liveReloadable = []string{
 	"masking",                  // a new masker for the capture writer
 	"capture.body_sample_rate", // read per record
 	"server.drain_timeout",     // read at shutdown
+	"pricing",                  // a new price table for the capture writer
 }
 
 func reloadable(path string) bool {

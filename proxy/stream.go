@@ -353,7 +353,7 @@ func (g *Gateway) clientGone(rec *capture.Record) {
 func (g *Gateway) finishStream(x *exchange, s *streamRelay) {
 	rec := x.rec
 	if u, ok := s.acc.Usage(); ok {
-		rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+		rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens, CachedTokens: u.CachedTokens}
 	}
 	if !x.contr.Empty() && rec.Outcome == "" {
 		v := x.contr.CheckStream(&s.acc)
@@ -376,6 +376,7 @@ func (g *Gateway) finishStream(x *exchange, s *streamRelay) {
 	if e := s.acc.Err(); e != nil {
 		rec.Raw.ResponseBody = append([]byte(nil), e...)
 	}
+	g.judgeStream(x, &s.acc, rec)
 	g.finish(x)
 }
 
@@ -452,10 +453,11 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 	s.close(true)
 	x.rec.Contract = capture.Verdict{Verdict: v.Result, Reasons: v.Reasons}
 	if u, ok := s.acc.Usage(); ok {
-		x.rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens}
+		x.rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens, CachedTokens: u.CachedTokens}
 	}
 	x.rec.Raw = &capture.RawBodies{RequestBody: x.body, StreamContent: s.acc.Content(),
 		StreamToolCalls: toolCallsJSON(s.acc.ToolCalls()), FinishReason: s.acc.FinishReason()}
+	g.judgeStream(x, &s.acc, x.rec)
 	return resultDone, nil, v
 }
 

@@ -15,9 +15,9 @@ func TestReadReply(t *testing.T) {
 		choice   bool
 	}{
 		{"typical", `{"id":"chatcmpl-1","choices":[{"message":{"content":"hi"}}],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}`,
-			"chatcmpl-1", Usage{3, 2, 5}, true, true},
-		{"total missing", `{"usage":{"prompt_tokens":3,"completion_tokens":2}}`, "", Usage{3, 2, 5}, true, false},
-		{"first of repeated keys", `{"id":"a","id":"b","usage":{"total_tokens":1},"usage":{"total_tokens":9}}`, "a", Usage{0, 0, 1}, true, false},
+			"chatcmpl-1", Usage{PromptTokens: 3, CompletionTokens: 2, TotalTokens: 5}, true, true},
+		{"total missing", `{"usage":{"prompt_tokens":3,"completion_tokens":2}}`, "", Usage{PromptTokens: 3, CompletionTokens: 2, TotalTokens: 5}, true, false},
+		{"first of repeated keys", `{"id":"a","id":"b","usage":{"total_tokens":1},"usage":{"total_tokens":9}}`, "a", Usage{TotalTokens: 1}, true, false},
 		{"escaped id", `{"id":"x\"y"}`, `x"y`, Usage{}, false, false},
 		{"id not a string", `{"id":7,"usage":null}`, "", Usage{}, false, false},
 		{"id too long", `{"id":"` + longID + `"}`, "", Usage{}, false, false},

@@ -49,7 +49,7 @@ func TestStreamAccumulatorContent(t *testing.T) {
 	if got := a.FinishReason(); got != "stop" {
 		t.Errorf("FinishReason() = %q; want stop", got)
 	}
-	if u, ok := a.Usage(); !ok || u != (Usage{10, 5, 15}) {
+	if u, ok := a.Usage(); !ok || u != (Usage{PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15}) {
 		t.Errorf("Usage() = %+v, %v; want {10 5 15}, true", u, ok)
 	}
 	if a.Model() != "gpt-4o-mini-2024" || a.ID() != "chatcmpl-1" {
@@ -176,10 +176,11 @@ func TestReadUsage(t *testing.T) {
 		want Usage
 		ok   bool
 	}{
-		{`{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":0}}}`, Usage{12, 3, 15}, true},
-		{`{"object":"list","data":[],"usage":{"prompt_tokens":8,"total_tokens":8}}`, Usage{8, 0, 8}, true},
-		{`{"usage":{"prompt_tokens":2,"completion_tokens":3}}`, Usage{2, 3, 5}, true},
-		{`{"usage":{"prompt_tokens":-2,"completion_tokens":"3"}}`, Usage{0, 0, 0}, true},
+		{`{"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":0}}}`, Usage{12, 3, 15, 0}, true},
+		{`{"usage":{"prompt_tokens":100,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":40}}}`, Usage{100, 3, 103, 40}, true},
+		{`{"object":"list","data":[],"usage":{"prompt_tokens":8,"total_tokens":8}}`, Usage{8, 0, 8, 0}, true},
+		{`{"usage":{"prompt_tokens":2,"completion_tokens":3}}`, Usage{2, 3, 5, 0}, true},
+		{`{"usage":{"prompt_tokens":-2,"completion_tokens":"3"}}`, Usage{0, 0, 0, 0}, true},
 		{`{"usage":null}`, Usage{}, false},
 		{`{}`, Usage{}, false},
 		{`nope`, Usage{}, false},

@@ -7,6 +7,9 @@ type Usage struct {
 	PromptTokens     int
 	CompletionTokens int
 	TotalTokens      int
+	// CachedTokens are the prompt tokens served from the provider's
+	// prompt cache (usage.prompt_tokens_details.cached_tokens).
+	CachedTokens int
 }
 
 // ReadUsage reads "usage" from a chat completion, a chat.completion.chunk or
@@ -28,6 +31,8 @@ func usageOf(v gjson.Result) (u Usage, ok bool) {
 			u.PromptTokens = tokenCount(n)
 		case "completion_tokens":
 			u.CompletionTokens = tokenCount(n)
+		case "prompt_tokens_details":
+			u.CachedTokens = tokenCount(n.Get("cached_tokens"))
 		case "total_tokens":
 			u.TotalTokens = tokenCount(n)
 			total = n.Type == gjson.Number

@@ -136,13 +136,20 @@ func cmdIncidents(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tSTATUS\tOPENED (UTC)\tROUTE\tSIGNAL\tSYMPTOM")
+		fmt.Fprintln(tw, "ID\tSTATUS\tSEVERITY\tOPENED (UTC)\tROUTE\tSIGNAL\tSYMPTOM")
 		for _, s := range list {
 			status := s.Status
 			if s.Resolution == incidents.ResolutionNoTraffic {
 				status += " (no traffic, not mitigated)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, status, s.OpenedAt.UTC().Format(time.RFC3339), s.Route, s.Signal, s.Symptom)
+			sev := string(s.Severity)
+			if sev == "" {
+				sev = "page" // incidents from before severities
+			}
+			if s.Class != "" {
+				sev += " (" + s.Class + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, status, sev, s.OpenedAt.UTC().Format(time.RFC3339), s.Route, s.Signal, s.Symptom)
 		}
 		return tw.Flush()
 	case "show":

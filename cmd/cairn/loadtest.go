@@ -29,8 +29,12 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) error {
 	keys := fs.Int("keys", 0, "overhead: pad the gateway config to N keys")
 	routes := fs.Int("routes", 0, "overhead: pad the gateway config to N glob routes")
 	bodySize := fs.Bool("body-size", false, "overhead: measure CPU per KB at 1 KB, 64 KB and 1 MB requests and 256 KB responses (Cairn vs the bare fasthttp hop)")
-	if err := fs.Parse(flagsAnywhere(args, map[string]bool{"json": true, "svg": true, "seconds": true, "rate": true, "streams": true, "work-dir": true, "scenario": true, "replicas": true, "keys": true, "routes": true, "body-size": true})); err != nil {
+	drillSignal, checkSignal := drillSignalFlag(fs)
+	if err := fs.Parse(flagsAnywhere(args, map[string]bool{"json": true, "svg": true, "seconds": true, "rate": true, "streams": true, "work-dir": true, "scenario": true, "replicas": true, "keys": true, "routes": true, "body-size": true, "signal": true})); err != nil {
 		return usageError{err.Error()}
+	}
+	if err := checkSignal(); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return usageError{"loadtest SCENARIO; scenarios: " + strings.Join(loadtest.Scenarios(), ", ")}
@@ -46,6 +50,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) error {
 		Drill: *drill, Replicas: *replicas,
 		Keys: *keys, Routes: *routes,
 		BodySize: *bodySize,
+		Signal: *drillSignal,
 	})
 	if rep != nil {
 		if werr := rep.WriteTable(stdout); werr != nil {
