@@ -437,14 +437,26 @@ func (m *Manager) addWave(id string, f *fire) bool {
 
 // addRelated notes another signal that crossed on the incident's cohort.
 func (m *Manager) addRelated(id string, f *fire) {
-	var mitigated bool
+	var mitigated, raised bool
 	out, err := m.update(id, func(inc *Incident) bool {
-		mitigated = false
+		mitigated, raised = false, false
 		if inc.Status == StatusResolved {
 			return false
 		}
 		inc.addEvent(Event{At: f.at.UTC(), Kind: EventSignal, Replica: m.o.Replica,
 			Message: "related signal: " + describeDetection(f, nil)})
+		// One incident per route and cohort gathers every signal: a
+		// related signal at page makes the incident a page (and may act:
+		// applyRollback below), a security one makes it a security incident.
+		if fireSeverity(f) == configs.SeverityPage && inc.Severity == configs.SeverityInvestigate {
+			inc.Severity = configs.SeverityPage
+			inc.addEvent(Event{At: f.at.UTC(), Kind: EventSeverityRaised, Replica: m.o.Replica,
+				Message: "raised from investigate to page by a related signal: " + describeDetection(f, nil)})
+			raised = true
+		}
+		if f.class != "" && inc.Class == "" {
+			inc.Class = f.class
+		}
 		was := inc.Status
 		m.applyRollback(inc, f)
 		mitigated = was == StatusOpen && inc.Status == StatusMitigated
@@ -453,6 +465,10 @@ func (m *Manager) addRelated(id string, f *fire) {
 	if err != nil {
 		m.log.Error("record related signal", "incident", id, "err", err)
 		return
+	}
+	if out != nil && raised {
+		m.log.Warn("incident raised to page by a related signal", "incident", id, "route", f.route, "signal", f.signal, "cohort", f.cohort)
+		m.hooks.enqueue(EventSeverityRaised, out, m.o.Replica, m.now())
 	}
 	if out != nil && mitigated {
 		m.det.startAfter(incidentKey(out.Trigger.Route, out.Trigger.Signal), *out.MitigatedAt)

@@ -86,8 +86,16 @@ func TestAutoRevertPrompt(t *testing.T) {
 	if !strings.Contains(pm, "```diff") || !strings.Contains(pm, "+Answer in prose. v18") {
 		t.Errorf("postmortem does not pin the prompt diff:\n%s", pm)
 	}
-	st := do(t, "GET", tg.admin+"/admin/state", "", "").body
-	if o := gjson.GetBytes(st, "routes.0.overrides.0"); o.Get("what").Str != "prompt" || o.Get("incident").Str != id || o.Get("source").Str != "prompt:revert" {
+	// The override learns its incident's ID once the incident is open
+	// (NoteIncident), a moment after the revert itself.
+	var o gjson.Result
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		o = gjson.GetBytes(do(t, "GET", tg.admin+"/admin/state", "", "").body, "routes.0.overrides.0")
+		if o.Get("incident").Str != "" {
+			break
+		}
+	}
+	if o.Get("what").Str != "prompt" || o.Get("incident").Str != id || o.Get("source").Str != "prompt:revert" {
 		t.Errorf("state override = %s; want the prompt revert naming %s", o.Raw, id)
 	}
 }
