@@ -210,6 +210,17 @@ func guardSymptom(f *fire, tr *Trigger) (string, bool) {
 	return "", false
 }
 
+// guardDetection describes a guardrail signal's crossing on scope, with
+// the severity it reached (a timeline's detection or raise).
+func guardDetection(f *fire, scope string) string {
+	if f.sig == sigRefusal {
+		return fmt.Sprintf("refusal rate of %s shifted %.1f points from its baseline, %s to %s: %d of %d responses in %s were refusals (%s severity)",
+			scope, 100*math.Abs(f.o.observed-f.o.baseline), pct(f.o.baseline), pct(f.o.observed), f.o.bad, f.o.n, fmtDur(f.window), fireSeverity(f))
+	}
+	return fmt.Sprintf("PII leak rate of %s is %s, above %s: %d of %d responses in %s leaked personal data or secrets (%s severity)",
+		scope, pct(f.o.observed), pct(f.o.threshold), f.o.bad, f.o.n, fmtDur(f.window), fireSeverity(f))
+}
+
 // guardObserved says how a guardrail signal stands once it no longer
 // crosses (a mitigation's reason).
 func guardObserved(sig int, obs, thr float64) (string, bool) {

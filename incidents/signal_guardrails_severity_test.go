@@ -1,6 +1,7 @@
 package incidents
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -128,7 +129,12 @@ func TestRefusalRaisedToPageRollsBack(t *testing.T) {
 	}
 	raised := false
 	for _, e := range inc.Timeline {
-		raised = raised || e.Kind == EventSeverityRaised
+		if e.Kind == EventSeverityRaised {
+			raised = true
+			if !strings.Contains(e.Message, "points from its baseline") || !strings.Contains(e.Message, "(page severity)") {
+				t.Errorf("raise event says %q; want the shift in points and the page severity", e.Message)
+			}
+		}
 	}
 	if !raised {
 		t.Errorf("no %s event in the timeline", EventSeverityRaised)

@@ -201,6 +201,8 @@ func describeDetection(f *fire, tr *Trigger) string {
 	name, bad := rateWords(f.signal)
 	var s string
 	switch f.sig {
+	case sigRefusal, sigPII:
+		s = guardDetection(f, scope)
 	case sigLatency:
 		s = fmt.Sprintf("p99 latency crossed its threshold on %s: %.0f ms ≥ %.0f ms over %d requests in %s",
 			scope, f.o.observed, f.o.threshold, f.o.n, fmtDur(f.window))
