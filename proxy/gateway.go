@@ -409,7 +409,23 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	defer cancel()
 	g.log.Info("cairn draining", "timeout", drain.String(), "streams_open", g.streamsOpen.Load())
 	var errs []error
-	apiErr := g.api.ShutdownWithContext(dctx)
+	// The API server's shutdown returns once every client connection is
+	// closed, which is after each response was flushed to its client. A
+	// stream's body writer returns before that (fasthttp copies what it
+	// wrote through a pipe and then writes the chunked terminator), so the
+	// end of the streams alone does not mean their last event reached the
+	// client: exiting then could drop a stream's server_shutting_down event.
+	// So the API shutdown runs through the drain and the grace after it.
+	actx, acancel := context.WithCancel(ctx)
+	defer acancel()
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- g.api.ShutdownWithContext(actx) }()
+	apiClosed := false
+	select {
+	case <-apiDone:
+		apiClosed = true
+	case <-dctx.Done():
+	}
 	// Streams run in body writers; wait for them to end (bounded).
 	done := make(chan struct{})
 	go func() { g.streams.Wait(); close(done) }()
@@ -422,9 +438,10 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		n := g.cutStreams()
 		g.log.Warn("drain deadline passed; ending open streams with server_shutting_down", "streams", n)
 	}
-	if apiErr != nil || dctx.Err() != nil {
+	if !apiClosed || dctx.Err() != nil {
 		// Past the deadline: give the cut streams and any request still
-		// waiting on its upstream a short grace to finish their records.
+		// waiting on its upstream a short grace to finish their records
+		// and to write their last bytes to their clients.
 		gctx, gcancel := context.WithTimeout(ctx, shutdownGrace)
 		select {
 		case <-done:
@@ -436,6 +453,15 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		}
 		if n := len(g.sem); n > 0 {
 			errs = append(errs, fmt.Errorf("drain: %d requests still waiting on their upstream %s after the drain deadline", n, shutdownGrace))
+		}
+		if !apiClosed {
+			select {
+			case <-apiDone:
+			case <-gctx.Done():
+				acancel()
+				<-apiDone
+				g.log.Warn("client connections still open after the drain grace; closing them with the process", "connections", g.api.GetOpenConnectionsCount())
+			}
 		}
 		gcancel()
 	}

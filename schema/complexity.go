@@ -45,25 +45,35 @@ type schemaGraph struct {
 	ids   map[*jsonschema.Schema]int
 	nodes []*jsonschema.Schema
 	out   [][]edge
+	steps int // work done so far: nodes and edges visited, closure entries merged
 }
 
 // checkComplexity refuses schemas whose validation cost is not bounded by a
 // modest multiple of the size of the value validated. See the constants
 // above and errSchemaBlowup.
 func checkComplexity(root *jsonschema.Schema) error {
+	_, err := complexitySteps(root)
+	return err
+}
+
+// complexitySteps is checkComplexity that also reports the work it did, so
+// that tests can bound the cost of the check by counting instead of timing.
+func complexitySteps(root *jsonschema.Schema) (int, error) {
 	g := &schemaGraph{ids: make(map[*jsonschema.Schema]int)}
 	if err := g.add(root); err != nil {
-		return err
+		return g.steps, err
 	}
-	if n := g.expansion(0, make([]bool, len(g.nodes)), 0); n > maxSchemaExpansion {
-		return errSchemaTooComplex
+	n := g.expansion(0, make([]bool, len(g.nodes)), 0)
+	g.steps += n
+	if n > maxSchemaExpansion {
+		return g.steps, errSchemaTooComplex
 	}
 	for _, scc := range g.sccs() {
 		if err := g.checkSCC(scc); err != nil {
-			return err
+			return g.steps, err
 		}
 	}
-	return nil
+	return g.steps, nil
 }
 
 // add collects the nodes reachable from s, iteratively (schemas may be
@@ -133,6 +143,7 @@ func (g *schemaGraph) add(root *jsonschema.Schema) error {
 		link(s.UnevaluatedItems, "i*")
 		link(s.ContentSchema, "c*")
 		g.out = append(g.out, out)
+		g.steps += 1 + len(out)
 		if len(g.nodes) > maxSchemaNodes {
 			return errSchemaTooComplex
 		}
@@ -203,6 +214,7 @@ func (g *schemaGraph) sccs() [][]int {
 			if f.e < len(g.out[f.v]) {
 				w := g.out[f.v][f.e].to
 				f.e++
+				g.steps++
 				if index[w] < 0 {
 					index[w], low[w] = next, next
 					next++
@@ -277,6 +289,7 @@ func (g *schemaGraph) checkSCC(scc []int) error {
 		state[v] = 1
 		c := map[int]int{v: 1}
 		for _, e := range g.out[v] {
+			g.steps++
 			if e.label != "" || !in[e.to] {
 				continue
 			}
@@ -286,6 +299,7 @@ func (g *schemaGraph) checkSCC(scc []int) error {
 			for u, k := range closure[e.to] {
 				c[u] = min(c[u]+k, 1<<20)
 			}
+			g.steps += len(closure[e.to])
 			if work += len(closure[e.to]); work > maxClosureWork {
 				return errSchemaChain
 			}
@@ -304,6 +318,7 @@ func (g *schemaGraph) checkSCC(scc []int) error {
 		wild := make(map[byte]int)
 		for u, k := range closure[v] {
 			for _, e := range g.out[u] {
+				g.steps++
 				if e.label == "" || !in[e.to] {
 					continue
 				}

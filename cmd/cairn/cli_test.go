@@ -114,7 +114,7 @@ func startMockCLI(t *testing.T, args ...string) string {
 	select {
 	case l := <-lines:
 		return l
-	case <-time.After(10 * time.Second):
+	case <-time.After(startupWait):
 		return ""
 	}
 }

@@ -112,19 +112,31 @@ func startProc(t *testing.T, env []string, args ...string) *proc {
 	return p
 }
 
+// startupWait bounds the waits for a child process to come up (and for
+// what it writes asynchronously to show). It is generous because it costs
+// nothing when the machine is fast, while a loaded CI box (2 cores, -race,
+// other packages' tests) has taken over 10 s to start a replica.
+const startupWait = 60 * time.Second
+
 func waitHTTP(t *testing.T, url string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(startupWait)
+	last := "no attempt"
 	for time.Now().Before(deadline) {
-		if r, err := http.Get(url); err == nil {
+		r, err := http.Get(url)
+		if err == nil {
 			r.Body.Close()
 			if r.StatusCode < 500 {
 				return
 			}
+			last = r.Status
+		} else {
+			last = err.Error()
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("%s did not come up", url)
+	// startProc's cleanup logs the child's output of a failed test.
+	t.Fatalf("%s did not come up in %v (last: %s)", url, startupWait, last)
 }
 
 type e2e struct {
@@ -208,7 +220,7 @@ func TestE2ESDK(t *testing.T) {
 		}
 		// Lookup by the gateway ID through the admin API and the CLI.
 		id := raw.Header.Get("x-request-id")
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := time.Now().Add(startupWait)
 		for {
 			r, err := http.Get(e.admin + "/admin/requests/" + id)
 			if err == nil && r.StatusCode == 200 {

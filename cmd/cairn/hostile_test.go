@@ -141,13 +141,12 @@ func TestReliabilityHostileClient(t *testing.T) {
 		}()
 	}
 	ordinary := []byte(`{"model":"support-bot","messages":[{"role":"user","content":"hi"}]}`)
+	// Every name is sent however long the machine takes: a wall-clock
+	// cutoff (it was 3 minutes) failed the run on a loaded 2-core CI box
+	// at 9,132 names while the gateway refused every one. A gateway that
+	// hangs fails the client's 30 s timeout; go test -timeout bounds the rest.
 	sent := 0
-	deadline := t0.Add(3 * time.Minute) // bounded in time, whatever the machine
 	for i := range names {
-		if time.Now().After(deadline) {
-			t.Errorf("stopped after %d model names: the run passed 3 minutes", sent)
-			break
-		}
 		jobs <- job{"model name", func() []byte { return modelBody(i) }}
 		sent++
 		if i%(names/tools) == 0 {

@@ -191,7 +191,7 @@ var errNoDone = errors.New("stream ended without [DONE]")
 // waitRecord fetches a capture record through the admin API.
 func waitRecord(t *testing.T, admin, id string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(startupWait)
 	for {
 		r, err := http.Get(admin + "/admin/requests/" + id)
 		if err == nil {

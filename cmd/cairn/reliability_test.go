@@ -321,7 +321,7 @@ func TestReliabilitySIGKILLRestart(t *testing.T) {
 		r.Body.Close()
 	}
 	var ids []string
-	for deadline := time.Now().Add(5 * time.Second); len(ids) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(startupWait); len(ids) < 2 && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		ids = listIncidentIDs(t, g.admin)
 	}
 	if len(ids) != 2 {

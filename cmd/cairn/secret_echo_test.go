@@ -61,7 +61,7 @@ func startPasswordRedis(t *testing.T, pass string) string {
 	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGKILL); _ = cmd.Wait() })
 	rc := redis.NewClient(&redis.Options{Addr: addr, Password: pass})
 	defer rc.Close()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(startupWait); ; time.Sleep(20 * time.Millisecond) {
 		if rc.Ping(context.Background()).Err() == nil {
 			return addr
 		}
@@ -171,7 +171,7 @@ func TestReliabilitySecretEchoBinary(t *testing.T) {
 		return b.String()
 	}
 	// Wait for the records, then read what the admin API shows.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(startupWait); ; time.Sleep(50 * time.Millisecond) {
 		if !strings.Contains(adminGet("/admin/requests/"+ids[2]), "no record") {
 			break
 		}

@@ -63,7 +63,7 @@ func TestUsersAffected(t *testing.T) {
 		} `json:"scope"`
 	}
 	total := int64(users*perUser + anonymous)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(startupWait)
 	for time.Now().Before(deadline) {
 		if list := listIncidentIDs(t, g.admin); len(list) == 1 {
 			b := getIncidentRaw(t, g.admin, list[0])
