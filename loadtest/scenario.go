@@ -411,16 +411,11 @@ func newChatClient(addr, auth string, conns int) *chatClient {
 	}
 }
 
-// post sends body and reads the whole response; the body is checked to be
-// a JSON chat completion when the status is 200.
-func (c *chatClient) post(ctx context.Context, body []byte) (chatOutcome, error) {
-	var out chatOutcome
-	if err := ctx.Err(); err != nil {
-		return out, err
-	}
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+// do POSTs body to the chat endpoint and reads the answer into resp, by
+// the client's timeout or ctx's deadline, whichever comes first.
+func (c *chatClient) do(ctx context.Context, body []byte, resp *fasthttp.Response) error {
+	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(c.url)
 	req.Header.SetMethod(fasthttp.MethodPost)
 	req.Header.SetContentType("application/json")
@@ -433,7 +428,22 @@ func (c *chatClient) post(ctx context.Context, body []byte) (chatOutcome, error)
 		deadline = d
 	}
 	if err := c.hc.DoDeadline(req, resp, deadline); err != nil {
-		return out, fmt.Errorf("post: %w", err)
+		return fmt.Errorf("post: %w", err)
+	}
+	return nil
+}
+
+// post sends body and reads the whole response; the body is checked to be
+// a JSON chat completion when the status is 200.
+func (c *chatClient) post(ctx context.Context, body []byte) (chatOutcome, error) {
+	var out chatOutcome
+	if err := ctx.Err(); err != nil {
+		return out, err
+	}
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	if err := c.do(ctx, body, resp); err != nil {
+		return out, err
 	}
 	out.status = resp.StatusCode()
 	out.contract = string(resp.Header.Peek("x-cairn-contract"))

@@ -6,12 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cairnhq/cairn/configs"
@@ -149,15 +147,6 @@ func runDrill(e *runEnv) error {
 	r.Params["mock_latency_ms"] = ms(drillLatency)
 	r.note("signal under drill: %s (the canary %s)", sig.name, sig.what)
 
-	e.progress("starting the stable and canary mocks and cairn")
-	stableAddr, err := e.startMock(mockSpec{name: "mock-stable", latency: drillLatency, prefix: "stable"})
-	if err != nil {
-		return err
-	}
-	canaryAddr, err := e.startMock(mockSpec{name: "mock-canary", latency: drillLatency, prefix: "canary"})
-	if err != nil {
-		return err
-	}
 	schema, err := e.writeSchema()
 	if err != nil {
 		return err
@@ -166,86 +155,33 @@ func runDrill(e *runEnv) error {
 	if sig.noContract {
 		contract.SchemaFile = ""
 	}
-	key, secret := benchKey("drill", 0)
-	gw, err := e.startGateway("cairn", configs.Config{
-		Release: "loadtest-drill",
-		Providers: []configs.Provider{
-			{Name: "mock-stable", BaseURL: "http://" + stableAddr + "/v1", Timeout: configs.Duration(10 * time.Second)},
-			{Name: "mock-canary", BaseURL: "http://" + canaryAddr + "/v1", Timeout: configs.Duration(10 * time.Second)},
-		},
-		Keys: []configs.Key{key},
-		Routes: []configs.Route{{
-			Name:   drillRoute,
-			Prompt: configs.Prompt{Version: "v1", System: "Answer in JSON."},
-			Sticky: "user",
-			Targets: []configs.Target{
-				{Provider: "mock-stable", Model: "gpt-4o-mini", Weight: intp(80), Cohort: "stable"},
-				{Provider: "mock-canary", Model: "gpt-4.1-mini", Weight: intp(20), Cohort: "canary"},
-			},
-			Contract:     contract,
-			AutoRollback: true,
-		}},
-		Detection: configs.Detection{Window: configs.Duration(10 * time.Second), MinRequests: 10},
+	canaryAddr, gw, secret, err := e.startCanaryDrill(canaryDrillRoute{
+		release:   "loadtest-drill",
+		system:    "Answer in JSON.",
+		contract:  contract,
+		detection: configs.Detection{Window: configs.Duration(10 * time.Second), MinRequests: 10},
 	})
 	if err != nil {
 		return err
 	}
 	client := newChatClient(gw.api, secret, 1024)
 	client.judge = sig.judge
-	bodies := make([][]byte, 4096)
-	for i := range bodies {
-		bodies[i] = benchBody(drillRoute, fmt.Sprintf("user-%08x", rand.Uint32()), false)
-	}
+	bodies := drillBodies()
 	// Warm the connections without touching the detector's picture much.
 	ClosedLoop{Workers: 4, MaxRequests: 20, Duration: 2 * time.Second}.Run(e.ctx, func(ctx context.Context, seq int) error {
 		_, err := client.post(ctx, bodies[seq%len(bodies)])
 		return err
 	})
 
-	total := pre + maxWait + post
-	capacity := int(math.Ceil(rate*total.Seconds())) + 1
-	reqs := make([]drillReq, capacity)
-	var used atomic.Int64
 	loadCtx, stopLoad := context.WithCancel(e.ctx)
 	defer stopLoad()
-	watchCtx, stopWatch := context.WithCancel(e.ctx)
+	watch, stopWatch := e.watchDrill(gw.admin)
 	defer stopWatch()
-	watch := &drillWatch{}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		e.drillPoll(watchCtx, gw.admin, watch)
-	}()
-
+	dl := &drillLoad{rate: rate, total: pre + maxWait + post, post: func(ctx context.Context, seq int) (chatOutcome, error) {
+		return client.post(ctx, bodies[seq%len(bodies)])
+	}}
 	loadStart := time.Now()
-	loadDone := make(chan Result, 1)
-	go func() {
-		loadDone <- OpenLoop{Rate: rate, Duration: total, MaxInFlight: openMaxInFlight, Drain: 10 * time.Second}.Run(loadCtx, func(ctx context.Context, seq int) error {
-			if seq >= len(reqs) {
-				return nil
-			}
-			q := &reqs[seq]
-			q.sent = time.Now()
-			o, err := client.post(ctx, bodies[seq%len(bodies)])
-			q.done = time.Now()
-			q.status, q.contract, q.cohort, q.err, q.degraded = o.status, o.contract, o.cohort, err != nil, o.degraded
-			q.stopped = cutOffByStop(err, loadCtx, q.sent, q.done)
-			for {
-				u := used.Load()
-				if int64(seq+1) <= u || used.CompareAndSwap(u, int64(seq+1)) {
-					break
-				}
-			}
-			if err != nil {
-				return err
-			}
-			if o.status != 200 {
-				return statusError(o)
-			}
-			return nil
-		})
-	}()
+	loadDone := dl.start(loadCtx)
 
 	e.progress("steady traffic at %g RPS for %s before the fault", rate, pre)
 	if !sleepCtx(e.ctx, pre) {
@@ -258,27 +194,9 @@ func runDrill(e *runEnv) error {
 	}
 	flipAt := time.Now()
 	e.progress("canary now %s; waiting for the %s incident and the rollback (at most %s)", sig.what, sig.name, maxWait)
-	deadline := time.NewTimer(maxWait)
-	defer deadline.Stop()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	rolledBack := false
-wait:
-	for {
-		select {
-		case <-e.ctx.Done():
-			return e.ctx.Err()
-		case <-deadline.C:
-			break wait
-		case <-tick.C:
-			if !watch.view().canaryOff.IsZero() {
-				rolledBack = true
-				break wait
-			}
-			if err := alive(gw.child); err != nil {
-				return err
-			}
-		}
+	rolledBack, err := e.waitCanaryOff(watch, gw, maxWait)
+	if err != nil {
+		return err
 	}
 	if rolledBack {
 		e.progress("rollback seen %s after the fault; %s more traffic", time.Since(flipAt).Round(time.Millisecond), post)
@@ -291,7 +209,6 @@ wait:
 	// One more look at the incident, for its rollback action.
 	sleepCtx(e.ctx, 50*time.Millisecond)
 	stopWatch()
-	wg.Wait()
 	if err := alive(gw.child); err != nil {
 		return err
 	}
@@ -318,12 +235,12 @@ wait:
 	}
 
 	// Analyse the requests.
-	n := int(min(used.Load(), int64(len(reqs))))
+	reqs := dl.recorded()
 	var firstBad time.Time
 	var badBeforeFault, badBetween, badAfter, canaryAfter, errorsTotal, canaryBefore, sentBefore int
 	var lateAfter time.Duration
 	var cutOff int
-	for _, q := range reqs[:n] {
+	for _, q := range reqs {
 		if q.sent.IsZero() {
 			continue
 		}
@@ -360,12 +277,6 @@ wait:
 			firstBad = q.done
 		}
 	}
-	sec := func(a, b time.Time) float64 {
-		if a.IsZero() || b.IsZero() {
-			return nan()
-		}
-		return b.Sub(a).Seconds()
-	}
 	detected := inc.DetectedAt
 	if detected.IsZero() {
 		detected = inc.OpenedAt
@@ -374,11 +285,11 @@ wait:
 		Title:   fmt.Sprintf("canary drill (%s): %g RPS, the 20%% canary %s at t=%.1fs", sig.name, rate, sig.what, flipAt.Sub(loadStart).Seconds()),
 		Columns: []Column{{Key: "v", Title: "time", Unit: "s"}},
 	}
-	timing.add("fault injected → first bad response", map[string]float64{"v": sec(flipAt, firstBad)})
-	timing.add("first bad response → incident detected (gateway clock)", map[string]float64{"v": sec(firstBad, detected)})
-	timing.add("first bad response → incident seen on /admin/incidents", map[string]float64{"v": sec(firstBad, incSeen)})
-	timing.add("first bad response → rollback (gateway clock)", map[string]float64{"v": sec(firstBad, rollbackAt)})
-	timing.add("first bad response → rollback seen on /admin/state", map[string]float64{"v": sec(firstBad, rbSeen)})
+	timing.add("fault injected → first bad response", map[string]float64{"v": secBetween(flipAt, firstBad)})
+	timing.add("first bad response → incident detected (gateway clock)", map[string]float64{"v": secBetween(firstBad, detected)})
+	timing.add("first bad response → incident seen on /admin/incidents", map[string]float64{"v": secBetween(firstBad, incSeen)})
+	timing.add("first bad response → rollback (gateway clock)", map[string]float64{"v": secBetween(firstBad, rollbackAt)})
+	timing.add("first bad response → rollback seen on /admin/state", map[string]float64{"v": secBetween(firstBad, rbSeen)})
 	reqTab := Table{
 		Title:   "requests",
 		Columns: []Column{{Key: "v", Title: "count", Unit: "count"}},
@@ -421,7 +332,7 @@ wait:
 	}
 	r.note("the admin API was polled %d times (every 10 ms), %d failed%s", v.polls, v.pollErrors, lastErrSuffix(v.lastErr))
 
-	toRollback := sec(firstBad, rollbackAt)
+	toRollback := secBetween(firstBad, rollbackAt)
 	r.invariant("canary rolled back", "= 1", b2f(!rollbackAt.IsZero()), "bool", !rollbackAt.IsZero())
 	sigOK := haveIncident && inc.signal() == sig.name
 	r.invariant("the canary's incident is "+sig.name, "= 1", b2f(sigOK), "bool", sigOK)
@@ -433,54 +344,19 @@ wait:
 	r.invariant("stable cohort kept its weight", "= 1", b2f(v.stableOff.IsZero()), "bool", v.stableOff.IsZero())
 
 	// Chart: failure rate and canary share per 250 ms bucket, by send time.
-	const bucket = 250 * time.Millisecond
-	nb := int(time.Since(loadStart)/bucket) + 1
-	fails, counts, canary := make([]int, nb), make([]int, nb), make([]int, nb)
-	for _, q := range reqs[:n] {
-		if q.sent.IsZero() || q.stopped {
-			continue
+	buckets := newBucketCounter(loadStart, 250*time.Millisecond, 2)
+	for _, q := range reqs {
+		if !q.sent.IsZero() && !q.stopped {
+			buckets.add(q.sent, q.bad(), q.cohort == "canary")
 		}
-		i := int(q.sent.Sub(loadStart) / bucket)
-		if i < 0 || i >= nb {
-			continue
-		}
-		counts[i]++
-		if q.bad() {
-			fails[i]++
-		}
-		if q.cohort == "canary" {
-			canary[i]++
-		}
-	}
-	failSeries, canarySeries := Series{Name: "failed requests %"}, Series{Name: "served by canary %"}
-	for i := range nb {
-		if counts[i] == 0 {
-			continue
-		}
-		t := (float64(i) + 0.5) * bucket.Seconds()
-		failSeries.Points = append(failSeries.Points, Point{T: t, V: 100 * float64(fails[i]) / float64(counts[i])})
-		canarySeries.Points = append(canarySeries.Points, Point{T: t, V: 100 * float64(canary[i]) / float64(counts[i])})
-	}
-	at := func(t time.Time) float64 {
-		if t.IsZero() {
-			return nan()
-		}
-		return t.Sub(loadStart).Seconds()
 	}
 	chart := Chart{
 		Title:  "canary drill: failed requests per 250 ms (by send time)",
 		YLabel: "% of requests", XLabel: "seconds since the load started",
-		Series: []Series{failSeries, canarySeries},
-	}
-	for _, m := range []Marker{
-		{T: at(flipAt), Label: "canary breaks"},
-		{T: at(firstBad), Label: "first bad response"},
-		{T: at(detected), Label: "incident"},
-		{T: at(rollbackAt), Label: "rollback"},
-	} {
-		if finite(m.T) {
-			chart.Markers = append(chart.Markers, m)
-		}
+		Series: buckets.series("failed requests %", "served by canary %"),
+		Markers: markers(loadStart,
+			timeMark{flipAt, "canary breaks"}, timeMark{firstBad, "first bad response"},
+			timeMark{detected, "incident"}, timeMark{rollbackAt, "rollback"}),
 	}
 	r.Charts = append(r.Charts, chart)
 	return nil

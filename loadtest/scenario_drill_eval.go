@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"sync"
@@ -107,22 +106,10 @@ func (s *evalScorer) post(ctx context.Context, batch []map[string]any) {
 // the answer's content.
 func (c *chatClient) postRead(ctx context.Context, body []byte) (chatOutcome, string, string, error) {
 	var out chatOutcome
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
+	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(c.url)
-	req.Header.SetMethod(fasthttp.MethodPost)
-	req.Header.SetContentType("application/json")
-	if c.auth != "" {
-		req.Header.Set("Authorization", "Bearer "+c.auth)
-	}
-	req.SetBodyRaw(body)
-	deadline := time.Now().Add(c.timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	if err := c.hc.DoDeadline(req, resp, deadline); err != nil {
-		return out, "", "", fmt.Errorf("post: %w", err)
+	if err := c.do(ctx, body, resp); err != nil {
+		return out, "", "", err
 	}
 	out.status = resp.StatusCode()
 	out.cohort = string(resp.Header.Peek("x-cairn-cohort"))
@@ -154,34 +141,10 @@ func runEvalDrill(e *runEnv) error {
 	r.Params["drop_points_page"] = 5
 	r.Params["judge_helpful"], r.Params["judge_degraded"], r.Params["judge_noise_points"] = 0.85, 0.70, 3
 
-	e.progress("starting the stable and canary mocks and cairn")
-	stableAddr, err := e.startMock(mockSpec{name: "mock-stable", latency: drillLatency, prefix: "stable"})
-	if err != nil {
-		return err
-	}
-	canaryAddr, err := e.startMock(mockSpec{name: "mock-canary", latency: drillLatency, prefix: "canary"})
-	if err != nil {
-		return err
-	}
-	key, secret := benchKey("drill", 0)
-	gw, err := e.startGateway("cairn", configs.Config{
-		Release: "loadtest-drill-eval",
-		Providers: []configs.Provider{
-			{Name: "mock-stable", BaseURL: "http://" + stableAddr + "/v1", Timeout: configs.Duration(10 * time.Second)},
-			{Name: "mock-canary", BaseURL: "http://" + canaryAddr + "/v1", Timeout: configs.Duration(10 * time.Second)},
-		},
-		Keys: []configs.Key{key},
-		Routes: []configs.Route{{
-			Name:   drillRoute,
-			Prompt: configs.Prompt{Version: "v1", System: "Answer helpfully."},
-			Sticky: "user",
-			Targets: []configs.Target{
-				{Provider: "mock-stable", Model: "gpt-4o-mini", Weight: intp(80), Cohort: "stable"},
-				{Provider: "mock-canary", Model: "gpt-4.1-mini", Weight: intp(20), Cohort: "canary"},
-			},
-			AutoRollback: true,
-		}},
-		Detection: configs.Detection{
+	canaryAddr, gw, secret, err := e.startCanaryDrill(canaryDrillRoute{
+		release: "loadtest-drill-eval",
+		system:  "Answer helpfully.",
+		detection: configs.Detection{
 			Window: configs.Duration(10 * time.Second), MinRequests: 10,
 			Eval: configs.Eval{Window: configs.Duration(evalWindow), MinScores: minScores,
 				DropPoints: configs.Threshold{Investigate: 2, Page: 5}},
@@ -207,15 +170,8 @@ func runEvalDrill(e *runEnv) error {
 	var errorsTotal atomic.Int64
 	loadCtx, stopLoad := context.WithCancel(e.ctx)
 	defer stopLoad()
-	watchCtx, stopWatch := context.WithCancel(e.ctx)
+	watch, stopWatch := e.watchDrill(gw.admin)
 	defer stopWatch()
-	watch := &drillWatch{}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		e.drillPoll(watchCtx, gw.admin, watch)
-	}()
 	loadStart := time.Now()
 	loadDone := make(chan Result, 1)
 	go func() {
@@ -256,16 +212,10 @@ func runEvalDrill(e *runEnv) error {
 	}
 	flipAt := time.Now()
 	e.progress("canary now answers worse; waiting for the incident and the rollback (at most %s)", maxWait)
-	deadline := time.Now().Add(maxWait)
-	for watch.view().canaryOff.IsZero() && time.Now().Before(deadline) {
-		if !sleepCtx(e.ctx, 10*time.Millisecond) {
-			return e.ctx.Err()
-		}
-		if err := alive(gw.child); err != nil {
-			return err
-		}
+	rolledBack, err := e.waitCanaryOff(watch, gw, maxWait)
+	if err != nil {
+		return err
 	}
-	rolledBack := !watch.view().canaryOff.IsZero()
 	if rolledBack {
 		e.progress("rollback seen %s after the fault; %s more traffic", time.Since(flipAt).Round(time.Millisecond), post)
 		sleepCtx(e.ctx, post)
@@ -276,7 +226,6 @@ func runEvalDrill(e *runEnv) error {
 	scWG.Wait()
 	sleepCtx(e.ctx, 100*time.Millisecond)
 	stopWatch()
-	wg.Wait()
 	if err := alive(gw.child); err != nil {
 		return err
 	}
@@ -349,21 +298,15 @@ func runEvalDrill(e *runEnv) error {
 		}
 	}
 	mu.Unlock()
-	sec := func(a, b time.Time) float64 {
-		if a.IsZero() || b.IsZero() {
-			return math.NaN()
-		}
-		return b.Sub(a).Seconds()
-	}
 	timing := Table{
 		Title:   fmt.Sprintf("eval drift drill: %g RPS, the 20%% canary answers worse from t=%.1fs, a judge scores every answer", rate, flipAt.Sub(loadStart).Seconds()),
 		Columns: []Column{{Key: "v", Title: "time", Unit: "s"}},
 	}
-	timing.add("fault injected → first degraded response", map[string]float64{"v": sec(flipAt, firstDegraded)})
-	timing.add("first degraded response → incident detected (gateway clock)", map[string]float64{"v": sec(firstDegraded, inc.DetectedAt)})
-	timing.add("first degraded response → severity page (gateway clock)", map[string]float64{"v": sec(firstDegraded, pageAt)})
-	timing.add("first degraded response → rollback (gateway clock)", map[string]float64{"v": sec(firstDegraded, rollbackAt)})
-	timing.add("first degraded response → rollback seen on /admin/state", map[string]float64{"v": sec(firstDegraded, v.canaryOff)})
+	timing.add("fault injected → first degraded response", map[string]float64{"v": secBetween(flipAt, firstDegraded)})
+	timing.add("first degraded response → incident detected (gateway clock)", map[string]float64{"v": secBetween(firstDegraded, inc.DetectedAt)})
+	timing.add("first degraded response → severity page (gateway clock)", map[string]float64{"v": secBetween(firstDegraded, pageAt)})
+	timing.add("first degraded response → rollback (gateway clock)", map[string]float64{"v": secBetween(firstDegraded, rollbackAt)})
+	timing.add("first degraded response → rollback seen on /admin/state", map[string]float64{"v": secBetween(firstDegraded, v.canaryOff)})
 	counts := Table{Title: "requests and scores", Columns: []Column{{Key: "v", Title: "count", Unit: "count"}}}
 	counts.add("requests sent", map[string]float64{"v": float64(load.Sent)})
 	counts.add("degraded answers before the rollback", map[string]float64{"v": float64(degradedBetween)})
@@ -384,7 +327,7 @@ func runEvalDrill(e *runEnv) error {
 			r.note("other incident %s: signal %s on cohort %q", si.inc.ID, si.inc.signal(), si.inc.cohort())
 		}
 	}
-	toRollback := sec(firstDegraded, rollbackAt)
+	toRollback := secBetween(firstDegraded, rollbackAt)
 	r.invariant("eval_drift incident on the canary", "= 1", b2f(haveIncident && ci.inc.signal() == SignalEvalDrift), "bool", haveIncident && ci.inc.signal() == SignalEvalDrift)
 	r.invariant("canary rolled back", "= 1", b2f(!rollbackAt.IsZero()), "bool", !rollbackAt.IsZero())
 	r.target("first degraded response → rollback", "<= 10 s", toRollback, "s", toRollback <= 10)
@@ -397,53 +340,19 @@ func runEvalDrill(e *runEnv) error {
 
 	// Chart: degraded answers and the canary's share per 500 ms (by the
 	// time the answer arrived).
-	const bucket = 500 * time.Millisecond
-	nb := int(time.Since(loadStart)/bucket) + 1
-	deg, canary, all := make([]int, nb), make([]int, nb), make([]int, nb)
+	buckets := newBucketCounter(loadStart, 500*time.Millisecond, 2)
 	mu.Lock()
 	for _, a := range answers {
-		i := int(a.done.Sub(loadStart) / bucket)
-		if i < 0 || i >= nb {
-			continue
-		}
-		all[i]++
-		if a.degraded {
-			deg[i]++
-		}
-		if a.cohort == "canary" {
-			canary[i]++
-		}
+		buckets.add(a.done, a.degraded, a.cohort == "canary")
 	}
 	mu.Unlock()
-	degS, canS := Series{Name: "degraded answers %"}, Series{Name: "served by canary %"}
-	for i := range nb {
-		if all[i] == 0 {
-			continue
-		}
-		t := (float64(i) + 0.5) * bucket.Seconds()
-		degS.Points = append(degS.Points, Point{T: t, V: 100 * float64(deg[i]) / float64(all[i])})
-		canS.Points = append(canS.Points, Point{T: t, V: 100 * float64(canary[i]) / float64(all[i])})
-	}
-	at := func(t time.Time) float64 {
-		if t.IsZero() {
-			return math.NaN()
-		}
-		return t.Sub(loadStart).Seconds()
-	}
 	chart := Chart{
 		Title:  "eval drift drill: degraded answers per 500 ms",
 		YLabel: "% of answers", XLabel: "seconds since the load started",
-		Series: []Series{degS, canS},
-	}
-	for _, m := range []Marker{
-		{T: at(flipAt), Label: "canary degrades"},
-		{T: at(inc.DetectedAt), Label: "incident"},
-		{T: at(pageAt), Label: "page"},
-		{T: at(rollbackAt), Label: "rollback"},
-	} {
-		if finite(m.T) {
-			chart.Markers = append(chart.Markers, m)
-		}
+		Series: buckets.series("degraded answers %", "served by canary %"),
+		Markers: markers(loadStart,
+			timeMark{flipAt, "canary degrades"}, timeMark{inc.DetectedAt, "incident"},
+			timeMark{pageAt, "page"}, timeMark{rollbackAt, "rollback"}),
 	}
 	r.Charts = append(r.Charts, chart)
 	return nil

@@ -21,14 +21,8 @@ func TestEvalDrillSmoke(t *testing.T) {
 		t.Fatalf("Run(drill eval_drift): %v\nprogress:\n%s", err, progress.String())
 	}
 	checkReportShape(t, rep, "drill")
-	for _, c := range rep.Failed(CheckInvariant) {
-		t.Errorf("invariant failed: %s = %v (want %s)", c.Name, c.Value, c.Target)
-	}
-	if t.Failed() {
-		var buf bytes.Buffer
-		rep.WriteTable(&buf) //nolint:errcheck // diagnostics only
-		t.Logf("report:\n%s", buf.String())
-	}
+	checkInvariants(t, rep)
+	logReportIfFailed(t, rep)
 	if _, err := Run(ctx, "drill", Options{Binary: bin, Signal: "nope"}); err == nil {
 		t.Errorf("drill --signal nope ran; want an error naming the signals")
 	}

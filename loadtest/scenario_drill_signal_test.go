@@ -23,17 +23,11 @@ func TestDrillGuardrailSignals(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Run(drill --signal %s): %v\nprogress:\n%s", sig, err, progress.String())
 			}
-			for _, c := range rep.Failed(CheckInvariant) {
-				t.Errorf("invariant failed: %s = %v (want %s)", c.Name, c.Value, c.Target)
-			}
+			checkInvariants(t, rep)
 			if !strings.Contains(rep.Tables[0].Title, sig) {
 				t.Errorf("timing table %q does not name the signal", rep.Tables[0].Title)
 			}
-			if t.Failed() {
-				var buf bytes.Buffer
-				rep.WriteTable(&buf) //nolint:errcheck // diagnostics only
-				t.Logf("report:\n%s", buf.String())
-			}
+			logReportIfFailed(t, rep)
 		})
 	}
 	if _, err := Run(context.Background(), "drill", Options{Binary: bin, Signal: "nope", WorkDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), `unknown signal "nope"`) {

@@ -28,7 +28,5 @@ func TestOverheadManyKeysRoutes(t *testing.T) {
 	if !strings.Contains(progress.String(), "clients ask for bench-large") {
 		t.Errorf("progress does not name the padded model: %s", progress.String())
 	}
-	for _, c := range rep.Failed(CheckInvariant) {
-		t.Errorf("invariant failed: %s = %v (want %s)", c.Name, c.Value, c.Target)
-	}
+	checkInvariants(t, rep)
 }

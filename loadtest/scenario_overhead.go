@@ -241,20 +241,9 @@ func (e *runEnv) measureOverhead(t *overheadTarget, bodies [][]byte, round, roun
 	do := overheadDo(t, bodies)
 	ctx := e.ctx
 	tag := fmt.Sprintf("round %d/%d %s", round+1, rounds, t.name)
-	ClosedLoop{Workers: conns, Duration: warm}.Run(ctx, do)
-	if err := ctx.Err(); err != nil {
+	closed, err := e.peakPhase(t, do, tag, conns, warm, closedDur, &out)
+	if err != nil {
 		return out, err
-	}
-
-	e.progress("%s closed loop %d conns %s", tag, conns, closedDur)
-	cpu0 := cpuOf(t.proc)
-	closed := ClosedLoop{Workers: conns, Duration: closedDur}.Run(ctx, do)
-	cpu1 := cpuOf(t.proc)
-	out.peak = closed.Throughput
-	out.closedErrs = closed.Errors
-	out.errSamples = append(out.errSamples, closed.ErrorSamples...)
-	if closed.OK > 0 && cpu0 >= 0 && cpu1 >= 0 {
-		out.cpuPeak = ms(cpu1-cpu0) / float64(closed.OK)
 	}
 	e.progress("%s closed loop: %.0f req/s, %d errors", tag, closed.Throughput, closed.Errors)
 	if err := ctx.Err(); err != nil {
@@ -264,19 +253,45 @@ func (e *runEnv) measureOverhead(t *overheadTarget, bodies [][]byte, round, roun
 	sleepCtx(ctx, pick(e, 500*time.Millisecond, 100*time.Millisecond))
 
 	e.progress("%s open loop %g RPS %s", tag, rate, openDur)
-	cpu0 = cpuOf(t.proc)
+	cpu0 := cpuOf(t.proc)
 	open := OpenLoop{Rate: rate, Duration: openDur, MaxInFlight: openMaxInFlight, Window: time.Second}.Run(ctx, do)
-	cpu1 = cpuOf(t.proc)
+	cpu1 := cpuOf(t.proc)
 	out.open = open.Latency.Summary()
 	out.sent, out.errs, out.late = open.Sent, open.Errors, open.Late
 	out.timeline = open.Timeline
 	out.errSamples = append(out.errSamples, open.ErrorSamples...)
 	out.achieved = float64(open.Sent) / openDur.Seconds()
-	if open.OK > 0 && cpu0 >= 0 && cpu1 >= 0 {
-		out.cpuFixed = ms(cpu1-cpu0) / float64(open.OK)
-	}
+	out.cpuFixed = cpuPerRequest(cpu0, cpu1, open.OK)
 	e.progress("%s open loop: p50 %.3f ms p99 %.3f ms, %d errors", tag, ms(out.open.P50), ms(out.open.P99), open.Errors)
 	return out, ctx.Err()
+}
+
+// peakPhase warms t up with a closed loop of conns for warm, then measures
+// its peak: a closed loop for closedDur, noting in out the throughput, the
+// errors and t's process CPU per request (ms).
+func (e *runEnv) peakPhase(t *overheadTarget, do func(context.Context, int) error, tag string, conns int, warm, closedDur time.Duration, out *overheadRound) (Result, error) {
+	ClosedLoop{Workers: conns, Duration: warm}.Run(e.ctx, do)
+	if err := e.ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	e.progress("%s closed loop %d conns %s", tag, conns, closedDur)
+	cpu0 := cpuOf(t.proc)
+	closed := ClosedLoop{Workers: conns, Duration: closedDur}.Run(e.ctx, do)
+	cpu1 := cpuOf(t.proc)
+	out.peak = closed.Throughput
+	out.closedErrs = closed.Errors
+	out.errSamples = append(out.errSamples, closed.ErrorSamples...)
+	out.cpuPeak = cpuPerRequest(cpu0, cpu1, closed.OK)
+	return closed, nil
+}
+
+// cpuPerRequest is the CPU time between two readings (cpuOf) in ms per
+// request, NaN when a reading or the requests are missing.
+func cpuPerRequest(cpu0, cpu1 time.Duration, ok int) float64 {
+	if ok > 0 && cpu0 >= 0 && cpu1 >= 0 {
+		return ms(cpu1-cpu0) / float64(ok)
+	}
+	return nan()
 }
 
 // overheadDo posts bodies in turn to t and checks each answer: 200 and,

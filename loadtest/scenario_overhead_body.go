@@ -173,21 +173,10 @@ func replySize(bc bodyCase) int {
 // throughput and t's process CPU per request (ms).
 func (e *runEnv) measurePeak(t *overheadTarget, bodies [][]byte, tag string, conns int, warm, closedDur time.Duration) (overheadRound, error) {
 	out := overheadRound{cpuFixed: nan(), cpuPeak: nan()}
-	do := overheadDo(t, bodies)
 	ctx := e.ctx
-	ClosedLoop{Workers: conns, Duration: warm}.Run(ctx, do)
-	if err := ctx.Err(); err != nil {
+	closed, err := e.peakPhase(t, overheadDo(t, bodies), tag, conns, warm, closedDur, &out)
+	if err != nil {
 		return out, err
-	}
-	e.progress("%s closed loop %d conns %s", tag, conns, closedDur)
-	cpu0 := cpuOf(t.proc)
-	closed := ClosedLoop{Workers: conns, Duration: closedDur}.Run(ctx, do)
-	cpu1 := cpuOf(t.proc)
-	out.peak = closed.Throughput
-	out.closedErrs = closed.Errors
-	out.errSamples = closed.ErrorSamples
-	if closed.OK > 0 && cpu0 >= 0 && cpu1 >= 0 {
-		out.cpuPeak = ms(cpu1-cpu0) / float64(closed.OK)
 	}
 	e.progress("%s: %.0f req/s, %.1f µs CPU/req, %d errors", tag, closed.Throughput, 1000*out.cpuPeak, closed.Errors)
 	// Let the backlog (GC, capture writes) settle before the next target.

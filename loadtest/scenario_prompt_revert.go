@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cairnhq/cairn/configs"
@@ -116,48 +113,15 @@ func runPromptRevertDrill(e *runEnv) error {
 	for i, g := range gws {
 		clients[i] = newChatClient(g.api, secret, 1024)
 	}
-	bodies := make([][]byte, 4096)
-	for i := range bodies {
-		bodies[i] = benchBody(drillRoute, fmt.Sprintf("user-%08x", rand.Uint32()), false)
-	}
+	bodies := drillBodies()
 
-	total := pre + maxWait + post
-	reqs := make([]drillReq, int(math.Ceil(rate*total.Seconds()))+1)
-	var used atomic.Int64
 	loadCtx, stopLoad := context.WithCancel(e.ctx)
 	defer stopLoad()
+	dl := &drillLoad{rate: rate, total: pre + maxWait + post, dropStopped: true, post: func(ctx context.Context, seq int) (chatOutcome, error) {
+		return clients[seq%replicas].post(ctx, bodies[seq%len(bodies)])
+	}}
 	loadStart := time.Now()
-	loadDone := make(chan Result, 1)
-	go func() {
-		loadDone <- OpenLoop{Rate: rate, Duration: total, MaxInFlight: openMaxInFlight, Drain: 10 * time.Second}.Run(loadCtx, func(ctx context.Context, seq int) error {
-			if seq >= len(reqs) {
-				return nil
-			}
-			q := &reqs[seq]
-			q.sent = time.Now()
-			o, err := clients[seq%replicas].post(ctx, bodies[seq%len(bodies)])
-			q.done = time.Now()
-			if err != nil && loadCtx.Err() != nil {
-				// The drill ended the load: not the gateway's failure.
-				q.sent = time.Time{}
-				return nil
-			}
-			q.status, q.contract, q.cohort, q.err = o.status, o.contract, o.cohort, err != nil
-			for {
-				u := used.Load()
-				if int64(seq+1) <= u || used.CompareAndSwap(u, int64(seq+1)) {
-					break
-				}
-			}
-			if err != nil {
-				return err
-			}
-			if o.status != 200 {
-				return statusError(o)
-			}
-			return nil
-		})
-	}()
+	loadDone := dl.start(loadCtx)
 
 	e.progress("steady traffic at %g RPS on prompt v17 for %s", rate, pre)
 	if !sleepCtx(e.ctx, pre) {
@@ -261,10 +225,10 @@ func runPromptRevertDrill(e *runEnv) error {
 		}
 	}
 
-	n := int(min(used.Load(), int64(len(reqs))))
+	reqs := dl.recorded()
 	var firstBad, lastBad time.Time
 	var badBefore, badBetween, badAfter, errorsTotal int
-	for _, q := range reqs[:n] {
+	for _, q := range reqs {
 		if q.sent.IsZero() {
 			continue
 		}
@@ -290,12 +254,6 @@ func runPromptRevertDrill(e *runEnv) error {
 			lastBad = q.done
 		}
 	}
-	sec := func(a, b time.Time) float64 {
-		if a.IsZero() || b.IsZero() {
-			return nan()
-		}
-		return b.Sub(a).Seconds()
-	}
 	detected := inc.DetectedAt
 	if detected.IsZero() {
 		detected = inc.OpenedAt
@@ -304,12 +262,12 @@ func runPromptRevertDrill(e *runEnv) error {
 		Title:   fmt.Sprintf("prompt-revert drill: %g RPS over %d replica(s); v18 ships at t=%.1fs", rate, replicas, changeAt.Sub(loadStart).Seconds()),
 		Columns: []Column{{Key: "v", Title: "time", Unit: "s"}},
 	}
-	timing.add("change (reload to v18) → first bad response", map[string]float64{"v": sec(changeAt, firstBad)})
-	timing.add("first bad response → incident detected (gateway clock)", map[string]float64{"v": sec(firstBad, detected)})
-	timing.add("first bad response → prompt reverted (gateway clock)", map[string]float64{"v": sec(firstBad, revertAt)})
-	timing.add("first bad response → last replica serving v17 (seen on /admin/state)", map[string]float64{"v": sec(firstBad, lastRevert)})
-	timing.add("change → revert on every replica", map[string]float64{"v": sec(changeAt, lastRevert)})
-	timing.add("first bad response → last bad response (recovery)", map[string]float64{"v": sec(firstBad, lastBad)})
+	timing.add("change (reload to v18) → first bad response", map[string]float64{"v": secBetween(changeAt, firstBad)})
+	timing.add("first bad response → incident detected (gateway clock)", map[string]float64{"v": secBetween(firstBad, detected)})
+	timing.add("first bad response → prompt reverted (gateway clock)", map[string]float64{"v": secBetween(firstBad, revertAt)})
+	timing.add("first bad response → last replica serving v17 (seen on /admin/state)", map[string]float64{"v": secBetween(firstBad, lastRevert)})
+	timing.add("change → revert on every replica", map[string]float64{"v": secBetween(changeAt, lastRevert)})
+	timing.add("first bad response → last bad response (recovery)", map[string]float64{"v": secBetween(firstBad, lastBad)})
 	reqTab := Table{Title: "requests", Columns: []Column{{Key: "v", Title: "count", Unit: "count"}}}
 	reqTab.add("sent", map[string]float64{"v": float64(load.Sent)})
 	reqTab.add("failed before the change", map[string]float64{"v": float64(badBefore)})
@@ -323,54 +281,33 @@ func runPromptRevertDrill(e *runEnv) error {
 	if len(load.ErrorSamples) > 0 {
 		r.note("request errors: %s", joinSamples(load.ErrorSamples))
 	}
-	toRevert := sec(firstBad, lastRevert)
+	toRevert := secBetween(firstBad, lastRevert)
 	r.invariant("prompt reverted to v17 on every replica", "= 1", b2f(reverted), "bool", reverted)
 	r.invariant("automatic prompt revert recorded on the incident", "= 1", b2f(!revertAt.IsZero()), "bool", !revertAt.IsZero())
 	r.target("first bad response → last replica reverted", "<= 2 s", toRevert, "s", toRevert <= 2)
 	r.invariant("failed requests sent after every replica reverted", "= 0", float64(badAfter), "count", badAfter == 0)
 	r.invariant("incidents on the route", "= 1", float64(incidents), "count", incidents == 1)
 	r.invariant("requests answered non-200 or not at all", "= 0", float64(errorsTotal), "count", errorsTotal == 0)
-	r.Charts = append(r.Charts, promptRevertChart(reqs[:n], loadStart, changeAt, firstBad, revertAt, lastRevert))
+	r.Charts = append(r.Charts, promptRevertChart(reqs, loadStart, changeAt, firstBad, revertAt, lastRevert))
 	return nil
 }
 
 // promptRevertChart plots the failed requests per 250 ms by send time,
 // with the change, first failure and revert marked.
 func promptRevertChart(reqs []drillReq, loadStart, changeAt, firstBad, revertAt, lastRevert time.Time) Chart {
-	const bucket = 250 * time.Millisecond
-	nb := int(time.Since(loadStart)/bucket) + 1
-	fails, counts := make([]int, nb), make([]int, nb)
+	buckets := newBucketCounter(loadStart, 250*time.Millisecond, 1)
 	for _, q := range reqs {
-		if q.sent.IsZero() {
-			continue
-		}
-		i := int(q.sent.Sub(loadStart) / bucket)
-		if i < 0 || i >= nb {
-			continue
-		}
-		counts[i]++
-		if q.bad() {
-			fails[i]++
-		}
-	}
-	s := Series{Name: "failed requests %"}
-	for i := range nb {
-		if counts[i] > 0 {
-			s.Points = append(s.Points, Point{T: (float64(i) + 0.5) * bucket.Seconds(), V: 100 * float64(fails[i]) / float64(counts[i])})
+		if !q.sent.IsZero() {
+			buckets.add(q.sent, q.bad())
 		}
 	}
 	chart := Chart{
 		Title:  "prompt-revert drill: failed requests per 250 ms (by send time)",
 		YLabel: "% of requests", XLabel: "seconds since the load started",
-		Series: []Series{s},
-	}
-	for _, m := range []struct {
-		t     time.Time
-		label string
-	}{{changeAt, "v18 ships"}, {firstBad, "first bad response"}, {revertAt, "revert to v17"}, {lastRevert, "last replica reverted"}} {
-		if !m.t.IsZero() {
-			chart.Markers = append(chart.Markers, Marker{T: m.t.Sub(loadStart).Seconds(), Label: m.label})
-		}
+		Series: buckets.series("failed requests %"),
+		Markers: markers(loadStart,
+			timeMark{changeAt, "v18 ships"}, timeMark{firstBad, "first bad response"},
+			timeMark{revertAt, "revert to v17"}, timeMark{lastRevert, "last replica reverted"}),
 	}
 	return chart
 }

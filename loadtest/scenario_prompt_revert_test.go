@@ -28,11 +28,7 @@ func TestPromptRevertDrillSmoke(t *testing.T) {
 		for _, c := range rep.Failed(CheckInvariant) {
 			t.Errorf("%d replicas: invariant failed: %s = %v (want %s)", replicas, c.Name, c.Value, c.Target)
 		}
-		if t.Failed() {
-			var buf bytes.Buffer
-			rep.WriteTable(&buf) //nolint:errcheck // diagnostics only
-			t.Logf("report:\n%s", buf.String())
-		}
+		logReportIfFailed(t, rep)
 	}
 	if _, err := Run(context.Background(), "drill", Options{Binary: bin, Quick: true, WorkDir: t.TempDir(), Drill: "nope"}); err == nil {
 		t.Errorf("an unknown drill scenario ran")

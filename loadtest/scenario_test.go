@@ -86,14 +86,8 @@ func TestScenarioSmoke(t *testing.T) {
 				t.Errorf("no progress lines: %q", progress.String())
 			}
 			checkReportShape(t, rep, sc)
-			for _, c := range rep.Failed(CheckInvariant) {
-				t.Errorf("invariant failed: %s = %v (want %s)", c.Name, c.Value, c.Target)
-			}
-			if t.Failed() {
-				var buf bytes.Buffer
-				rep.WriteTable(&buf) //nolint:errcheck // diagnostics only
-				t.Logf("report:\n%s", buf.String())
-			}
+			checkInvariants(t, rep)
+			logReportIfFailed(t, rep)
 		})
 	}
 }

@@ -20,19 +20,7 @@ func BenchmarkHotPath(b *testing.B) {
 	for _, mode := range []string{"hop", "cairn", "cairn+schema"} {
 		b.Run(mode, func(b *testing.B) {
 			url, _ := hotTarget(b, mode)
-			b.ReportAllocs()
-			b.SetParallelism(8)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				c := newHotClient(url)
-				defer c.release()
-				for pb.Next() {
-					if err := c.post(hotBody); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			runHot(b, url, hotBody, 8)
 		})
 	}
 }
@@ -47,20 +35,8 @@ func BenchmarkHotPathBody(b *testing.B) {
 		for _, mode := range []string{"hop", "cairn+schema"} {
 			b.Run(fmt.Sprintf("%s/req=%dKB", mode, size>>10), func(b *testing.B) {
 				url, _ := hotTarget(b, mode)
-				b.ReportAllocs()
 				b.SetBytes(int64(len(body)))
-				b.SetParallelism(4)
-				b.ResetTimer()
-				b.RunParallel(func(pb *testing.PB) {
-					c := newHotClient(url)
-					defer c.release()
-					for pb.Next() {
-						if err := c.post(body); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
+				runHot(b, url, body, 4)
 			})
 		}
 	}
@@ -75,22 +51,28 @@ func BenchmarkHotPathReply(b *testing.B) {
 	for _, mode := range []string{"hop", "cairn+schema"} {
 		b.Run(mode+"/resp=256KB", func(b *testing.B) {
 			url, _ := hotTargetReply(b, mode, reply)
-			b.ReportAllocs()
 			b.SetBytes(int64(len(reply)))
-			b.SetParallelism(4)
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				c := newHotClient(url)
-				defer c.release()
-				for pb.Next() {
-					if err := c.post(hotBody); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
+			runHot(b, url, hotBody, 4)
 		})
 	}
+}
+
+// runHot posts body to url from parallelism goroutines per CPU, each with
+// its own allocation-free client, reporting allocations.
+func runHot(b *testing.B, url string, body []byte, parallelism int) {
+	b.ReportAllocs()
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		c := newHotClient(url)
+		defer c.release()
+		for pb.Next() {
+			if err := c.post(body); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
 
 // paddedHotReply is hotReply with the answer padded with plain words to

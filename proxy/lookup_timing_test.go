@@ -172,26 +172,37 @@ func benchmarkRequests(b *testing.B, target, key, model string) {
 	b.ReportAllocs()
 	b.SetParallelism(8)
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		req := fasthttp.AcquireRequest()
-		resp := fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		for pb.Next() {
-			req.Reset()
-			req.SetRequestURI(target)
-			req.Header.SetMethod("POST")
-			req.Header.Set("Authorization", auth)
-			req.Header.SetContentType("application/json")
-			req.SetBodyRaw(body)
-			if err := c.Do(req, resp); err != nil {
+	b.RunParallel(func(pb *testing.PB) { sendChats(b, c, target, auth, body, pb.Next, nil) })
+}
+
+// sendChats posts body to target with the Authorization header auth while
+// next says so, and fails b on a transport error, a status but 200, or
+// what check (when set) finds wrong with the answer.
+func sendChats(b *testing.B, c *fasthttp.Client, target, auth string, body []byte, next func() bool, check func(*fasthttp.Response) error) {
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	for next() {
+		req.Reset()
+		req.SetRequestURI(target)
+		req.Header.SetMethod("POST")
+		req.Header.Set("Authorization", auth)
+		req.Header.SetContentType("application/json")
+		req.SetBodyRaw(body)
+		if err := c.Do(req, resp); err != nil {
+			b.Error(err)
+			return
+		}
+		if resp.StatusCode() != 200 {
+			b.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
+			return
+		}
+		if check != nil {
+			if err := check(resp); err != nil {
 				b.Error(err)
 				return
 			}
-			if resp.StatusCode() != 200 {
-				b.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
-				return
-			}
 		}
-	})
+	}
 }

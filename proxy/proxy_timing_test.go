@@ -3,9 +3,6 @@ package proxy
 import (
 	"fmt"
 	"testing"
-	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/cairnhq/cairn/loadtest"
 )
@@ -49,31 +46,5 @@ func benchmarkProxy(b *testing.B, mode string) {
 		tg.noCapture = mode == "off"
 		target = tg.api + "/v1/chat/completions"
 	}
-	body := []byte(`{"model":"support-bot","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Summarise the refund policy for order 12345 in one sentence."}],"response_format":{"type":"json_object"},"temperature":0.2}`)
-	c := &fasthttp.Client{MaxConnsPerHost: 512, ReadTimeout: 5 * time.Second}
-	b.ReportAllocs()
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		req := fasthttp.AcquireRequest()
-		resp := fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		for pb.Next() {
-			req.Reset()
-			req.SetRequestURI(target)
-			req.Header.SetMethod("POST")
-			req.Header.Set("Authorization", "Bearer bench-key")
-			req.Header.SetContentType("application/json")
-			req.SetBodyRaw(body)
-			if err := c.Do(req, resp); err != nil {
-				b.Error(err)
-				return
-			}
-			if resp.StatusCode() != 200 {
-				b.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
-				return
-			}
-		}
-	})
+	benchmarkRequests(b, target, "bench-key", "support-bot")
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -68,32 +69,16 @@ func benchmarkProxyRateLimit(b *testing.B, mode string, clients int) {
 	body := []byte(`{"model":"support-bot","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"Summarise the refund policy for order 12345 in one sentence."}],"response_format":{"type":"json_object"},"temperature":0.2}`)
 	c := &fasthttp.Client{MaxConnsPerHost: 512, ReadTimeout: 5 * time.Second}
 	b.ReportAllocs()
-	send := func(next func() bool) {
-		req := fasthttp.AcquireRequest()
-		resp := fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
-		for next() {
-			req.Reset()
-			req.SetRequestURI(target)
-			req.Header.SetMethod("POST")
-			req.Header.Set("Authorization", "Bearer bench-key")
-			req.Header.SetContentType("application/json")
-			req.SetBodyRaw(body)
-			if err := c.Do(req, resp); err != nil {
-				b.Error(err)
-				return
+	var check func(*fasthttp.Response) error
+	if mode != "none" {
+		check = func(resp *fasthttp.Response) error {
+			if len(resp.Header.Peek("x-ratelimit-remaining-requests")) == 0 {
+				return errors.New("no x-ratelimit headers: the limiter did not run")
 			}
-			if resp.StatusCode() != 200 {
-				b.Errorf("status %d: %s", resp.StatusCode(), resp.Body())
-				return
-			}
-			if mode != "none" && len(resp.Header.Peek("x-ratelimit-remaining-requests")) == 0 {
-				b.Error("no x-ratelimit headers: the limiter did not run")
-				return
-			}
+			return nil
 		}
 	}
+	send := func(next func() bool) { sendChats(b, c, target, "Bearer bench-key", body, next, check) }
 	b.ResetTimer()
 	if clients == 1 {
 		send(b.Loop)

@@ -319,29 +319,7 @@ func writeDemoConfig(dataDir, primary, canary, redisURL, prompt string, faqV18 b
 }
 
 func (d *demo) traffic(ctx context.Context, app, key string, rps int) {
-	tick := time.NewTicker(time.Second / time.Duration(rps))
-	defer tick.Stop()
-	var inflight sync.WaitGroup
-	defer inflight.Wait()
-	sem := make(chan struct{}, 32)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			continue // the app is saturated; an open loop would queue, the demo skips
-		}
-		inflight.Add(1)
-		go func() {
-			defer inflight.Done()
-			defer func() { <-sem }()
-			d.one(app, key)
-		}()
-	}
+	paced(ctx, rps, 32, func() { d.one(app, key) })
 }
 
 func (d *demo) one(app, key string) {

@@ -47,29 +47,7 @@ func (f *demoFAQ) start(d *demo) {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		tick := time.NewTicker(time.Second / faqRPS)
-		defer tick.Stop()
-		var inflight sync.WaitGroup
-		defer inflight.Wait()
-		sem := make(chan struct{}, 16)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			select {
-			case sem <- struct{}{}:
-			default:
-				continue
-			}
-			inflight.Add(1)
-			go func() {
-				defer inflight.Done()
-				defer func() { <-sem }()
-				f.one(d)
-			}()
-		}
+		paced(ctx, faqRPS, 16, func() { f.one(d) })
 	}()
 }
 

@@ -172,19 +172,12 @@ func startE2E(t *testing.T) *e2e {
 	dir := t.TempDir()
 	e := &e2e{dataDir: filepath.Join(dir, "data"), cfgPath: filepath.Join(dir, "cairn.yaml")}
 	for i := range 2 {
-		addr := freePort(t)
-		startProc(t, nil, "mock-provider", "--listen", addr, "--request-id-prefix", fmt.Sprintf("mock%d", i))
-		waitHTTP(t, "http://"+addr+"/v1/models")
-		e.mocks = append(e.mocks, addr)
+		e.mocks = append(e.mocks, startMockProc(t, fmt.Sprintf("mock%d", i)))
 	}
 	api, admin := freePort(t), freePort(t)
 	cfg := fmt.Sprintf(e2eConfig, api, admin, e.dataDir, e.mocks[0], e.mocks[1])
-	if err := os.WriteFile(e.cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	e.api, e.admin = "http://"+api, "http://"+admin
-	e.gw = startProc(t, []string{"E2E_PROVIDER_KEY=sk-e2e-provider", "E2E_APP_KEY=gw-e2e-app"}, "serve", "--config", e.cfgPath)
-	waitHTTP(t, e.admin+"/readyz")
+	e.gw = serveConfig(t, e.cfgPath, cfg, e.admin, "E2E_PROVIDER_KEY=sk-e2e-provider", "E2E_APP_KEY=gw-e2e-app")
 	return e
 }
 

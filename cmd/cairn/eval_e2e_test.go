@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -103,29 +101,13 @@ func (s *scorer) post(t *testing.T, items []map[string]any) {
 // severity.
 func TestE2EEvalDrift(t *testing.T) {
 	dir := t.TempDir()
-	var hookMu sync.Mutex
-	var hooks []string
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		hookMu.Lock()
-		hooks = append(hooks, string(b))
-		hookMu.Unlock()
-	}))
-	defer hook.Close()
+	hooks := newHookSink(t)
 	var mocks []string
 	for i := range 2 {
-		addr := freePort(t)
-		startProc(t, nil, "mock-provider", "--listen", addr, "--request-id-prefix", fmt.Sprintf("ev%d", i))
-		waitHTTP(t, "http://"+addr+"/v1/models")
-		mocks = append(mocks, addr)
+		mocks = append(mocks, startMockProc(t, fmt.Sprintf("ev%d", i)))
 	}
 	api, admin := freePort(t), freePort(t)
-	cfgPath := filepath.Join(dir, "cairn.yaml")
-	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(evalE2EConfig, api, admin, filepath.Join(dir, "data"), mocks[0], mocks[1], hook.URL)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startProc(t, nil, "serve", "--config", cfgPath)
-	waitHTTP(t, "http://"+admin+"/readyz")
+	serveConfig(t, filepath.Join(dir, "cairn.yaml"), fmt.Sprintf(evalE2EConfig, api, admin, filepath.Join(dir, "data"), mocks[0], mocks[1], hooks.url), "http://"+admin)
 
 	c := openai.NewClient(option.WithBaseURL("http://"+api+"/v1"), option.WithAPIKey("none"), option.WithMaxRetries(0))
 	sc := &scorer{admin: "http://" + admin, judge: loadtest.DefaultJudge()}
@@ -245,9 +227,7 @@ func TestE2EEvalDrift(t *testing.T) {
 	}
 	deadline = time.Now().Add(10 * time.Second)
 	for {
-		hookMu.Lock()
-		all := strings.Join(hooks, "\n")
-		hookMu.Unlock()
+		all := string(bytes.Join(hooks.received(), []byte("\n")))
 		if strings.Contains(all, `"severity":"page"`) {
 			break
 		}

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,8 +53,7 @@ notify:
 // guardStack is one gateway with its mocks and webhook receiver.
 type guardStack struct {
 	e2e
-	mu    sync.Mutex
-	hooks [][]byte
+	hooks *hookSink
 }
 
 func startGuardStack(t *testing.T) *guardStack {
@@ -64,26 +62,13 @@ func startGuardStack(t *testing.T) *guardStack {
 	s := &guardStack{}
 	s.dataDir, s.cfgPath = filepath.Join(dir, "data"), filepath.Join(dir, "cairn.yaml")
 	for _, name := range []string{"stable", "canary"} {
-		addr := freePort(t)
-		startProc(t, nil, "mock-provider", "--listen", addr, "--latency", "20ms", "--request-id-prefix", name)
-		waitHTTP(t, "http://"+addr+"/v1/models")
-		s.mocks = append(s.mocks, addr)
+		s.mocks = append(s.mocks, startMockProc(t, name, "--latency", "20ms"))
 	}
-	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		s.mu.Lock()
-		s.hooks = append(s.hooks, b)
-		s.mu.Unlock()
-	}))
-	t.Cleanup(hook.Close)
+	s.hooks = newHookSink(t)
 	api, admin := freePort(t), freePort(t)
-	cfg := fmt.Sprintf(guardConfig, api, admin, s.dataDir, s.mocks[0], s.mocks[1], hook.URL)
-	if err := os.WriteFile(s.cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfg := fmt.Sprintf(guardConfig, api, admin, s.dataDir, s.mocks[0], s.mocks[1], s.hooks.url)
 	s.api, s.admin = "http://"+api, "http://"+admin
-	s.gw = startProc(t, []string{"E2E_APP_KEY=gw-e2e-app"}, "serve", "--config", s.cfgPath)
-	waitHTTP(t, s.admin+"/readyz")
+	s.gw = serveConfig(t, s.cfgPath, cfg, s.admin, "E2E_APP_KEY=gw-e2e-app")
 	return s
 }
 
@@ -248,17 +233,12 @@ func TestE2EGuardrailSignals(t *testing.T) {
 		// Nothing Cairn wrote or serves holds a leaked value.
 		waitHooks := time.Now().Add(5 * time.Second)
 		for {
-			s.mu.Lock()
-			n := len(s.hooks)
-			s.mu.Unlock()
-			if n > 0 || time.Now().After(waitHooks) {
+			if len(s.hooks.received()) > 0 || time.Now().After(waitHooks) {
 				break
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		s.mu.Lock()
-		hooks := append([][]byte(nil), s.hooks...)
-		s.mu.Unlock()
+		hooks := s.hooks.received()
 		if len(hooks) == 0 {
 			t.Error("no webhook arrived")
 		} else if !strings.Contains(string(hooks[0]), `"class":"security"`) || !strings.Contains(string(hooks[0]), `"severity":"page"`) {

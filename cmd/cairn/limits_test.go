@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -52,12 +51,8 @@ func startReplica(t *testing.T, redisURL, mock string) replica {
 	api, admin := freePort(t), freePort(t)
 	path := filepath.Join(dir, "cairn.yaml")
 	cfg := fmt.Sprintf(limitsConfig, api, admin, filepath.Join(dir, "data"), redisURL, mock)
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	startProc(t, []string{"E2E_APP_KEY=gw-e2e-app"}, "serve", "--config", path)
 	r := replica{api: "http://" + api, admin: "http://" + admin}
-	waitHTTP(t, r.admin+"/readyz")
+	serveConfig(t, path, cfg, r.admin, "E2E_APP_KEY=gw-e2e-app")
 	return r
 }
 

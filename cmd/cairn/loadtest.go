@@ -50,7 +50,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) error {
 		Drill: *drill, Replicas: *replicas,
 		Keys: *keys, Routes: *routes,
 		BodySize: *bodySize,
-		Signal: *drillSignal,
+		Signal:   *drillSignal,
 	})
 	if rep != nil {
 		if werr := rep.WriteTable(stdout); werr != nil {
@@ -85,23 +85,19 @@ func writeFile(path string, write func(io.Writer) error) error {
 // cmdReference runs the stdlib httputil.ReverseProxy the benchmarks compare
 // against (hidden: only loadtest starts it).
 func cmdReference(args []string) error {
-	fs := flag.NewFlagSet("loadtest-reference", flag.ContinueOnError)
-	addr := fs.String("listen", "127.0.0.1:0", "address")
-	upstream := fs.String("upstream", "", "upstream base URL")
-	if err := fs.Parse(args); err != nil {
-		return usageError{err.Error()}
-	}
-	stopc := make(chan struct{})
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	go func() { <-sigs; close(stopc) }()
-	return loadtest.RunReference(*addr, *upstream, stopc)
+	return cmdComparisonProxy("loadtest-reference", args, loadtest.RunReference)
 }
 
 // cmdHop runs the bare fasthttp hop the overhead scenario measures Cairn
 // against (hidden: only loadtest starts it).
 func cmdHop(args []string) error {
-	fs := flag.NewFlagSet("loadtest-hop", flag.ContinueOnError)
+	return cmdComparisonProxy("loadtest-hop", args, loadtest.RunHop)
+}
+
+// cmdComparisonProxy parses --listen and --upstream and runs one of the
+// proxies the benchmarks compare Cairn against until SIGTERM or SIGINT.
+func cmdComparisonProxy(name string, args []string, run func(addr, upstream string, stop <-chan struct{}) error) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	addr := fs.String("listen", "127.0.0.1:0", "address")
 	upstream := fs.String("upstream", "", "upstream base URL")
 	if err := fs.Parse(args); err != nil {
@@ -111,5 +107,5 @@ func cmdHop(args []string) error {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sigs; close(stopc) }()
-	return loadtest.RunHop(*addr, *upstream, stopc)
+	return run(*addr, *upstream, stopc)
 }

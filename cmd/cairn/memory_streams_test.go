@@ -81,9 +81,7 @@ func TestIdleStreamMemory(t *testing.T) {
 		t.Skip("opens hundreds of streams through the real binary")
 	}
 	const n = 400
-	mock := freePort(t)
-	startProc(t, nil, "mock-provider", "--listen", mock, "--request-id-prefix", "slow", "--chunk-interval", "4s", "--chunks", "8")
-	waitHTTP(t, "http://"+mock+"/v1/models")
+	mock := startMockProc(t, "slow", "--chunk-interval", "4s", "--chunks", "8")
 	g := startRelGateway(t, fmt.Sprintf(streamMemConfig, "%[1]s", "%[2]s", "%[3]s", mock))
 	pid := g.gw.cmd.Process.Pid
 	addr := strings.TrimPrefix(g.api, "http://")

@@ -53,15 +53,6 @@ func (g *relGateway) start(t *testing.T) {
 	waitHTTP(t, g.admin+"/readyz")
 }
 
-// startMockProc runs cairn mock-provider and returns its address.
-func startMockProc(t *testing.T, prefix string) string {
-	t.Helper()
-	addr := freePort(t)
-	startProc(t, nil, "mock-provider", "--listen", addr, "--request-id-prefix", prefix)
-	waitHTTP(t, "http://"+addr+"/v1/models")
-	return addr
-}
-
 type reply struct {
 	id     string
 	status int

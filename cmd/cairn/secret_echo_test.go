@@ -111,12 +111,8 @@ func TestReliabilitySecretEchoBinary(t *testing.T) {
 	dataDir, cfgPath := filepath.Join(dir, "data"), filepath.Join(dir, "cairn.yaml")
 	api, admin := freePort(t), freePort(t)
 	cfg := fmt.Sprintf(secretEchoConfig, api, admin, dataDir, ln.Addr().String(), echoRedisPass, redisAddr)
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	gw := startProc(t, []string{"CAIRN_LOG_LEVEL=debug", "ECHO_PROVIDER_KEY=" + echoProviderKey, "ECHO_APP_KEY=" + echoGatewayKey,
-		"ECHO_ADMIN=" + echoAdminToken}, "serve", "--config", cfgPath)
-	waitHTTP(t, "http://"+admin+"/readyz")
+	gw := serveConfig(t, cfgPath, cfg, "http://"+admin, "CAIRN_LOG_LEVEL=debug", "ECHO_PROVIDER_KEY="+echoProviderKey, "ECHO_APP_KEY="+echoGatewayKey,
+		"ECHO_ADMIN="+echoAdminToken)
 
 	secrets := []string{echoProviderKey, escaped, "0123456789abcdef", echoGatewayKey, echoAdminToken, echoRedisPass}
 	leaks := func(b string) []string {
