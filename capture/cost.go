@@ -49,7 +49,8 @@ func (w *Writer) price(r *Record) {
 		return
 	}
 	if cost, ok := w.pricing.Load().Cost(r); ok {
-		r.CostUSD = &cost
+		r.cost = cost
+		r.CostUSD = &r.cost
 		return
 	}
 	if r.Usage.TotalTokens+r.Usage.PromptTokens+r.Usage.CompletionTokens == 0 {

@@ -84,6 +84,9 @@ type Record struct {
 	// and model (pricing:), or null when that model has no price.
 	CostUSD  *float64 `json:"cost_usd"`
 	Contract Verdict  `json:"contract"`
+	// cost holds what CostUSD points to when the writer priced the
+	// record, so pricing does not allocate on every request.
+	cost float64
 	// Refusal is true when the chat response was a refusal: a non-null
 	// message refusal, finish_reason content_filter, or content opening
 	// with one of the route's refusal phrases (issue 16).
