@@ -1,16 +1,10 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
-	"fmt"
-	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/cairnhq/cairn/loadtest"
 )
 
 // When Shutdown returns, the process may exit at once (cairn serve does),
@@ -24,51 +18,8 @@ import (
 // shutdown, which returns once every client connection is closed after its
 // response was flushed, spans the drain and its grace.
 func TestShutdownFlushesCutStreamsBeforeReturning(t *testing.T) {
-	_, up := startMock(t, loadtest.MockOptions{ChunkInterval: 100 * time.Millisecond, Chunks: 400})
-	tg := startGateway(t, fmt.Sprintf(`
-data_dir: {{DATA}}
-server: { drain_timeout: 300ms }
-providers:
-  - { name: primary, base_url: "http://%s/v1", timeout: 5s }
-routes:
-  - name: support-bot
-    targets: [ { provider: primary, model: upstream-model } ]
-`, up), nil)
 	const n = 4
-	type streamEnd struct {
-		last string
-		err  error
-	}
-	ends := make(chan streamEnd, n)
-	var started sync.WaitGroup
-	started.Add(n)
-	for range n {
-		go func() {
-			resp, err := http.Post(tg.api+"/v1/chat/completions", "application/json",
-				strings.NewReader(chat("support-bot", `"stream":true`)))
-			if err != nil {
-				started.Done()
-				ends <- streamEnd{err: err}
-				return
-			}
-			defer resp.Body.Close()
-			sc := bufio.NewScanner(resp.Body)
-			first, last := true, ""
-			for sc.Scan() {
-				if strings.HasPrefix(sc.Text(), "data: ") {
-					if first {
-						started.Done()
-						first = false
-					}
-					last = sc.Text()
-				}
-			}
-			// sc.Err is nil only if the chunked body ended with its
-			// terminator: a connection closed mid-body is an unexpected EOF.
-			ends <- streamEnd{last: last, err: sc.Err()}
-		}()
-	}
-	started.Wait()
+	tg, ends := startLongStreams(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := tg.Shutdown(ctx); err != nil {

@@ -14,10 +14,19 @@ import (
 	"github.com/cairnhq/cairn/loadtest"
 )
 
-// Streams that outlive drain_timeout end with a terminal
-// server_shutting_down SSE error event and a record with outcome
-// shutdown, written before capture closes; Shutdown returns nil.
-func TestShutdownCutsStreamsAtDrainDeadline(t *testing.T) {
+// cutStreamEnd is how a client's stream ended: its last data line, and
+// the scanner's error (nil only when the chunked body ended whole).
+type cutStreamEnd struct {
+	last string
+	err  error
+}
+
+// startLongStreams starts a gateway with drain_timeout 300ms in front of a
+// mock streaming 400 chunks 100 ms apart, opens n streams through it and
+// returns once each has received its first data event; each stream's end
+// arrives on the channel.
+func startLongStreams(t *testing.T, n int) (*testGateway, <-chan cutStreamEnd) {
+	t.Helper()
 	_, up := startMock(t, loadtest.MockOptions{ChunkInterval: 100 * time.Millisecond, Chunks: 400})
 	tg := startGateway(t, fmt.Sprintf(`
 data_dir: {{DATA}}
@@ -28,12 +37,7 @@ routes:
   - name: support-bot
     targets: [ { provider: primary, model: upstream-model } ]
 `, up), nil)
-	const n = 4
-	type streamEnd struct {
-		last string
-		err  error
-	}
-	ends := make(chan streamEnd, n)
+	ends := make(chan cutStreamEnd, n)
 	var started sync.WaitGroup
 	started.Add(n)
 	for range n {
@@ -42,13 +46,12 @@ routes:
 				strings.NewReader(chat("support-bot", `"stream":true`)))
 			if err != nil {
 				started.Done()
-				ends <- streamEnd{err: err}
+				ends <- cutStreamEnd{err: err}
 				return
 			}
 			defer resp.Body.Close()
 			sc := bufio.NewScanner(resp.Body)
-			first := true
-			last := ""
+			first, last := true, ""
 			for sc.Scan() {
 				if strings.HasPrefix(sc.Text(), "data: ") {
 					if first {
@@ -58,10 +61,21 @@ routes:
 					last = sc.Text()
 				}
 			}
-			ends <- streamEnd{last: last, err: sc.Err()}
+			// sc.Err is nil only if the chunked body ended with its
+			// terminator: a connection closed mid-body is an unexpected EOF.
+			ends <- cutStreamEnd{last: last, err: sc.Err()}
 		}()
 	}
 	started.Wait()
+	return tg, ends
+}
+
+// Streams that outlive drain_timeout end with a terminal
+// server_shutting_down SSE error event and a record with outcome
+// shutdown, written before capture closes; Shutdown returns nil.
+func TestShutdownCutsStreamsAtDrainDeadline(t *testing.T) {
+	const n = 4
+	tg, ends := startLongStreams(t, n)
 	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
