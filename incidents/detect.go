@@ -534,29 +534,11 @@ func (d *detector) eval(sig int, cur, others, base *agg, othersName string) obs 
 		}
 		return o
 	case sigTokens:
-		o.n = cur.ok
-		if cur.ok == 0 {
-			return o
+		var oth *ratioSide
+		if others != nil {
+			oth = &ratioSide{others.ok, others.tps()}
 		}
-		if cur.ok < min {
-			o.verdict = verdictUnknown
-			return o
-		}
-		switch {
-		case others != nil && others.ok >= min:
-			o.baseline, o.baseKind, o.baseN = others.tps(), baseOthers, others.ok
-		case base.ok >= min:
-			o.baseline, o.baseKind, o.baseN = base.tps(), baseEarlier, base.ok
-		default:
-			o.verdict = verdictUnknown
-			return o
-		}
-		o.observed = cur.tps()
-		o.threshold = d.cfg.tokRatio * o.baseline
-		if o.baseline > 0 && o.observed >= o.threshold {
-			o.verdict = verdictCrossing
-		}
-		return o
+		return d.evalRatio(o, ratioSide{cur.ok, cur.tps()}, oth, ratioSide{base.ok, base.tps()}, d.cfg.tokRatio)
 	case sigCost:
 		return d.evalCost(cur, others, base, o)
 	case sigRefusal, sigPII:

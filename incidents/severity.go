@@ -60,30 +60,48 @@ func (a *agg) cps() float64 {
 	return a.costOK / float64(a.okPriced)
 }
 
-// evalCost evaluates cost_per_success_ratio like tokens_per_success: the
-// window's cost per priced success against the other cohorts', else the
-// scope's earlier windows'. Unpriced requests do not count.
+// evalCost evaluates cost_per_success_ratio like tokens_per_success, over
+// the priced successes only (unpriced requests do not count).
 func (d *detector) evalCost(cur, others, base *agg, o obs) obs {
+	var oth *ratioSide
+	if others != nil {
+		oth = &ratioSide{others.okPriced, others.cps()}
+	}
+	return d.evalRatio(o, ratioSide{cur.okPriced, cur.cps()}, oth, ratioSide{base.okPriced, base.cps()}, d.cfg.costRatio)
+}
+
+// ratioSide is one side of a per-success ratio signal: how many successes
+// carry the value, and the value per success.
+type ratioSide struct {
+	n   int64
+	per float64
+}
+
+// evalRatio evaluates a per-success ratio signal (tokens, money): the
+// window's value per success against the other cohorts' (others, nil when
+// there are none), else the scope's earlier windows' (base); each side
+// needs min_requests successes.
+func (d *detector) evalRatio(o obs, cur ratioSide, others *ratioSide, base ratioSide, ratio float64) obs {
 	min := d.cfg.min
-	o.n = cur.okPriced
-	if cur.okPriced == 0 {
+	o.n = cur.n
+	if cur.n == 0 {
 		return o
 	}
-	if cur.okPriced < min {
+	if cur.n < min {
 		o.verdict = verdictUnknown
 		return o
 	}
 	switch {
-	case others != nil && others.okPriced >= min:
-		o.baseline, o.baseKind, o.baseN = others.cps(), baseOthers, others.okPriced
-	case base.okPriced >= min:
-		o.baseline, o.baseKind, o.baseN = base.cps(), baseEarlier, base.okPriced
+	case others != nil && others.n >= min:
+		o.baseline, o.baseKind, o.baseN = others.per, baseOthers, others.n
+	case base.n >= min:
+		o.baseline, o.baseKind, o.baseN = base.per, baseEarlier, base.n
 	default:
 		o.verdict = verdictUnknown
 		return o
 	}
-	o.observed = cur.cps()
-	o.threshold = d.cfg.costRatio * o.baseline
+	o.observed = cur.per
+	o.threshold = ratio * o.baseline
 	if o.baseline > 0 && o.observed >= o.threshold {
 		o.verdict = verdictCrossing
 	}
