@@ -58,6 +58,13 @@ type guardStack struct {
 
 func startGuardStack(t *testing.T) *guardStack {
 	t.Helper()
+	return startGuardStackConfig(t, guardConfig)
+}
+
+// startGuardStackConfig is startGuardStack with another config of the same
+// shape (its placeholders in guardConfig's order).
+func startGuardStackConfig(t *testing.T, config string) *guardStack {
+	t.Helper()
 	dir := t.TempDir()
 	s := &guardStack{}
 	s.dataDir, s.cfgPath = filepath.Join(dir, "data"), filepath.Join(dir, "cairn.yaml")
@@ -66,7 +73,7 @@ func startGuardStack(t *testing.T) *guardStack {
 	}
 	s.hooks = newHookSink(t)
 	api, admin := freePort(t), freePort(t)
-	cfg := fmt.Sprintf(guardConfig, api, admin, s.dataDir, s.mocks[0], s.mocks[1], s.hooks.url)
+	cfg := fmt.Sprintf(config, api, admin, s.dataDir, s.mocks[0], s.mocks[1], s.hooks.url)
 	s.api, s.admin = "http://"+api, "http://"+admin
 	s.gw = serveConfig(t, s.cfgPath, cfg, s.admin, "E2E_APP_KEY=gw-e2e-app")
 	return s
