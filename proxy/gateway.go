@@ -128,15 +128,6 @@ type Gateway struct {
 	shutdownErr  error
 }
 
-type charge struct {
-	key    string
-	limits ratelimit.Limits
-	reqID  string
-	tokens int
-	// res is the token budget the limiter reserved at admission.
-	res ratelimit.Reservation
-}
-
 // New builds a gateway from a validated config. It opens the data
 // directory, connects to Redis when configured (a Redis that is down at
 // start is not fatal: limits degrade and recover by themselves), and loads
@@ -500,49 +491,6 @@ const shutdownGrace = 5 * time.Second
 // concurrently: one Redis round trip each, so one loop alone caps the
 // charges per second at 1/RTT, below a busy gateway's request rate.
 const chargeWorkers = 4
-
-// chargeLoop sends queued token charges until the queue closes at
-// shutdown. The limiter bounds each call by its own Redis deadline.
-func (g *Gateway) chargeLoop() {
-	defer g.workers.Done()
-	for c := range g.charges {
-		ctx, cancel := context.WithTimeout(g.baseCtx, time.Second)
-		g.limiter.Charge(ctx, c.key, c.limits, c.reqID, c.tokens, c.res)
-		cancel()
-		g.chargesPending.Add(-1)
-	}
-}
-
-// chargeUsage charges a finished request's actual token usage to its key,
-// once per gateway request ID. The in-memory limiter is charged inline (a
-// mutex, no I/O), so the next request of the key already sees the charge;
-// the Redis limiter is charged by chargeLoop, so a slow or hung Redis never
-// adds a second round trip to a response.
-func (g *Gateway) chargeUsage(c charge) {
-	if !g.chargeAsync {
-		g.limiter.Charge(g.baseCtx, c.key, c.limits, c.reqID, c.tokens, c.res)
-		return
-	}
-	g.enqueueCharge(c)
-}
-
-func (g *Gateway) enqueueCharge(c charge) {
-	defer func() {
-		// The channel closes at shutdown after the API drained; a charge
-		// racing it is counted, not lost silently.
-		if recover() != nil {
-			g.chargesPending.Add(-1)
-			g.chargeDropped.Add(1)
-		}
-	}()
-	g.chargesPending.Add(1)
-	select {
-	case g.charges <- c:
-	default:
-		g.chargesPending.Add(-1)
-		g.chargeDropped.Add(1)
-	}
-}
 
 // Reload re-reads the config file, validates it and swaps the route table
 // atomically. On any error the running config stays and the errors are
