@@ -19,36 +19,49 @@ import (
 // dupKey returns the first key that the object obj repeats, compared as
 // decoded strings ("role" and "r\u006fle" are the same key).
 func dupKey(obj gjson.Result) (string, bool) {
-	var small [16]string // the keys so far, while there are few
-	n := 0
-	var set map[string]struct{}
+	var keys keySet
 	dup, found := "", false
 	eachMember(obj.Raw, func(k, _ string) bool {
-		if set == nil {
-			for _, s := range small[:n] {
-				if s == k {
-					dup, found = k, true
-					return false
-				}
-			}
-			if n < len(small) {
-				small[n] = k
-				n++
-				return true
-			}
-			set = make(map[string]struct{}, 2*n)
-			for _, s := range small[:n] {
-				set[s] = struct{}{}
-			}
-		}
-		if _, ok := set[k]; ok {
+		if !keys.add(k) {
 			dup, found = k, true
 			return false
 		}
-		set[k] = struct{}{}
 		return true
 	})
 	return dup, found
+}
+
+// keySet holds the keys of one object seen so far, to find a repeated one:
+// an array while there are few (no allocation), a map beyond.
+type keySet struct {
+	small [16]string
+	n     int
+	set   map[string]struct{}
+}
+
+// add records k and reports false when k was already there.
+func (ks *keySet) add(k string) bool {
+	if ks.set == nil {
+		for _, s := range ks.small[:ks.n] {
+			if s == k {
+				return false
+			}
+		}
+		if ks.n < len(ks.small) {
+			ks.small[ks.n] = k
+			ks.n++
+			return true
+		}
+		ks.set = make(map[string]struct{}, 2*ks.n)
+		for _, s := range ks.small[:ks.n] {
+			ks.set[s] = struct{}{}
+		}
+	}
+	if _, ok := ks.set[k]; ok {
+		return false
+	}
+	ks.set[k] = struct{}{}
+	return true
 }
 
 // eachMember calls fn with the decoded key and the raw value of each member
@@ -217,9 +230,7 @@ func checkMessage(i int, raw string, role *gjson.Result) *RequestError {
 	var content string
 	seenRole, seenContent := false, false
 	dup, found := "", false
-	var small [16]string
-	n := 0
-	var set map[string]struct{}
+	var keys keySet
 	eachMember(raw, func(k, v string) bool {
 		switch k {
 		case "role":
@@ -233,28 +244,10 @@ func checkMessage(i int, raw string, role *gjson.Result) *RequestError {
 			}
 			seenContent = true
 		}
-		if set == nil {
-			for _, s := range small[:n] {
-				if s == k {
-					dup, found = k, true
-					return false
-				}
-			}
-			if n < len(small) {
-				small[n] = k
-				n++
-				return true
-			}
-			set = make(map[string]struct{}, 2*n)
-			for _, s := range small[:n] {
-				set[s] = struct{}{}
-			}
-		}
-		if _, ok := set[k]; ok {
+		if !keys.add(k) {
 			dup, found = k, true
 			return false
 		}
-		set[k] = struct{}{}
 		return true
 	})
 	if found {
