@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairnhq/cairn/capture"
 	"github.com/cairnhq/cairn/configs"
+	"github.com/cairnhq/cairn/internal/jsonscan"
 )
 
 // Issue 16.1: POST /admin/scores takes online eval scores, a JSON array or
@@ -152,11 +153,11 @@ func splitScoreBody(body []byte) (items [][]byte, status int, msg string) {
 		if tooMany {
 			return nil, fasthttp.StatusRequestEntityTooLarge, "at most " + strconv.Itoa(maxScoresPerCall) + " scores per call"
 		}
-		if !gjson.ValidBytes(b) && !anyObject(items) {
+		if !jsonscan.Valid(b) && !anyObject(items) {
 			return nil, fasthttp.StatusBadRequest, "body is not JSON"
 		}
 	case '{':
-		if gjson.ValidBytes(b) && gjson.ParseBytes(b).IsObject() && len(gjson.ParseBytes(b).Raw) == len(b) {
+		if jsonscan.Valid(b) && gjson.ParseBytes(b).IsObject() && len(gjson.ParseBytes(b).Raw) == len(b) {
 			// One score object, possibly spread over lines.
 			return [][]byte{b}, 0, ""
 		}
@@ -200,7 +201,7 @@ func parseScore(raw []byte, scale []float64, now time.Time) (it scoreItem, err s
 	if len(raw) == 0 || raw[0] != '{' {
 		return it, "not a JSON object"
 	}
-	if !gjson.ValidBytes(raw) {
+	if !jsonscan.Valid(raw) {
 		// The one lenient case worth a precise answer: NaN or Infinity.
 		if v := gjson.GetBytes(raw, "value"); v.Type == gjson.Number && (math.IsNaN(v.Num) || math.IsInf(v.Num, 0)) {
 			return it, "value: not a finite number"

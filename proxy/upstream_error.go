@@ -5,6 +5,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/cairnhq/cairn/capture"
+	"github.com/cairnhq/cairn/internal/jsonscan"
 	"github.com/cairnhq/cairn/routing"
 	"github.com/cairnhq/cairn/schema"
 )
@@ -83,7 +84,10 @@ func upstreamMessage(body []byte) string {
 			break
 		}
 	}
-	if m == "" && len(body) > 0 && !gjson.ValidBytes(body) {
+	// jsonscan, not gjson.ValidBytes: the body is the upstream's and
+	// gjson's validator recurses once per level, so an error body of
+	// millions of '[' overflowed the stack (issue 12.1).
+	if m == "" && len(body) > 0 && !jsonscan.Valid(body) {
 		m = string(body)
 	}
 	if len(m) > 300 {
