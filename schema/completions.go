@@ -25,7 +25,10 @@ func ParseCompletionsRequest(body []byte) (Request, error) {
 		switch k.Str {
 		case "model", "prompt", "stream", "stream_options", "user", "safety_identifier", "temperature", "max_tokens":
 		default:
-			return true
+			if p, ok := completionsNumParams[k.Str]; ok {
+				_, _, perr = checkNumber(k.Str, p, v)
+			}
+			return perr == nil
 		}
 		if seen[k.Str] {
 			perr = reqErr(k.Str, "duplicate key '"+k.Str+"' in the request body")
@@ -46,12 +49,12 @@ func ParseCompletionsRequest(body []byte) (Request, error) {
 		case "safety_identifier":
 			perr = readString(&safety, "safety_identifier", v)
 		case "temperature":
-			switch v.Type {
-			case gjson.Number:
-				r.Temperature, r.HasTemperature = v.Num, true
-			case gjson.Null:
-			default:
-				perr = badType("temperature", "a number", v)
+			// Checked as on chat (issue 12.2): 1e999 read as +Inf was
+			// forwarded and recorded as 0.
+			if t, ok, e := checkNumber("temperature", completionsNumParams["temperature"], v); e != nil {
+				perr = e
+			} else if ok {
+				r.Temperature, r.HasTemperature = t, true
 			}
 		case "max_tokens":
 			maxTok = v

@@ -29,6 +29,19 @@ var numParams = map[string]numParam{
 	"seed":              {lo: math.MinInt64, hi: math.MaxInt64, integer: true},
 }
 
+// completionsNumParams are the numeric parameters of a legacy
+// /v1/completions request, with OpenAI's ranges.
+var completionsNumParams = map[string]numParam{
+	"temperature":       {lo: 0, hi: 2},
+	"top_p":             {lo: 0, hi: 1},
+	"frequency_penalty": {lo: -2, hi: 2},
+	"presence_penalty":  {lo: -2, hi: 2},
+	"n":                 {lo: 1, hi: 128, integer: true},
+	"best_of":           {lo: math.MinInt64, hi: math.MaxInt64, integer: true},
+	"logprobs":          {lo: 0, hi: 5, integer: true},
+	"seed":              {lo: math.MinInt64, hi: math.MaxInt64, integer: true},
+}
+
 // embeddingsNumParams are those of an embeddings request.
 var embeddingsNumParams = map[string]numParam{
 	"dimensions": {lo: 1, hi: 1 << 16, integer: true},
