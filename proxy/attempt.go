@@ -147,7 +147,7 @@ func (g *Gateway) upstreamFailed(x *exchange, t *routing.Target, att capture.Att
 			fmt.Sprintf("upstream %s did not answer in time", t.Provider.Name)), schema.Verdict{}
 	}
 	return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError,
-		fmt.Sprintf("upstream %s failed: %s", t.Provider.Name, text)), schema.Verdict{}
+		fmt.Sprintf("upstream %s failed: %s", t.Provider.Name, failureText(err))), schema.Verdict{}
 }
 
 // upstreamStatus judges an upstream status: 5xx and 429 are retryable

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/cairnhq/cairn/schema"
 )
 
@@ -40,4 +42,32 @@ func timeoutText(now, end time.Time, idle, maxDur time.Duration) string {
 		return "upstream stream exceeded stream_max_duration (" + maxDur.String() + ")"
 	}
 	return "upstream stream stalled beyond stream_idle_timeout (" + idle.String() + ")"
+}
+
+// failureText says why an upstream attempt failed, for the client's error
+// message: the kind of failure in a fixed vocabulary, never the error's
+// own text, which carries socket addresses ("dial tcp 10.0.0.9:443: …",
+// a resolver's "lookup api.internal on 10.0.0.2:53") of the provider's
+// network (issue 12.15). The attempt in the record keeps the detail.
+func failureText(err error) string {
+	var dns *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "no route to host"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	case errors.As(err, &dns):
+		return "the provider's host name did not resolve"
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return "no free connection to the upstream"
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		return "response body too large"
+	case errors.Is(err, fasthttp.ErrConnectionClosed):
+		return "the upstream closed the connection before answering"
+	case isDialError(err):
+		return "connect failed"
+	}
+	return streamBreakText(err)
 }

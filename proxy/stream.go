@@ -429,7 +429,7 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 				"upstream stream stalled"), schema.Verdict{}
 		}
 		return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError,
-			"upstream stream broke: "+text), schema.Verdict{}
+			"upstream "+s.t.Provider.Name+" stream broke: "+failureText(perr)), schema.Verdict{}
 	}
 	if !s.done {
 		all = append(all, sseDone...)
