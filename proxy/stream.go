@@ -134,11 +134,17 @@ func (s *streamRelay) onEvent(ev schema.Event) error {
 	return nil
 }
 
-func (s *streamRelay) close(complete bool) {
-	if s.dc != nil && complete {
+// close releases the upstream response. read says the body was read to
+// its end (io.EOF): fasthttp has then put the connection back in its pool,
+// so it is reset for plain use and must not be closed under the pool (a
+// stream that ended without [DONE] or a finish reason closed its pooled
+// connection, and the next request on it failed with 502). Otherwise the
+// connection is half-read and is closed.
+func (s *streamRelay) close(read bool) {
+	if s.dc != nil && read {
 		s.dc.plainMode()
 	}
-	if !complete && s.dc != nil {
+	if !read && s.dc != nil {
 		_ = s.dc.Close()
 	}
 	_ = s.resp.CloseBodyStream()
@@ -225,10 +231,11 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 	if len(s.out) == 0 && perr != nil {
 		// Nothing reached the client yet, so even a clean end (a
 		// close-delimited body that ends after the headers) may fail over.
-		if errors.Is(perr, io.EOF) {
+		eof := errors.Is(perr, io.EOF)
+		if eof {
 			perr = errEmptyStream
 		}
-		s.close(false)
+		s.close(eof)
 		return g.upstreamFailed(x, t, att, perr)
 	}
 	t.Health.Success()
@@ -272,7 +279,8 @@ func (g *Gateway) relay(w streamOut, s *streamRelay, perr error) {
 	rec := x.rec
 	complete := false
 	defer func() {
-		s.close(complete)
+		// Read to its end unless the drain deadline closed it under us.
+		s.close(complete || errors.Is(perr, io.EOF) && !s.cut.Load())
 		g.finishStream(x, s)
 	}()
 	for {
@@ -421,7 +429,7 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 	if !complete {
 		discardUsage()
 		class, text := classify(perr)
-		s.close(false)
+		s.close(errors.Is(perr, io.EOF))
 		s.t.Health.Failure()
 		x.rec.Attempts[len(x.rec.Attempts)-1].Error = text
 		if errors.Is(class, errUpstreamTimeout) {
