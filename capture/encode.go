@@ -90,6 +90,10 @@ func appendRecord(b []byte, r *Record) []byte {
 				b = append(b, `,"discarded_tokens":`...)
 				b = strconv.AppendInt(b, int64(a.DiscardedTokens), 10)
 			}
+			if a.EstimatedTokens != 0 {
+				b = append(b, `,"estimated_tokens":`...)
+				b = strconv.AppendInt(b, int64(a.EstimatedTokens), 10)
+			}
 			b = append(b, '}')
 		}
 		b = append(b, ']')

@@ -41,7 +41,8 @@ func TestAppendRecordMatchesEncodingJSON(t *testing.T) {
 	full.PIILeak = []string{"email", "kz_iin"}
 	full.Params.Tools = 2
 	full.UserHash = "uh_0123456789abcdef0123456789abcdef"
-	full.Attempts = append(full.Attempts, Attempt{Provider: "b", Model: "m", Status: 0, LatencyMS: tiny, Error: "dial"})
+	full.Attempts = append(full.Attempts, Attempt{Provider: "b", Model: "m", Status: 0, LatencyMS: tiny, Error: "dial"},
+		Attempt{Provider: "c", Model: "m", Status: 200, DiscardedTokens: 7, EstimatedTokens: 9})
 
 	tests := []struct {
 		name string

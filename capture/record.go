@@ -165,6 +165,11 @@ type Attempt struct {
 	// 429 with usage, a contract failure that fell back): charged to the
 	// key all the same.
 	DiscardedTokens int `json:"discarded_tokens,omitempty"`
+	// EstimatedTokens are charged to the key for a stream that ended
+	// without the provider's usage (the client went away, the upstream
+	// broke, a deadline cut it): 4 bytes a token over the request body
+	// and the content received. The provider bills such streams too.
+	EstimatedTokens int `json:"estimated_tokens,omitempty"`
 }
 
 // Usage is token usage as the provider reported it.

@@ -91,6 +91,9 @@ type exchange struct {
 	// contract failure, a buffered stream that broke or failed). The
 	// provider billed them, so finish charges them to the key too.
 	discardedTokens int
+	// estimatedTokens are charged for streams that ended without the
+	// provider's usage (stream_estimate.go).
+	estimatedTokens int
 }
 
 // discard counts the usage an upstream reported in a body whose answer is
@@ -288,7 +291,7 @@ func (g *Gateway) finish(x *exchange) {
 	g.judgeMessage(x)
 	// A request that reserved tokens settles even with no usage, so the
 	// reservation goes back to the key's budget.
-	if tokens := r.Usage.TotalTokens + x.discardedTokens; x.key != nil && x.limits.TPM > 0 && (tokens > 0 || x.reserved.Tokens > 0) {
+	if tokens := r.Usage.TotalTokens + x.discardedTokens + x.estimatedTokens; x.key != nil && x.limits.TPM > 0 && (tokens > 0 || x.reserved.Tokens > 0) {
 		g.chargeUsage(charge{key: x.key.Name, limits: x.limits, reqID: x.id, tokens: tokens, res: x.reserved})
 	}
 	if x.slot {

@@ -362,6 +362,8 @@ func (g *Gateway) finishStream(x *exchange, s *streamRelay) {
 	rec := x.rec
 	if u, ok := s.acc.Usage(); ok {
 		rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens, CachedTokens: u.CachedTokens}
+	} else if !s.done {
+		s.chargeEstimate()
 	}
 	if !x.contr.Empty() && rec.Outcome == "" {
 		v := x.contr.CheckStream(&s.acc)
@@ -427,7 +429,11 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 		}
 	}
 	if !complete {
-		discardUsage()
+		if _, ok := s.acc.Usage(); ok {
+			discardUsage()
+		} else {
+			s.chargeEstimate()
+		}
 		class, text := classify(perr)
 		s.close(errors.Is(perr, io.EOF))
 		s.t.Health.Failure()
