@@ -93,3 +93,49 @@ func TestHostileScoresNesting(t *testing.T) {
 		t.Fatalf("after the bombs: /healthz %d", r.status)
 	}
 }
+
+// TestHostileStreamEventNesting has the upstream stream events nested
+// millions deep in the places the gateway reads: an error event's error,
+// a {"type":"error"} event, a delta's content and tool calls, usage.
+func TestHostileStreamEventNesting(t *testing.T) {
+	const n = 2_000_000
+	deep := strings.Repeat("[", n) + strings.Repeat("]", n)
+	open := strings.Repeat("[", n)
+	events := map[string]string{
+		"error":      `{"error":` + deep + `}`,
+		"error-open": `{"error":` + open,
+		"type-error": `{"type":"error","error":` + deep + `}`,
+		"content":    `{"choices":[{"index":0,"delta":{"content":` + deep + `}}]}`,
+		"tool-calls": `{"choices":[{"index":0,"delta":{"tool_calls":` + deep + `}}]}`,
+		"usage":      `{"choices":[],"usage":` + deep + `}`,
+		"choices":    `{"choices":` + deep + `}`,
+		"objects":    strings.Repeat(`{"a":`, n/5) + strings.Repeat("}", n/5),
+	}
+	up := startUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		body := string(ctx.PostBody())
+		for k, v := range events {
+			if strings.Contains(body, `"`+k+`"`) {
+				ctx.SetContentType("text/event-stream")
+				ctx.SetBodyString(`data: {"id":"s","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}` + "\n\ndata: " + v + "\n\ndata: [DONE]\n\n")
+				return
+			}
+		}
+		okCompletion(ctx)
+	})
+	tg := startGateway(t, fmt.Sprintf(hostileConfig, up), hostileEnv)
+	sent := 0
+	for name := range events {
+		t.Run(name, func(t *testing.T) {
+			body := fmt.Sprintf(`{"model":"support-bot","stream":true,"messages":[{"role":"user","content":%q}],"response_format":{"type":"json_object"}}`, name)
+			r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", body)
+			sent++
+			if r.status != 200 && r.status != 502 {
+				t.Fatalf("status %d: %.300s", r.status, r.body)
+			}
+		})
+	}
+	if r := do(t, "POST", tg.api+"/v1/chat/completions", "gw-app-key", chat("support-bot", "")); r.status != 200 {
+		t.Fatalf("after the bombs: status %d: %s", r.status, r.body)
+	}
+	tg.records(t, sent+1)
+}
