@@ -439,8 +439,11 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 		s.t.Health.Failure()
 		x.rec.Attempts[len(x.rec.Attempts)-1].Error = text
 		if errors.Is(class, errUpstreamTimeout) {
+			// Which deadline it was: "stalled" for a stream cut by
+			// stream_max_duration misled (issue 12.15).
+			cfg := s.up.cfg
 			return resultRetry, statusErr(fasthttp.StatusGatewayTimeout, "server_error", "upstream_timeout", capture.OutcomeTimeout,
-				"upstream stream stalled"), schema.Verdict{}
+				"upstream "+s.t.Provider.Name+" "+strings.TrimPrefix(timeoutText(g.now(), s.end, cfg.StreamIdleTimeout.D(), cfg.StreamMaxDuration.D()), "upstream ")), schema.Verdict{}
 		}
 		return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError,
 			"upstream "+s.t.Provider.Name+" stream broke: "+failureText(perr)), schema.Verdict{}
