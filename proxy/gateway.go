@@ -104,6 +104,9 @@ type Gateway struct {
 	relaysMu sync.Mutex
 	relays   map[*streamRelay]struct{} // streams being relayed
 	cutting  bool                      // the drain deadline passed
+	// pastDrain is set at the drain deadline: requests still waiting on
+	// an upstream are cut there too (shutdown_requests.go).
+	pastDrain atomic.Bool
 
 	chargeDropped atomic.Int64
 	streamsOpen   atomic.Int64
@@ -430,9 +433,15 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		g.log.Warn("drain deadline passed; ending open streams with server_shutting_down", "streams", n)
 	}
 	if !apiClosed || dctx.Err() != nil {
-		// Past the deadline: give the cut streams and any request still
-		// waiting on its upstream a short grace to finish their records
-		// and to write their last bytes to their clients.
+		// Requests still waiting on their upstream are answered 503
+		// server_shutting_down with a record (outcome shutdown), never
+		// left to vanish with the process.
+		if n := g.cutUpstreamCalls(); n > 0 {
+			g.log.Warn("drain deadline passed; closed the upstream connections still open", "connections", n)
+		}
+		// Past the deadline: give the cut streams and requests a short
+		// grace to finish their records and to write their last bytes to
+		// their clients.
 		gctx, gcancel := context.WithTimeout(ctx, shutdownGrace)
 		select {
 		case <-done:
