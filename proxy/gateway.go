@@ -279,7 +279,7 @@ func (g *Gateway) newAPIServer(cfg *configs.Config) *fasthttp.Server {
 		MaxRequestBodySize:           maxBody,
 		ReadTimeout:                  cfg.Server.ReadTimeout.D(),
 		IdleTimeout:                  cfg.Server.IdleTimeout.D(),
-		WriteTimeout:                 max(cfg.Server.WriteTimeout.D(), streamMax+10*time.Second),
+		WriteTimeout:                 max(cfg.Server.WriteTimeout.D(), streamMax+streamWriteMargin),
 		Concurrency:                  cfg.Server.MaxConcurrency * 2,
 		CloseOnShutdown:              true,
 		NoDefaultServerHeader:        true,
@@ -491,6 +491,10 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	g.log.Info("cairn stopped")
 	return errors.Join(errs...)
 }
+
+// streamWriteMargin is what the API server's write timeout allows beyond
+// the longest stream_max_duration (a stream's last events and terminator).
+const streamWriteMargin = 10 * time.Second
 
 // shutdownGrace is how long shutdown waits, after the drain deadline,
 // for cut streams and in-flight requests to write their records.
