@@ -12,7 +12,8 @@ import (
 )
 
 // Requests still waiting for their upstream's answer at the drain
-// deadline (buffered, and streams before their headers) are answered 503
+// deadline (buffered, streams before their headers, streams an enforce
+// route holds until judged) are answered 503
 // server_shutting_down with a record (outcome shutdown) before capture
 // closes: none vanishes with the process, no fallback is tried, and
 // Shutdown returns nil (issue 13: before, they were cut by the process
@@ -20,6 +21,7 @@ import (
 func TestShutdownCutsRequestsWaitingOnUpstream(t *testing.T) {
 	m, up := startMock(t, loadtest.MockOptions{})
 	m.SetFault("upstream-model", loadtest.Fault{Hang: true})
+	m.SetFault("slow-model", loadtest.Fault{SlowChunks: time.Minute})
 	fb, fbAddr := startMock(t, loadtest.MockOptions{})
 	tg := startGateway(t, fmt.Sprintf(`
 data_dir: {{DATA}}
@@ -31,23 +33,34 @@ routes:
   - name: support-bot
     targets: [ { provider: primary, model: upstream-model } ]
     fallbacks: [ { provider: backup, model: fallback-model } ]
+  - name: strict
+    targets: [ { provider: primary, model: slow-model } ]
+    fallbacks: [ { provider: backup, model: fallback-model } ]
+    contract: { mode: enforce, buffer_streams: true }
 `, up, fbAddr), nil)
 
-	const plain, streams = 4, 2
-	results := make(chan result, plain+streams)
-	for i := range plain + streams {
-		extra := ""
-		if i >= plain {
+	// Buffered: plain requests, streams before their headers, and an
+	// enforce route's streams held until judged (headers and a first
+	// chunk arrived, the rest a minute away).
+	const plain, streams, buffered = 4, 2, 2
+	const total = plain + streams + buffered
+	results := make(chan result, total)
+	for i := range total {
+		model, extra := "support-bot", ""
+		switch {
+		case i >= plain+streams:
+			model, extra = "strict", `"stream":true,"response_format":{"type":"json_object"}`
+		case i >= plain:
 			extra = `"stream":true`
 		}
 		go func() {
-			results <- do(t, "POST", tg.api+"/v1/chat/completions", "", chat("support-bot", extra))
+			results <- do(t, "POST", tg.api+"/v1/chat/completions", "", chat(model, extra))
 		}()
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for m.Requests() < plain+streams {
+	for m.Requests() < total {
 		if time.Now().After(deadline) {
-			t.Fatalf("the upstream got %d of %d requests", m.Requests(), plain+streams)
+			t.Fatalf("the upstream got %d of %d requests", m.Requests(), total)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -60,7 +73,7 @@ routes:
 	if d := time.Since(t0); d > 3*time.Second {
 		t.Errorf("Shutdown took %v with drain_timeout 300ms; want the waiting requests cut at the deadline", d)
 	}
-	for range plain + streams {
+	for range total {
 		r := <-results
 		if r.status != 503 || r.errorCode() != "server_shutting_down" || !strings.Contains(r.header.Get("content-type"), "json") {
 			t.Errorf("request waiting at the drain deadline got %d %s; want 503 server_shutting_down (OpenAI error JSON)", r.status, r.body)
@@ -72,7 +85,7 @@ routes:
 	if n := fb.Requests(); n != 0 {
 		t.Errorf("the fallback got %d requests after the drain deadline; want 0", n)
 	}
-	recs := tg.records(t, plain+streams)
+	recs := tg.records(t, total)
 	for _, r := range recs {
 		if r.Outcome != capture.OutcomeShutdown || r.Status != 503 || len(r.Attempts) != 1 || r.Attempts[0].Error != "cut at the drain deadline" {
 			t.Errorf("record %s: outcome %q status %d attempts %+v; want shutdown, 503, one attempt cut at the drain deadline",
@@ -83,7 +96,7 @@ routes:
 	if begun := tg.recordsBegun.Load(); begun != int64(a.Admitted) || tg.recordsOpen.Load() != 0 {
 		t.Errorf("requests begun %d, open %d, admitted to capture %d; want every begun request admitted", begun, tg.recordsOpen.Load(), a.Admitted)
 	}
-	if !a.Balanced() || a.Sinks["file"].Written != plain+streams || a.Sinks["file"].LostTotal() != 0 {
-		t.Errorf("accounting after shutdown = %+v; want %d written, 0 lost", a, plain+streams)
+	if !a.Balanced() || a.Sinks["file"].Written != total || a.Sinks["file"].LostTotal() != 0 {
+		t.Errorf("accounting after shutdown = %+v; want %d written, 0 lost", a, total)
 	}
 }
