@@ -190,9 +190,10 @@ func (l *ledger) snapshot() Accounting {
 	return a
 }
 
-// write writes the ledger's families in the Prometheus text format.
-func (l *ledger) write(bw *bufio.Writer) {
-	a := l.snapshot()
+// write writes the ledger's families of snapshot a in the Prometheus
+// text format. The caller writes cairn_capture_queue_depth from the same
+// a, so that every scrape balances.
+func (l *ledger) write(bw *bufio.Writer, a Accounting) {
 	writeScalar(bw, "cairn_capture_admitted_total", "Records handed to the capture writer (one per request that reached admission).", "counter", a.Admitted)
 	bw.WriteString("# HELP cairn_capture_sink_written_total Records a sink stored (file: written to the capture file; redis: added to the stream).\n# TYPE cairn_capture_sink_written_total counter\n")
 	for _, s := range sinkNames {

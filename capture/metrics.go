@@ -191,7 +191,7 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	writeScalar(bw, "cairn_capture_redis_written_total", "Records appended to the Redis capture stream.", "counter", a.Sinks["redis"].Written)
 	writeScalar(bw, "cairn_capture_redis_backfilled_total", "Records added to the Redis stream after a failed attempt (backfilled from the backlog).", "counter", m.backfilled.Load())
 	writeScalar(bw, "cairn_capture_torn_lines_total", "Torn capture lines (a crash mid-write) skipped by readers or sealed on reopen.", "counter", m.tornLines.Load())
-	m.ledger.write(bw)
+	m.ledger.write(bw, a) // the snapshot queue_depth came from: one scrape balances
 	bw.WriteString("# HELP cairn_capture_files_pruned_total Capture files deleted, by reason (retention: older than capture.retention_days; max_total_bytes: the oldest, to keep the files within capture.max_total_bytes).\n# TYPE cairn_capture_files_pruned_total counter\n")
 	for i, n := range pruneReasonNames {
 		bw.WriteString(`cairn_capture_files_pruned_total{reason="` + n + `"} ` + strconv.FormatUint(m.filesPruned[i].Load(), 10) + "\n")

@@ -398,15 +398,7 @@ func SecretsOf(c *configs.Config) *Secrets {
 
 // secretHeaderName reports whether a header name says it carries a
 // credential (api-key, x-api-key, authorization, …).
-func secretHeaderName(name string) bool {
-	n := strings.ToLower(name)
-	for _, w := range []string{"auth", "key", "token", "secret", "password", "signature", "credential", "cookie"} {
-		if strings.Contains(n, w) {
-			return true
-		}
-	}
-	return false
-}
+func secretHeaderName(name string) bool { return configs.SecretHeaderName(name) }
 
 // Redactor holds the gateway's current Secrets. A reload adds the new
 // config's secrets to those already known (a rotated-out key is still a

@@ -19,8 +19,9 @@ const SecretChanged = "changed"
 // that the State diff (Diff) does not cover: listeners, data dir, Redis,
 // server limits, providers, key sources, per-route settings outside the
 // state, rate limits, detection, masking, capture, tracing, notify.
-// Secrets (provider keys, gateway keys, the admin token, webhook URLs and
-// headers, the Redis password) are compared but shown as "changed". Paths
+// Secrets (provider keys, provider headers whose name says they carry a
+// credential, gateway keys, the admin token, webhook URLs and headers, the
+// Redis password) are compared but shown as "changed". Paths
 // name list items by name where they have one: providers[openai].timeout.
 func DiffConfig(a, b *Config) []Change {
 	fa, fb := flatConfig(a), flatConfig(b)
@@ -50,6 +51,11 @@ func DiffConfig(a, b *Config) []Change {
 		for _, pa := range a.Providers {
 			if pa.Name == pb.Name {
 				secret("providers["+pb.Name+"].api_key", pa.APIKey != pb.APIKey)
+				for _, h := range slices.Sorted(maps.Keys(union(secretHeaders(pa.Headers), secretHeaders(pb.Headers)))) {
+					va, oka := pa.Headers[h]
+					vb, okb := pb.Headers[h]
+					secret("providers["+pb.Name+"].headers."+h, oka != okb || va != vb)
+				}
 			}
 		}
 	}
@@ -113,6 +119,18 @@ func redisPassword(s string) string {
 	return p
 }
 
+// secretHeaders returns the headers of h whose name says they carry a
+// credential (values replaced: only the names are of use).
+func secretHeaders(h map[string]string) map[string]any {
+	out := map[string]any{}
+	for k := range h {
+		if SecretHeaderName(k) {
+			out[k] = nil
+		}
+	}
+	return out
+}
+
 func union(a, b map[string]any) map[string]any {
 	u := maps.Clone(a)
 	maps.Copy(u, b)
@@ -126,6 +144,15 @@ func flatConfig(c *Config) map[string]any {
 	cc := *c
 	if u, err := url.Parse(cc.RedisURL); err == nil && u.User != nil {
 		cc.RedisURL = u.Redacted()
+	}
+	cc.Providers = slices.Clone(cc.Providers)
+	for i := range cc.Providers {
+		// Credential headers are compared as secrets in DiffConfig.
+		if len(secretHeaders(cc.Providers[i].Headers)) > 0 {
+			h := maps.Clone(cc.Providers[i].Headers)
+			maps.DeleteFunc(h, func(k, _ string) bool { return SecretHeaderName(k) })
+			cc.Providers[i].Headers = h
+		}
 	}
 	cc.Notify.Webhooks = slices.Clone(cc.Notify.Webhooks)
 	for i := range cc.Notify.Webhooks {

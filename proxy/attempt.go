@@ -138,6 +138,14 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 // upstreamFailed records a transport failure (connect error, timeout, reset)
 // and marks the target's health.
 func (g *Gateway) upstreamFailed(x *exchange, t *routing.Target, att capture.Attempt, err error) (attemptResult, *StatusError, schema.Verdict) {
+	if g.pastDrain.Load() {
+		// The drain deadline closed the upstream connection: not the
+		// target's failure, and no fallback is tried.
+		att.Error = "cut at the drain deadline"
+		x.rec.Attempts = append(x.rec.Attempts, att)
+		x.drainCut = true
+		return resultRetry, errCutAtDrain, schema.Verdict{}
+	}
 	class, text := classify(err)
 	att.Error = text
 	x.rec.Attempts = append(x.rec.Attempts, att)

@@ -42,6 +42,11 @@ var (
 		"the gateway is at its concurrency limit (server.max_concurrency); retry shortly")
 	errShuttingDown = statusErr(fasthttp.StatusServiceUnavailable, "server_error", "shutting_down", capture.OutcomeOverloaded,
 		"the gateway is shutting down")
+	// errCutAtDrain answers a request whose upstream had not answered by
+	// the drain deadline (the streams' server_shutting_down, before any
+	// byte was sent): SDKs retry a 503, on another replica.
+	errCutAtDrain = statusErr(fasthttp.StatusServiceUnavailable, "server_error", "server_shutting_down", capture.OutcomeShutdown,
+		"the gateway is shutting down and its upstream had not answered by the drain deadline; retry the request")
 )
 
 func badRequest(param, msg string) *StatusError {

@@ -104,6 +104,9 @@ type Gateway struct {
 	relaysMu sync.Mutex
 	relays   map[*streamRelay]struct{} // streams being relayed
 	cutting  bool                      // the drain deadline passed
+	// pastDrain is set at the drain deadline: requests still waiting on
+	// an upstream are cut there too (shutdown_requests.go).
+	pastDrain atomic.Bool
 
 	chargeDropped atomic.Int64
 	streamsOpen   atomic.Int64
@@ -276,7 +279,7 @@ func (g *Gateway) newAPIServer(cfg *configs.Config) *fasthttp.Server {
 		MaxRequestBodySize:           maxBody,
 		ReadTimeout:                  cfg.Server.ReadTimeout.D(),
 		IdleTimeout:                  cfg.Server.IdleTimeout.D(),
-		WriteTimeout:                 max(cfg.Server.WriteTimeout.D(), streamMax+10*time.Second),
+		WriteTimeout:                 max(cfg.Server.WriteTimeout.D(), streamMax+streamWriteMargin),
 		Concurrency:                  cfg.Server.MaxConcurrency * 2,
 		CloseOnShutdown:              true,
 		NoDefaultServerHeader:        true,
@@ -430,9 +433,15 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 		g.log.Warn("drain deadline passed; ending open streams with server_shutting_down", "streams", n)
 	}
 	if !apiClosed || dctx.Err() != nil {
-		// Past the deadline: give the cut streams and any request still
-		// waiting on its upstream a short grace to finish their records
-		// and to write their last bytes to their clients.
+		// Requests still waiting on their upstream are answered 503
+		// server_shutting_down with a record (outcome shutdown), never
+		// left to vanish with the process.
+		if n := g.cutUpstreamCalls(); n > 0 {
+			g.log.Warn("drain deadline passed; closed the upstream connections still open", "connections", n)
+		}
+		// Past the deadline: give the cut streams and requests a short
+		// grace to finish their records and to write their last bytes to
+		// their clients.
 		gctx, gcancel := context.WithTimeout(ctx, shutdownGrace)
 		select {
 		case <-done:
@@ -482,6 +491,10 @@ func (g *Gateway) shutdown(ctx context.Context) error {
 	g.log.Info("cairn stopped")
 	return errors.Join(errs...)
 }
+
+// streamWriteMargin is what the API server's write timeout allows beyond
+// the longest stream_max_duration (a stream's last events and terminator).
+const streamWriteMargin = 10 * time.Second
 
 // shutdownGrace is how long shutdown waits, after the drain deadline,
 // for cut streams and in-flight requests to write their records.

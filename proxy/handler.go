@@ -94,6 +94,10 @@ type exchange struct {
 	// estimatedTokens are charged for streams that ended without the
 	// provider's usage (stream_estimate.go).
 	estimatedTokens int
+
+	// drainCut is set when the drain deadline cut this request's upstream
+	// call (or came before it): it is answered errCutAtDrain.
+	drainCut bool
 }
 
 // discard counts the usage an upstream reported in a body whose answer is
@@ -357,7 +361,11 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	var last *StatusError
 	var lastVerdict schema.Verdict
 	for i, t := range plan {
-		if i >= 1+len(x.route.Fallbacks)+1 {
+		if i >= 1+len(x.route.Fallbacks)+1 || x.drainCut {
+			break
+		}
+		if g.pastDrain.Load() {
+			x.drainCut = true // no new upstream call after the drain deadline
 			break
 		}
 		res, se, verdict := g.attempt(ctx, x, t)
@@ -374,6 +382,12 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	}
 	ctx.Response.Header.Set("x-cairn-route", x.route.Name)
 	ctx.Response.Header.Set("x-cairn-cohort", x.rec.Cohort)
+	if x.drainCut {
+		ctx.Response.Header.Set("x-cairn-contract", capture.VerdictNone)
+		ctx.SetConnectionClose()
+		g.fail(ctx, x, errCutAtDrain)
+		return false
+	}
 	if x.lastReply != nil && last != nil && last.Code != "contract_violation" {
 		// No fallback answered and the last upstream did: relay its answer.
 		ctx.Response.Header.Set("x-cairn-contract", capture.VerdictNone)

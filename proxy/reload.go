@@ -51,6 +51,14 @@ func (g *Gateway) checkReload(cur, next *configs.Config) error {
 			errs = append(errs, fmt.Errorf("routes[%d].max_body_bytes: %d is above the running server's body limit %d; raising it needs a restart", i, r.MaxBodyBytes, g.api.MaxRequestBodySize))
 		}
 	}
+	for i, p := range next.Providers {
+		// The API server's write timeout bounds every response, streams
+		// included, and is fixed when it starts (newAPIServer): a longer
+		// stream_max_duration would be cut by it instead of honoured.
+		if d := p.StreamMaxDuration.D(); d+streamWriteMargin > g.api.WriteTimeout {
+			errs = append(errs, fmt.Errorf("providers[%d].stream_max_duration: %s is above what the running server's write timeout allows (%s); raising it needs a restart", i, d, g.api.WriteTimeout-streamWriteMargin))
+		}
+	}
 	if next.AdminToken == "" {
 		if addr := g.adminAddr.Load(); addr != nil && !loopback(*addr) {
 			errs = append(errs, fmt.Errorf("admin_token_env: the admin API is bound to %s, not loopback; it cannot run without a token", *addr))

@@ -428,6 +428,14 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 			x.discardUsage(&x.rec.Attempts[len(x.rec.Attempts)-1], u)
 		}
 	}
+	if !complete && g.pastDrain.Load() {
+		// The drain deadline closed the upstream connection.
+		discardUsage()
+		s.close(false)
+		x.rec.Attempts[len(x.rec.Attempts)-1].Error = "cut at the drain deadline"
+		x.drainCut = true
+		return resultRetry, errCutAtDrain, schema.Verdict{}
+	}
 	if !complete {
 		if _, ok := s.acc.Usage(); ok {
 			discardUsage()

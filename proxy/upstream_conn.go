@@ -64,13 +64,31 @@ func (g *Gateway) writeUpstreamMetrics(w io.Writer) {
 // connection while the body streams, which would cut every stream at the
 // first-byte timeout), and to note the upstream's Keep-Alive timeout.
 type connRegistry struct {
-	m sync.Map // local addr string -> *upstreamConn
+	m      sync.Map    // local addr string -> *upstreamConn
+	closed atomic.Bool // closeAll ran: connections dialed later are closed at once
 }
 
 func (r *connRegistry) wrap(c net.Conn, isTLS bool) net.Conn {
 	uc := &upstreamConn{Conn: c, reg: r, key: c.LocalAddr().String(), probe: newConnProbe(c, isTLS)}
 	r.m.Store(uc.key, uc)
+	if r.closed.Load() {
+		_ = uc.Close() // dialed after the drain deadline: fails its request at once
+	}
 	return uc
+}
+
+// closeAll closes every registered connection, in use or idle, and every
+// one dialed later (at the drain deadline: shutdown_requests.go). Either
+// wrap sees closed or the range sees wrap's connection.
+func (r *connRegistry) closeAll() int {
+	r.closed.Store(true)
+	n := 0
+	r.m.Range(func(_, v any) bool {
+		_ = v.(*upstreamConn).Close()
+		n++
+		return true
+	})
+	return n
 }
 
 func (r *connRegistry) lookup(local net.Addr) *upstreamConn {
