@@ -15,6 +15,7 @@ import (
 // the provider's request ID. Owned copies; nothing aliases a response.
 type upstreamReply struct {
 	provider, model string
+	target          string // the configured target's label, as in the record
 	status          int
 	body            []byte // redacted of the provider key
 	providerID      string
@@ -29,7 +30,7 @@ var relayedErrorHeaders = [...]string{"retry-after", "retry-after-ms", "x-should
 // noteUpstreamReply keeps t's error answer as the exchange's last upstream
 // reply. body must already be redacted and owned.
 func (x *exchange) noteUpstreamReply(t *routing.Target, model string, status int, h *fasthttp.ResponseHeader, body []byte, providerID string) {
-	r := &upstreamReply{provider: t.Provider.Name, model: model, status: status, body: body, providerID: providerID}
+	r := &upstreamReply{provider: t.Provider.Name, model: model, target: t.Label(), status: status, body: body, providerID: providerID}
 	r.retryAfter = string(h.Peek("retry-after"))
 	r.retryAfterMS = string(h.Peek("retry-after-ms"))
 	r.shouldRetry = string(h.Peek("x-should-retry"))
@@ -65,7 +66,9 @@ func (g *Gateway) relayUpstreamError(ctx *fasthttp.RequestCtx, x *exchange, se *
 		ctx.Response.SetBody(schema.AppendError(nil, msg, se.Type, se.Param, se.Code))
 	}
 	rec := x.rec
-	rec.Provider, rec.Model = r.provider, r.model
+	// The record's target is the one whose answer the client got, like
+	// its provider and model (it named the routed target until now).
+	rec.Provider, rec.Model, rec.Target = r.provider, r.model, r.target
 	rec.ProviderRequestID = r.providerID
 	rec.Status = r.status
 	rec.Outcome = se.Outcome
@@ -97,8 +100,21 @@ func upstreamMessage(body []byte) string {
 // header, as many OpenAI-compatible servers do (issue 14.4).
 func bodyRequestID(body []byte) string {
 	v := gjson.GetBytes(body, "id")
-	if v.Type != gjson.String || v.Str == "" || len(v.Str) > 256 {
+	if v.Type != gjson.String {
 		return ""
 	}
-	return v.Str
+	return eventRequestID(v.Str)
+}
+
+// maxBodyRequestID bounds a provider request ID taken from a body: it
+// becomes a response header and an indexed record field.
+const maxBodyRequestID = 256
+
+// eventRequestID is the provider request ID taken from a stream's first
+// event "id", or "" when it is empty or longer than maxBodyRequestID.
+func eventRequestID(id string) string {
+	if id == "" || len(id) > maxBodyRequestID {
+		return ""
+	}
+	return id
 }
