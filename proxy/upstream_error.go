@@ -76,6 +76,28 @@ func (g *Gateway) relayUpstreamError(ctx *fasthttp.RequestCtx, x *exchange, se *
 	rec.Raw = &capture.RawBodies{RequestBody: x.body, ResponseBody: r.body}
 }
 
+// nameLastAttempt names the target tried last, when no target's answer
+// reached the client (transport failures, contract violations), on the
+// response (x-cairn-target, x-cairn-provider-request-id) and in the
+// record, whose provider, model, target and provider request ID then agree
+// (issue 14.3: the provider's ID was only inside the record's attempts).
+// The record keeps the cohort it was routed to.
+func (x *exchange) nameLastAttempt(h *fasthttp.ResponseHeader) {
+	n := len(x.rec.Attempts)
+	if n == 0 {
+		return
+	}
+	a := &x.rec.Attempts[n-1]
+	setTargetHeader(h, a.Provider, a.Model)
+	x.rec.Provider, x.rec.Model, x.rec.ProviderRequestID = a.Provider, a.Model, a.ProviderRequestID
+	if a.Target != "" {
+		x.rec.Target = a.Target
+	}
+	if a.ProviderRequestID != "" {
+		h.Set("x-cairn-provider-request-id", a.ProviderRequestID)
+	}
+}
+
 // upstreamMessage finds a human message in a non-OpenAI error body
 // ({"error":"…"}, {"message":"…"}, {"detail":"…"}) or plain text, clipped.
 func upstreamMessage(body []byte) string {
