@@ -374,8 +374,8 @@ func (m *Mock) sleep(d time.Duration) bool {
 	}
 }
 
-// Handler serves POST /v1/chat/completions, POST /v1/embeddings,
-// GET /v1/models[/{id}] (the /v1 prefix is optional) and the control
+// Handler serves POST /v1/chat/completions, POST /v1/completions, POST
+// /v1/embeddings, GET /v1/models[/{id}] (the /v1 prefix is optional) and the control
 // endpoints POST|GET|DELETE /mock/faults and GET /mock/stats. It may be
 // mounted on any fasthttp server; it keeps nothing from ctx after returning.
 func (m *Mock) Handler(ctx *fasthttp.RequestCtx) {
@@ -407,6 +407,13 @@ func (m *Mock) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		m.serveEmbeddings(ctx, start, seq)
+	case string(path) == "/completions":
+		if method != fasthttp.MethodPost {
+			m.capture(ctx, "")
+			writeMockError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed", "invalid_request_error", "")
+			return
+		}
+		m.serveCompletions(ctx, start, seq)
 	case string(path) == "/models" || strings.HasPrefix(string(path), "/models/"):
 		m.capture(ctx, "")
 		if !m.authorized(ctx) {

@@ -42,7 +42,7 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 	case path == "/metrics" && get:
 		g.writeMetrics(ctx)
 	case path == "/admin/state" && get:
-		writeJSON(ctx, fasthttp.StatusOK, g.live.Load().State())
+		writeJSON(ctx, fasthttp.StatusOK, g.adminState())
 	case path == "/admin/reload" && post:
 		st, changes, err := g.Reload("admin")
 		if err != nil {

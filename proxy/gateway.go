@@ -112,6 +112,7 @@ type Gateway struct {
 	streamsOpen   atomic.Int64
 	reloads       atomic.Int64
 	adminAddr     atomic.Pointer[string] // the admin listener's bound address
+	apiAddr       atomic.Pointer[string] // the API listener's bound address
 	idleClosed    atomic.Int64
 	// recordsBegun counts requests that got a gateway ID (each yields one
 	// record); recordsOpen those whose record is not yet handed to capture
@@ -353,6 +354,8 @@ func (g *Gateway) Serve(api, admin net.Listener) error {
 	g.start()
 	errc := make(chan error, 2)
 	go func() { errc <- g.api.Serve(byteListener{newLingerListener(api)}) }()
+	apiAddr := api.Addr().String()
+	g.apiAddr.Store(&apiAddr)
 	adminAddr := admin.Addr().String()
 	g.adminAddr.Store(&adminAddr)
 	go func() { errc <- g.admin.Serve(admin) }()

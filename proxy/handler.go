@@ -402,11 +402,7 @@ func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	if last == nil {
 		last = statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError, "no upstream available")
 	}
-	if n := len(x.rec.Attempts); n > 0 {
-		// The target tried last, so the client can tell whose failure it is.
-		a := x.rec.Attempts[n-1]
-		setTargetHeader(&ctx.Response.Header, a.Provider, a.Model)
-	}
+	x.nameLastAttempt(&ctx.Response.Header)
 	ctx.Response.Header.Set("x-cairn-contract", x.rec.Contract.Verdict)
 	if x.rec.Contract.Verdict == "" {
 		ctx.Response.Header.Set("x-cairn-contract", capture.VerdictNone)

@@ -240,7 +240,7 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 	}
 	t.Health.Success()
 	if att.ProviderRequestID == "" {
-		att.ProviderRequestID = s.acc.ID() // the first event's "id" (issue 14.4)
+		att.ProviderRequestID = eventRequestID(s.acc.ID()) // the first event's "id" (issue 14.4)
 	}
 	x.rec.Attempts = append(x.rec.Attempts, att)
 	g.commitTarget(ctx, x, t, model, att.ProviderRequestID)

@@ -16,6 +16,7 @@ import (
 // the provider's request ID. Owned copies; nothing aliases a response.
 type upstreamReply struct {
 	provider, model string
+	target          string // the configured target's label, as in the record
 	status          int
 	body            []byte // redacted of the provider key
 	providerID      string
@@ -30,7 +31,7 @@ var relayedErrorHeaders = [...]string{"retry-after", "retry-after-ms", "x-should
 // noteUpstreamReply keeps t's error answer as the exchange's last upstream
 // reply. body must already be redacted and owned.
 func (x *exchange) noteUpstreamReply(t *routing.Target, model string, status int, h *fasthttp.ResponseHeader, body []byte, providerID string) {
-	r := &upstreamReply{provider: t.Provider.Name, model: model, status: status, body: body, providerID: providerID}
+	r := &upstreamReply{provider: t.Provider.Name, model: model, target: t.Label(), status: status, body: body, providerID: providerID}
 	r.retryAfter = string(h.Peek("retry-after"))
 	r.retryAfterMS = string(h.Peek("retry-after-ms"))
 	r.shouldRetry = string(h.Peek("x-should-retry"))
@@ -66,12 +67,36 @@ func (g *Gateway) relayUpstreamError(ctx *fasthttp.RequestCtx, x *exchange, se *
 		ctx.Response.SetBody(schema.AppendError(nil, msg, se.Type, se.Param, se.Code))
 	}
 	rec := x.rec
-	rec.Provider, rec.Model = r.provider, r.model
+	// The record's target is the one whose answer the client got, like
+	// its provider and model (it named the routed target until now).
+	rec.Provider, rec.Model, rec.Target = r.provider, r.model, r.target
 	rec.ProviderRequestID = r.providerID
 	rec.Status = r.status
 	rec.Outcome = se.Outcome
 	rec.Error = se.Error()
 	rec.Raw = &capture.RawBodies{RequestBody: x.body, ResponseBody: r.body}
+}
+
+// nameLastAttempt names the target tried last, when no target's answer
+// reached the client (transport failures, contract violations), on the
+// response (x-cairn-target, x-cairn-provider-request-id) and in the
+// record, whose provider, model, target and provider request ID then agree
+// (issue 14.3: the provider's ID was only inside the record's attempts).
+// The record keeps the cohort it was routed to.
+func (x *exchange) nameLastAttempt(h *fasthttp.ResponseHeader) {
+	n := len(x.rec.Attempts)
+	if n == 0 {
+		return
+	}
+	a := &x.rec.Attempts[n-1]
+	setTargetHeader(h, a.Provider, a.Model)
+	x.rec.Provider, x.rec.Model, x.rec.ProviderRequestID = a.Provider, a.Model, a.ProviderRequestID
+	if a.Target != "" {
+		x.rec.Target = a.Target
+	}
+	if a.ProviderRequestID != "" {
+		h.Set("x-cairn-provider-request-id", a.ProviderRequestID)
+	}
 }
 
 // upstreamMessage finds a human message in a non-OpenAI error body
@@ -101,8 +126,21 @@ func upstreamMessage(body []byte) string {
 // header, as many OpenAI-compatible servers do (issue 14.4).
 func bodyRequestID(body []byte) string {
 	v := gjson.GetBytes(body, "id")
-	if v.Type != gjson.String || v.Str == "" || len(v.Str) > 256 {
+	if v.Type != gjson.String {
 		return ""
 	}
-	return v.Str
+	return eventRequestID(v.Str)
+}
+
+// maxBodyRequestID bounds a provider request ID taken from a body: it
+// becomes a response header and an indexed record field.
+const maxBodyRequestID = 256
+
+// eventRequestID is the provider request ID taken from a stream's first
+// event "id", or "" when it is empty or longer than maxBodyRequestID.
+func eventRequestID(id string) string {
+	if id == "" || len(id) > maxBodyRequestID {
+		return ""
+	}
+	return id
 }

@@ -22,9 +22,10 @@ import (
 	"github.com/cairnhq/cairn/schema"
 )
 
-const replayUsage = `replay SAMPLES --route R (--gateway URL [--key KEY] | --target PROVIDER/MODEL --config F) [--config F]
+const replayUsage = `replay SAMPLES --route R (--admin URL | --gateway URL | --target PROVIDER/MODEL --config F) [--key KEY] [--config F]
   SAMPLES is a JSONL file of capture records (cairn incidents samples ID > f.jsonl)
-  or an incident ID read with --admin URL or --data-dir DIR`
+  or an incident ID read with --admin URL or --data-dir DIR; with --admin alone the
+  replay goes through that gateway and its x-cairn-contract verdict judges`
 
 // replayOpts are the parsed flags of `cairn replay`.
 type replayOpts struct {
@@ -133,12 +134,17 @@ func parseReplay(args []string) (*replayOpts, error) {
 	if *cfgPath == "" && o.target != "" {
 		return nil, usageError{"--target needs --config: the provider's base_url and key come from it"}
 	}
-	if *cfgPath == "" && o.gateway == "" {
-		msg := "give --gateway URL, or --config F (whose listen address is the gateway), or --target PROVIDER/MODEL --config F"
-		if o.src.admin != "" {
-			msg = "--admin only reads an incident's samples; " + msg
+	if *cfgPath == "" && o.gateway == "" && o.src.admin != "" {
+		// The gateway behind --admin: it routes the replay as it routed
+		// the samples, and its x-cairn-contract verdict judges.
+		gw, err := o.src.gatewayFromAdmin()
+		if err != nil {
+			return nil, err
 		}
-		return nil, usageError{msg}
+		o.gateway = gw
+	}
+	if *cfgPath == "" && o.gateway == "" {
+		return nil, usageError{"give --admin URL or --gateway URL (the gateway to replay through), or --config F (whose listen address is the gateway), or --target PROVIDER/MODEL --config F"}
 	}
 	if *cfgPath != "" {
 		cfg, err := loadReplayConfig(*cfgPath)
