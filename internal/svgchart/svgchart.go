@@ -159,7 +159,10 @@ func Draw(w io.Writer, c Chart, y0 int) {
 	}
 	yStep, yTop := NiceAxis(ymax * 1.05)
 	px := func(t float64) float64 { return left + (right-left)*t/xTop }
-	py := func(v float64) float64 { return bottom - (bottom-top)*v/yTop }
+	// Values sit a few pixels above the x axis so that a line at 0 is
+	// not hidden by it.
+	const inset = 5
+	py := func(v float64) float64 { return bottom - inset - (bottom-inset-top)*v/yTop }
 
 	fmt.Fprintf(w, `<g class="chart">`+"\n")
 	fmt.Fprintf(w, `<text x="%g" y="%d" font-size="13" font-weight="bold">%s</text>`+"\n", left, y0+marginTop-12, Escape(c.Title))
@@ -236,8 +239,10 @@ func Draw(w io.Writer, c Chart, y0 int) {
 		fmt.Fprintf(w, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="3"%s/>`+"\n", right+16, ly, right+36, ly, color, dash)
 		fmt.Fprintf(w, `<text x="%.1f" y="%.1f">%s</text>`+"\n", right+42, ly+4, Escape(s.Name))
 	}
-	// Markers.
-	for i, m := range c.Markers {
+	// Markers. A label goes on the highest row where it does not run into
+	// the label before it, so that close markers stay readable.
+	var rowEnd []float64
+	for _, m := range c.Markers {
 		if !Finite(m.T) {
 			continue
 		}
@@ -252,15 +257,27 @@ func Draw(w io.Writer, c Chart, y0 int) {
 		}
 		fmt.Fprintf(w, `<line%s x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#666666" stroke-dasharray="%s"><title>%s</title></line>`+"\n",
 			class, x, top, x, bottom, dash, Escape(m.Label))
-		ly := top + 12 + float64(i%4)*14
-		anchor, tx := "start", x+4
-		if x > (left+right)/2+(right-left)/4 {
-			anchor, tx = "end", x-4 // keep labels near the right edge inside the plot
+		width := labelWidth(m.Label)
+		anchor, tx, x0, x1 := "start", x+4, x+4, x+4+width
+		if x1 > right {
+			anchor, tx, x0, x1 = "end", x-4, x-4-width, x-4 // keep labels near the right edge inside the plot
 		}
+		row := 0
+		for row < len(rowEnd) && rowEnd[row] > x0 {
+			row++
+		}
+		if row == len(rowEnd) {
+			rowEnd = append(rowEnd, 0)
+		}
+		rowEnd[row] = x1 + 4
+		ly := top + 12 + float64(row%8)*14
 		fmt.Fprintf(w, `<text x="%.1f" y="%.1f" text-anchor="%s" fill="#444444">%s</text>`+"\n", tx, ly, anchor, Escape(m.Label))
 	}
 	fmt.Fprintf(w, "</g>\n")
 }
+
+// labelWidth estimates the width of a label at the chart's font size.
+func labelWidth(s string) float64 { return 6.6 * float64(len([]rune(s))) }
 
 // Finite reports whether f is neither NaN nor infinite.
 func Finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -196,6 +196,7 @@ async function route() {
   if (gen !== generation) return; // a newer navigation won
   clear(main);
   main.append(view);
+  main.dataset.route = location.hash; // what is shown (tests and scripts wait on it)
   document.title = (view.querySelector("h1")?.textContent || "Cairn") + " · Cairn console";
 }
 
