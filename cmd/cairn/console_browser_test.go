@@ -69,8 +69,8 @@ func chromiumPath(t *testing.T) string {
 // breaks its JSON until an incident opens (no automatic rollback: the
 // investigator rolls back from the console).
 type consoleStack struct {
-	api, admin string
-	incident   string
+	api, admin, dataDir string
+	incident            string
 }
 
 func startConsoleStack(t *testing.T) *consoleStack {
@@ -78,7 +78,7 @@ func startConsoleStack(t *testing.T) *consoleStack {
 	dir := t.TempDir()
 	primary, canary := startMockProc(t, "prim"), startMockProc(t, "cana")
 	api, admin := freePort(t), freePort(t)
-	s := &consoleStack{api: "http://" + api, admin: "http://" + admin}
+	s := &consoleStack{api: "http://" + api, admin: "http://" + admin, dataDir: filepath.Join(dir, "data")}
 	cfgPath := filepath.Join(dir, "cairn.yaml")
 	cfg := func(prompt string) string {
 		return fmt.Sprintf(consoleConfig, api, admin, filepath.Join(dir, "data"), primary, canary, prompt)
@@ -466,7 +466,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	b.waitJS(t, "the rollback marker", `document.querySelectorAll("#chart svg line.marker-rollback").length > 0`)
 	if shot := os.Getenv("CAIRN_CONSOLE_SCREENSHOT"); shot != "" {
 		// README's screenshot: `CAIRN_CONSOLE_SCREENSHOT=$PWD/docs/console-incident.png go test ./cmd/cairn -run ConsoleInBrowser`.
-		png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(85))
+		// The top of the incident page: facts, actions, chart, states.
+		png, err := chromedp.Run(b.ctx, func(ctx context.Context, tg *chromedp.Target) ([]byte, error) {
+			if _, err := chromedp.EmulateViewport(1280, 1500)(ctx, tg); err != nil {
+				return nil, err
+			}
+			return chromedp.CaptureScreenshot()(ctx, tg)
+		})
+		chromedp.Do(b.ctx, chromedp.EmulateViewport(1280, 900))
 		if err == nil {
 			err = os.WriteFile(shot, png, 0o644)
 		}
