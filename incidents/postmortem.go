@@ -47,6 +47,9 @@ func code(s string) string {
 // Evidence. Facts come from the incident; hypotheses are labelled as such.
 func RenderPostmortem(i *Incident) string { return RenderPostmortemWith(i, PostmortemOptions{}) }
 
+// pmSampleRows is how many samples of each phase the draft lists.
+const pmSampleRows = 20
+
 // PostmortemOptions shape a postmortem written beside other files.
 type PostmortemOptions struct {
 	// ChartFile is the incident chart's SVG beside the Markdown (a
@@ -270,8 +273,14 @@ func RenderPostmortemWith(i *Incident, opts PostmortemOptions) string {
 		w("\n")
 	}
 	w("\nRequest IDs of the samples:\n\n| Phase | Gateway request ID | Provider request ID | Received (UTC) | Cohort | Target | Outcome | Status | Latency | Contract or error |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	more := 0
 	for _, ph := range phases(i) {
-		for _, r := range ph.recs {
+		recs := ph.recs
+		if len(recs) > pmSampleRows {
+			more += len(recs) - pmSampleRows
+			recs = recs[:pmSampleRows]
+		}
+		for _, r := range recs {
 			why := "—"
 			if r.Contract.Verdict == capture.VerdictFail && len(r.Contract.Reasons) > 0 {
 				why = clip(r.Contract.Reasons[0], 120)
@@ -281,6 +290,9 @@ func RenderPostmortemWith(i *Incident, opts PostmortemOptions) string {
 			w("| %s | %s | %s | %s | %s | %s/%s | %s | %d | %.0f ms | %s |\n", ph.name, code(r.GatewayRequestID), code(orNone(r.ProviderRequestID)),
 				ts(r.ReceivedAt), cell(r.Cohort), cell(r.Provider), cell(r.Model), r.Outcome, r.Status, r.LatencyMS, cell(why))
 		}
+	}
+	if more > 0 {
+		w("\n_%d more samples are not listed here: %s has them all._\n", more, code("cairn incidents samples "+i.ID))
 	}
 	// The samples' masked bodies stay out of the draft (issue 18): a
 	// human reads them side by side in the console, a test reads JSONL.

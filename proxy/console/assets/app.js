@@ -4,6 +4,7 @@
 import { renderMarkdown } from "./markdown.js";
 
 const TOKEN_KEY = "cairn.adminToken";
+const SAMPLES_SHOWN = 10; // per phase, before "Show all"
 const main = document.getElementById("main");
 const banner = document.getElementById("auth-banner");
 
@@ -381,10 +382,20 @@ async function incidentPage(view, id) {
   // Samples.
   view.append(h("h2", {}, "Samples"));
   const cols = h("div", { class: "columns" });
-  for (const [name, recs] of [["Before", inc.samples.before], ["During", inc.samples.during], ["After", inc.samples.after]]) {
-    cols.append(h("section", { "aria-label": name + " samples", "data-phase": name.toLowerCase() },
-      h("h3", {}, `${name} (${(recs || []).length})`),
-      (recs || []).length ? recs.map((r) => sampleCard(r)) : h("p", { class: "muted" }, "none")));
+  for (const [name, recs] of [["Before", inc.samples.before || []], ["During", inc.samples.during || []], ["After", inc.samples.after || []]]) {
+    const sec = h("section", { "aria-label": name + " samples", "data-phase": name.toLowerCase() },
+      h("h3", {}, `${name} (${recs.length})`));
+    if (!recs.length) sec.append(h("p", { class: "muted" }, "none"));
+    // An incident may hold thousands of samples: the first ones render
+    // at once, the rest on request, so the page stays fast.
+    sec.append(recs.slice(0, SAMPLES_SHOWN).map((r) => sampleCard(r)));
+    if (recs.length > SAMPLES_SHOWN) {
+      const more = h("button", { type: "button", class: "secondary", onclick: () => {
+        more.replaceWith(...recs.slice(SAMPLES_SHOWN).map((r) => sampleCard(r)));
+      } }, `Show all ${recs.length} ${name.toLowerCase()} samples`);
+      sec.append(more);
+    }
+    cols.append(sec);
   }
   view.append(cols);
   view.append(h("p", { class: "muted" }, "All samples as JSONL: ", h("code", {}, `cairn incidents samples ${inc.id}`)));
