@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,17 +58,69 @@ func BetweenInDir(ctx context.Context, dataDir string, sp Period, fn func(*Recor
 	return err
 }
 
-// noBody skips a JSON value without keeping it.
-type noBody struct{}
-
-func (*noBody) UnmarshalJSON([]byte) error { return nil }
-
-// liteRecord decodes a record line without its bodies.
-type liteRecord struct {
-	Record
-	Request  noBody `json:"request"`
-	Response noBody `json:"response"`
-	Headers  noBody `json:"headers"`
+// decodeLite reads the fields of a record line that judge it (IDs, route,
+// cohort, target, time, outcome, status, attempts' statuses, latency,
+// usage, cost, contract verdict, guardrails) in one pass with gjson,
+// leaving out the bodies and headers: a chart reads thousands of lines.
+// It reports false for a line that is not a JSON object.
+func decodeLite(line []byte, r *Record) bool {
+	if !gjson.ValidBytes(line) {
+		return false
+	}
+	root := gjson.ParseBytes(line)
+	if !root.IsObject() {
+		return false
+	}
+	root.ForEach(func(k, v gjson.Result) bool {
+		switch k.Str {
+		case "gateway_request_id":
+			r.GatewayRequestID = v.Str
+		case "provider_request_id":
+			r.ProviderRequestID = v.Str
+		case "received_at":
+			r.ReceivedAt, _ = time.Parse(time.RFC3339Nano, v.Str)
+		case "route":
+			r.Route = v.Str
+		case "cohort":
+			r.Cohort = v.Str
+		case "provider":
+			r.Provider = v.Str
+		case "model":
+			r.Model = v.Str
+		case "target":
+			r.Target = v.Str
+		case "status":
+			r.Status = int(v.Int())
+		case "outcome":
+			r.Outcome = v.Str
+		case "latency_ms":
+			r.LatencyMS = v.Float()
+		case "usage":
+			r.Usage = Usage{PromptTokens: int(v.Get("prompt_tokens").Int()), CompletionTokens: int(v.Get("completion_tokens").Int()),
+				TotalTokens: int(v.Get("total_tokens").Int()), CachedTokens: int(v.Get("cached_tokens").Int())}
+		case "cost_usd":
+			if v.Type == gjson.Number {
+				c := v.Float()
+				r.CostUSD = &c
+			}
+		case "contract":
+			r.Contract.Verdict = v.Get("verdict").Str
+		case "attempts":
+			v.ForEach(func(_, a gjson.Result) bool {
+				r.Attempts = append(r.Attempts, Attempt{Status: int(a.Get("status").Int()), Target: a.Get("target").Str, Cohort: a.Get("cohort").Str})
+				return true
+			})
+		case "refusal":
+			r.Refusal = v.Bool()
+		case "pii_leak":
+			v.ForEach(func(_, d gjson.Result) bool {
+				r.PIILeak = append(r.PIILeak, d.Str)
+				return true
+			})
+		}
+		return true
+	})
+	return true
 }
 
 // errStop ends a walk early.
@@ -127,11 +178,11 @@ func betweenFile(ctx context.Context, path string, sp Period, needle []byte, see
 		} else if len(line) > 0 && bytes.Contains(line, needle) {
 			at, perr := time.Parse(time.RFC3339Nano, gjson.GetBytes(line, "received_at").Str)
 			if perr == nil && !at.Before(sp.From) && at.Before(sp.To) {
-				var lr liteRecord
-				if json.Unmarshal(line, &lr) != nil {
+				var r Record
+				if !decodeLite(line, &r) {
 					torn++
-				} else if _, dup := seen[lr.GatewayRequestID]; !dup && lr.Route == sp.Route {
-					if !fn(&lr.Record) {
+				} else if _, dup := seen[r.GatewayRequestID]; !dup && r.Route == sp.Route {
+					if !fn(&r) {
 						return torn, errStop
 					}
 				}

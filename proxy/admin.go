@@ -114,14 +114,20 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 	case strings.HasPrefix(path, "/admin/incidents/") && get:
 		rest := strings.TrimPrefix(path, "/admin/incidents/")
 		id, sub, _ := strings.Cut(rest, "/")
-		inc, err := g.incidents.Get(id)
+		inc, err := g.incidents.View(id) // read-only: shared when decoded from disk
 		if err != nil {
 			adminError(ctx, fasthttp.StatusNotFound, "no incident "+id)
 			return
 		}
 		switch sub {
 		case "":
-			writeJSON(ctx, fasthttp.StatusOK, inc)
+			b, err := g.incidents.ViewJSON(id)
+			if err != nil {
+				adminError(ctx, fasthttp.StatusInternalServerError, err.Error())
+				return
+			}
+			ctx.SetContentType("application/json")
+			ctx.SetBody(b)
 		case "postmortem":
 			ctx.SetContentType("text/markdown; charset=utf-8")
 			ctx.SetBodyString(incidents.RenderPostmortem(inc))

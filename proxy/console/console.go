@@ -29,14 +29,20 @@ const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 's
 // file: /ui/ is the page, /ui/NAME a file of assets/. Unknown names get
 // 404; only GET and HEAD are answered.
 func Serve(ctx *fasthttp.RequestCtx, p string) {
+	serve(ctx, p)
+	// After serve: ctx.Error resets the headers.
 	h := &ctx.Response.Header
 	h.Set("Content-Security-Policy", CSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
+}
+
+func serve(ctx *fasthttp.RequestCtx, p string) {
+	h := &ctx.Response.Header
 	if !ctx.IsGet() && !ctx.IsHead() {
-		h.Set("Allow", "GET, HEAD")
 		ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
+		h.Set("Allow", "GET, HEAD")
 		return
 	}
 	if p == "/ui" {
