@@ -235,7 +235,7 @@ async function overviewPage(view) {
   view.append(h("p", {}, "Config revision ", h("code", {}, state.config_revision || "—"), ", release ",
     h("code", {}, state.release || "—"), ", state taken ", when(state.taken_at), ". ",
     active.length ? h("a", { href: "#/incidents?status=open" }, `${active.length} incident(s) not resolved`) : "No incident open."));
-  const msg = h("div", { role: "status", hidden: true });
+  const msg = h("div", { role: "status", hidden: true, id: "action-status" });
   view.append(msg);
   for (const rs of state.routes || []) {
     const sec = h("section", { class: "route", "aria-labelledby": "route-" + rs.name });
@@ -289,8 +289,9 @@ async function restore(routeName, o, msg) {
     status(msg, "ok", `Restored ${what} on route ${routeName}; see the audit log.`);
   } catch (e) {
     status(msg, "bad", `Restore refused: ${e.message}`);
+    return;
   }
-  const keep = msg; await route(); void keep;
+  await refreshKeepingStatus(msg);
 }
 
 // ---------- Incidents ----------
