@@ -15,7 +15,7 @@ func chartIncident(length time.Duration, changeBefore time.Duration) *Incident {
 	ff := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	det, mit, res := ff.Add(time.Second), ff.Add(2*time.Second), ff.Add(length)
 	return &Incident{
-		ID: "inc_01m8ychart000000000000000", Status: StatusResolved, FirstFailureAt: ff, DetectedAt: det, MitigatedAt: &mit, ResolvedAt: &res,
+		ID: "inc_01m8ychart0000000000000000", Status: StatusResolved, FirstFailureAt: ff, DetectedAt: det, MitigatedAt: &mit, ResolvedAt: &res,
 		Trigger: Trigger{Signal: SignalContractFailureRate, Route: "r", Cohort: "canary", Threshold: 0.1, Unit: "fraction", Window: configs.Duration(10 * time.Second)},
 		State: configs.State{Routes: []configs.RouteState{{Name: "r", Targets: []configs.TargetState{
 			{Provider: "p", Model: "a", Cohort: "stable", Weight: 80}, {Provider: "p", Model: "b", Cohort: "canary", Weight: 20}}}}},

@@ -30,6 +30,9 @@ type viewEntry struct {
 type viewCache struct {
 	mu sync.Mutex
 	m  map[string]viewEntry
+	// loading holds a channel per ID being decoded, closed when done: a
+	// page's parallel calls decode a changed file once, not once each.
+	loading map[string]chan struct{}
 }
 
 // load returns the incident file of id, decoded once per version of the
@@ -42,18 +45,33 @@ func (c *viewCache) load(dataDir, id string) (*Incident, error) {
 	if err != nil {
 		return LoadIncident(dataDir, id)
 	}
-	c.mu.Lock()
-	e, ok := c.m[id]
-	c.mu.Unlock()
-	if ok && e.size == fi.Size() && e.mtime.Equal(fi.ModTime()) {
-		return e.inc, nil
+	for {
+		c.mu.Lock()
+		e, ok := c.m[id]
+		if ok && e.size == fi.Size() && e.mtime.Equal(fi.ModTime()) {
+			c.mu.Unlock()
+			return e.inc, nil
+		}
+		wait, busy := c.loading[id]
+		if !busy {
+			if c.loading == nil {
+				c.loading = map[string]chan struct{}{}
+			}
+			c.loading[id] = make(chan struct{})
+			c.mu.Unlock()
+			break
+		}
+		c.mu.Unlock()
+		<-wait // another caller is decoding it; then look again
 	}
 	inc, err := LoadIncident(dataDir, id)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	close(c.loading[id])
+	delete(c.loading, id)
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	if c.m == nil {
 		c.m = map[string]viewEntry{}
 	}
