@@ -261,6 +261,12 @@ type Summary struct {
 	Class    string           `json:"class,omitempty"`
 	Trigger  Trigger          `json:"trigger"`
 	Replica  string           `json:"replica"`
+	// FirstFailureAt, DetectedAt, Failed and FailedCostUSD are the
+	// incident's, for the console's list (issue 18).
+	FirstFailureAt time.Time `json:"first_failure_at"`
+	DetectedAt     time.Time `json:"detected_at"`
+	Failed         int64     `json:"failed"`
+	FailedCostUSD  *float64  `json:"failed_cost_usd"`
 }
 
 // Summary returns the incident's list entry.
@@ -270,6 +276,7 @@ func (i *Incident) Summary() Summary {
 		Signal: i.Trigger.Signal, OpenedAt: i.OpenedAt, MitigatedAt: i.MitigatedAt,
 		ResolvedAt: i.ResolvedAt, Resolution: i.Resolution, Symptom: i.Symptom, Layer: i.Layer, Waves: len(i.Waves),
 		Trigger: i.Trigger, Replica: i.Replica, Severity: i.Severity, Class: i.Class,
+		FirstFailureAt: i.FirstFailureAt, DetectedAt: i.DetectedAt, Failed: i.Scope.Failed, FailedCostUSD: i.Cost.FailedCostUSD,
 	}
 }
 

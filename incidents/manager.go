@@ -97,6 +97,7 @@ type Manager struct {
 
 	openMu  sync.Mutex // serializes "is there one already? else open"
 	umu     sync.Mutex // serializes read-modify-write of incidents
+	views   viewCache  // decoded incident files for View (view.go)
 	ioMu    sync.Mutex
 	written map[string]int64     // incident ID → version on disk
 	unsaved map[string]*Incident // incident ID → newest version the disk refused, retried every tick

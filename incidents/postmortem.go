@@ -1,7 +1,6 @@
 package incidents
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -46,7 +45,21 @@ func code(s string) string {
 // Timeline (UTC), Impact and scope, Root cause (confirmed facts apart from
 // hypotheses), Why the checks missed it, Action items, Lessons and
 // Evidence. Facts come from the incident; hypotheses are labelled as such.
-func RenderPostmortem(i *Incident) string {
+func RenderPostmortem(i *Incident) string { return RenderPostmortemWith(i, PostmortemOptions{}) }
+
+// pmSampleRows is how many samples of each phase the draft lists.
+const pmSampleRows = 20
+
+// PostmortemOptions shape a postmortem written beside other files.
+type PostmortemOptions struct {
+	// ChartFile is the incident chart's SVG beside the Markdown (a
+	// relative path), embedded as an image; empty says how to get it.
+	ChartFile string
+}
+
+// RenderPostmortemWith is RenderPostmortem with the chart embedded as
+// opts say (issue 18: `cairn incidents postmortem ID --out DIR`).
+func RenderPostmortemWith(i *Incident, opts PostmortemOptions) string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	tr := i.Trigger
@@ -115,6 +128,15 @@ func RenderPostmortem(i *Incident) string {
 		w("- **Waves**: the signal fired %d times while the incident was open or mitigated.\n", len(i.Waves))
 	}
 	w("\n")
+
+	// The chart (issue 18): the same picture as the console's.
+	w("## Timeline chart\n\n")
+	if opts.ChartFile != "" {
+		w("![%s per cohort of route %s, with the changes, first failure, detection, rollbacks and resolution marked](%s)\n\n", tr.Signal, cell(tr.Route), opts.ChartFile)
+	} else {
+		w("The signal per cohort with every change, the first failure, the detection, each rollback and the resolution marked: %s writes it beside this draft as SVG; the console shows it (%s on the admin listener).\n\n",
+			code("cairn incidents postmortem "+i.ID+" --out DIR"), code("/ui/#/incidents/"+i.ID))
+	}
 
 	// Timeline.
 	w("## Timeline (UTC)\n\n")
@@ -250,29 +272,32 @@ func RenderPostmortem(i *Incident) string {
 		}
 		w("\n")
 	}
-	w("\nRequest IDs of the samples:\n\n| Phase | Gateway request ID | Provider request ID | Received (UTC) | Cohort | Target | Outcome | Status | Latency (ms) |\n|---|---|---|---|---|---|---|---|---|\n")
+	w("\nRequest IDs of the samples:\n\n| Phase | Gateway request ID | Provider request ID | Received (UTC) | Cohort | Target | Outcome | Status | Latency | Contract or error |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	more := 0
 	for _, ph := range phases(i) {
-		for _, r := range ph.recs {
-			w("| %s | %s | %s | %s | %s | %s/%s | %s | %d | %.0f |\n", ph.name, code(r.GatewayRequestID), code(orNone(r.ProviderRequestID)),
-				ts(r.ReceivedAt), cell(r.Cohort), cell(r.Provider), cell(r.Model), r.Outcome, r.Status, r.LatencyMS)
+		recs := ph.recs
+		if len(recs) > pmSampleRows {
+			more += len(recs) - pmSampleRows
+			recs = recs[:pmSampleRows]
 		}
-	}
-	w("\nSamples (masked capture records):\n")
-	for _, ph := range phases(i) {
-		w("\n### %s samples\n\n", strings.ToUpper(ph.name[:1])+ph.name[1:])
-		if len(ph.recs) == 0 {
-			w("_none_\n")
-			continue
-		}
-		for _, r := range ph.recs {
-			js, _ := json.MarshalIndent(r, "", "  ")
-			fence := "```"
-			for bytes.Contains(js, []byte(fence)) {
-				fence += "`"
+		for _, r := range recs {
+			why := "—"
+			if r.Contract.Verdict == capture.VerdictFail && len(r.Contract.Reasons) > 0 {
+				why = clip(r.Contract.Reasons[0], 120)
+			} else if r.Error != "" {
+				why = clip(r.Error, 120)
 			}
-			w("%sjson\n%s\n%s\n\n", fence, js, fence)
+			w("| %s | %s | %s | %s | %s | %s/%s | %s | %d | %.0f ms | %s |\n", ph.name, code(r.GatewayRequestID), code(orNone(r.ProviderRequestID)),
+				ts(r.ReceivedAt), cell(r.Cohort), cell(r.Provider), cell(r.Model), r.Outcome, r.Status, r.LatencyMS, cell(why))
 		}
 	}
+	if more > 0 {
+		w("\n_%d more samples are not listed here: %s has them all._\n", more, code("cairn incidents samples "+i.ID))
+	}
+	// The samples' masked bodies stay out of the draft (issue 18): a
+	// human reads them side by side in the console, a test reads JSONL.
+	w("\nThe masked records of the samples, bodies included: the console (%s on the admin listener), %s (JSONL, the fixtures of %s and %s), or %s for one of them.\n",
+		code("/ui/#/incidents/"+i.ID), code("cairn incidents samples "+i.ID), code("cairn contract test"), code("cairn replay"), code("cairn requests show ID"))
 	return b.String()
 }
 
@@ -301,7 +326,7 @@ func fmtValue(unit string, v float64) string {
 	case "tokens":
 		return fmt.Sprintf("%.0f", v)
 	case "usd":
-		return fmt.Sprintf("$%.6f", v)
+		return usd(v)
 	case "score":
 		return fmt.Sprintf("%.4g", v)
 	}

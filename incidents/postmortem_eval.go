@@ -32,11 +32,11 @@ func costLine(c Cost) string {
 	case c.FailedCostUSD == nil && c.TotalCostUSD == nil:
 		return ""
 	case c.FailedCostUSD == nil:
-		return fmt.Sprintf("$%.4f on the route during the incident (no failed request was priced)", *c.TotalCostUSD)
+		return usd(*c.TotalCostUSD) + " on the route during the incident (no failed request was priced)"
 	case c.TotalCostUSD == nil:
-		return fmt.Sprintf("$%.4f spent on failed requests", *c.FailedCostUSD)
+		return usd(*c.FailedCostUSD) + " spent on failed requests"
 	}
-	return fmt.Sprintf("$%.4f spent on failed requests, of $%.4f on the route during the incident (priced by `pricing:`; unpriced models count as nothing)", *c.FailedCostUSD, *c.TotalCostUSD)
+	return fmt.Sprintf("%s spent on failed requests, of %s on the route during the incident (priced by `pricing:`; unpriced models count as nothing)", usd(*c.FailedCostUSD), usd(*c.TotalCostUSD))
 }
 
 // evalGateLines speak to the eval gate, as the playbook asks (dataset gap,

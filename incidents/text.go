@@ -45,7 +45,7 @@ func fmtObserved(sig int, obs, thr float64) string {
 	case sigTokens:
 		return fmt.Sprintf("%.0f tokens per success < %.0f", obs, thr)
 	case sigCost:
-		return fmt.Sprintf("$%.6f per success < $%.6f", obs, thr)
+		return fmt.Sprintf("%s per success < %s", usd(obs), usd(thr))
 	case sigEval:
 		return fmt.Sprintf("mean score %.4g > %.4g", obs, thr)
 	}
@@ -100,8 +100,8 @@ func symptom(f *fire, tr *Trigger, rs *configs.RouteState) string {
 		return fmt.Sprintf("successful responses from %s on route %s used %.0f tokens each in the last %s, %.1f× the baseline of %.0f tokens each (threshold %g×)",
 			from, tr.Route, f.o.observed, win, ratio(f.o.observed, f.o.baseline), f.o.baseline, tr.Ratio)
 	case sigCost:
-		return fmt.Sprintf("successful responses from %s on route %s cost $%.6f each in the last %s, %.1f× the baseline of $%.6f each (threshold %g×)",
-			from, tr.Route, f.o.observed, win, ratio(f.o.observed, f.o.baseline), f.o.baseline, tr.Ratio)
+		return fmt.Sprintf("successful responses from %s on route %s cost %s each in the last %s, %.1f× the baseline of %s each (threshold %g×)",
+			from, tr.Route, usd(f.o.observed), win, ratio(f.o.observed, f.o.baseline), usd(f.o.baseline), tr.Ratio)
 	case sigEval:
 		g := tr.EvalGate
 		name := "eval score"
@@ -210,8 +210,8 @@ func describeDetection(f *fire, tr *Trigger) string {
 		s = fmt.Sprintf("tokens per successful response crossed the threshold on %s: %.0f ≥ %.0f over %d successes in %s",
 			scope, f.o.observed, f.o.threshold, f.o.n, fmtDur(f.window))
 	case sigCost:
-		s = fmt.Sprintf("cost per successful response crossed the threshold on %s: $%.6f ≥ $%.6f over %d priced successes in %s",
-			scope, f.o.observed, f.o.threshold, f.o.n, fmtDur(f.window))
+		s = fmt.Sprintf("cost per successful response crossed the threshold on %s: %s ≥ %s over %d priced successes in %s",
+			scope, usd(f.o.observed), usd(f.o.threshold), f.o.n, fmtDur(f.window))
 	case sigEval:
 		s = fmt.Sprintf("mean eval score fell below its threshold on %s: %.4g ≤ %.4g over %d scores in %s (%s severity)",
 			scope, f.o.observed, f.o.threshold, f.o.n, fmtDur(f.window), fireSeverity(f))

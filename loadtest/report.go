@@ -19,6 +19,8 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
+
+	"github.com/cairnhq/cairn/internal/svgchart"
 )
 
 // Report is the outcome of one scenario run: the figures as tables, the
@@ -97,36 +99,14 @@ type Check struct {
 	Pass   bool    `json:"pass"`
 }
 
-// Chart is one panel of the SVG: series over time (seconds from the start
-// of the measured phase) and vertical markers.
-type Chart struct {
-	Title   string   `json:"title"`
-	YLabel  string   `json:"y_label"`
-	XLabel  string   `json:"x_label"`
-	Series  []Series `json:"series"`
-	Markers []Marker `json:"markers,omitempty"`
-}
-
-// Series is one line of a Chart. Series of the same Group share a colour
-// (e.g. one target's p50 and p99); Dashed draws the line dashed.
-type Series struct {
-	Name   string  `json:"name"`
-	Group  string  `json:"group,omitempty"`
-	Dashed bool    `json:"dashed,omitempty"`
-	Points []Point `json:"points"`
-}
-
-// Point is one (time in seconds, value) pair.
-type Point struct {
-	T float64 `json:"t"`
-	V float64 `json:"v"`
-}
-
-// Marker is a vertical line at T seconds with a label.
-type Marker struct {
-	T     float64 `json:"t"`
-	Label string  `json:"label"`
-}
+// Chart, Series, Point and Marker are the report's charts; they are drawn
+// by internal/svgchart, which the incident charts share.
+type (
+	Chart  = svgchart.Chart
+	Series = svgchart.Series
+	Point  = svgchart.Point
+	Marker = svgchart.Marker
+)
 
 // add appends a row; non-finite values are dropped (JSON cannot hold them).
 func (t *Table) add(name string, values map[string]float64) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairnhq/cairn/capture"
 	"github.com/cairnhq/cairn/incidents"
+	"github.com/cairnhq/cairn/proxy/console"
 	"github.com/cairnhq/cairn/routing"
 )
 
@@ -30,6 +31,12 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 		return
 	case "/readyz":
 		g.serveReady(ctx)
+		return
+	}
+	if path == "/ui" || strings.HasPrefix(path, "/ui/") {
+		// The console's static files carry no data: they load without
+		// the token and ask for it (issue 18).
+		console.Serve(ctx, path)
 		return
 	}
 	if !g.adminAuthorized(ctx) {
@@ -80,6 +87,8 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 		writeJSON(ctx, fasthttp.StatusOK, m.Body())
 	case path == "/admin/scores" && post:
 		g.postScores(ctx)
+	case path == "/admin/signals" && get:
+		writeJSON(ctx, fasthttp.StatusOK, nonNil(g.incidents.Signals()))
 	case path == "/admin/incidents" && get:
 		writeJSON(ctx, fasthttp.StatusOK, nonNil(g.incidents.List()))
 	case path == "/admin/incidents" && post:
@@ -100,20 +109,30 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		writeJSON(ctx, fasthttp.StatusCreated, inc)
+	case strings.HasPrefix(path, "/admin/incidents/") && strings.HasSuffix(path, "/resolve") && post:
+		g.resolveIncident(ctx, strings.TrimSuffix(strings.TrimPrefix(path, "/admin/incidents/"), "/resolve"))
 	case strings.HasPrefix(path, "/admin/incidents/") && get:
 		rest := strings.TrimPrefix(path, "/admin/incidents/")
 		id, sub, _ := strings.Cut(rest, "/")
-		inc, err := g.incidents.Get(id)
+		inc, err := g.incidents.View(id) // read-only: shared when decoded from disk
 		if err != nil {
 			adminError(ctx, fasthttp.StatusNotFound, "no incident "+id)
 			return
 		}
 		switch sub {
 		case "":
-			writeJSON(ctx, fasthttp.StatusOK, inc)
+			b, err := g.incidents.ViewJSON(id)
+			if err != nil {
+				adminError(ctx, fasthttp.StatusInternalServerError, err.Error())
+				return
+			}
+			ctx.SetContentType("application/json")
+			ctx.SetBody(b)
 		case "postmortem":
 			ctx.SetContentType("text/markdown; charset=utf-8")
 			ctx.SetBodyString(incidents.RenderPostmortem(inc))
+		case "chart.svg":
+			g.serveChart(ctx, inc)
 		default:
 			adminError(ctx, fasthttp.StatusNotFound, "unknown path")
 		}

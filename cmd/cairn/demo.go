@@ -254,6 +254,7 @@ func (d *demo) run(dataDir, redisURL string, keep bool, stderr io.Writer) error 
 	if keep {
 		fmt.Fprintf(d.out, "  %s incidents samples %s --data-dir %s > fixtures.jsonl\n", bin, incID, dataDir)
 		fmt.Fprintf(d.out, "  %s replay fixtures.jsonl --route support-bot --config %s --target mock-canary/gpt-4.1-mini   # fails while the canary is broken\n", bin, cfgPath)
+		fmt.Fprintf(d.out, "  open %s/ui/#/incidents/%s   # the console: chart, samples, rollback\n", d.admin, incID)
 		fmt.Fprintf(d.out, "  curl -s %s/admin/incidents/%s\n  curl -s %s/admin/state\n", d.admin, incID, d.admin)
 		fmt.Fprintf(d.out, "  %s routes list --admin %s\n  %s routes prompts faq-bot --admin %s\n", bin, d.admin, bin, d.admin)
 		fmt.Fprintf(d.out, "gateway %s/v1 and admin %s stay up; Ctrl-C to stop\n", d.api, d.admin)

@@ -93,7 +93,7 @@ func (s *source) incident(id string) (*incidents.Incident, error) {
 	return &inc, nil
 }
 
-var valueFlags = map[string]bool{"data-dir": true, "admin": true, "admin-token": true, "config": true, "route": true}
+var valueFlags = map[string]bool{"data-dir": true, "admin": true, "admin-token": true, "config": true, "route": true, "out": true}
 
 // cmdIncidents writes machine-readable output (JSON, JSONL, tables,
 // Markdown) to stdout and notes for a human (hash verification) to stderr,
@@ -101,6 +101,7 @@ var valueFlags = map[string]bool{"data-dir": true, "admin": true, "admin-token":
 func cmdIncidents(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("incidents", flag.ContinueOnError)
 	src := sourceFlags(fs)
+	out := fs.String("out", "", "postmortem: write ID.md and the chart ID.svg into this directory")
 	if err := fs.Parse(flagsAnywhere(args, valueFlags)); err != nil {
 		return usageError{err.Error()}
 	}
@@ -109,9 +110,12 @@ func cmdIncidents(args []string, stdout, stderr io.Writer) error {
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		return usageError{"incidents list|show ID|postmortem ID|samples ID"}
+		return usageError{"incidents list|show ID|postmortem ID [--out DIR]|samples ID"}
 	}
 	verb := rest[0]
+	if *out != "" && verb != "postmortem" {
+		return usageError{"--out goes with incidents postmortem ID"}
+	}
 	if verb != "list" && len(rest) != 2 {
 		return usageError{fmt.Sprintf("incidents %s needs an incident ID", verb)}
 	}
@@ -169,6 +173,9 @@ func cmdIncidents(args []string, stdout, stderr io.Writer) error {
 		inc, err := src.incident(rest[1])
 		if err != nil {
 			return err
+		}
+		if *out != "" {
+			return writePostmortemOut(src, inc, *out, stdout)
 		}
 		fmt.Fprint(stdout, incidents.RenderPostmortem(inc))
 		return nil

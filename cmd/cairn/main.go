@@ -31,7 +31,7 @@ usage:
   cairn serve --config FILE                 run the gateway
   cairn check --config FILE                 validate a config and exit
   cairn demo [--data-dir DIR] [--serve]     the whole story in one command
-  cairn incidents list|show ID|postmortem ID|samples ID  (--data-dir DIR | --admin URL)
+  cairn incidents list|show ID|postmortem ID [--out DIR]|samples ID  (--data-dir DIR | --admin URL)
   cairn requests show ID                    (--data-dir DIR | --admin URL)
   cairn routes list|prompts ROUTE|revert ROUTE [--to V]|restore ROUTE [--what W] [--cohort C]|rollback ROUTE
                                             live routes, overrides and prompt versions (--admin URL)
