@@ -331,6 +331,7 @@ type leakRequest struct {
 	body   []byte
 	system string
 	norm   []byte // letters and digits of body+system, lower case; built once
+	lower  []byte // body, 0, system, lower case; built once, if needed
 }
 
 func (q *leakRequest) holds(kind detectorKind, v string) bool {
@@ -338,8 +339,7 @@ func (q *leakRequest) holds(kind detectorKind, v string) bool {
 	case detToken, detPrivateKey, detJWT:
 		return bytes.Contains(q.body, []byte(v)) || strings.Contains(q.system, v)
 	case detEmail:
-		lv := strings.ToLower(v)
-		return bytes.Contains(bytes.ToLower(q.body), []byte(lv)) || strings.Contains(strings.ToLower(q.system), lv)
+		return q.holdsEmail(v)
 	}
 	if q.norm == nil {
 		q.norm = appendAlnumLower(make([]byte, 0, len(q.body)+len(q.system)+1), q.body)
@@ -360,4 +360,47 @@ func appendAlnumLower(dst, s []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// holdsEmail reports whether the request holds the address v (ASCII, as
+// findEmails finds them) in any case. The body is not lower-cased as a
+// whole, which cost a pass and a copy of a large request per address
+// (issue 15): each '@' in it is compared in place. Only a body with
+// non-ASCII bytes, where case folding may change lengths, falls back to
+// lower-casing, once per record.
+func (q *leakRequest) holdsEmail(v string) bool {
+	if strings.Contains(strings.ToLower(q.system), strings.ToLower(v)) {
+		return true
+	}
+	at := strings.IndexByte(v, '@')
+	if at < 0 {
+		return false
+	}
+	b := q.body
+	for i := 0; ; i++ {
+		k := bytes.IndexByte(b[i:], '@')
+		if k < 0 {
+			break
+		}
+		i += k
+		if s := i - at; s >= 0 && s+len(v) <= len(b) && bytes.EqualFold(b[s:s+len(v)], []byte(v)) {
+			return true
+		}
+	}
+	if !hasNonASCII(b) {
+		return false
+	}
+	if q.lower == nil {
+		q.lower = bytes.ToLower(b)
+	}
+	return bytes.Contains(q.lower, []byte(strings.ToLower(v)))
+}
+
+func hasNonASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
