@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -25,7 +26,9 @@ const maxLeakScanBytes = 1 << 20
 
 // leakName names a detector in Record.PIILeak; "" for the detectors that
 // do not count as a leak (IP addresses: models write them in ordinary
-// technical answers).
+// technical answers). NewMasker stores it in detector.leak, so that the
+// check, which runs on every response, does not lower-case a custom
+// pattern's name per detector and response (issue 15).
 func leakName(d *detector) string {
 	switch d.kind {
 	case detEmail:
@@ -197,8 +200,13 @@ func (lc *leakCheck) jsonText(m *Masker, tok []byte) {
 		lc.scanned += len(body)
 		return
 	}
-	lc.textWith(m, string(body), &f)
+	lc.textWith(m, bytesView(body), &f)
 }
+
+// bytesView returns b as a string without copying it. The leak check
+// reads the record's raw response, which nothing writes while the check
+// runs, and keeps no value past Leaks, which returns only detector names.
+func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // mayLeak reports whether a leak detector may match text with features f.
 // The private-key gate (ten dashes) opens on any text with dates in it, so
@@ -209,7 +217,7 @@ func (lc *leakCheck) mayLeak(m *Masker, f *features, text []byte) bool {
 	}
 	for i := range m.detectors {
 		d := &m.detectors[i]
-		if leakName(d) == "" || !d.maybe(f) {
+		if d.leak == "" || !d.maybe(f) {
 			continue
 		}
 		if d.kind != detPrivateKey || bytes.Contains(text, []byte("-----BEGIN")) {
@@ -297,7 +305,7 @@ func (lc *leakCheck) textWith(m *Masker, s string, fp *features) {
 	taken := lc.spans[:0]
 	for i := range m.detectors {
 		d := &m.detectors[i]
-		name := leakName(d)
+		name := d.leak
 		if name == "" || !d.maybe(&f) {
 			continue
 		}
