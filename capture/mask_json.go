@@ -157,10 +157,12 @@ func (m *Masker) appendMaskedString(dst, tok []byte, key bool, depth int) []byte
 		len(body) <= maxMaskedString && !mayHoldDataURL(body) {
 		return append(dst, tok...)
 	}
-	s := decodeJSONString(tok)
-	fs := &f // the features of s, unless decoding changed it
+	// A token without escapes is its own text: it is masked through a
+	// view of the body instead of a copy (issue 15). The view does not
+	// outlive this call: what is kept is either tok or a new string.
+	s, fs := bytesView(body), &f
 	if f.escape {
-		fs = nil
+		s, fs = decodeJSONString(tok), nil // decoding changed the features
 	}
 	if !key && depth < maxEmbeddedDepth {
 		if t := strings.TrimSpace(s); len(t) >= 2 && (t[0] == '{' || t[0] == '[') && validJSON(t) {
