@@ -123,7 +123,7 @@ func (m *Masker) maskRecord(r *Record, keep bool) {
 	r.Request, r.Response = nil, nil
 	r.BodySampled = false
 	if keep && raw != nil {
-		r.Request = m.requestMessages(raw.RequestBody)
+		r.Request = m.requestMessages(raw.RequestBody, raw.RequestValid)
 		r.Response = m.response(r.Endpoint, r.Status, raw)
 		r.Request, r.Response = shallow(r.Request), shallow(r.Response)
 		r.BodySampled = r.Request != nil || r.Response != nil
@@ -146,8 +146,9 @@ func (m *Masker) maskRecord(r *Record, keep bool) {
 
 // requestMessages returns the masked messages (chat) or input (embeddings)
 // of a request body; the whole masked body when it has neither; nil when
-// the body is empty. A body that is not JSON is masked as one string.
-func (m *Masker) requestMessages(body []byte) (out json.RawMessage) {
+// the body is empty. A body that is not JSON is masked as one string;
+// valid says it is known to be JSON.
+func (m *Masker) requestMessages(body []byte, valid bool) (out json.RawMessage) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil
 	}
@@ -156,7 +157,7 @@ func (m *Masker) requestMessages(body []byte) (out json.RawMessage) {
 			out = append(json.RawMessage(nil), maskingFailedJSON...)
 		}
 	}()
-	if !validJSON(body) {
+	if !valid && !validJSON(body) {
 		return appendJSONString(nil, m.maskValue(string(body)))
 	}
 	for _, key := range []string{"messages", "input", "prompt"} {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"slices"
 	"strings"
+	"unsafe"
 
 	"github.com/tidwall/gjson"
 )
@@ -25,7 +26,9 @@ const maxLeakScanBytes = 1 << 20
 
 // leakName names a detector in Record.PIILeak; "" for the detectors that
 // do not count as a leak (IP addresses: models write them in ordinary
-// technical answers).
+// technical answers). NewMasker stores it in detector.leak, so that the
+// check, which runs on every response, does not lower-case a custom
+// pattern's name per detector and response (issue 15).
 func leakName(d *detector) string {
 	switch d.kind {
 	case detEmail:
@@ -197,8 +200,13 @@ func (lc *leakCheck) jsonText(m *Masker, tok []byte) {
 		lc.scanned += len(body)
 		return
 	}
-	lc.textWith(m, string(body), &f)
+	lc.textWith(m, bytesView(body), &f)
 }
+
+// bytesView returns b as a string without copying it. The leak check
+// reads the record's raw response, which nothing writes while the check
+// runs, and keeps no value past Leaks, which returns only detector names.
+func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // mayLeak reports whether a leak detector may match text with features f.
 // The private-key gate (ten dashes) opens on any text with dates in it, so
@@ -209,7 +217,7 @@ func (lc *leakCheck) mayLeak(m *Masker, f *features, text []byte) bool {
 	}
 	for i := range m.detectors {
 		d := &m.detectors[i]
-		if leakName(d) == "" || !d.maybe(f) {
+		if d.leak == "" || !d.maybe(f) {
 			continue
 		}
 		if d.kind != detPrivateKey || bytes.Contains(text, []byte("-----BEGIN")) {
@@ -297,7 +305,7 @@ func (lc *leakCheck) textWith(m *Masker, s string, fp *features) {
 	taken := lc.spans[:0]
 	for i := range m.detectors {
 		d := &m.detectors[i]
-		name := leakName(d)
+		name := d.leak
 		if name == "" || !d.maybe(&f) {
 			continue
 		}
@@ -331,6 +339,7 @@ type leakRequest struct {
 	body   []byte
 	system string
 	norm   []byte // letters and digits of body+system, lower case; built once
+	lower  []byte // body, 0, system, lower case; built once, if needed
 }
 
 func (q *leakRequest) holds(kind detectorKind, v string) bool {
@@ -338,8 +347,7 @@ func (q *leakRequest) holds(kind detectorKind, v string) bool {
 	case detToken, detPrivateKey, detJWT:
 		return bytes.Contains(q.body, []byte(v)) || strings.Contains(q.system, v)
 	case detEmail:
-		lv := strings.ToLower(v)
-		return bytes.Contains(bytes.ToLower(q.body), []byte(lv)) || strings.Contains(strings.ToLower(q.system), lv)
+		return q.holdsEmail(v)
 	}
 	if q.norm == nil {
 		q.norm = appendAlnumLower(make([]byte, 0, len(q.body)+len(q.system)+1), q.body)
@@ -360,4 +368,47 @@ func appendAlnumLower(dst, s []byte) []byte {
 		}
 	}
 	return dst
+}
+
+// holdsEmail reports whether the request holds the address v (ASCII, as
+// findEmails finds them) in any case. The body is not lower-cased as a
+// whole, which cost a pass and a copy of a large request per address
+// (issue 15): each '@' in it is compared in place. Only a body with
+// non-ASCII bytes, where case folding may change lengths, falls back to
+// lower-casing, once per record.
+func (q *leakRequest) holdsEmail(v string) bool {
+	if strings.Contains(strings.ToLower(q.system), strings.ToLower(v)) {
+		return true
+	}
+	at := strings.IndexByte(v, '@')
+	if at < 0 {
+		return false
+	}
+	b := q.body
+	for i := 0; ; i++ {
+		k := bytes.IndexByte(b[i:], '@')
+		if k < 0 {
+			break
+		}
+		i += k
+		if s := i - at; s >= 0 && s+len(v) <= len(b) && bytes.EqualFold(b[s:s+len(v)], []byte(v)) {
+			return true
+		}
+	}
+	if !hasNonASCII(b) {
+		return false
+	}
+	if q.lower == nil {
+		q.lower = bytes.ToLower(b)
+	}
+	return bytes.Contains(q.lower, []byte(strings.ToLower(v)))
+}
+
+func hasNonASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return true
+		}
+	}
+	return false
 }

@@ -66,6 +66,9 @@ type detector struct {
 	minDigits int
 	// find is detFunc's finder.
 	find func(s string, dst []span) []span
+	// leak is the detector's name in Record.PIILeak (leakName), "" when
+	// its finds are no leak.
+	leak string
 }
 
 // maybe is a cheap test on the string's features: false means the
@@ -210,6 +213,7 @@ func NewMasker(m configs.Masking) *Masker {
 
 // add appends a detector (during construction only).
 func (m *Masker) add(d detector) {
+	d.leak = leakName(&d)
 	m.detectors = append(m.detectors, d)
 	m.kinds[d.ph[1:len(d.ph)-1]] = true
 	switch {

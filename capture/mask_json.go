@@ -154,13 +154,15 @@ func (m *Masker) appendMaskedString(dst, tok []byte, key bool, depth int) []byte
 	// only shrink on a part of a string.
 	f := scanFeatures(body)
 	if !f.uEscape && !m.mayMatch(&f) && (!f.nonASCII || utf8.Valid(body)) &&
-		len(body) <= maxMaskedString && !(len(body) > 256 && bytes.Contains(body, []byte("data:"))) {
+		len(body) <= maxMaskedString && !mayHoldDataURL(body) {
 		return append(dst, tok...)
 	}
-	s := decodeJSONString(tok)
-	fs := &f // the features of s, unless decoding changed it
+	// A token without escapes is its own text: it is masked through a
+	// view of the body instead of a copy (issue 15). The view does not
+	// outlive this call: what is kept is either tok or a new string.
+	s, fs := bytesView(body), &f
 	if f.escape {
-		fs = nil
+		s, fs = decodeJSONString(tok), nil // decoding changed the features
 	}
 	if !key && depth < maxEmbeddedDepth {
 		if t := strings.TrimSpace(s); len(t) >= 2 && (t[0] == '{' || t[0] == '[') && validJSON(t) {
@@ -181,6 +183,51 @@ func (m *Masker) appendMaskedString(dst, tok []byte, key bool, depth int) []byte
 		return append(dst, tok...)
 	}
 	return appendJSONString(dst, masked)
+}
+
+// mayHoldDataURL reports whether the string token body body (no \u
+// escapes) may decode to a data URL that maskValueWith elides: a string
+// that starts with "data:", or JSON held in the string (it starts with '{'
+// or '[' after white space) with one inside. Only then is the body
+// searched for "data:": in prose the search stops at every 'd' and 'a' and
+// cost more than the feature scan (issue 15).
+func mayHoldDataURL(body []byte) bool {
+	if len(body) <= 256 {
+		return false
+	}
+	if bytes.HasPrefix(body, []byte("data:")) {
+		return true
+	}
+	i := 0
+	for i < len(body) {
+		switch c := body[i]; {
+		case c == ' ' || c == '\t':
+			i++
+		case c == '\\' && i+1 < len(body) && strings.IndexByte("ntrf", body[i+1]) >= 0:
+			i += 2 // an escaped space TrimSpace removes
+		case c == '{' || c == '[' || c >= utf8.RuneSelf: // JSON, or maybe Unicode space first
+			return containsDataScheme(body)
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// containsDataScheme reports whether b contains "data:". It jumps from
+// colon to colon (rare in text, and IndexByte is the fastest scan there
+// is) instead of searching for the word, which stops at every 'd'.
+func containsDataScheme(b []byte) bool {
+	for i := 0; ; i++ {
+		k := bytes.IndexByte(b[i:], ':')
+		if k < 0 {
+			return false
+		}
+		i += k
+		if i >= 4 && string(b[i-4:i]) == "data" {
+			return true
+		}
+	}
 }
 
 // maskValue masks a string value, eliding inlined base64 data.

@@ -128,6 +128,11 @@ type RawBodies struct {
 	// SystemPrompt is the route's system prompt sent upstream with the
 	// request: a value the model repeats from it is no leak.
 	SystemPrompt string
+	// RequestValid says RequestBody is valid JSON, as the proxy's parser
+	// found before forwarding it, so the writer does not check its
+	// grammar again (issue 15: each byte parsed once on each path). Leave
+	// it false when unsure: the writer then checks.
+	RequestValid bool
 }
 
 // release lets go of the bodies. The proxy allocates a record and its

@@ -456,7 +456,11 @@ func redactRecord(s *Secrets, r *Record) {
 	}
 	r.Request, r.Response = s.Redact(r.Request), s.Redact(r.Response)
 	if raw := r.Raw; raw != nil {
-		raw.RequestBody = s.Redact(raw.RequestBody)
+		if b := s.Redact(raw.RequestBody); !sameBytes(b, raw.RequestBody) {
+			// A secret spanning a string's quote would leave the body
+			// invalid: the writer checks it again.
+			raw.RequestBody, raw.RequestValid = b, false
+		}
 		raw.ResponseBody = s.Redact(raw.ResponseBody)
 		raw.StreamToolCalls = s.Redact(raw.StreamToolCalls)
 		raw.StreamContent = s.String(raw.StreamContent)
@@ -490,4 +494,10 @@ func (s *Secrets) EndsWithPrefix(str string, minLen int) bool {
 		}
 	}
 	return false
+}
+
+// sameBytes reports whether a and b are the same slice (Redact returns its
+// argument when it found nothing).
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

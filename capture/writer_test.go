@@ -427,7 +427,7 @@ func TestWriterRequestShapes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := string(m.requestMessages([]byte(tt.body)))
+			got := string(m.requestMessages([]byte(tt.body), false))
 			if tt.name == "not json" {
 				tt.want = `"model=m&email=[EMAIL]"`
 			}

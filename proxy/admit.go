@@ -100,7 +100,13 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	}
 	x.held = held
 	x.body = append([]byte(nil), body...)
+	x.bodyParsed = true
 	x.req.Rebase(body, x.body)
+	// Nothing reads the server's copy again: with ReduceMemoryUsage its
+	// buffer goes back to fasthttp's pool now rather than after the
+	// response, so a stream (or a slow 1 MB request) does not hold the
+	// body twice (issue 15).
+	ctx.Request.ResetBody()
 	x.rec.RequestedModel = x.req.Model
 	x.rec.UserHash = g.userHashes.Sum(x.req.User) // keyed: the raw user is never recorded (issue 14.7)
 	x.rec.Params = capture.Params{

@@ -35,14 +35,9 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 		system = x.route.Config.Prompt.System
 	}
 	stream := (x.ep == epChat || x.ep == epCompletions) && x.req.Stream
-	if stream {
-		body, err := x.req.Rewrite(nil, x.body, rewriteModel, system, !x.req.IncludeUsage)
-		if err != nil {
-			return resultDone, nil, schema.Verdict{}
-		}
-		return g.attemptStream(ctx, x, t, up, body, att, g.now())
-	}
-	// The upstream body is done with when DoTimeout returns: pooled.
+	// The upstream body is done with when DoTimeout returns (a stream's
+	// too: the request is written before its response headers are read):
+	// pooled.
 	bp := rewriteBufs.Get().(*[]byte)
 	defer func() {
 		if cap(*bp) <= maxPooledRewrite {
@@ -50,10 +45,13 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 			rewriteBufs.Put(bp)
 		}
 	}()
-	body, err := x.req.Rewrite((*bp)[:0], x.body, rewriteModel, system, false)
+	body, err := x.req.Rewrite((*bp)[:0], x.body, rewriteModel, system, stream && !x.req.IncludeUsage)
 	*bp = body
 	if err != nil {
 		return resultDone, nil, schema.Verdict{}
+	}
+	if stream {
+		return g.attemptStream(ctx, x, t, up, body, att, g.now())
 	}
 	t0 := g.now()
 	req := fasthttp.AcquireRequest()

@@ -71,12 +71,15 @@ type exchange struct {
 	route    *routing.Route
 	req      schema.Request
 	body     []byte // owned copy of the request body
-	sticky   string
-	contr    schema.Contract
-	slot     bool
-	held     int64  // request body bytes held in g.bodies (body_budget.go)
-	tp       []byte // traceparent sent upstream (in tpBuf)
-	tpBuf    [55]byte
+	// bodyParsed says body is the request the parser accepted (valid
+	// JSON), not a refused body's prefix: capture need not check it.
+	bodyParsed bool
+	sticky     string
+	contr      schema.Contract
+	slot       bool
+	held       int64  // request body bytes held in g.bodies (body_budget.go)
+	tp         []byte // traceparent sent upstream (in tpBuf)
+	tpBuf      [55]byte
 
 	temperature *float64 // the box's; the record's Params.Temperature points there
 
@@ -292,6 +295,7 @@ func (g *Gateway) finish(x *exchange) {
 	} else if r.Raw.RequestBody == nil {
 		r.Raw.RequestBody = x.body
 	}
+	r.Raw.RequestValid = x.bodyParsed && len(r.Raw.RequestBody) == len(x.body)
 	g.judgeMessage(x)
 	// A request that reserved tokens settles even with no usage, so the
 	// reservation goes back to the key's budget.
@@ -328,7 +332,7 @@ func (g *Gateway) proxyRequest(ctx *fasthttp.RequestCtx, ep endpoint) {
 		if x.body == nil {
 			x.body = ctx.PostBody() // only read by refusedBody, which copies
 		}
-		x.body = refusedBody(x.body)
+		x.body, x.bodyParsed = refusedBody(x.body), false
 		g.fail(ctx, x, se)
 		g.finish(x)
 		return

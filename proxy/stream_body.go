@@ -8,18 +8,24 @@ import (
 
 // streamBufSize is the relay's upstream read buffer. An idle stream holds
 // it while it waits for the next event, so it is small (issue 15: ≤ 40 KB
-// per idle stream; it was 32 KiB); an event larger than it takes several
-// reads, which the SSE parser joins.
-const streamBufSize = 4 << 10
+// per idle stream; it was 32 KiB, then 4 KiB). It reads from the upstream
+// connection's own buffer, not the socket, so a smaller one costs no
+// system calls; an event larger than it takes several reads, which the
+// SSE parser joins. 512 bytes hold two typical token events (~230 bytes
+// each); a burst takes a few more reads of memory, no system call.
+const streamBufSize = 512
 
 // streamReadBufferSize is the streamed upstream client's per-connection
-// read buffer (it also bounds the provider's response headers).
-const streamReadBufferSize = 8 << 10
+// read buffer, held while a stream idles. It also bounds the provider's
+// response headers: 5 KiB is more than twice what OpenAI-compatible
+// providers send on a stream (1–2 KiB, cookies included) and more than
+// fasthttp's default (issue 15: ≤ 40 KB per idle stream; it was 8 KiB).
+const streamReadBufferSize = 5 << 10
 
 // serverWriteBufferSize is the API server's per-connection write buffer,
 // held by a stream for its whole life. Bodies larger than it are written
 // straight through, so a small buffer costs small responses nothing.
-const serverWriteBufferSize = 4 << 10
+const serverWriteBufferSize = 2 << 10
 
 // streamOut is where the relay writes the client's bytes: a chunk per
 // Write, sent by Flush.

@@ -30,7 +30,7 @@ func cmdLoadtest(args []string, stdout, stderr io.Writer) error {
 	routes := fs.Int("routes", 0, "overhead: pad the gateway config to N glob routes")
 	bodySize := fs.Bool("body-size", false, "overhead: measure CPU per KB at 1 KB, 64 KB and 1 MB requests and 256 KB responses (Cairn vs the bare fasthttp hop)")
 	drillSignal, checkSignal := drillSignalFlag(fs)
-	if err := fs.Parse(flagsAnywhere(args, map[string]bool{"json": true, "svg": true, "seconds": true, "rate": true, "streams": true, "work-dir": true, "scenario": true, "replicas": true, "keys": true, "routes": true, "body-size": true, "signal": true})); err != nil {
+	if err := fs.Parse(flagsAnywhere(args, loadtestValueFlags)); err != nil {
 		return usageError{err.Error()}
 	}
 	if err := checkSignal(); err != nil {
@@ -109,3 +109,8 @@ func cmdComparisonProxy(name string, args []string, run func(addr, upstream stri
 	go func() { <-sigs; close(stopc) }()
 	return run(*addr, *upstream, stopc)
 }
+
+// loadtestValueFlags are the loadtest flags that take a value (bool flags
+// such as --body-size and --quick do not).
+var loadtestValueFlags = map[string]bool{"json": true, "svg": true, "seconds": true, "rate": true, "streams": true, "work-dir": true,
+	"scenario": true, "replicas": true, "keys": true, "routes": true, "signal": true}
