@@ -123,7 +123,11 @@ func (m *Masker) maskRecord(r *Record, keep bool) {
 	r.Request, r.Response = nil, nil
 	r.BodySampled = false
 	if keep && raw != nil {
-		r.Request = m.requestMessages(raw.RequestBody)
+		if r.Endpoint == "responses" {
+			r.Request = m.responsesRequest(raw.RequestBody)
+		} else {
+			r.Request = m.requestMessages(raw.RequestBody)
+		}
 		r.Response = m.response(r.Endpoint, r.Status, raw)
 		r.Request, r.Response = shallow(r.Request), shallow(r.Response)
 		r.BodySampled = r.Request != nil || r.Response != nil

@@ -58,7 +58,7 @@ func leakName(d *detector) string {
 // text decides, as for masking, which detectors may match, and usually
 // none may.
 func (m *Masker) Leaks(endpoint string, status int, raw *RawBodies) (names []string) {
-	if raw == nil || status < 200 || status >= 300 || endpoint != "chat.completions" && endpoint != "completions" {
+	if raw == nil || status < 200 || status >= 300 || endpoint != "chat.completions" && endpoint != "completions" && endpoint != "responses" {
 		return nil
 	}
 	defer func() {
