@@ -33,6 +33,16 @@ func (x *exchange) rewrite(dst []byte, model, system string, forceUsage bool) ([
 	return x.req.Rewrite(dst, x.body, model, system, forceUsage)
 }
 
+// appendStreamError frames the terminal error event of a stream that
+// failed after its first byte: a typed "error" event on a Responses
+// stream, OpenAI's data: {"error":…} on the others.
+func appendStreamError(ep endpoint, message, typ, code string) []byte {
+	if ep == epResponses {
+		return schema.AppendResponsesSSEError(nil, message, typ, code)
+	}
+	return schema.AppendSSEError(nil, message, typ, code)
+}
+
 // responseAccs recycles the accumulators non-streamed Responses bodies are
 // read into; nothing keeps one after the attempt returns.
 var responseAccs = sync.Pool{New: func() any { return new(schema.StreamAccumulator) }}

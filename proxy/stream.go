@@ -315,7 +315,7 @@ func (g *Gateway) relay(w streamOut, s *streamRelay, perr error) {
 		// the client can act on (retry elsewhere), and record it.
 		rec.Outcome = capture.OutcomeShutdown
 		rec.Error = fmt.Sprintf("the gateway is shutting down: stream ended at the drain deadline after %d events", s.events)
-		_, _ = w.Write(schema.AppendSSEError(nil, "the gateway is shutting down; retry the request", "server_error", "server_shutting_down"))
+		_, _ = w.Write(appendStreamError(x.ep, "the gateway is shutting down; retry the request", "server_error", "server_shutting_down"))
 		_ = w.Flush()
 	case errors.Is(perr, io.EOF) && (s.done || s.acc.FinishReason() != ""):
 		complete = true
@@ -349,7 +349,7 @@ func (g *Gateway) relay(w streamOut, s *streamRelay, perr error) {
 			rec.Error += " (" + detail + ")"
 		}
 		s.t.Health.Failure()
-		_, _ = w.Write(schema.AppendSSEError(nil, g.secrets.String(msg), "server_error", code))
+		_, _ = w.Write(appendStreamError(x.ep, g.secrets.String(msg), "server_error", code))
 		_ = w.Flush()
 	}
 }

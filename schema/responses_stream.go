@@ -242,3 +242,22 @@ func ResponsesEventType(data []byte) []byte {
 	}
 	return nil
 }
+
+// AppendResponsesSSEError appends the terminal error event of a Responses
+// stream: "event: error" and a typed error event
+// {"type":"error","code":…,"message":…,"param":null}, which also carries
+// the error object the chat streams send ("error": {...}), so that SDKs
+// that stop on an "error" member raise it either way.
+func AppendResponsesSSEError(dst []byte, message, typ, code string) []byte {
+	dst = append(dst, "event: error\ndata: {\"type\":\"error\",\"code\":"...)
+	dst = appendNullableString(dst, code)
+	dst = append(dst, `,"message":`...)
+	dst = appendJSONString(dst, message)
+	dst = append(dst, `,"param":null,"error":{"message":`...)
+	dst = appendJSONString(dst, message)
+	dst = append(dst, `,"type":`...)
+	dst = appendJSONString(dst, typ)
+	dst = append(dst, `,"param":null,"code":`...)
+	dst = appendNullableString(dst, code)
+	return append(dst, "}}\n\n"...)
+}
