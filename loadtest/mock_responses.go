@@ -28,7 +28,8 @@ type mockResponses struct {
 
 type mockResponse struct {
 	body  []byte // the completed response object
-	input []byte // its input items, a JSON array
+	input []byte // the request's raw "input" (items are built on GET)
+	sid   string
 }
 
 func (s *mockResponses) put(id string, r *mockResponse) {
@@ -99,8 +100,9 @@ func (m *Mock) serveResponses(ctx *fasthttp.RequestCtx, start time.Time, seq int
 		out := strings.Replace(string(r.body), `"status":"completed"`, `"status":"cancelled"`, 1)
 		ctx.SetBody([]byte(out))
 	case sub == "input_items" && method == fasthttp.MethodGet:
-		b := append([]byte(`{"object":"list","data":`), r.input...)
-		items := gjson.ParseBytes(r.input).Array()
+		input := inputItems(gjson.ParseBytes(r.input), r.sid)
+		b := append([]byte(`{"object":"list","data":`), input...)
+		items := gjson.ParseBytes(input).Array()
 		first, last := "", ""
 		if len(items) > 0 {
 			first, last = items[0].Get("id").Str, items[len(items)-1].Get("id").Str
@@ -146,20 +148,26 @@ func (m *Mock) createResponse(ctx *fasthttp.RequestCtx, start time.Time, seq int
 	// The reply is planned as for chat, from a chat-shaped view of the
 	// request: flat function tools nest under "function", text.format is
 	// response_format, instructions the system message.
-	chat := chatView(model, instr, tools, choice, format)
+	chat := plainChat
+	if instr.Exists() || tools.Exists() || format.Exists() {
+		chat = chatView(model, instr, tools, choice, format)
+	}
 	f, handled := m.preludeFault(ctx, model, chat, start)
 	if handled {
 		return
 	}
-	sid := m.opts.RequestIDPrefix + strconv.FormatInt(seq, 10)
-	r := &respReply{reply: m.planReply(chat, model, seq, f), id: "resp_" + sid, msgID: "msg_" + sid, fcID: "fc_" + sid,
+	rp := m.planReply(chat, model, seq, f)
+	sid := rp.id[len("chatcmpl-"):] // the prefix and sequence planReply drew
+	ids := "resp_" + sid + "msg_" + sid + "fc_" + sid
+	n := len(sid)
+	r := &respReply{reply: rp, id: ids[:5+n], msgID: ids[5+n : 9+2*n], fcID: ids[9+2*n:],
 		instructions: instr.Str, createdAt: time.Now().Unix()}
 	r.promptTokens = approxTokens(len(body))
 	if prev.Type == gjson.String {
 		r.prev = prev.Str
 	}
 	final := r.appendResponse(nil, "completed")
-	m.resps.put(r.id, &mockResponse{body: final, input: inputItems(input, sid)})
+	m.resps.put(r.id, &mockResponse{body: final, input: []byte(input.Raw), sid: sid})
 	reqID := m.opts.RequestIDPrefix + "-" + strconv.FormatInt(seq, 10)
 
 	if stream.Bool() {
@@ -214,9 +222,15 @@ func (m *Mock) createResponse(ctx *fasthttp.RequestCtx, start time.Time, seq int
 	ctx.SetBody(final)
 }
 
+// plainChat is the chat view of a request with no instructions, tools or
+// format: planReply answers it with text.
+var plainChat = []byte(`{"messages":[]}`)
+
 // chatView builds the chat-completions-shaped body planReply reads.
 func chatView(model string, instr, tools, choice, format gjson.Result) []byte {
-	b := append([]byte(`{"model":`), appendJSONString(nil, model)...)
+	b := make([]byte, 0, 96+len(model)+len(instr.Raw)+len(tools.Raw)+len(choice.Raw)+len(format.Raw))
+	b = append(b, `{"model":`...)
+	b = appendJSONString(b, model)
 	b = append(b, `,"messages":[`...)
 	if instr.Type == gjson.String {
 		b = append(b, `{"role":"system","content":`...)
@@ -298,13 +312,23 @@ func inputItems(input gjson.Result, sid string) []byte {
 // assistant message; args and text are the (partial) values.
 func (r *respReply) appendItem(b []byte, status, text string) []byte {
 	if r.kind != kindText {
-		b = append(b, `{"type":"function_call","id":"`+r.fcID+`","call_id":"`+r.callID+`","name":`...)
+		b = append(b, `{"type":"function_call","id":"`...)
+		b = append(b, r.fcID...)
+		b = append(b, `","call_id":"`...)
+		b = append(b, r.callID...)
+		b = append(b, `","name":`...)
 		b = appendJSONString(b, r.name)
 		b = append(b, `,"arguments":`...)
 		b = appendJSONString(b, text)
-		return append(b, `,"status":"`+status+`"}`...)
+		b = append(b, `,"status":"`...)
+		b = append(b, status...)
+		return append(b, `"}`...)
 	}
-	b = append(b, `{"type":"message","id":"`+r.msgID+`","status":"`+status+`","role":"assistant","content":[`...)
+	b = append(b, `{"type":"message","id":"`...)
+	b = append(b, r.msgID...)
+	b = append(b, `","status":"`...)
+	b = append(b, status...)
+	b = append(b, `","role":"assistant","content":[`...)
 	if status == "completed" || text != "" {
 		b = append(b, `{"type":"output_text","text":`...)
 		b = appendJSONString(b, text)
@@ -316,9 +340,16 @@ func (r *respReply) appendItem(b []byte, status, text string) []byte {
 // appendResponse appends the response object with the given status; a
 // completed one carries its output and usage.
 func (r *respReply) appendResponse(b []byte, status string) []byte {
-	b = append(b, `{"id":"`+r.id+`","object":"response","created_at":`...)
+	if b == nil {
+		b = make([]byte, 0, 640+len(r.text)+len(r.instructions))
+	}
+	b = append(b, `{"id":"`...)
+	b = append(b, r.id...)
+	b = append(b, `","object":"response","created_at":`...)
 	b = strconv.AppendInt(b, r.createdAt, 10)
-	b = append(b, `,"status":"`+status+`","error":null,"incomplete_details":null,"instructions":`...)
+	b = append(b, `,"status":"`...)
+	b = append(b, status...)
+	b = append(b, `","error":null,"incomplete_details":null,"instructions":`...)
 	if r.instructions != "" {
 		b = appendJSONString(b, r.instructions)
 	} else {

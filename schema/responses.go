@@ -253,14 +253,14 @@ func readResponsesInput(r *Request, v gjson.Result) *RequestError {
 	var perr *RequestError
 	eachElement(v.Raw, func(raw string) bool {
 		it := gjson.Parse(raw)
-		p := "input[" + strconv.Itoa(n) + "]"
 		n++
+		// The path is built only for an error: this runs per item.
 		if !it.IsObject() {
-			perr = badType(p, "an object", it)
+			perr = badType("input["+strconv.Itoa(n-1)+"]", "an object", it)
 			return false
 		}
-		if d := findDupDeep(p, it); d != "" {
-			perr = dupErr(d)
+		if d := findDupDeep("", it); d != "" {
+			perr = dupErr("input[" + strconv.Itoa(n-1) + "]." + d)
 			return false
 		}
 		return true

@@ -14,7 +14,7 @@ import (
 // content, function_call items as tool calls by output_index, the status
 // as a finish reason ("stop", "tool_calls", "length" for an incomplete
 // response, "error" for a failed one), usage from
-// usage.input_tokens/output_tokens and the resp_… ID. Reset keeps the
+// usage.input_tokens/output_tokens and the resp_… ID. Reset clears the
 // mode.
 func (a *StreamAccumulator) ForResponses() { a.responses = true }
 
@@ -80,7 +80,7 @@ func (a *StreamAccumulator) addResponsesEvent(data []byte) {
 		a.finish = "error"
 	default:
 		if resp.IsObject() {
-			a.addResponseObject(resp, false)
+			a.addResponseObject(resp)
 		}
 	}
 }
@@ -129,11 +129,10 @@ func (a *StreamAccumulator) addOutputItem(idx int, it gjson.Result, done bool) {
 	}
 }
 
-// addResponseObject reads a response object: its id and model (first
-// seen), usage, and a terminal status. whole is true for a non-streamed
-// body, whose output items are read too.
-func (a *StreamAccumulator) addResponseObject(r gjson.Result, whole bool) {
-	var status, errV, output gjson.Result
+// addResponseObject reads the response object of a stream event: its id
+// and model (first seen), usage, and a terminal status.
+func (a *StreamAccumulator) addResponseObject(r gjson.Result) {
+	var status, errV gjson.Result
 	r.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
 		case "id":
@@ -152,22 +151,15 @@ func (a *StreamAccumulator) addResponseObject(r gjson.Result, whole bool) {
 			status = v
 		case "error":
 			errV = v
-		case "output":
-			output = v
 		}
 		return true
 	})
-	if whole && output.IsArray() {
-		i := 0
-		output.ForEach(func(_, it gjson.Result) bool {
-			if it.IsObject() {
-				a.addWholeItem(i, it)
-			}
-			i++
-			return true
-		})
-	}
-	switch status.Str {
+	a.noteStatus(status.Str, errV)
+}
+
+// noteStatus sets the finish reason (and the error) of a terminal status.
+func (a *StreamAccumulator) noteStatus(status string, errV gjson.Result) {
+	switch status {
 	case "completed":
 		a.finish = "stop"
 		if len(a.calls) > 0 {
@@ -181,37 +173,58 @@ func (a *StreamAccumulator) addResponseObject(r gjson.Result, whole bool) {
 			if errV.IsObject() {
 				a.errRaw = append(a.errRaw, errV.Raw...)
 			} else {
-				a.errRaw = append(a.errRaw, `{"message":"response `+status.Str+`"}`...)
+				a.errRaw = append(a.errRaw, `{"message":"response `+status+`"}`...)
 			}
 		}
 	}
 }
 
-// addWholeItem reads one output item of a non-streamed response.
-func (a *StreamAccumulator) addWholeItem(idx int, it gjson.Result) {
-	switch it.Get("type").Str {
-	case "message":
-		it.Get("content").ForEach(func(_, p gjson.Result) bool {
-			switch p.Get("type").Str {
-			case "output_text":
-				if t := p.Get("text"); t.Type == gjson.String {
-					a.content = a.appendString(a.content, t)
+// addWholeItem reads one output item of a non-streamed response. It
+// scans without decoding (eachMember, eachElement): a gjson value would
+// unescape every text it visits, and JSON output is full of escapes.
+func (a *StreamAccumulator) addWholeItem(idx int, raw string) {
+	var typ, content string
+	eachMember(raw, func(k, v string) bool {
+		switch k {
+		case "type":
+			typ = v
+		case "content":
+			content = v
+		}
+		return true
+	})
+	switch typ {
+	case `"message"`:
+		eachElement(content, func(part string) bool {
+			var ptyp, text, refusal string
+			eachMember(part, func(k, v string) bool {
+				switch k {
+				case "type":
+					ptyp = v
+				case "text":
+					text = v
+				case "refusal":
+					refusal = v
 				}
-			case "refusal":
-				if t := p.Get("refusal"); t.Type == gjson.String {
-					a.refusal = a.appendString(a.refusal, t)
-				}
+				return true
+			})
+			switch {
+			case ptyp == `"output_text"` && len(text) > 0 && text[0] == '"':
+				a.content = a.appendString(a.content, gjson.Result{Type: gjson.String, Raw: text})
+			case ptyp == `"refusal"` && len(refusal) > 0 && refusal[0] == '"':
+				a.refusal = a.appendString(a.refusal, gjson.Result{Type: gjson.String, Raw: refusal})
 			}
 			return true
 		})
-	case "function_call", "custom_tool_call":
-		a.addOutputItem(idx, it, true)
+	case `"function_call"`, `"custom_tool_call"`:
+		a.addOutputItem(idx, gjson.Parse(raw), true)
 	}
 }
 
 // AddResponseBody folds a whole (non-streamed) Responses API body into a,
-// which must be in ForResponses mode: the same message a stream of it
-// would accumulate. body is not retained.
+// which must be in ForResponses mode: the same message, finish reason and
+// usage a stream of it would accumulate. It does not set ID and Model
+// (ReadReply reads the body's id without a copy). body is not retained.
 func (a *StreamAccumulator) AddResponseBody(body []byte) {
 	a.chunks++
 	top, _ := parseTop(body)
@@ -219,7 +232,34 @@ func (a *StreamAccumulator) AddResponseBody(body []byte) {
 		a.bad++
 		return
 	}
-	a.addResponseObject(top, true)
+	var status, errRaw, output, usage string
+	eachMember(top.Raw, func(k, v string) bool {
+		switch k {
+		case "status":
+			status = v
+		case "error":
+			errRaw = v
+		case "output":
+			output = v
+		case "usage":
+			usage = v
+		}
+		return true
+	})
+	i := 0
+	eachElement(output, func(it string) bool {
+		if len(it) > 0 && it[0] == '{' {
+			a.addWholeItem(i, it)
+		}
+		i++
+		return true
+	})
+	if len(usage) > 0 && usage[0] == '{' {
+		if u, ok := usageOf(gjson.Parse(usage)); ok {
+			a.usage, a.hasUsage = u, true
+		}
+	}
+	a.noteStatus(strings.Trim(status, `"`), gjson.Parse(errRaw))
 }
 
 // ResponsesEventType returns the "type" of a Responses stream event when
