@@ -85,8 +85,8 @@ func (g *Gateway) noteResponseReply(x *exchange, t *routing.Target, model, id st
 // counted (cairn_responses_state_write_errors_total) and logged; this
 // replica still knows the placement.
 func (g *Gateway) rememberResponse(x *exchange, t *routing.Target, model, id string) {
-	if id == "" || !schema.ValidResponseID(id) || x.route == nil {
-		return
+	if id == "" || !schema.ValidResponseID(id) || x.route == nil || !x.req.Stored() {
+		return // "store": false: nothing at the provider to come back to
 	}
 	p := respPin{Route: x.route.Name, Provider: t.Provider.Name, Model: model, Cohort: t.Cohort}
 	if err := g.respState.put(g.baseCtx, id, p); err != nil {

@@ -152,3 +152,22 @@ func TestResponsesTPM(t *testing.T) {
 	}
 	t.Fatalf("never limited after %d tokens", spent)
 }
+
+// TestResponsesNotStored: a response created with "store": false is not
+// placed (the provider keeps nothing to continue), so nothing is written
+// for it and continuing it is a 404 at the gateway.
+func TestResponsesNotStored(t *testing.T) {
+	_, _, tg := twoMocks(t)
+	r := do(t, "POST", tg.api+"/v1/responses", "gw-app-key", `{"model":"support-bot","input":"x","store":false}`)
+	if r.status != 200 {
+		t.Fatalf("%d: %s", r.status, r.body)
+	}
+	if n := tg.respState.size(); n != 0 {
+		t.Errorf("%d placements kept for an unstored response", n)
+	}
+	id := gjson.GetBytes(r.body, "id").Str
+	c := do(t, "POST", tg.api+"/v1/responses", "gw-app-key", fmt.Sprintf(`{"model":"support-bot","input":"y","previous_response_id":%q}`, id))
+	if c.status != 404 || c.errorCode() != "previous_response_not_found" {
+		t.Errorf("continuing an unstored response: %d %s", c.status, c.body)
+	}
+}

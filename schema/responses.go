@@ -12,6 +12,7 @@ import (
 // from (or a byte-identical copy): Rewrite needs them, nothing else does.
 type responsesFields struct {
 	previousID   string
+	noStore      bool // "store": false: the provider keeps nothing to continue
 	instructions [2]int // the "instructions" value, or 0, 0
 	instrString  bool   // instructions is a string (not null)
 	model        [2]int
@@ -180,8 +181,9 @@ func ParseResponsesRequest(body []byte) (Request, error) {
 				r.resp.previousID = strings.Clone(v.Str)
 			}
 		case rkStore:
-			var b bool
-			perr = readBool(&b, "store", v)
+			var stored bool
+			perr = readBool(&stored, "store", v)
+			r.resp.noStore = v.Type == gjson.False // null is the default, true
 		case rkConversation:
 			// Conversations hold state at the provider as previous
 			// responses do, but under IDs Cairn never sees created.
@@ -230,6 +232,11 @@ func ValidResponseID(id string) bool {
 	}
 	return true
 }
+
+// Stored reports whether the provider keeps the response (the API's
+// default; false only for "store": false), so that it can be continued or
+// retrieved later.
+func (r *Request) Stored() bool { return !r.resp.noStore }
 
 // PreviousResponseID returns the request's previous_response_id ("" when
 // absent): the response whose state the provider continues.
