@@ -12,7 +12,7 @@ import (
 // from (or a byte-identical copy): Rewrite needs them, nothing else does.
 type responsesFields struct {
 	previousID   string
-	noStore      bool // "store": false: the provider keeps nothing to continue
+	noStore      bool   // "store": false: the provider keeps nothing to continue
 	instructions [2]int // the "instructions" value, or 0, 0
 	instrString  bool   // instructions is a string (not null)
 	model        [2]int
