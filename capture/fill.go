@@ -123,7 +123,11 @@ func (m *Masker) maskRecord(r *Record, keep bool) {
 	r.Request, r.Response = nil, nil
 	r.BodySampled = false
 	if keep && raw != nil {
-		r.Request = m.requestMessages(raw.RequestBody, raw.RequestValid)
+		if r.Endpoint == "responses" {
+			r.Request = m.responsesRequest(raw.RequestBody)
+		} else {
+			r.Request = m.requestMessages(raw.RequestBody, raw.RequestValid)
+		}
 		r.Response = m.response(r.Endpoint, r.Status, raw)
 		r.Request, r.Response = shallow(r.Request), shallow(r.Response)
 		r.BodySampled = r.Request != nil || r.Response != nil
@@ -183,7 +187,10 @@ func (m *Masker) response(endpoint string, status int, raw *RawBodies) (out json
 		}
 	}()
 	if raw.StreamContent != "" || len(raw.StreamToolCalls) > 0 || raw.FinishReason != "" {
-		o := responseObject{m: m, b: make([]byte, 0, len(raw.StreamContent)+len(raw.StreamToolCalls)+len(raw.ResponseBody)+64)}
+		// Escaping grows text (quotes in JSON content): room for it up
+		// front, and the scratch a field is quoted in, sized once.
+		n := len(raw.StreamContent) + len(raw.StreamToolCalls) + len(raw.ResponseBody)
+		o := responseObject{m: m, b: make([]byte, 0, n+n/4+64), tok: make([]byte, 0, len(raw.StreamContent)+len(raw.StreamContent)/4+32)}
 		if raw.StreamContent != "" {
 			o.stringField("content", raw.StreamContent)
 		}
@@ -308,8 +315,9 @@ func countArray(arr []byte, objects bool) (n int, ok bool) {
 
 // responseObject builds the masked response object field by field.
 type responseObject struct {
-	m *Masker
-	b []byte
+	m   *Masker
+	b   []byte
+	tok []byte // stringField's scratch: one buffer for every field
 }
 
 func (o *responseObject) key(k string) {
@@ -337,8 +345,8 @@ func (o *responseObject) rawField(k string, v []byte) {
 // value by value).
 func (o *responseObject) stringField(k, s string) {
 	o.key(k)
-	tok := appendJSONString(nil, s)
-	o.b = o.m.appendMaskedString(o.b, tok, false, 0)
+	o.tok = appendJSONString(o.tok[:0], s)
+	o.b = o.m.appendMaskedString(o.b, o.tok, false, 0)
 }
 
 // validOrStringField adds b, masked: as JSON when it is valid, else as a

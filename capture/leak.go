@@ -61,7 +61,7 @@ func leakName(d *detector) string {
 // text decides, as for masking, which detectors may match, and usually
 // none may.
 func (m *Masker) Leaks(endpoint string, status int, raw *RawBodies) (names []string) {
-	if raw == nil || status < 200 || status >= 300 || endpoint != "chat.completions" && endpoint != "completions" {
+	if raw == nil || status < 200 || status >= 300 || endpoint != "chat.completions" && endpoint != "completions" && endpoint != "responses" {
 		return nil
 	}
 	defer func() {
@@ -247,7 +247,7 @@ func eachElement(arr []byte, f func(v []byte)) {
 // appears (or the answer was not masked). The common case costs one scan
 // for '[' instead of a second pre-scan of the answer.
 func (m *Masker) LeaksMasked(endpoint string, status int, raw *RawBodies, masked []byte) []string {
-	if endpoint == "chat.completions" && len(masked) > 0 && !m.hasPlaceholder(masked) {
+	if (endpoint == "chat.completions" || endpoint == "responses") && len(masked) > 0 && !m.hasPlaceholder(masked) {
 		return nil
 	}
 	return m.Leaks(endpoint, status, raw)

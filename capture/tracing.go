@@ -147,7 +147,7 @@ func (s *Span) End(r *Record) {
 	if r != nil && s.span.IsRecording() {
 		op := r.Endpoint
 		switch r.Endpoint {
-		case "chat.completions":
+		case "chat.completions", "responses":
 			op = "chat"
 		case "embeddings":
 			op = "embeddings"

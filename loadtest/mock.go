@@ -106,6 +106,8 @@ type Mock struct {
 	instances sync.Map     // schema text → generated instance, see instanceText
 	instanceN atomic.Int64 // entries in instances
 
+	resps mockResponses // created responses (mock_responses.go)
+
 	faultsMu sync.Mutex                       // serialises writers of faults
 	faults   atomic.Pointer[map[string]Fault] // copy-on-write; never mutated once stored
 }
@@ -414,6 +416,8 @@ func (m *Mock) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		m.serveCompletions(ctx, start, seq)
+	case string(path) == "/responses" || strings.HasPrefix(string(path), "/responses/"):
+		m.serveResponses(ctx, start, seq, string(path))
 	case string(path) == "/models" || strings.HasPrefix(string(path), "/models/"):
 		m.capture(ctx, "")
 		if !m.authorized(ctx) {

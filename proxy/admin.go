@@ -163,6 +163,7 @@ func (g *Gateway) writeMetrics(ctx *fasthttp.RequestCtx) {
 	w := ctx.Response.BodyWriter()
 	g.metrics.WritePrometheus(w)
 	g.limiter.WritePrometheus(w)
+	g.respState.writePrometheus(w)
 	fmt.Fprintf(w, "# HELP go_goroutines Goroutines that currently exist.\n# TYPE go_goroutines gauge\ngo_goroutines %d\n", runtime.NumGoroutine())
 	g.writeMemoryMetrics(w)
 	fmt.Fprintf(w, "# HELP cairn_streams_open Streams being relayed now.\n# TYPE cairn_streams_open gauge\ncairn_streams_open %d\n", g.streamsOpen.Load())

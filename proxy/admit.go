@@ -87,6 +87,8 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 		x.req, err = schema.ParseChatRequest(body)
 	case epCompletions:
 		x.req, err = schema.ParseCompletionsRequest(body)
+	case epResponses:
+		x.req, err = schema.ParseResponsesRequest(body)
 	default:
 		x.req, err = schema.ParseEmbeddingsRequest(body)
 	}
@@ -138,6 +140,11 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 		return statusErr(fasthttp.StatusRequestEntityTooLarge, "invalid_request_error", "request_too_large", capture.OutcomeBadRequest,
 			fmt.Sprintf("request body is larger than %d bytes, the limit of this model", limit))
 	}
+	if x.ep == epResponses {
+		if se := g.pinPrevious(x, tbl); se != nil {
+			return se
+		}
+	}
 	if key != nil && (x.limits.RPM > 0 || x.limits.TPM > 0) {
 		// The Redis limiter spends a leased slice locally; a request waits
 		// on Redis only when its replica holds none for the key, at most
@@ -149,7 +156,7 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 		}
 		x.reserved = d.Reservation
 	}
-	if x.ep == epChat {
+	if x.ep == epChat || x.ep == epResponses {
 		x.contr, err = g.contracts.Prepare(rc.Contract.Schema, &x.req)
 		if err != nil {
 			return asStatusError(err)

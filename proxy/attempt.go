@@ -31,10 +31,10 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	if t.Model != "" && t.Model != x.req.Model {
 		rewriteModel = t.Model
 	}
-	if x.ep == epChat {
+	if x.ep == epChat || x.ep == epResponses {
 		system = x.route.Config.Prompt.System
 	}
-	stream := (x.ep == epChat || x.ep == epCompletions) && x.req.Stream
+	stream := (x.ep == epChat || x.ep == epCompletions || x.ep == epResponses) && x.req.Stream
 	// The upstream body is done with when DoTimeout returns (a stream's
 	// too: the request is written before its response headers are read):
 	// pooled.
@@ -45,7 +45,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 			rewriteBufs.Put(bp)
 		}
 	}()
-	body, err := x.req.Rewrite((*bp)[:0], x.body, rewriteModel, system, stream && !x.req.IncludeUsage)
+	body, err := x.rewrite((*bp)[:0], rewriteModel, system, stream && !x.req.IncludeUsage)
 	*bp = body
 	if err != nil {
 		return resultDone, nil, schema.Verdict{}
@@ -91,9 +91,20 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 		}
 	}
 	verdict := schema.Verdict{Result: capture.VerdictNone}
+	var racc *schema.StreamAccumulator // a Responses body's message (responses.go)
+	if status < 300 && x.ep == epResponses {
+		racc = readResponseBody(raw)
+		defer releaseResponseAcc(racc)
+		if !x.contr.Empty() {
+			verdict = x.contr.CheckStream(racc)
+			att.Contract = verdict.Result
+		}
+	}
 	if status < 300 && x.ep == epChat && !x.contr.Empty() {
 		verdict = x.contr.CheckReply(raw, &reply)
 		att.Contract = verdict.Result
+	}
+	if status < 300 && (x.ep == epChat || x.ep == epResponses) && !x.contr.Empty() {
 		if verdict.Result == capture.VerdictFail && x.route.Config.Contract.Mode == configs.ModeEnforce {
 			x.discard(&att, raw)
 			x.rec.Attempts = append(x.rec.Attempts, att)
@@ -122,6 +133,9 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	x.rec.Status = status
 	x.rec.TTFTMS = att.LatencyMS
 	x.setRaw(capture.RawBodies{RequestBody: x.body, ResponseBody: raw})
+	if racc != nil {
+		g.noteResponseReply(x, t, model, reply.ID(raw), racc)
+	}
 	switch {
 	case status >= 400:
 		x.rec.Outcome = capture.OutcomeUpstream4xx

@@ -34,15 +34,19 @@ routes:
 // gateway answers every body with either a relayed answer or an
 // OpenAI-shaped error, that exactly that request's record exists and
 // round-trips through JSON, and that no encoder fails or panics on it.
-// Seeds: the hostile shapes of issue 12 (the 5.6 MiB nesting bomb of 12.1,
+// The second argument picks the endpoint (epSeed*). Seeds: the hostile
+// shapes of issue 12 on chat, embeddings and the Responses API (issue 19) (the 5.6 MiB nesting bomb of 12.1,
 // the non-finite numbers of 12.2, duplicate keys, 1 MiB model names and
 // tools) plus the committed corpus in testdata/fuzz/FuzzRequestPath.
 func FuzzRequestPath(f *testing.F) {
 	for _, s := range hostileSeeds() {
-		f.Add([]byte(s), false)
+		f.Add([]byte(s), epSeedChat)
 	}
-	f.Add([]byte(chat("support-bot", `"stream":true,"temperature":1e999`)), true)
-	f.Add([]byte(chat("gpt-x", `"stream":true,"stream_options":{"include_usage":false,"include_usage":true}`)), true)
+	f.Add([]byte(chat("support-bot", `"stream":true,"temperature":1e999`)), epSeedEmbeddings)
+	f.Add([]byte(chat("gpt-x", `"stream":true,"stream_options":{"include_usage":false,"include_usage":true}`)), epSeedEmbeddings)
+	for _, s := range responsesSeeds() {
+		f.Add([]byte(s), epSeedResponses)
+	}
 
 	m := loadtest.NewMock(loadtest.MockOptions{})
 	addr, err := m.Start("127.0.0.1:0")
@@ -54,10 +58,13 @@ func FuzzRequestPath(f *testing.F) {
 	client := &http.Client{Timeout: 10 * time.Second}
 	f.Cleanup(client.CloseIdleConnections)
 
-	f.Fuzz(func(t *testing.T, body []byte, embeddings bool) {
+	f.Fuzz(func(t *testing.T, body []byte, ep uint8) {
 		path := "/v1/chat/completions"
-		if embeddings {
+		switch ep % 3 {
+		case epSeedEmbeddings:
 			path = "/v1/embeddings"
+		case epSeedResponses:
+			path = "/v1/responses"
 		}
 		resp, err := client.Post(tg.api+path, "application/json", bytes.NewReader(body))
 		if err != nil {

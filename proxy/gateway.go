@@ -67,6 +67,7 @@ type Gateway struct {
 	userHash   *capture.UserHasher // keyed hashes of the requests' user values
 	userHashes *userHashCache      // userHash with a cache of recent users
 	rdb        *redis.Client
+	respState  *respStore // where each response lives (responses_store.go)
 	limiter    limiter
 	capture    *capture.Writer
 	metrics    *capture.Metrics
@@ -184,6 +185,7 @@ func New(o Options) (*Gateway, error) {
 	} else {
 		g.limiter = ratelimit.NewMemory(o.Now)
 	}
+	g.respState = newRespStore(g.rdb, o.Now)
 	var rdb redis.UniversalClient
 	if g.rdb != nil {
 		rdb = g.rdb

@@ -46,10 +46,13 @@ func (g *Gateway) refusals(x *exchange) *schema.Refusals {
 // are judged in finishStream).
 func (g *Gateway) judgeMessage(x *exchange) {
 	r := x.rec
-	if x.ep != epChat || x.route == nil || r.Raw == nil {
+	if x.ep != epChat && x.ep != epResponses || x.route == nil || r.Raw == nil {
 		return
 	}
 	r.Raw.SystemPrompt = x.route.Config.Prompt.System
+	if x.ep == epResponses {
+		return // judged from its output items (noteResponseReply)
+	}
 	if r.Refusal || r.Status < 200 || r.Status >= 300 || len(r.Raw.ResponseBody) == 0 ||
 		r.Raw.StreamContent != "" || len(r.Raw.StreamToolCalls) > 0 || r.Raw.FinishReason != "" {
 		return
@@ -59,7 +62,7 @@ func (g *Gateway) judgeMessage(x *exchange) {
 
 // judgeStream sets the refusal verdict of a stream that ended.
 func (g *Gateway) judgeStream(x *exchange, acc *schema.StreamAccumulator, rec *capture.Record) {
-	if x.ep == epChat && acc.Err() == nil {
+	if (x.ep == epChat || x.ep == epResponses) && acc.Err() == nil {
 		rec.Refusal = g.refusals(x).Stream(acc)
 	}
 }

@@ -24,6 +24,7 @@ const (
 	epEmbeddings
 	epModels
 	epCompletions // legacy /v1/completions
+	epResponses   // /v1/responses (responses.go)
 	epOther
 )
 
@@ -37,6 +38,8 @@ func (e endpoint) String() string {
 		return "models"
 	case epCompletions:
 		return "completions"
+	case epResponses:
+		return "responses"
 	}
 	return "other"
 }
@@ -47,6 +50,8 @@ func (e endpoint) path() string {
 		return "/embeddings"
 	case epCompletions:
 		return "/completions"
+	case epResponses:
+		return "/responses"
 	}
 	return "/chat/completions"
 }
@@ -101,6 +106,10 @@ type exchange struct {
 	// drainCut is set when the drain deadline cut this request's upstream
 	// call (or came before it): it is answered errCutAtDrain.
 	drainCut bool
+
+	// pinned is the target that created the response a Responses request
+	// continues (previous_response_id); nil otherwise (responses.go).
+	pinned *routing.Target
 }
 
 // discard counts the usage an upstream reported in a body whose answer is
@@ -156,11 +165,17 @@ func (g *Gateway) serveAPI(ctx *fasthttp.RequestCtx) {
 		g.proxyRequest(ctx, epEmbeddings)
 	case "/completions":
 		g.proxyRequest(ctx, epCompletions)
+	case "/responses":
+		g.proxyRequest(ctx, epResponses)
 	case "/models":
 		g.listModels(ctx)
 	default:
 		if id, ok := strings.CutPrefix(string(path), "/models/"); ok && id != "" {
 			g.retrieveModel(ctx, id)
+			return
+		}
+		if rest, ok := strings.CutPrefix(string(path), "/responses/"); ok {
+			g.serveResponseByID(ctx, rest)
 			return
 		}
 		x := g.begin(ctx, epOther)
@@ -357,6 +372,10 @@ const (
 func (g *Gateway) forward(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	var planBuf [8]*routing.Target
 	plan, cohort := x.route.Plan(planBuf[:0], x.sticky, rand.Uint64())
+	if x.pinned != nil {
+		// previous_response_id: only the target holding that state.
+		plan, cohort = append(planBuf[:0], x.pinned), x.pinned.Cohort
+	}
 	x.rec.Cohort = cohort
 	if len(plan) > 0 {
 		// Until a target answers, the record names the one it was routed to.

@@ -100,6 +100,12 @@ func (s *streamRelay) frame(data []byte) {
 		s.first = s.x.g.now()
 	}
 	s.events++
+	if s.x.ep == epResponses {
+		// The Responses API names each event: "event: <type>" before its data.
+		if typ := schema.ResponsesEventType(data); typ != nil {
+			s.out = append(append(append(s.out, "event: "...), typ...), '\n')
+		}
+	}
 	s.out = schema.AppendSSEEvent(s.out, data)
 }
 
@@ -120,7 +126,7 @@ func (s *streamRelay) onEvent(ev schema.Event) error {
 			s.text = append(s.text, v.Str...)
 		}
 	}
-	if !s.x.req.IncludeUsage && schema.IsUsageOnlyChunk(ev.Data) {
+	if s.x.ep != epResponses && !s.x.req.IncludeUsage && schema.IsUsageOnlyChunk(ev.Data) {
 		return nil // asked upstream for usage on the client's behalf; not theirs
 	}
 	if s.guard == nil {
@@ -213,6 +219,9 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 	}
 
 	s := &streamRelay{x: x, t: t, up: up, model: model, resp: resp, r: resp.BodyStream(), bufp: readBufPool.Get().(*[]byte)}
+	if x.ep == epResponses {
+		s.acc.ForResponses()
+	}
 	if sec := g.secrets.Secrets(); sec.Len() > 0 {
 		s.guard = &splitGuard{s: sec}
 	}
@@ -245,6 +254,9 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 	x.rec.Attempts = append(x.rec.Attempts, att)
 	g.commitTarget(ctx, x, t, model, att.ProviderRequestID)
 	x.rec.Status = fasthttp.StatusOK
+	if x.ep == epResponses {
+		g.rememberResponse(x, t, model, s.acc.ID())
+	}
 
 	buffer := x.route.Config.Contract.Mode == configs.ModeEnforce && x.route.Config.Contract.BufferStreams && !x.contr.Empty()
 	if buffer {
@@ -311,11 +323,11 @@ func (g *Gateway) relay(w streamOut, s *streamRelay, perr error) {
 		// the client can act on (retry elsewhere), and record it.
 		rec.Outcome = capture.OutcomeShutdown
 		rec.Error = fmt.Sprintf("the gateway is shutting down: stream ended at the drain deadline after %d events", s.events)
-		_, _ = w.Write(schema.AppendSSEError(nil, "the gateway is shutting down; retry the request", "server_error", "server_shutting_down"))
+		_, _ = w.Write(appendStreamError(x.ep, "the gateway is shutting down; retry the request", "server_error", "server_shutting_down"))
 		_ = w.Flush()
 	case errors.Is(perr, io.EOF) && (s.done || s.acc.FinishReason() != ""):
 		complete = true
-		if !s.done {
+		if !s.done && x.ep != epResponses { // Responses streams have no [DONE]
 			// Upstream ended without [DONE] after a finished choice;
 			// the SDKs expect the terminator.
 			_, _ = w.Write(sseDone)
@@ -345,7 +357,7 @@ func (g *Gateway) relay(w streamOut, s *streamRelay, perr error) {
 			rec.Error += " (" + detail + ")"
 		}
 		s.t.Health.Failure()
-		_, _ = w.Write(schema.AppendSSEError(nil, g.secrets.String(msg), "server_error", code))
+		_, _ = w.Write(appendStreamError(x.ep, g.secrets.String(msg), "server_error", code))
 		_ = w.Flush()
 	}
 }
@@ -456,7 +468,7 @@ func (g *Gateway) bufferStream(ctx *fasthttp.RequestCtx, x *exchange, s *streamR
 		return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError,
 			"upstream "+s.t.Provider.Name+" stream broke: "+failureText(perr)), schema.Verdict{}
 	}
-	if !s.done {
+	if !s.done && x.ep != epResponses {
 		all = append(all, sseDone...)
 	}
 	v := x.contr.CheckStream(&s.acc)

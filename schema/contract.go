@@ -393,7 +393,11 @@ func (c *Contracts) compileTools(raw []byte) (*toolSet, *RequestError) {
 		i++
 		switch t.Get("type").Str {
 		case "function":
-			name := t.Get("function.name").Str
+			name, params := t.Get("function.name").Str, t.Get("function.parameters")
+			if name == "" && t.Get("name").Type == gjson.String {
+				// A Responses API tool names its function at its top level.
+				name, params = t.Get("name").Str, t.Get("parameters")
+			}
 			if name == "" {
 				rerr = missing(p + ".function.name")
 				return false
@@ -403,7 +407,7 @@ func (c *Contracts) compileTools(raw []byte) (*toolSet, *RequestError) {
 				return false
 			}
 			d := &toolDef{name: strings.Clone(name)}
-			if ps := t.Get("function.parameters"); ps.IsObject() {
+			if ps := params; ps.IsObject() {
 				s, err := c.compile([]byte(ps.Raw), "mem://cairn/request/tools/"+strconv.Itoa(i-1)+".json")
 				if err != nil {
 					rerr = reqErr(p+".function.parameters", err.Error())
@@ -414,6 +418,9 @@ func (c *Contracts) compileTools(raw []byte) (*toolSet, *RequestError) {
 			ts.byName[d.name] = d
 		case "custom":
 			name := t.Get("custom.name").Str
+			if name == "" {
+				name = t.Get("name").Str // Responses API shape
+			}
 			if name == "" {
 				rerr = missing(p + ".custom.name")
 				return false
@@ -511,11 +518,15 @@ func (ct *Contract) readChoice(raw []byte) error {
 	var name string
 	switch v.Get("type").Str {
 	case "function":
-		name = v.Get("function.name").Str
+		if name = v.Get("function.name").Str; name == "" {
+			name = v.Get("name").Str // Responses API shape
+		}
 	case "custom":
-		name = v.Get("custom.name").Str
+		if name = v.Get("custom.name").Str; name == "" {
+			name = v.Get("name").Str
+		}
 	case "allowed_tools":
-		if v.Get("allowed_tools.mode").Str == "required" {
+		if v.Get("allowed_tools.mode").Str == "required" || v.Get("mode").Str == "required" {
 			ct.choice = choiceRequired
 		}
 		return nil

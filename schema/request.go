@@ -63,6 +63,10 @@ type Request struct {
 	MessageCount int
 
 	spans topSpans // for Rewrite
+
+	// resp is what ParseResponsesRequest reads beyond the fields above
+	// (responses.go).
+	resp responsesFields
 }
 
 // parseBody checks the things every request body must satisfy and returns

@@ -63,6 +63,9 @@ type StreamAccumulator struct {
 	chunks, bad      int
 	size             int
 	truncated        bool
+	// responses: the events are the Responses API's typed events
+	// (responses_stream.go), not chat.completion.chunk objects.
+	responses bool
 }
 
 // Reset clears the accumulator for a new stream, keeping its buffers
@@ -93,6 +96,10 @@ func keep(b []byte) []byte {
 // Add folds one event's data (a chat.completion.chunk, a usage chunk or an
 // error object) into the message. data is not retained.
 func (a *StreamAccumulator) Add(data []byte) {
+	if a.responses {
+		a.addResponsesEvent(data)
+		return
+	}
 	a.chunks++
 	top, _ := parseTop(data)
 	if !top.IsObject() {

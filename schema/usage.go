@@ -27,11 +27,11 @@ func usageOf(v gjson.Result) (u Usage, ok bool) {
 	var total bool
 	v.ForEach(func(k, n gjson.Result) bool {
 		switch k.Str {
-		case "prompt_tokens":
+		case "prompt_tokens", "input_tokens": // input_…: the Responses API
 			u.PromptTokens = tokenCount(n)
-		case "completion_tokens":
+		case "completion_tokens", "output_tokens":
 			u.CompletionTokens = tokenCount(n)
-		case "prompt_tokens_details":
+		case "prompt_tokens_details", "input_tokens_details":
 			u.CachedTokens = tokenCount(n.Get("cached_tokens"))
 		case "total_tokens":
 			u.TotalTokens = tokenCount(n)
