@@ -44,7 +44,7 @@ func (c *Config) Warnings() []string {
 	}
 	for i, p := range c.Providers {
 		u, err := url.Parse(p.BaseURL)
-		if err != nil || u.Host == "" {
+		if err != nil || u.Host == "" || (p.Kind != "" && p.Kind != KindOpenAI) {
 			continue
 		}
 		if strings.Trim(u.Path, "/") == "" {
