@@ -37,7 +37,9 @@ routes: [{name: r, targets: [{provider: oa}], fallbacks: [{provider: an, model: 
 }
 
 func TestProviderKindErrors(t *testing.T) {
-	pv := func(s string) string { return "providers: [{name: p, base_url: 'https://h', " + s + "}]\nroutes: [{name: r, targets: [{provider: p}]}]\n" }
+	pv := func(s string) string {
+		return "providers: [{name: p, base_url: 'https://h', " + s + "}]\nroutes: [{name: r, targets: [{provider: p}]}]\n"
+	}
 	for _, tt := range []struct{ name, yaml, want string }{
 		{"unknown kind", pv("kind: bedrock"), `providers[0].kind: "bedrock" is not one of openai, azure, anthropic`},
 		{"azure needs api_version", pv("kind: azure"), "providers[0].api_version: required with path_style deployments"},
