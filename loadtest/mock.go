@@ -375,7 +375,8 @@ func (m *Mock) sleep(d time.Duration) bool {
 }
 
 // Handler serves POST /v1/chat/completions, POST /v1/embeddings,
-// GET /v1/models[/{id}] (the /v1 prefix is optional) and the control
+// GET /v1/models[/{id}] (the /v1 prefix is optional), Anthropic's
+// POST /v1/messages, Azure OpenAI's POST /openai/... and the control
 // endpoints POST|GET|DELETE /mock/faults and GET /mock/stats. It may be
 // mounted on any fasthttp server; it keeps nothing from ctx after returning.
 func (m *Mock) Handler(ctx *fasthttp.RequestCtx) {
@@ -407,6 +408,10 @@ func (m *Mock) Handler(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		m.serveEmbeddings(ctx, start, seq)
+	case string(path) == "/messages" && method == fasthttp.MethodPost:
+		m.serveMessages(ctx, start, seq) // Anthropic (mock_anthropic.go)
+	case strings.HasPrefix(string(ctx.Path()), "/openai/") && method == fasthttp.MethodPost:
+		m.serveAzure(ctx, start, seq, strings.TrimPrefix(string(ctx.Path()), "/openai")) // Azure (mock_azure.go)
 	case string(path) == "/models" || strings.HasPrefix(string(path), "/models/"):
 		m.capture(ctx, "")
 		if !m.authorized(ctx) {
