@@ -1,6 +1,7 @@
 package configs
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -135,4 +136,33 @@ func pathSafe(s string) bool {
 		}
 	}
 	return true
+}
+
+// kindWarnings names route targets on an Azure provider whose model has no
+// entry in deployments while the map has others: the request then goes
+// to a deployment named after the model, which is often a typo.
+func (c *Config) kindWarnings() []string {
+	var out []string
+	byName := make(map[string]*Provider, len(c.Providers))
+	for i := range c.Providers {
+		byName[c.Providers[i].Name] = &c.Providers[i]
+	}
+	check := func(f string, t Target) {
+		p := byName[t.Provider]
+		if p == nil || p.Kind != KindAzure || len(p.Deployments) == 0 || t.Model == "" {
+			return
+		}
+		if _, ok := p.Deployments[t.Model]; !ok {
+			out = append(out, fmt.Sprintf("%s.model: %q has no entry in providers[%s].deployments: requests go to a deployment named %q", f, t.Model, p.Name, t.Model))
+		}
+	}
+	for i, r := range c.Routes {
+		for j, t := range r.Targets {
+			check(fmt.Sprintf("routes[%d].targets[%d]", i, j), t)
+		}
+		for j, t := range r.Fallbacks {
+			check(fmt.Sprintf("routes[%d].fallbacks[%d]", i, j), t)
+		}
+	}
+	return out
 }

@@ -61,3 +61,16 @@ func TestProviderKindErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestProviderKindDeploymentWarning(t *testing.T) {
+	y := `providers:
+  - {name: az, kind: azure, base_url: 'https://r.openai.azure.com', api_version: 2024-10-21, deployments: {gpt-4o-mini: mini-prod}}
+routes: [{name: r, targets: [{provider: az, model: gpt-4o-mini}], fallbacks: [{provider: az, model: gpt-4o}]}]
+`
+	c := mustLoad(t, y, configs.Options{})
+	want := `routes[0].fallbacks[0].model: "gpt-4o" has no entry in providers[az].deployments: requests go to a deployment named "gpt-4o"`
+	ws := c.Warnings()
+	if len(ws) != 1 || ws[0] != want {
+		t.Errorf("Warnings() = %q; want [%q]", ws, want)
+	}
+}

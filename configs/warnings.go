@@ -52,7 +52,7 @@ func (c *Config) Warnings() []string {
 				i, p.BaseURL, strings.TrimSuffix(p.BaseURL, "/"), strings.TrimSuffix(p.BaseURL, "/")))
 		}
 	}
-	return out
+	return append(out, c.kindWarnings()...)
 }
 
 // globCovers reports whether every name that later matches is also

@@ -51,8 +51,6 @@ func (m *Mock) serveAzure(ctx *fasthttp.RequestCtx, start time.Time, seq int64, 
 			writeAzureError(ctx, fasthttp.StatusUnauthorized, "401", "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key for an active subscription and use a correct regional API endpoint for your resource.", "")
 			return
 		}
-		// serveChat checks the OpenAI header; the Azure key was checked.
-		ctx.Request.Header.Set("Authorization", "Bearer "+m.opts.APIKey)
 	}
 	if deployment != "" {
 		// The classic path names the model by its deployment.

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -338,4 +340,28 @@ func TestE2EAzure(t *testing.T) {
 			t.Errorf("record refusal %v; want true\n%s", rec["refusal"], recordJSON(rec))
 		}
 	})
+}
+
+// TestCheckProviderKinds: cairn check refuses a bad provider kind with its
+// field path and warns about an Azure model without a deployment.
+func TestCheckProviderKinds(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, cfg string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bad := write("bad.yaml", "providers: [{name: c, kind: anthropic, base_url: 'https://api.anthropic.com', max_tokens: -1, api_version: x}]\nroutes: [{name: r, targets: [{provider: c}]}]\n")
+	out, err := exec.Command(cairnBin, "check", "--config", bad).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "providers[0].max_tokens: -1 must be positive") ||
+		!strings.Contains(string(out), "providers[0].api_version: applies only to kind: azure") {
+		t.Errorf("cairn check on a bad anthropic provider: %v\n%s", err, out)
+	}
+	good := write("good.yaml", "providers: [{name: az, kind: azure, base_url: 'https://r.openai.azure.com', api_version: 2024-10-21, deployments: {gpt-4o-mini: mini}}]\nroutes: [{name: r, targets: [{provider: az, model: gpt-4o}]}]\n")
+	out, err = exec.Command(cairnBin, "check", "--config", good).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `warning: routes[0].targets[0].model: "gpt-4o" has no entry in providers[az].deployments`) {
+		t.Errorf("cairn check on an azure provider: %v\n%s", err, out)
+	}
 }
