@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -166,5 +167,43 @@ func TestAzureErrorShape(t *testing.T) {
 	r := do(t, "POST", s.tg.api+"/v1/chat/completions", "", chat("azure-bot", ""))
 	if r.status != 404 || gjson.GetBytes(r.body, "error.type").Str != "invalid_request_error" || r.errorCode() != "DeploymentNotFound" {
 		t.Errorf("azure 404: %d %s; want OpenAI's shape with code DeploymentNotFound", r.status, r.body)
+	}
+}
+
+// TestAnthropicSecretEcho: an anthropic provider echoing the gateway's
+// key in an error, whole or in a stream's error event, never shows it to
+// the client.
+func TestAnthropicSecretEcho(t *testing.T) {
+	const key = "sk-ant-secret-key-0123456789"
+	up := startUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		if gjson.GetBytes(ctx.PostBody(), "stream").Bool() {
+			ctx.SetContentType("text/event-stream")
+			ctx.SetBodyString("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\n" +
+				"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"key " + key + " broke\"}}\n\n")
+			return
+		}
+		ctx.SetStatusCode(401)
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key ` + key + `"}}`)
+	})
+	cfg := `
+data_dir: "{{DATA}}"
+providers: [ { name: claude, kind: anthropic, base_url: "http://` + up + `", api_key_env: ANT_KEY } ]
+routes: [ { name: r, targets: [ { provider: claude, model: m } ] } ]
+`
+	tg := startGateway(t, cfg, map[string]string{"ANT_KEY": key})
+	r := do(t, "POST", tg.api+"/v1/chat/completions", "", chat("r", ""))
+	if r.status != 401 || strings.Contains(string(r.body), key) || gjson.GetBytes(r.body, "error.code").Str != "invalid_api_key" {
+		t.Errorf("401: %d %s; want OpenAI's shape without the key", r.status, r.body)
+	}
+	r = do(t, "POST", tg.api+"/v1/chat/completions", "", chat("r", `"stream":true`))
+	if strings.Contains(string(r.body), key) || !strings.Contains(string(r.body), `"code":"api_error"`) {
+		t.Errorf("stream: %s; want the error event without the key", r.body)
+	}
+	for _, rec := range tg.records(t, 2) {
+		b, _ := json.Marshal(rec)
+		if strings.Contains(string(b), key) {
+			t.Errorf("record holds the key: %s", b)
+		}
 	}
 }
