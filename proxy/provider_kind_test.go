@@ -178,7 +178,11 @@ func TestAnthropicSecretEcho(t *testing.T) {
 	up := startUpstream(t, func(ctx *fasthttp.RequestCtx) {
 		if gjson.GetBytes(ctx.PostBody(), "stream").Bool() {
 			ctx.SetContentType("text/event-stream")
-			ctx.SetBodyString("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\n" +
+			delta := "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n"
+			if gjson.GetBytes(ctx.PostBody(), "metadata.user_id").Str == "early" {
+				delta = "" // the error comes before any content
+			}
+			ctx.SetBodyString("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\n" + delta +
 				"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"api_error\",\"message\":\"key " + key + " broke\"}}\n\n")
 			return
 		}
@@ -200,10 +204,43 @@ routes: [ { name: r, targets: [ { provider: claude, model: m } ] } ]
 	if strings.Contains(string(r.body), key) || !strings.Contains(string(r.body), `"code":"api_error"`) {
 		t.Errorf("stream: %s; want the error event without the key", r.body)
 	}
-	for _, rec := range tg.records(t, 2) {
+	r = do(t, "POST", tg.api+"/v1/chat/completions", "", chat("r", `"stream":true,"user":"early"`))
+	if r.status != 502 || strings.Contains(string(r.body), key) || !strings.Contains(string(r.body), "api_error") {
+		t.Errorf("stream erring before content: %d %s; want a 502 without the key", r.status, r.body)
+	}
+	for _, rec := range tg.records(t, 3) {
 		b, _ := json.Marshal(rec)
 		if strings.Contains(string(b), key) {
 			t.Errorf("record holds the key: %s", b)
 		}
+	}
+}
+
+// TestAnthropicStreamErrorFailsOver: Anthropic reports overload as an
+// error event inside a 200 stream; before any chunk reached the client
+// that is a failed attempt, and the next target answers.
+func TestAnthropicStreamErrorFailsOver(t *testing.T) {
+	up := startUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/event-stream")
+		ctx.SetBodyString("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\n" +
+			"event: ping\ndata: {\"type\":\"ping\"}\n\n" +
+			"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n")
+	})
+	_, oaiAddr := startMock(t, loadtest.MockOptions{RequestIDPrefix: "oai"})
+	cfg := `
+data_dir: "{{DATA}}"
+providers:
+  - { name: claude, kind: anthropic, base_url: "http://` + up + `" }
+  - { name: oai, base_url: "http://` + oaiAddr + `/v1" }
+routes: [ { name: r, targets: [ { provider: claude, model: m } ], fallbacks: [ { provider: oai, model: gpt-4o-mini } ] } ]
+`
+	tg := startGateway(t, cfg, nil)
+	r := do(t, "POST", tg.api+"/v1/chat/completions", "", chat("r", `"stream":true`))
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("x-cairn-target"), "oai/") || strings.Contains(string(r.body), "Overloaded") {
+		t.Errorf("%d target %q: %s; want the fallback's stream", r.status, r.header.Get("x-cairn-target"), r.body)
+	}
+	rec := tg.records(t, 1)[0]
+	if len(rec.Attempts) != 2 || !strings.Contains(rec.Attempts[0].Error, "overloaded_error") {
+		t.Errorf("attempts = %+v; want the overloaded stream recorded as a failed attempt", rec.Attempts)
 	}
 }

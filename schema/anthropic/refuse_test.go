@@ -2,7 +2,10 @@ package anthropic
 
 import (
 	"bytes"
+	"errors"
 	"testing"
+
+	"github.com/cairnhq/cairn/schema"
 )
 
 // TestRequestRefusesUntranslatable: what the Messages API cannot express
@@ -48,5 +51,31 @@ func TestRequestAcceptsDefaults(t *testing.T) {
 	body := `{"model":"m","messages":[{"role":"user","content":"hi"}],"n":1,"logprobs":false,"presence_penalty":0,"frequency_penalty":0,"store":false,"service_tier":"auto","stream_options":{"include_usage":true},"response_format":{"type":"text"},"seed":null}`
 	if _, err := AppendRequest(nil, []byte(body), RequestOptions{MaxTokens: 10}); err != nil {
 		t.Errorf("AppendRequest(%s) = %v; want it translated", body, err)
+	}
+}
+
+// TestStreamErrorBeforeContent: an error event before any chunk is an
+// *EventError (the gateway may still fail over) and nothing is emitted;
+// after a chunk it is an OpenAI error event.
+func TestStreamErrorBeforeContent(t *testing.T) {
+	start := []byte(`{"type":"message_start","message":{"id":"msg_1","model":"m","usage":{"input_tokens":3}}}`)
+	overloaded := []byte(`{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`)
+	var s Stream
+	s.Reset(1, true)
+	n := 0
+	emit := func(schema.Event) error { n++; return nil }
+	if err := s.Event(start, emit); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Event(overloaded, emit)
+	var ee *EventError
+	if !errors.As(err, &ee) || ee.Type != "overloaded_error" || n != 0 {
+		t.Errorf("error before content = %v after %d chunks; want an *EventError and no chunk", err, n)
+	}
+	s.Reset(1, true)
+	_ = s.Event(start, emit)
+	_ = s.Event([]byte(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi"}}`), emit)
+	if err := s.Event(overloaded, emit); err != nil || n != 4 {
+		t.Errorf("error after content = %v, %d events; want role, content, error, [DONE]", err, n)
 	}
 }

@@ -45,16 +45,15 @@ type RequestOptions struct {
 // value (the Messages API has no equivalent, and the default asks for
 // nothing): the value is compared to the raw JSON.
 var benign = map[string][]string{
-	"n":                   {"1"},
-	"logprobs":            {"false"},
-	"presence_penalty":    {"0", "0.0"},
-	"frequency_penalty":   {"0", "0.0"},
-	"store":               {"false"},
-	"service_tier":        {`"auto"`, `"default"`},
-	"parallel_tool_calls": {"true", "false"}, // translated below
-	"stream_options":      nil,               // any: usage is always known
-	"modalities":          {`["text"]`},
-	"metadata":            nil, // OpenAI's stored-completion tags: nothing is stored
+	"n":                 {"1"},
+	"logprobs":          {"false"},
+	"presence_penalty":  {"0", "0.0"},
+	"frequency_penalty": {"0", "0.0"},
+	"store":             {"false"},
+	"service_tier":      {`"auto"`, `"default"`},
+	"stream_options":    nil, // any: usage is always known
+	"modalities":        {`["text"]`},
+	"metadata":          nil, // OpenAI's stored-completion tags: nothing is stored
 }
 
 // AppendRequest appends the Messages API request for the chat completions

@@ -17,13 +17,15 @@ var ErrBadEvent = errors.New("anthropic: stream event is not a JSON object")
 // Stream translates one Messages API event stream into chat.completion.chunk
 // events, event by event:
 //
-//	message_start                      → a chunk with the assistant role
+//	message_start                      → a chunk with the assistant role, sent
+//	                                     before the first chunk that follows
 //	content_block_start (tool_use)     → a chunk opening tool_calls[k] (id, name, "")
 //	content_block_delta text_delta     → a chunk with delta.content
 //	content_block_delta input_json_delta → a chunk with tool_calls[k].function.arguments
 //	message_delta                      → a chunk with finish_reason
 //	message_stop                       → the usage chunk (when asked for), then [DONE]
-//	error                              → an OpenAI error event, then [DONE]
+//	error                              → an OpenAI error event, then [DONE];
+//	                                     before any chunk: an *EventError
 //	ping, content_block_stop, thinking → nothing
 //
 // It allocates nothing per event once its buffers have grown to the
@@ -39,6 +41,19 @@ type Stream struct {
 	u            usage
 	out          []byte
 	done         bool
+	sent         bool // a chunk was emitted (the role chunk leads)
+}
+
+// EventError is an error event that arrived before the stream produced a
+// chunk: nothing reached the client, so the gateway may still try another
+// target, as it would after a 5xx status (Anthropic reports overload
+// this way, inside a 200 stream).
+type EventError struct {
+	Type, Message string
+}
+
+func (e *EventError) Error() string {
+	return "anthropic stream error before any content: " + e.Type + ": " + e.Message
 }
 
 // Reset readies s for a new stream. created is the Unix time the chunks
@@ -51,6 +66,7 @@ func (s *Stream) Reset(created int64, includeUsage bool) {
 	s.tools = 0
 	s.u = usage{}
 	s.done = false
+	s.sent = false
 }
 
 // Usage reports the stream's usage so far in OpenAI terms.
@@ -92,7 +108,7 @@ func (s *Stream) Event(data []byte, emit func(schema.Event) error) error {
 			s.model = append(s.model[:0], mo.Raw...)
 		}
 		s.u.read(m.Get("usage"))
-		return s.chunk(emit, `{"role":"assistant","content":""}`, "")
+		return nil // the role chunk leads the first chunk (lead)
 	case "content_block_start":
 		b := ev.Get("content_block")
 		idx := int(ev.Get("index").Int())
@@ -103,6 +119,9 @@ func (s *Stream) Event(data []byte, emit func(schema.Event) error) error {
 			}
 			for len(s.blockTool) <= idx {
 				s.blockTool = append(s.blockTool, -1)
+			}
+			if err := s.lead(emit); err != nil {
+				return err
 			}
 			k := s.tools
 			s.blockTool[idx] = k
@@ -135,6 +154,9 @@ func (s *Stream) Event(data []byte, emit func(schema.Event) error) error {
 			if !ok || len(p) < 2 || p[0] != '"' || idx < 0 || idx >= len(s.blockTool) || s.blockTool[idx] < 0 {
 				return nil
 			}
+			if err := s.lead(emit); err != nil {
+				return err
+			}
 			s.head()
 			s.out = append(s.out, `{"tool_calls":[{"index":`...)
 			s.out = strconv.AppendInt(s.out, int64(s.blockTool[idx]), 10)
@@ -152,6 +174,9 @@ func (s *Stream) Event(data []byte, emit func(schema.Event) error) error {
 		}
 		return s.chunk(emit, `{}`, FinishReason(stop.Str))
 	case "message_stop":
+		if err := s.lead(emit); err != nil {
+			return err
+		}
 		s.done = true
 		if s.includeUsage {
 			s.out = append(s.out[:0], `{"id":`...)
@@ -171,6 +196,10 @@ func (s *Stream) Event(data []byte, emit func(schema.Event) error) error {
 	case "error":
 		e := ev.Get("error")
 		typ := e.Get("type").Str
+		if !s.sent {
+			s.done = true
+			return &EventError{Type: typ, Message: e.Get("message").Str}
+		}
 		oaType, code := errorKind(typ, 0)
 		s.out = append(s.out[:0], `{"error":{"message":`...)
 		s.out = appendStr(s.out, e.Get("message"))
@@ -194,6 +223,17 @@ func appendStr(dst []byte, v gjson.Result) []byte {
 		return append(dst, `""`...)
 	}
 	return append(dst, v.Raw...)
+}
+
+// lead emits the role chunk once, before the stream's first other chunk.
+func (s *Stream) lead(emit func(schema.Event) error) error {
+	if s.sent {
+		return nil
+	}
+	s.sent = true
+	s.head()
+	s.out = append(s.out, `{"role":"assistant","content":""}`...)
+	return s.tail(emit, "")
 }
 
 // head starts a chunk in s.out up to its delta.
@@ -223,6 +263,9 @@ func (s *Stream) tail(emit func(schema.Event) error, finish string) error {
 
 // chunk emits a chunk with the raw delta and finish_reason ("" is null).
 func (s *Stream) chunk(emit func(schema.Event) error, delta, finish string) error {
+	if err := s.lead(emit); err != nil {
+		return err
+	}
 	s.head()
 	s.out = append(s.out, delta...)
 	return s.tail(emit, finish)
@@ -230,6 +273,9 @@ func (s *Stream) chunk(emit func(schema.Event) error, delta, finish string) erro
 
 // content emits a chunk whose delta.content is raw, a JSON string literal.
 func (s *Stream) content(emit func(schema.Event) error, raw string) error {
+	if err := s.lead(emit); err != nil {
+		return err
+	}
 	s.head()
 	s.out = append(s.out, `{"content":`...)
 	s.out = append(s.out, raw...)
