@@ -51,3 +51,26 @@ func FuzzStream(f *testing.F) {
 		_ = p.Flush(fn)
 	})
 }
+
+// FuzzRequest: whatever the body, AppendRequest either names a parameter
+// it cannot translate (leaving dst as it was) or produces a JSON object.
+func FuzzRequest(f *testing.F) {
+	files, _ := filepath.Glob("testdata/request/*.json")
+	for _, p := range files {
+		b, _ := os.ReadFile(p)
+		f.Add(b)
+	}
+	f.Add([]byte(`{"model":"m","messages":[{"role":"system","content":[{"type":"text","text":"s"}]},{"role":"user","content":"x"},{"role":"user","content":"y"}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		out, perr := AppendRequest([]byte("x"), body, RequestOptions{MaxTokens: 10})
+		if perr != nil {
+			if string(out) != "x" {
+				t.Fatalf("dst changed on error %v: %q", perr, out)
+			}
+			return
+		}
+		if !json.Valid(out[1:]) {
+			t.Fatalf("AppendRequest(%q) = %q: not JSON", body, out[1:])
+		}
+	})
+}
