@@ -112,6 +112,15 @@ type Provider struct {
 	// AllowLinkLocal permits a base URL on a link-local address (cloud
 	// metadata services live there). Default false.
 	AllowLinkLocal bool `yaml:"allow_link_local" json:"allow_link_local,omitempty"`
+	// Kind is the wire the provider speaks: openai (default), azure or
+	// anthropic (provider_kind.go).
+	Kind string `yaml:"kind" json:"kind,omitempty"`
+	// Azure and Anthropic settings; see provider_kind.go.
+	Deployments      map[string]string `yaml:"deployments" json:"deployments,omitempty"`
+	APIVersion       string            `yaml:"api_version" json:"api_version,omitempty"`
+	PathStyle        string            `yaml:"path_style" json:"path_style,omitempty"`
+	AnthropicVersion string            `yaml:"anthropic_version" json:"anthropic_version,omitempty"`
+	MaxTokens        int               `yaml:"max_tokens" json:"max_tokens,omitempty"`
 
 	// APIKey is the secret read from APIKeyEnv. Never logged or recorded.
 	APIKey string `yaml:"-" json:"-"`

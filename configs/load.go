@@ -124,6 +124,7 @@ func (c *Config) applyDefaults() {
 		defDur(&p.StreamMaxDuration, 10*time.Minute)
 		defInt(&p.MaxResponseBytes, 32<<20)
 		defInt(&p.MaxConns, 1024)
+		p.kindDefaults()
 	}
 	for i := range c.Routes {
 		r := &c.Routes[i]
@@ -365,6 +366,7 @@ func (v *validator) provider(i int, p *Provider, seen map[string]bool) {
 	v.posDur(f+".stream_max_duration", p.StreamMaxDuration)
 	v.positive(f+".max_response_bytes", p.MaxResponseBytes)
 	v.positive(f+".max_conns", p.MaxConns)
+	v.providerKind(f, p)
 	for h := range p.Headers {
 		if !validHeaderName(h) {
 			v.errf("%s.headers: %q is not a valid header name", f, h)

@@ -44,7 +44,7 @@ func (c *Config) Warnings() []string {
 	}
 	for i, p := range c.Providers {
 		u, err := url.Parse(p.BaseURL)
-		if err != nil || u.Host == "" {
+		if err != nil || u.Host == "" || (p.Kind != "" && p.Kind != KindOpenAI) {
 			continue
 		}
 		if strings.Trim(u.Path, "/") == "" {
@@ -52,7 +52,7 @@ func (c *Config) Warnings() []string {
 				i, p.BaseURL, strings.TrimSuffix(p.BaseURL, "/"), strings.TrimSuffix(p.BaseURL, "/")))
 		}
 	}
-	return out
+	return append(out, c.kindWarnings()...)
 }
 
 // globCovers reports whether every name that later matches is also

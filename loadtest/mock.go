@@ -377,7 +377,9 @@ func (m *Mock) sleep(d time.Duration) bool {
 }
 
 // Handler serves POST /v1/chat/completions, POST /v1/completions, POST
-// /v1/embeddings, GET /v1/models[/{id}] (the /v1 prefix is optional) and the control
+// /v1/embeddings, POST /v1/responses and /v1/responses/{id}, GET
+// /v1/models[/{id}] (the /v1 prefix is optional), Anthropic's POST
+// /v1/messages, Azure OpenAI's POST /openai/... and the control
 // endpoints POST|GET|DELETE /mock/faults and GET /mock/stats. It may be
 // mounted on any fasthttp server; it keeps nothing from ctx after returning.
 func (m *Mock) Handler(ctx *fasthttp.RequestCtx) {
@@ -418,6 +420,10 @@ func (m *Mock) Handler(ctx *fasthttp.RequestCtx) {
 		m.serveCompletions(ctx, start, seq)
 	case string(path) == "/responses" || strings.HasPrefix(string(path), "/responses/"):
 		m.serveResponses(ctx, start, seq, string(path))
+	case string(path) == "/messages" && method == fasthttp.MethodPost:
+		m.serveMessages(ctx, start, seq) // Anthropic (mock_anthropic.go)
+	case strings.HasPrefix(string(ctx.Path()), "/openai/") && method == fasthttp.MethodPost:
+		m.serveAzure(ctx, start, seq, strings.TrimPrefix(string(ctx.Path()), "/openai")) // Azure (mock_azure.go)
 	case string(path) == "/models" || strings.HasPrefix(string(path), "/models/"):
 		m.capture(ctx, "")
 		if !m.authorized(ctx) {
@@ -432,8 +438,8 @@ func (m *Mock) Handler(ctx *fasthttp.RequestCtx) {
 
 // authorized enforces MockOptions.APIKey, writing a 401 when it fails.
 func (m *Mock) authorized(ctx *fasthttp.RequestCtx) bool {
-	if m.opts.APIKey == "" {
-		return true
+	if m.opts.APIKey == "" || strings.HasPrefix(string(ctx.Path()), "/openai/") {
+		return true // Azure's api-key was checked by serveAzure
 	}
 	if string(ctx.Request.Header.Peek("Authorization")) == "Bearer "+m.opts.APIKey {
 		return true

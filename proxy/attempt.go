@@ -28,8 +28,8 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 		return resultRetry, statusErr(fasthttp.StatusBadGateway, "server_error", "upstream_error", capture.OutcomeUpstreamError, "provider not configured"), schema.Verdict{}
 	}
 	var rewriteModel, system string
-	if t.Model != "" && t.Model != x.req.Model {
-		rewriteModel = t.Model
+	if um := up.upstreamModel(model); um != x.req.Model {
+		rewriteModel = um // the target's model (Azure: its deployment)
 	}
 	if x.ep == epChat || x.ep == epResponses {
 		system = x.route.Config.Prompt.System
@@ -50,6 +50,10 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	if err != nil {
 		return resultDone, nil, schema.Verdict{}
 	}
+	body, se := up.translateRequest(x.ep, body, model)
+	if se != nil {
+		return g.untranslatable(ctx, x, t, att, se)
+	}
 	if stream {
 		return g.attemptStream(ctx, x, t, up, body, att, g.now())
 	}
@@ -58,13 +62,16 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	up.prepare(req, x.ep.path(), body, x.tp, false)
+	up.prepare(req, up.path(x.ep, model), body, x.tp, false)
 	err = up.buffered.DoTimeout(req, resp, up.cfg.Timeout.D())
 	att.LatencyMS = msSince(t0, g.now())
 	if err != nil {
 		return g.upstreamFailed(x, t, att, err)
 	}
 	up.noteKeepAlive(resp)
+	if !up.translateResponse(resp, g.now().Unix()) {
+		return g.upstreamFailed(x, t, att, errNotMessage)
+	}
 	status := resp.StatusCode()
 	att.Status = status
 	att.ProviderRequestID = providerRequestID(&resp.Header)
@@ -144,6 +151,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 		x.rec.Outcome = capture.OutcomeContractFail
 		x.rec.Error = "contract violation: " + strings.Join(verdict.Reasons, "; ")
 	}
+	noteContentFilter(x, status, raw)
 	return resultDone, nil, verdict
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/cairnhq/cairn/configs"
 	"github.com/cairnhq/cairn/routing"
 	"github.com/cairnhq/cairn/schema"
+	"github.com/cairnhq/cairn/schema/anthropic"
 )
 
 var sseDone = []byte("data: [DONE]\n\n")
@@ -49,6 +50,10 @@ type streamRelay struct {
 	// across events (stream_secrets.go); nil without secrets.
 	guard *splitGuard
 	ready [][]byte // scratch for guard
+	// tr translates an anthropic provider's events into chunks, which
+	// trFeed hands to onEvent (stream_translate.go); nil for other kinds.
+	tr     *anthropic.Stream
+	trFeed func(schema.Event) error
 	// cut is set when the gateway ends the stream at its drain deadline;
 	// the upstream connection is then closed under it.
 	cut atomic.Bool
@@ -68,12 +73,12 @@ func (s *streamRelay) pump() error {
 	buf := *s.bufp
 	n, err := s.r.Read(buf)
 	if n > 0 {
-		if perr := s.parser.Feed(buf[:n], s.onEvent); perr != nil {
+		if perr := s.parser.Feed(buf[:n], s.feed()); perr != nil {
 			return perr
 		}
 	}
 	if errors.Is(err, io.EOF) {
-		_ = s.parser.Flush(s.onEvent)
+		_ = s.parser.Flush(s.feed())
 		s.releaseHeld()
 		return io.EOF
 	}
@@ -164,7 +169,7 @@ func (s *streamRelay) close(read bool) {
 func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Target, up *upstream, body []byte, att capture.Attempt, t0 time.Time) (attemptResult, *StatusError, schema.Verdict) {
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
-	up.prepare(req, x.ep.path(), body, x.tp, true)
+	up.prepare(req, up.path(x.ep, t.UpstreamModel(x.req.Model)), body, x.tp, true)
 	err := up.streamed.DoTimeout(req, resp, up.cfg.Timeout.D())
 	fasthttp.ReleaseRequest(req)
 	att.LatencyMS = msSince(t0, g.now())
@@ -190,6 +195,11 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 		if rerr != nil {
 			return g.upstreamFailed(x, t, att, rerr)
 		}
+		raw, status, rerr = up.translateStreamRaw(raw, status, g.now().Unix())
+		if rerr != nil {
+			return g.upstreamFailed(x, t, att, rerr)
+		}
+		att.Status = status
 		if att.ProviderRequestID == "" && status < 300 {
 			att.ProviderRequestID = bodyRequestID(raw)
 		}
@@ -215,6 +225,7 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 			x.rec.Outcome = capture.OutcomeUpstream4xx
 			x.rec.Error = fmt.Sprintf("upstream %s answered %d", t.Provider.Name, status)
 		}
+		noteContentFilter(x, status, raw)
 		return resultDone, nil, schema.Verdict{}
 	}
 
@@ -225,6 +236,7 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 	if sec := g.secrets.Secrets(); sec.Len() > 0 {
 		s.guard = &splitGuard{s: sec}
 	}
+	s.translateFrom(up, g.now().Unix())
 	s.dc = up.conns.lookup(resp.LocalAddr())
 	if s.dc != nil {
 		s.end = t0.Add(up.cfg.StreamMaxDuration.D())

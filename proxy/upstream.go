@@ -24,14 +24,17 @@ import (
 // streams response bodies (SSE). Both keep connections alive and never
 // follow redirects. Safe for concurrent use.
 type upstream struct {
-	cfg      configs.Provider
-	host     string // Host header and pool address
-	prefix   string // base path, e.g. /v1
-	auth     string // "Bearer <key>" or ""
-	key      []byte // the provider key, for redact; nil without one
-	buffered *fasthttp.HostClient
-	streamed *fasthttp.HostClient
-	conns    *connRegistry
+	cfg    configs.Provider
+	host   string // Host header and pool address
+	prefix string // base path, e.g. /v1
+	auth   string // "Bearer <key>" or ""
+	// keyHeader carries the key instead of Authorization for the azure
+	// (api-key) and anthropic (x-api-key) kinds (provider_kind.go).
+	keyHeader string
+	key       []byte // the provider key, for redact; nil without one
+	buffered  *fasthttp.HostClient
+	streamed  *fasthttp.HostClient
+	conns     *connRegistry
 	// stale counts requests resent because their pooled connection was
 	// found closed or past its keep-alive before a byte was written.
 	stale atomic.Int64
@@ -61,6 +64,7 @@ func newUpstream(p configs.Provider) (*upstream, error) {
 		up.auth = "Bearer " + p.APIKey
 		up.key = []byte(p.APIKey)
 	}
+	up.initKind(u)
 	dialer := &net.Dialer{Timeout: p.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
 	newClient := func(stream bool) *fasthttp.HostClient {
 		hc := &fasthttp.HostClient{
@@ -133,6 +137,15 @@ func sameSettings(a, b configs.Provider) bool {
 		a.MaxConns != b.MaxConns || len(a.Headers) != len(b.Headers) {
 		return false
 	}
+	if a.Kind != b.Kind || a.APIVersion != b.APIVersion || a.PathStyle != b.PathStyle ||
+		a.AnthropicVersion != b.AnthropicVersion || a.MaxTokens != b.MaxTokens || len(a.Deployments) != len(b.Deployments) {
+		return false
+	}
+	for k, v := range a.Deployments {
+		if b.Deployments[k] != v {
+			return false
+		}
+	}
 	for k, v := range a.Headers {
 		if b.Headers[k] != v {
 			return false
@@ -156,6 +169,7 @@ func (u *upstream) prepare(req *fasthttp.Request, path string, body []byte, trac
 	if u.auth != "" {
 		req.Header.Set("Authorization", u.auth)
 	}
+	u.kindHeaders(req)
 	if stream {
 		req.Header.Set("Accept", "text/event-stream")
 	} else {

@@ -210,6 +210,7 @@ func cmdMock(args []string, stderr io.Writer) error {
 	prefix := fs.String("request-id-prefix", "", "prefix of the mock's x-request-id (default mock-XXXXXX, random per process so two mocks never hand out the same ID)")
 	chunks := fs.Int("chunks", 0, "content chunks per stream (default 8)")
 	replyBytes := fs.Int("json-reply-bytes", 0, "pad the json_object reply's answer to about this many bytes (default: a short answer)")
+	apiKey := fs.String("api-key", "", "require this provider key (Authorization: Bearer, Azure's api-key, Anthropic's x-api-key); default: any key passes")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -224,7 +225,7 @@ func cmdMock(args []string, stderr io.Writer) error {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
 	go func() { <-sigs; close(stop) }()
-	m := loadtest.NewMock(loadtest.MockOptions{Latency: *latency, ChunkInterval: *chunkEvery, Chunks: *chunks, RequestIDPrefix: *prefix,
+	m := loadtest.NewMock(loadtest.MockOptions{Latency: *latency, ChunkInterval: *chunkEvery, Chunks: *chunks, RequestIDPrefix: *prefix, APIKey: *apiKey,
 		JSONContent: loadtest.PaddedJSONContent(*replyBytes)})
 	fmt.Fprintf(stderr, "mock provider listening on http://%s/v1 (request IDs %s-N)\n", ln.Addr(), m.RequestIDPrefix())
 	errc := make(chan error, 1)
