@@ -68,7 +68,7 @@ type podMonitor struct {
 			Path          string `json:"path"`
 			Interval      string `json:"interval"`
 			Authorization struct {
-				Type        string                    `json:"type"`
+				Type        string                   `json:"type"`
 				Credentials corev1.SecretKeySelector `json:"credentials"`
 			} `json:"authorization"`
 		} `json:"podMetricsEndpoints"`
