@@ -303,8 +303,11 @@ func TestDeployK8sManifests(t *testing.T) {
 		t.Fatal("terminationGracePeriodSeconds unset (30s default is not above drain_timeout)")
 	}
 	grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second
-	if grace <= drain+preStop {
-		t.Errorf("terminationGracePeriodSeconds %v <= drain_timeout %v + preStop %v: SIGKILL would cut the drain", grace, drain, preStop)
+	// After the drain, Gateway.Shutdown flushes capture, incidents and
+	// spans within 10 s (proxy/gateway.go).
+	const flush = 10 * time.Second
+	if grace <= preStop+drain+flush {
+		t.Errorf("terminationGracePeriodSeconds %v <= preStop %v + drain_timeout %v + flush %v: SIGKILL would cut the shutdown", grace, preStop, drain, flush)
 	}
 	// Read-only root, non-root, data_dir on a volume.
 	sc := c.SecurityContext
