@@ -19,7 +19,7 @@ import (
 )
 
 // Tracing creates one span per request. With an OTLP endpoint configured,
-// spans go through a batch span processor to an OTLP/HTTP exporter, sampled
+// spans go through a bounded export queue (spanQueue) to an OTLP/HTTP exporter, sampled
 // by configs.Tracing.SampleRatio (parent-based: a sampled incoming
 // traceparent is honoured). Without one, nothing is recorded or exported,
 // but trace and span IDs are still generated (or continued from the
@@ -31,6 +31,7 @@ import (
 // without an endpoint.
 type Tracing struct {
 	provider *sdktrace.TracerProvider // nil without an endpoint
+	queue    *spanQueue               // nil without an endpoint
 	tracer   trace.Tracer
 	// scrub masks the client- and provider-supplied strings a span
 	// carries (model names, the provider's request ID) (issue 12.14).
@@ -85,12 +86,16 @@ func NewTracing(cfg configs.Tracing, serviceVersion string) (*Tracing, error) {
 		attribute.String("service.name", "cairn"),
 		attribute.String("service.version", serviceVersion),
 	)
+	// The bounded queue, not the SDK's batcher: it counts what it drops
+	// (issue 20: a collector that is down never slows a request, and no
+	// span is lost silently).
+	q := newSpanQueue(exp)
 	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithBatcher(exp),
+		sdktrace.WithSpanProcessor(q),
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
 	)
-	return &Tracing{provider: tp, tracer: tp.Tracer("github.com/cairnhq/cairn/capture"), scrub: NewMasker(configs.Masking{}).String}, nil
+	return &Tracing{provider: tp, queue: q, tracer: tp.Tracer("github.com/cairnhq/cairn/capture"), scrub: NewMasker(configs.Masking{}).String}, nil
 }
 
 // Span is one request's span. Its methods are safe on a nil *Span. A Span

@@ -177,16 +177,32 @@ func (g *Gateway) writeMetrics(ctx *fasthttp.RequestCtx) {
 	fmt.Fprintf(w, "# HELP cairn_inflight_requests Requests holding a concurrency slot.\n# TYPE cairn_inflight_requests gauge\ncairn_inflight_requests %d\n", len(g.sem))
 	fmt.Fprintf(w, "# HELP cairn_target_circuit_open Targets whose circuit is open (1) or not (0).\n# TYPE cairn_target_circuit_open gauge\n")
 	for _, r := range g.live.Load().Routes() {
-		for _, t := range append(append([]*routing.Target(nil), r.Targets...), r.Fallbacks...) {
-			open := 0
-			if t.Health.State() != "closed" {
-				open = 1
+		// A target that is also a fallback is one series (issue 20: a
+		// repeated series makes Prometheus drop samples of the scrape); its
+		// circuit counts as open when either entry's is.
+		ts := append(append([]*routing.Target(nil), r.Targets...), r.Fallbacks...)
+		for i, t := range ts {
+			name, open, first := t.Provider.Name+"/"+t.Model, 0, true
+			for j, u := range ts {
+				if u.Provider.Name+"/"+u.Model != name {
+					continue
+				}
+				if j < i {
+					first = false
+				}
+				if u.Health.State() != "closed" {
+					open = 1
+				}
 			}
-			fmt.Fprintf(w, "cairn_target_circuit_open{route=%q,target=%q} %d\n", r.Name, t.Provider.Name+"/"+t.Model, open)
+			if first {
+				fmt.Fprintf(w, "cairn_target_circuit_open{route=%q,target=%q} %d\n", r.Name, name, open)
+			}
 		}
 	}
 	g.writeUpstreamMetrics(w)
 	g.writeOverrideMetrics(w)
+	g.tracing.WritePrometheus(w)
+	g.writeIncidentMetrics(w)
 }
 
 func writeJSON(ctx *fasthttp.RequestCtx, status int, v any) {
