@@ -133,6 +133,11 @@ func (m *Manager) Get(id string) (*Incident, error) {
 	}
 	m.mu.Unlock()
 	if inc == nil {
+		// A finished incident whose newest version the disk refused:
+		// that version, not the older file.
+		inc = m.held(id)
+	}
+	if inc == nil {
 		var err error
 		inc, err = LoadIncident(m.o.DataDir, id)
 		if err != nil && !errors.Is(err, ErrNotFound) {

@@ -1,6 +1,7 @@
 package incidents
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -11,12 +12,16 @@ import (
 // incident is rolled back and resolves in memory. The refused write is held and retried every
 // tick, so once space returns the file says resolved, as the API does,
 // within the retry interval (before: the file stayed "open" for good while
-// GET /admin/incidents said "resolved").
+// GET /admin/incidents said "resolved"). Meanwhile Get, the detail behind
+// GET /admin/incidents/{id}, shows the held version: once resolved the
+// incident leaves the active set, and Get used to fall back to the older
+// file and answer "open" while List said "resolved".
 func TestIncidentResolvedOnFullDiskLandsWhenSpaceReturns(t *testing.T) {
 	dir, fill, free := fullDisk(t, 256<<10)
 	live := newFakeLive(twoCohortState(false))
 	const tick = 20 * time.Millisecond
-	m, err := NewManager(Options{Detection: testDetection(300*time.Millisecond, 10), DataDir: dir, State: live, Replica: "r1", Tick: tick})
+	m, err := NewManager(Options{Detection: testDetection(300*time.Millisecond, 10), DataDir: dir, State: live, Replica: "r1", Tick: tick,
+		Logger: slog.New(slog.NewTextHandler(tWriter{t}, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,13 +49,20 @@ func TestIncidentResolvedOnFullDiskLandsWhenSpaceReturns(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("incident %s on a full disk never resolved in memory", inc.ID)
+			var events []string
+			for _, e := range got.Timeline {
+				events = append(events, e.Kind+": "+e.Message)
+			}
+			t.Fatalf("incident %s on a full disk never resolved in memory: status %s, timeline %q", inc.ID, got.Status, events)
 		}
 		m.Observe(g.make("support-bot", "stable", capture.OutcomeOK))
 		time.Sleep(5 * time.Millisecond)
 	}
 	if n := m.Unsaved(); n != 1 {
 		t.Errorf("Unsaved() = %d after resolving on a full disk; want 1", n)
+	}
+	if l := m.List(); len(l) != 1 || l[0].Status != StatusResolved {
+		t.Errorf("List() on a full disk = %+v; want the incident resolved, as Get says", l)
 	}
 	if disk, err := LoadIncident(dir, inc.ID); err != nil || disk.Status != StatusOpen {
 		t.Errorf("on a full disk the file = %v, %v; want the old open version, whole", disk, err)
@@ -76,3 +88,7 @@ func TestIncidentResolvedOnFullDiskLandsWhenSpaceReturns(t *testing.T) {
 		t.Errorf("LoadDir after space returned = %d incidents, %v", len(all), err)
 	}
 }
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }

@@ -28,6 +28,9 @@ func (m *Manager) update(id string, fn func(*Incident) bool) (*Incident, error) 
 	}
 	m.mu.Unlock()
 	if local == nil {
+		local = m.held(id) // newer than the file while the disk refuses it
+	}
+	if local == nil {
 		var err error
 		local, err = LoadIncident(m.o.DataDir, id)
 		if errors.Is(err, ErrNotFound) && m.rs != nil {
@@ -118,6 +121,17 @@ func (m *Manager) retryUnsaved() {
 			m.log.Info("incident persisted after a refused write", "incident", inc.ID)
 		}
 	}
+}
+
+// held returns a copy of the newest version of incident id that the disk
+// refused (retried every tick), or nil when the file is up to date.
+func (m *Manager) held(id string) *Incident {
+	m.ioMu.Lock()
+	defer m.ioMu.Unlock()
+	if u := m.unsaved[id]; u != nil {
+		return u.clone()
+	}
+	return nil
 }
 
 // Unsaved returns how many incidents have a newer version in memory than
