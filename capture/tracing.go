@@ -32,6 +32,7 @@ import (
 type Tracing struct {
 	provider *sdktrace.TracerProvider // nil without an endpoint
 	queue    *spanQueue               // nil without an endpoint
+	sampler  sdktrace.Sampler         // the provider's, for spans not built (startDropped)
 	tracer   trace.Tracer
 	// scrub masks the client- and provider-supplied strings a span
 	// carries (model names, the provider's request ID) (issue 12.14).
@@ -90,12 +91,13 @@ func NewTracing(cfg configs.Tracing, serviceVersion string) (*Tracing, error) {
 	// (issue 20: a collector that is down never slows a request, and no
 	// span is lost silently).
 	q := newSpanQueue(exp)
+	sampler := sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))
 	tp := sdktrace.NewTracerProvider(
 		sdktrace.WithSpanProcessor(q),
 		sdktrace.WithResource(res),
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+		sdktrace.WithSampler(sampler),
 	)
-	return &Tracing{provider: tp, queue: q, tracer: tp.Tracer("github.com/cairnhq/cairn/capture"), scrub: NewMasker(configs.Masking{}).String}, nil
+	return &Tracing{provider: tp, queue: q, sampler: sampler, tracer: tp.Tracer("github.com/cairnhq/cairn/capture"), scrub: NewMasker(configs.Masking{}).String}, nil
 }
 
 // Span is one request's span. Its methods are safe on a nil *Span. A Span

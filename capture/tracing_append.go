@@ -27,6 +27,16 @@ func (t *Tracing) StartInto(s *Span, traceparent string, name string) {
 	if ok {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, parent)
 	}
+	if t.queue != nil {
+		if why := t.queue.shedding(); why != "" {
+			// Issue 20: the collector is down or slow, so this span
+			// would be dropped: don't build it. The request keeps its
+			// trace ID and the upstream a traceparent; the span is
+			// counted as dropped.
+			t.startDropped(s, ctx, parent, ok, name, why)
+			return
+		}
+	}
 	_, sp := t.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
 	*s = Span{sc: sp.SpanContext(), span: sp, scrub: t.scrub}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // spanQueue is the span processor between the request path and the OTLP
@@ -19,7 +20,12 @@ import (
 // processor drops spans silently when its queue is full; this one says so
 // on /metrics:
 //
-//	ended = exported + dropped{queue_full,export_failed,shutdown} + pending
+//	ended = exported + dropped{queue_full,export_failed,collector_down,shutdown} + pending
+//
+// After a failed export, spans are not even built for a backoff (1 s,
+// doubling to 30 s) and count as dropped (collector_down); then a batch
+// goes through as a probe. So a collector that is down costs requests
+// neither waiting nor the CPU of building and encoding spans nobody gets.
 //
 // Sizes follow the standard OTEL_BSP_* environment variables, with the
 // SDK's defaults: OTEL_BSP_MAX_QUEUE_SIZE (2048), OTEL_BSP_MAX_EXPORT_BATCH_SIZE
@@ -43,6 +49,9 @@ type spanQueue struct {
 	dropFull     atomic.Int64
 	dropFailed   atomic.Int64
 	dropShutdown atomic.Int64
+	dropDown     atomic.Int64            // not built while the collector was in backoff
+	downUntil    atomic.Int64            // unix nanos: after a failed export, spans are not built until then
+	backoff      time.Duration           // run's: doubles per failed export, 1 s to 30 s
 	exporting    atomic.Int64            // spans in the export in flight
 	leftover     []sdktrace.ReadOnlySpan // run's batch at stop, read by Shutdown after done
 	lastErr      atomic.Pointer[string]
@@ -69,6 +78,42 @@ func newSpanQueue(exp sdktrace.SpanExporter) *spanQueue {
 	}
 	go q.run()
 	return q
+}
+
+// shedding reports why a span started now would not be delivered: the
+// queue has no room ("queue_full"), or the last export failed and the
+// collector is in its backoff ("collector_down"); "" when it would be.
+func (q *spanQueue) shedding() string {
+	if len(q.ch) == cap(q.ch) {
+		return "queue_full"
+	}
+	if d := q.downUntil.Load(); d != 0 && time.Now().UnixNano() < d {
+		return "collector_down"
+	}
+	return ""
+}
+
+// startDropped fills s with a span that is not recorded, because the queue
+// is full: the trace continues (same trace ID, new span ID, the sampling
+// decision the sampler makes) and a sampled span counts as ended and
+// dropped for a full queue, as if it had been built and refused at End.
+func (t *Tracing) startDropped(s *Span, ctx context.Context, parent trace.SpanContext, continued bool, name, reason string) {
+	tid := parent.TraceID()
+	if !continued {
+		tid = newTraceID()
+	}
+	res := t.sampler.ShouldSample(sdktrace.SamplingParameters{ParentContext: ctx, TraceID: tid, Name: name, Kind: trace.SpanKindServer})
+	var flags trace.TraceFlags
+	if res.Decision == sdktrace.RecordAndSample {
+		flags = trace.FlagsSampled
+		t.queue.ended.Add(1)
+		if reason == "queue_full" {
+			t.queue.dropFull.Add(1)
+		} else {
+			t.queue.dropDown.Add(1)
+		}
+	}
+	*s = Span{sc: trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: newSpanID(), TraceFlags: flags})}
 }
 
 // OnStart does nothing: spans are queued when they end.
@@ -156,8 +201,15 @@ func (q *spanQueue) export(ctx context.Context, buf []sdktrace.ReadOnlySpan) {
 			q.dropFailed.Add(int64(n))
 			msg := err.Error()
 			q.lastErr.Store(&msg)
+			// A collector that refuses or fails: stop building spans
+			// for a while (each one costs its attributes and its share
+			// of an encoded export), then let a batch through to probe.
+			q.backoff = min(max(2*q.backoff, time.Second), 30*time.Second)
+			q.downUntil.Store(time.Now().Add(q.backoff).UnixNano())
 		} else {
 			q.exported.Add(int64(n))
+			q.backoff = 0
+			q.downUntil.Store(0)
 		}
 		clear(buf[:n])
 		buf = buf[n:]
@@ -208,9 +260,10 @@ func (q *spanQueue) Shutdown(ctx context.Context) error {
 func (q *spanQueue) writePrometheus(w io.Writer) {
 	fmt.Fprintf(w, "# HELP cairn_trace_spans_ended_total Sampled spans ended and handed to the OTLP export queue.\n# TYPE cairn_trace_spans_ended_total counter\ncairn_trace_spans_ended_total %d\n", q.ended.Load())
 	fmt.Fprintf(w, "# HELP cairn_trace_spans_exported_total Spans the OTLP collector accepted.\n# TYPE cairn_trace_spans_exported_total counter\ncairn_trace_spans_exported_total %d\n", q.exported.Load())
-	fmt.Fprintf(w, "# HELP cairn_trace_spans_dropped_total Spans not delivered: the export queue was full (collector slow or down), the export failed, or the process stopped first. ended = exported + dropped + pending.\n# TYPE cairn_trace_spans_dropped_total counter\n")
+	fmt.Fprintf(w, "# HELP cairn_trace_spans_dropped_total Spans not delivered: the export queue was full (collector slow or hung), the export failed, the collector was in backoff after a failed export (collector_down), or the process stopped first. ended = exported + dropped + pending.\n# TYPE cairn_trace_spans_dropped_total counter\n")
 	fmt.Fprintf(w, "cairn_trace_spans_dropped_total{reason=\"queue_full\"} %d\n", q.dropFull.Load())
 	fmt.Fprintf(w, "cairn_trace_spans_dropped_total{reason=\"export_failed\"} %d\n", q.dropFailed.Load())
+	fmt.Fprintf(w, "cairn_trace_spans_dropped_total{reason=\"collector_down\"} %d\n", q.dropDown.Load())
 	fmt.Fprintf(w, "cairn_trace_spans_dropped_total{reason=\"shutdown\"} %d\n", q.dropShutdown.Load())
 	fmt.Fprintf(w, "# HELP cairn_trace_spans_pending Spans queued or being exported now.\n# TYPE cairn_trace_spans_pending gauge\ncairn_trace_spans_pending %d\n", int64(len(q.ch))+q.exporting.Load())
 	fmt.Fprintf(w, "# HELP cairn_trace_queue_capacity Spans the export queue holds at most (OTEL_BSP_MAX_QUEUE_SIZE).\n# TYPE cairn_trace_queue_capacity gauge\ncairn_trace_queue_capacity %d\n", cap(q.ch))

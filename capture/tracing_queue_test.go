@@ -6,6 +6,7 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +81,7 @@ func TestSpanQueueCollectorBlackHole(t *testing.T) {
 	m := metrics()
 	ended, exported := m["cairn_trace_spans_ended_total"], m["cairn_trace_spans_exported_total"]
 	full := m[`cairn_trace_spans_dropped_total{reason="queue_full"}`]
-	dropped := full + m[`cairn_trace_spans_dropped_total{reason="export_failed"}`] + m[`cairn_trace_spans_dropped_total{reason="shutdown"}`]
+	dropped := full + m[`cairn_trace_spans_dropped_total{reason="export_failed"}`] + m[`cairn_trace_spans_dropped_total{reason="shutdown"}`] + m[`cairn_trace_spans_dropped_total{reason="collector_down"}`]
 	pending := m["cairn_trace_spans_pending"]
 	if ended != 1004 || ended != exported+dropped+pending {
 		t.Errorf("ended %d, exported %d, dropped %d, pending %d: want 1004 = exported + dropped + pending", ended, exported, dropped, pending)
@@ -98,4 +99,46 @@ func TestSpanQueueCollectorBlackHole(t *testing.T) {
 	defer cancel()
 	_ = tr.Shutdown(ctx)
 	t.Logf("figure: 1000 spans ended against a hung collector: slowest End %v, %d dropped (queue_full)", worst, full)
+}
+
+// Issue 20: a collector that refuses connections: after the first failed
+// export, spans are not built (collector_down) until the backoff ends, and
+// every one is counted.
+func TestSpanQueueCollectorRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "10")
+	t.Setenv("OTEL_BSP_EXPORT_TIMEOUT", "500")
+	tr, err := NewTracing(configs.Tracing{OTLPEndpoint: "http://" + addr, SampleRatio: 1}, "v")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Shutdown(context.Background())
+	sp := tr.Start("", "chat.completions")
+	sp.End(&Record{GatewayRequestID: "gw-0", Endpoint: "chat.completions", Status: 200, Outcome: OutcomeOK})
+	deadline := time.Now().Add(30 * time.Second)
+	for tr.queue.dropFailed.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if tr.queue.shedding() != "collector_down" {
+		t.Fatalf("after a refused export: shedding = %q; want collector_down", tr.queue.shedding())
+	}
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	for range 100 {
+		sp := tr.Start(tp, "chat.completions")
+		if sp.span != nil || sp.TraceID() != "4bf92f3577b34da6a3ce929d0e0e4736" || !strings.HasSuffix(sp.Traceparent(), "-01") {
+			t.Fatalf("span while the collector is down: recording %v, traceparent %s; want the client's trace, sampled, not recorded", sp.span != nil, sp.Traceparent())
+		}
+		sp.End(&Record{Status: 200})
+	}
+	if got := tr.queue.dropDown.Load(); got != 100 {
+		t.Errorf("dropped while the collector is down = %d; want 100", got)
+	}
+	if e, x := tr.queue.ended.Load(), tr.queue.dropFailed.Load()+tr.queue.dropDown.Load(); e != 101 || e != x {
+		t.Errorf("ended %d; dropped %d; want 101 each", e, x)
+	}
 }

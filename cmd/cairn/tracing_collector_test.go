@@ -387,12 +387,16 @@ tracing: { otlp_endpoint: "http://%s", sample_ratio: 1 }
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		m = scrapeTraceMetrics(t, "http://"+admin)
-		dropped := m[`cairn_trace_spans_dropped_total{reason="queue_full"}`] + m[`cairn_trace_spans_dropped_total{reason="export_failed"}`]
-		// Every span ended after the collector stopped is dropped (a full
-		// queue or a failed export, depending on the machine's pace) and
-		// counted once the queue has drained.
+		var dropped int64
+		for _, r := range []string{"queue_full", "export_failed", "collector_down", "shutdown"} {
+			dropped += m[`cairn_trace_spans_dropped_total{reason="`+r+`"}`]
+		}
+		// Every span ended after the collector stopped is dropped (the
+		// first batch's export fails, then spans are not built while the
+		// collector is in backoff) and counted once the queue has drained.
 		if m["cairn_trace_spans_ended_total"] == int64(len(sends)+n) && m["cairn_trace_spans_pending"] == 0 &&
-			m["cairn_trace_spans_exported_total"] == int64(len(sends)) && dropped == n {
+			m["cairn_trace_spans_exported_total"] == int64(len(sends)) && dropped == n &&
+			m[`cairn_trace_spans_dropped_total{reason="collector_down"}`] > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
