@@ -66,6 +66,15 @@ func FuzzRequestPath(f *testing.F) {
 		case epSeedResponses:
 			path = "/v1/responses"
 		}
+		requestPathOnce(t, tg, client, path, body)
+	})
+}
+
+// requestPathOnce posts body to path and checks the answer, the record it
+// produced and that record through every incident encoder.
+func requestPathOnce(t *testing.T, tg *testGateway, client *http.Client, path string, body []byte) {
+	t.Helper()
+	{
 		resp, err := client.Post(tg.api+path, "application/json", bytes.NewReader(body))
 		if err != nil {
 			t.Fatalf("POST: %v", err)
@@ -126,7 +135,7 @@ func FuzzRequestPath(f *testing.F) {
 		if err := incidents.WriteSamplesJSONL(io.Discard, &c); err != nil {
 			t.Fatalf("samples JSONL: %v", err)
 		}
-	})
+	}
 }
 
 // hostileSeeds are the request bodies of issue 12 that once crashed the
