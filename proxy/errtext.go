@@ -10,6 +10,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/cairnhq/cairn/schema"
+	"github.com/cairnhq/cairn/schema/anthropic"
 )
 
 // streamBreakText says why an upstream stream broke, for the client's
@@ -51,7 +52,11 @@ func timeoutText(now, end time.Time, idle, maxDur time.Duration) string {
 // network (issue 12.15). The attempt in the record keeps the detail.
 func failureText(err error) string {
 	var dns *net.DNSError
+	var ev *anthropic.EventError
 	switch {
+	case errors.As(err, &ev):
+		// The provider's own words (its key is redacted on the way out).
+		return ev.Error()
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused"
 	case errors.Is(err, syscall.EHOSTUNREACH):
