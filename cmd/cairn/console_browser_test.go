@@ -267,12 +267,19 @@ func (b *browser) screenshot(t *testing.T, name string) string {
 		t.Logf("screenshot %s: %v", name, err)
 		return ""
 	}
-	p := filepath.Join(t.TempDir(), strings.NewReplacer(" ", "-", "/", "-").Replace(name)+".png")
+	// Not t.TempDir: that is removed when the test ends, and the
+	// screenshot is for the person reading the failure.
+	dir, err := os.MkdirTemp("", "cairn-console-"+t.Name()[:min(len(t.Name()), 20)]+"-")
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return ""
+	}
+	p := filepath.Join(dir, strings.NewReplacer(" ", "-", "/", "-").Replace(name)+".png")
 	if err := os.WriteFile(p, png, 0o600); err != nil {
 		t.Logf("screenshot %s: %v", name, err)
 		return ""
 	}
-	t.Logf("screenshot kept: %s", p)
+	t.Logf("screenshot kept: %s (the test's temp dir, kept after it)", p)
 	return p
 }
 
@@ -483,6 +490,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 
 	// A during sample opens the request page with the same gateway ID.
+	b.waitJS(t, "a during sample", `!!document.querySelector('section[data-phase="during"] article[data-request]')`)
 	sample := eval[string](t, b, `document.querySelector('section[data-phase="during"] article[data-request]').dataset.request`)
 	b.run(t, "open a during sample", chromedp.Click(chromedp.CSS(`section[data-phase="during"] article[data-request] h4 a`)))
 	b.waitJS(t, "the request page", `!!document.getElementById("rec-gateway-id")`)

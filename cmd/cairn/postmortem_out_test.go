@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestPostmortemOut: `cairn incidents postmortem ID --out DIR` writes the
@@ -17,6 +18,25 @@ import (
 // JSON out (issue 18).
 func TestPostmortemOut(t *testing.T) {
 	s := startConsoleStack(t)
+	// The CLI reads the disk: wait until the incident and the records of
+	// its failure are written there (capture flushes every 100 ms).
+	waitDisk := time.Now().Add(startupWait)
+	for {
+		_, ierr := os.Stat(filepath.Join(s.dataDir, "incidents", s.incident+".json"))
+		caps, _ := filepath.Glob(filepath.Join(s.dataDir, "capture", "capture-*.jsonl"))
+		n := 0
+		for _, f := range caps {
+			b, _ := os.ReadFile(f)
+			n += strings.Count(string(b), `"cohort":"canary"`)
+		}
+		if ierr == nil && n >= 10 {
+			break
+		}
+		if time.Now().After(waitDisk) {
+			t.Fatalf("incident file: %v; %d canary records on disk", ierr, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	for _, src := range [][]string{
 		{"--data-dir", s.dataDir},
 		{"--admin", s.admin, "--admin-token", consoleToken},
@@ -62,7 +82,7 @@ func TestPostmortemOut(t *testing.T) {
 			}
 			for _, want := range []string{`data-series="cohort stable"`, `data-series="cohort canary (failing)"`, "marker-change", "marker-first_failure", "marker-detection", `class="rule"`} {
 				if !strings.Contains(string(svg), want) {
-					t.Errorf("chart lacks %s", want)
+					t.Errorf("chart lacks %s:\n%.600s", want, svg)
 				}
 			}
 		})

@@ -217,7 +217,12 @@ function status(el, kind, text) {
 }
 
 function table(head, rows, opts = {}) {
-  const t = h("table", {},
+  // On a narrow screen a "stack" table shows each row as a card, every
+  // cell labelled by its column (style.css).
+  if (opts.stack) {
+    for (const r of rows) [...r.children].forEach((c, i) => { if (head[i]) c.dataset.label = head[i]; });
+  }
+  const t = h("table", { class: opts.stack ? "stack" : null },
     h("thead", {}, h("tr", {}, head.map((c) => h("th", { scope: "col", class: opts.num?.includes(c) ? "num" : null }, c)))),
     h("tbody", {}, rows));
   if (opts.caption) t.prepend(h("caption", { class: "muted" }, opts.caption));
@@ -253,7 +258,7 @@ async function overviewPage(view) {
         td(h("code", {}, t.cohort)), td(`${t.provider}/${t.model || "*"}`), td(String(t.weight), "num"),
         td(String(t.configured_weight), "num"),
         td(rolled.has(t.cohort) ? [h("span", { class: "diff-mark" }, "≠ "), "rolled back"] : (t.weight !== t.configured_weight ? "overridden" : "as configured")))),
-      { num: ["Live weight", "Configured weight"] }));
+      { num: ["Live weight", "Configured weight"], stack: true }));
     const ovs = rs.overrides || [];
     sec.append(h("h3", {}, "Overrides in force"));
     if (!ovs.length) sec.append(h("p", { class: "muted" }, "None: the route serves its config file."));
@@ -271,9 +276,10 @@ async function overviewPage(view) {
       sigs.map((s) => h("tr", { class: s.verdict === "crossing" ? "changed" : null },
         td(h("code", {}, s.cohort)), td(s.signal), td(s.requests ? fmtValue(s.unit, s.value) : "—", "num"),
         td(s.threshold ? fmtValue(s.unit, s.threshold) : "—", "num"), td(String(s.requests), "num"),
-        td([badge(s.verdict === "crossing" ? "crossing ▲" : s.verdict === "unknown" ? "too few requests" : "below",
-          s.verdict), s.live ? null : " (no weight)"]))),
-      { num: ["Value", "Threshold", "Requests"] }));
+        td([!s.requests ? badge("no traffic", "none") :
+          badge(s.verdict === "crossing" ? "crossing ▲" : s.verdict === "unknown" ? "too few requests" : "below", s.verdict),
+          s.live ? null : " (no weight)"]))),
+      { num: ["Value", "Threshold", "Requests"], stack: true }));
     view.append(sec);
   }
 }
@@ -329,7 +335,7 @@ async function incidentsPage(view, query) {
       td(when(s.first_failure_at)), td(when(s.detected_at)), td(when(s.mitigated_at)),
       td(s.resolved_at ? [when(s.resolved_at), s.resolution ? h("div", { class: "muted" }, s.resolution) : null] : when(null)),
       td(String(s.failed ?? "—"), "num"), td(usd(s.failed_cost_usd), "num"))),
-    { num: ["Failed", "Cost"] }));
+    { num: ["Failed", "Cost"], stack: true }));
 }
 
 // ---------- Incident ----------
@@ -389,7 +395,7 @@ async function incidentPage(view, id) {
     if (!recs.length) sec.append(h("p", { class: "muted" }, "none"));
     // An incident may hold thousands of samples: the first ones render
     // at once, the rest on request, so the page stays fast.
-    sec.append(recs.slice(0, SAMPLES_SHOWN).map((r) => sampleCard(r)));
+    sec.append(...recs.slice(0, SAMPLES_SHOWN).map((r) => sampleCard(r)));
     if (recs.length > SAMPLES_SHOWN) {
       const more = h("button", { type: "button", class: "secondary", onclick: () => {
         more.replaceWith(...recs.slice(SAMPLES_SHOWN).map((r) => sampleCard(r)));
@@ -634,7 +640,7 @@ function recordView(r, scores) {
   else sec.append(table(["#", "Target", "Cohort", "Status", "Latency", "Provider ID", "Contract", "Error"],
     at.map((a, i) => h("tr", {}, td(String(i + 1), "num"), td(a.target || `${a.provider}/${a.model}`), td(a.cohort || "—"),
       td(String(a.status), "num"), td(Math.round(a.latency_ms || 0) + " ms", "num"), td(h("code", {}, a.provider_request_id || "—")),
-      td(a.contract || "—"), td(a.error || "—"))), { num: ["#", "Status", "Latency"] }));
+      td(a.contract || "—"), td(a.error || "—"))), { num: ["#", "Status", "Latency"], stack: true }));
   const sc = scores || r.scores || [];
   sec.append(h("h3", {}, "Scores"));
   if (!sc.length) sec.append(h("p", { class: "muted" }, "No eval score was posted for this request."));
