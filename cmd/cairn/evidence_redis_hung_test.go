@@ -101,7 +101,13 @@ func TestEvidenceRedisHungBackfill(t *testing.T) {
 	if dups != 0 {
 		t.Errorf("stream holds %d entries for %d requests; want each once", xlen, len(run))
 	}
-	backfilled := metricValue(t, metrics(t, a.admin), "cairn_capture_redis_backfilled_total")
-	t.Logf("figure: Redis hung (SIGSTOP) 3 s at 200 RPS: %d requests, %d failed, %v records held in the backlog, %v backfilled after SIGCONT, 0 lost; replica B finds %d/%d; stream entries %d (%d added twice)",
-		len(run), failed, backlog, backfilled, len(run)-notFound, len(run), xlen, dups)
+	m := metrics(t, a.admin)
+	backfilled := metricValue(t, m, "cairn_capture_redis_backfilled_total")
+	removed := metricValue(t, m, "cairn_capture_redis_duplicates_removed_total")
+	unverified := metricValue(t, m, "cairn_capture_redis_unverified_total")
+	if unverified != 0 {
+		t.Errorf("cairn_capture_redis_unverified_total = %v; want 0", unverified)
+	}
+	t.Logf("figure: Redis hung (SIGSTOP) 3 s at 200 RPS: %d requests, %d failed, %v records held in the backlog, %v backfilled after SIGCONT, 0 lost; replica B finds %d/%d; stream entries %d (%d added twice; %v extra copies removed, %v unverified re-adds)",
+		len(run), failed, backlog, backfilled, len(run)-notFound, len(run), xlen, dups, removed, unverified)
 }
