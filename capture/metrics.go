@@ -59,6 +59,8 @@ var latencyBuckets = []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
 //	capture_sink_pending{sink}                          gauge
 //	capture_lost_total{sink,reason}                     counter
 //	capture_redis_backfilled_total                      counter
+//	capture_redis_duplicates_removed_total              counter
+//	capture_redis_unverified_total                      counter
 //	capture_torn_lines_total                            counter
 //
 // Per sink, admitted = queue_depth + pending + written + lost at every
@@ -86,6 +88,12 @@ type Metrics struct {
 	bytesPruned   [numPruneReasons]atomic.Uint64
 	// queueBytesFn reads the writer's queued body bytes (set by NewWriter).
 	queueBytesFn atomic.Pointer[func() int64]
+
+	// Interrupted Redis writes (sink_redis_dedupe.go): extra stream
+	// copies found and deleted, and records added again without knowing
+	// whether the interrupted write had added them.
+	redisDupRemoved atomic.Uint64
+	redisUnverified atomic.Uint64
 }
 
 // Reasons a record's bodies are dropped, the reason label of
@@ -190,6 +198,8 @@ func (m *Metrics) WritePrometheus(w io.Writer) {
 	writeScalar(bw, "cairn_capture_written_total", "Records written to the capture files.", "counter", a.Sinks["file"].Written)
 	writeScalar(bw, "cairn_capture_redis_written_total", "Records appended to the Redis capture stream.", "counter", a.Sinks["redis"].Written)
 	writeScalar(bw, "cairn_capture_redis_backfilled_total", "Records added to the Redis stream after a failed attempt (backfilled from the backlog).", "counter", m.backfilled.Load())
+	writeScalar(bw, "cairn_capture_redis_duplicates_removed_total", "Extra copies of a record found in the Redis stream after interrupted writes (a hung Redis ran them on resuming) and deleted.", "counter", m.redisDupRemoved.Load())
+	writeScalar(bw, "cairn_capture_redis_unverified_total", "Records added to the Redis stream again after an interrupted write without finding whether it had added them (not found within the look-up bound): each may be in the stream twice.", "counter", m.redisUnverified.Load())
 	writeScalar(bw, "cairn_capture_torn_lines_total", "Torn capture lines (a crash mid-write) skipped by readers or sealed on reopen.", "counter", m.tornLines.Load())
 	m.ledger.write(bw, a) // the snapshot queue_depth came from: one scrape balances
 	bw.WriteString("# HELP cairn_capture_files_pruned_total Capture files deleted, by reason (retention: older than capture.retention_days; max_total_bytes: the oldest, to keep the files within capture.max_total_bytes).\n# TYPE cairn_capture_files_pruned_total counter\n")

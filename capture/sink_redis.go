@@ -39,6 +39,13 @@ type redisItem struct {
 	line  []byte // JSON without newline
 	ids   []redisIndexKey
 	entry string // stream entry ID once added; only the index is left
+	// sentAt is when an XADD of the record whose outcome is unknown was
+	// sent (the earliest such attempt), sends how many such attempts were
+	// made and misses how many look-ups did not find it since the last
+	// one (sink_redis_dedupe.go). Zero: no attempt may have added it.
+	sentAt time.Time
+	sends  int
+	misses int
 }
 
 // redisIndexKey is one index key of a record: a string key set to the
@@ -199,6 +206,18 @@ func (s *redisSink) run() {
 		if backoff > 0 {
 			s.metrics.backfilled.Add(uint64(n))
 		}
+		if errors.Is(err, errRedisUnsettled) {
+			// Redis answers; an interrupted attempt may still be running
+			// there: look for its records again shortly.
+			t := time.NewTimer(redisSettleWait)
+			select {
+			case <-t.C:
+			case <-s.abort:
+				t.Stop()
+				return
+			}
+			continue
+		}
 		if err == nil {
 			if backoff > 0 && s.pending() == 0 {
 				backoff = 0
@@ -247,10 +266,20 @@ func (s *redisSink) write(batch []redisItem) (done []bool, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), redisCallTimout)
 	defer cancel()
 	done = make([]bool, len(batch))
+	var serr error // errRedisUnsettled: some records wait for a look-up
+	for _, it := range batch {
+		if it.entry == "" && !it.sentAt.IsZero() {
+			if serr = s.settle(ctx, batch); serr != nil && !errors.Is(serr, errRedisUnsettled) {
+				return done, serr
+			}
+			break
+		}
+	}
 	cmds := make([]*redis.StringCmd, len(batch))
+	at := time.Now()
 	_, err = s.c.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, it := range batch {
-			if it.entry != "" {
+			if it.entry != "" || !it.sentAt.IsZero() {
 				continue
 			}
 			cmds[i] = p.XAdd(ctx, &redis.XAddArgs{
@@ -261,8 +290,17 @@ func (s *redisSink) write(batch []redisItem) (done []bool, err error) {
 		return nil
 	})
 	for i, c := range cmds {
-		if c != nil && c.Err() == nil {
+		switch {
+		case c == nil:
+		case c.Err() == nil:
 			batch[i].entry = c.Val()
+		case uncertainXAdd(c.Err()):
+			it := &batch[i]
+			if it.sentAt.IsZero() {
+				it.sentAt = at
+			}
+			it.sends++
+			it.misses = 0
 		}
 	}
 	if err != nil {
@@ -298,6 +336,9 @@ func (s *redisSink) write(batch []redisItem) (done []bool, err error) {
 	}
 	if ierr != nil && err == nil {
 		err = fmt.Errorf("index capture: %w", ierr)
+	}
+	if err == nil {
+		err = serr
 	}
 	return done, err
 }
