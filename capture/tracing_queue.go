@@ -93,10 +93,11 @@ func (q *spanQueue) shedding() string {
 	return ""
 }
 
-// startDropped fills s with a span that is not recorded, because the queue
-// is full: the trace continues (same trace ID, new span ID, the sampling
-// decision the sampler makes) and a sampled span counts as ended and
-// dropped for a full queue, as if it had been built and refused at End.
+// startDropped fills s with a span that is not recorded, because it would
+// not be delivered (reason: queue_full or collector_down): the trace
+// continues (same trace ID, new span ID, the sampling decision the sampler
+// makes) and a sampled span counts as ended and dropped for that reason,
+// as if it had been built and refused at End.
 func (t *Tracing) startDropped(s *Span, ctx context.Context, parent trace.SpanContext, continued bool, name, reason string) {
 	tid := parent.TraceID()
 	if !continued {
