@@ -174,11 +174,8 @@ func readTools(r *Request, body []byte, off int, v gjson.Result) *RequestError {
 // function with a non-empty string and gives parameters as an object. The
 // parameters are compiled later, by Contracts.Prepare.
 func checkTool(i int, t gjson.Result) *RequestError {
-	p := toolPath(i)
-	if !t.IsObject() {
-		return badType(p, "an object", t)
-	}
-	if perr := checkDup(p, t); perr != nil {
+	p, perr := toolObject(i, t)
+	if perr != nil {
 		return perr
 	}
 	for _, sub := range [...]string{"function", "custom"} {

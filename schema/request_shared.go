@@ -66,8 +66,15 @@ func readToolList(r *Request, body []byte, off int, v gjson.Result, check func(i
 	return nil
 }
 
-// toolPath is the path of the i-th tool, for an error.
-func toolPath(i int) string { return "tools[" + strconv.Itoa(i) + "]" }
+// toolObject checks that the i-th tool t is an object without a repeated
+// key; p is its path, for the errors the caller may still find.
+func toolObject(i int, t gjson.Result) (p string, perr *RequestError) {
+	p = "tools[" + strconv.Itoa(i) + "]"
+	if !t.IsObject() {
+		return p, badType(p, "an object", t)
+	}
+	return p, checkDup(p, t)
+}
 
 // checkFunction checks a function's name (a non-empty string) and its
 // parameters (an object when given) in fn, the object at p+at: chat nests

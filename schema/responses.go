@@ -324,11 +324,8 @@ func readResponsesTools(r *Request, body []byte, off int, v gjson.Result) *Reque
 // checkResponsesTool checks one Responses tool: a function or custom tool
 // names itself and gives parameters as an object on the tool itself.
 func checkResponsesTool(i int, t gjson.Result) *RequestError {
-	p := toolPath(i)
-	if !t.IsObject() {
-		return badType(p, "an object", t)
-	}
-	if perr := checkDup(p, t); perr != nil {
+	p, perr := toolObject(i, t)
+	if perr != nil {
 		return perr
 	}
 	typ := t.Get("type")
