@@ -118,13 +118,7 @@ func readMessages(r *Request, v gjson.Result) *RequestError {
 // readResponseFormat reads response_format; base is the offset of v in
 // body (gjson Index values of what is inside v are relative to it).
 func readResponseFormat(r *Request, body []byte, base int, v gjson.Result) *RequestError {
-	switch {
-	case v.Type == gjson.Null:
-		return nil
-	case !v.IsObject():
-		return badType("response_format", "an object", v)
-	}
-	if perr := checkDup("response_format", v); perr != nil {
+	if ok, perr := readObject("response_format", v); !ok || perr != nil {
 		return perr
 	}
 	var typ, js gjson.Result

@@ -10,6 +10,18 @@ import (
 // structured output format, the tools array and a function tool's name and
 // parameters, and the tool_choice modes. Paths are built only for an error.
 
+// readObject checks an optional object member at path: ok is false when
+// it is absent or null, perr set when it is not an object or repeats a key.
+func readObject(path string, v gjson.Result) (ok bool, perr *RequestError) {
+	switch {
+	case !v.Exists() || v.Type == gjson.Null:
+		return false, nil
+	case !v.IsObject():
+		return false, badType(path, "an object", v)
+	}
+	return true, checkDup(path, v)
+}
+
 // readFormatType reads the type of the format object at path (chat's
 // response_format, Responses' text.format) into r.ResponseFormat; schema
 // reports a json_schema format, whose schema the caller reads where its API

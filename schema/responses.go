@@ -281,23 +281,11 @@ func readResponsesInput(r *Request, v gjson.Result) *RequestError {
 // is a member of format itself, not nested as in chat) or
 // {"type":"json_object"}.
 func readResponsesText(r *Request, body []byte, off int, v gjson.Result) *RequestError {
-	switch {
-	case v.Type == gjson.Null:
-		return nil
-	case !v.IsObject():
-		return badType("text", "an object", v)
-	}
-	if perr := checkDup("text", v); perr != nil {
+	if ok, perr := readObject("text", v); !ok || perr != nil {
 		return perr
 	}
 	f := v.Get("format")
-	switch {
-	case !f.Exists() || f.Type == gjson.Null:
-		return nil
-	case !f.IsObject():
-		return badType("text.format", "an object", f)
-	}
-	if perr := checkDup("text.format", f); perr != nil {
+	if ok, perr := readObject("text.format", f); !ok || perr != nil {
 		return perr
 	}
 	if schema, perr := readFormatType(r, "text.format", f.Get("type")); !schema {
