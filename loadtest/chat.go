@@ -1,7 +1,6 @@
 package loadtest
 
 import (
-	"bufio"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
@@ -49,13 +48,8 @@ var errStreamCut = errors.New("mock: stream cut by fault")
 
 // serveChat serves POST /v1/chat/completions.
 func (m *Mock) serveChat(ctx *fasthttp.RequestCtx, start time.Time, seq int64) {
-	body := ctx.PostBody()
-	model := gjson.GetBytes(body, "model").Str
-	m.capture(ctx, model)
-	if !m.authorized(ctx) {
-		return
-	}
-	if _, ok := requestModel(ctx); !ok {
+	body, model, ok := m.openAIRequest(ctx)
+	if !ok {
 		return
 	}
 	if !gjson.GetBytes(body, "messages").IsArray() {
@@ -70,59 +64,18 @@ func (m *Mock) serveChat(ctx *fasthttp.RequestCtx, start time.Time, seq int64) {
 	reqID := m.opts.RequestIDPrefix + "-" + strconv.FormatInt(seq, 10)
 
 	if gjson.GetBytes(body, "stream").Bool() {
-		plan := streamPlan{latency: m.opts.Latency, interval: m.opts.ChunkInterval, chunks: m.opts.Chunks}
-		if f.SlowChunks > 0 {
-			plan.interval = f.SlowChunks
-		}
-		if f.disconnects() {
-			limit := f.DisconnectAfter
-			m.hijack(ctx, func(c net.Conn) {
-				if rawHead(c, "text/event-stream", reqID, -1) != nil || limit == 0 {
-					return
-				}
-				n := 0
-				var hdr []byte
-				m.streamEvents(r, plan, func(ev []byte) error {
-					if n >= limit {
-						return errStreamCut
-					}
-					n++
-					hdr = strconv.AppendInt(hdr[:0], int64(len(ev)), 16)
-					hdr = append(hdr, "\r\n"...)
-					if _, err := c.Write(append(append(hdr, ev...), "\r\n"...)); err != nil {
-						return err
-					}
-					return nil
-				})
-			})
-			return
-		}
-		ctx.Response.Header.SetContentType("text/event-stream")
-		ctx.Response.Header.Set("Cache-Control", "no-cache")
 		setProcessingMS(ctx, start)
-		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-			m.streamEvents(r, plan, func(ev []byte) error {
-				if _, err := w.Write(ev); err != nil {
-					return err
-				}
-				return w.Flush()
-			})
+		m.serveStream(ctx, f, reqID, "text/event-stream", func(plan streamPlan, emit func([]byte) error) {
+			m.streamEvents(r, plan, emit)
 		})
 		return
 	}
-
 	if !m.sleep(m.opts.Latency) {
 		writeMockError(ctx, fasthttp.StatusServiceUnavailable, "mock provider is shutting down", "server_error", "")
 		return
 	}
-	out := r.appendCompletion(make([]byte, 0, 512+len(r.text)))
-	if f.disconnects() {
-		m.hijack(ctx, func(c net.Conn) { rawHead(c, "application/json", reqID, len(out)) })
-		return
-	}
-	ctx.Response.Header.SetContentType("application/json")
 	setProcessingMS(ctx, start)
-	ctx.SetBody(out)
+	m.serveJSON(ctx, f, reqID, r.appendCompletion(make([]byte, 0, 512+len(r.text))))
 }
 
 // preludeFault picks the fault for model (or for the system prompt in
@@ -447,13 +400,8 @@ func splitPieces(s string, n int) []string {
 // (8 dimensions unless `dimensions` says otherwise) per input item, as floats
 // or base64 float32s per encoding_format.
 func (m *Mock) serveEmbeddings(ctx *fasthttp.RequestCtx, start time.Time, seq int64) {
-	body := ctx.PostBody()
-	model := gjson.GetBytes(body, "model").Str
-	m.capture(ctx, model)
-	if !m.authorized(ctx) {
-		return
-	}
-	if _, ok := requestModel(ctx); !ok {
+	body, model, ok := m.openAIRequest(ctx)
+	if !ok {
 		return
 	}
 	input := gjson.GetBytes(body, "input")

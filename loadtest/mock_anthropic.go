@@ -1,8 +1,6 @@
 package loadtest
 
 import (
-	"bufio"
-	"net"
 	"strconv"
 	"time"
 
@@ -73,40 +71,8 @@ func (m *Mock) serveMessages(ctx *fasthttp.RequestCtx, start time.Time, seq int6
 	r.id = "msg_" + m.opts.RequestIDPrefix + strconv.FormatInt(seq, 10)
 	r.callID = "toolu_" + m.opts.RequestIDPrefix + strconv.FormatInt(seq, 10)
 	if res[6].Bool() {
-		plan := streamPlan{latency: m.opts.Latency, interval: m.opts.ChunkInterval, chunks: m.opts.Chunks}
-		if f.SlowChunks > 0 {
-			plan.interval = f.SlowChunks
-		}
-		if f.disconnects() {
-			limit := f.DisconnectAfter
-			m.hijack(ctx, func(c net.Conn) {
-				if rawHead(c, "text/event-stream", string(reqID), -1) != nil || limit == 0 {
-					return
-				}
-				n := 0
-				var hdr []byte
-				m.anthropicEvents(r, plan, func(ev []byte) error {
-					if n >= limit {
-						return errStreamCut
-					}
-					n++
-					hdr = strconv.AppendInt(hdr[:0], int64(len(ev)), 16)
-					hdr = append(hdr, "\r\n"...)
-					_, err := c.Write(append(append(hdr, ev...), "\r\n"...))
-					return err
-				})
-			})
-			return
-		}
-		ctx.Response.Header.SetContentType("text/event-stream; charset=utf-8")
-		ctx.Response.Header.Set("Cache-Control", "no-cache")
-		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-			m.anthropicEvents(r, plan, func(ev []byte) error {
-				if _, err := w.Write(ev); err != nil {
-					return err
-				}
-				return w.Flush()
-			})
+		m.serveStream(ctx, f, string(reqID), "text/event-stream; charset=utf-8", func(plan streamPlan, emit func([]byte) error) {
+			m.anthropicEvents(r, plan, emit)
 		})
 		return
 	}
@@ -114,14 +80,8 @@ func (m *Mock) serveMessages(ctx *fasthttp.RequestCtx, start time.Time, seq int6
 		writeAnthropicError(ctx, 529, "overloaded_error", "mock provider is shutting down")
 		return
 	}
-	out := r.appendMessage(make([]byte, 0, 512+len(r.text)))
-	if f.disconnects() {
-		m.hijack(ctx, func(c net.Conn) { rawHead(c, "application/json", string(reqID), len(out)) })
-		return
-	}
-	ctx.Response.Header.SetContentType("application/json")
 	setProcessingMS(ctx, start)
-	ctx.SetBody(out)
+	m.serveJSON(ctx, f, string(reqID), r.appendMessage(make([]byte, 0, 512+len(r.text))))
 }
 
 // chatEquivalent builds the chat completions request planReply reads:

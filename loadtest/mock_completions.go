@@ -17,13 +17,8 @@ const mockCompletionText = "This is a completion from the Cairn mock provider."
 // text_completion object, or an SSE stream of them ending in [DONE], with
 // usage; the model's status faults, delays and hangs apply as for chat.
 func (m *Mock) serveCompletions(ctx *fasthttp.RequestCtx, start time.Time, seq int64) {
-	body := ctx.PostBody()
-	model := gjson.GetBytes(body, "model").Str
-	m.capture(ctx, model)
-	if !m.authorized(ctx) {
-		return
-	}
-	if _, ok := requestModel(ctx); !ok {
+	body, model, ok := m.openAIRequest(ctx)
+	if !ok {
 		return
 	}
 	res := gjson.GetManyBytes(body, "prompt", "stream", "stream_options.include_usage")

@@ -1,8 +1,6 @@
 package loadtest
 
 import (
-	"bufio"
-	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -127,13 +125,8 @@ type respReply struct {
 }
 
 func (m *Mock) createResponse(ctx *fasthttp.RequestCtx, start time.Time, seq int64) {
-	body := ctx.PostBody()
-	model := gjson.GetBytes(body, "model").Str
-	m.capture(ctx, model)
-	if !m.authorized(ctx) {
-		return
-	}
-	if _, ok := requestModel(ctx); !ok {
+	body, model, ok := m.openAIRequest(ctx)
+	if !ok {
 		return
 	}
 	res := gjson.GetManyBytes(body, "input", "previous_response_id", "instructions", "tools", "tool_choice", "text.format", "stream")
@@ -171,41 +164,9 @@ func (m *Mock) createResponse(ctx *fasthttp.RequestCtx, start time.Time, seq int
 	reqID := m.opts.RequestIDPrefix + "-" + strconv.FormatInt(seq, 10)
 
 	if stream.Bool() {
-		plan := streamPlan{latency: m.opts.Latency, interval: m.opts.ChunkInterval, chunks: m.opts.Chunks}
-		if f.SlowChunks > 0 {
-			plan.interval = f.SlowChunks
-		}
-		if f.disconnects() {
-			limit := f.DisconnectAfter
-			m.hijack(ctx, func(c net.Conn) {
-				if rawHead(c, "text/event-stream", reqID, -1) != nil || limit == 0 {
-					return
-				}
-				n := 0
-				var hdr []byte
-				m.responseEvents(r, plan, func(ev []byte) error {
-					if n >= limit {
-						return errStreamCut
-					}
-					n++
-					hdr = strconv.AppendInt(hdr[:0], int64(len(ev)), 16)
-					hdr = append(hdr, "\r\n"...)
-					_, err := c.Write(append(append(hdr, ev...), "\r\n"...))
-					return err
-				})
-			})
-			return
-		}
-		ctx.Response.Header.SetContentType("text/event-stream")
-		ctx.Response.Header.Set("Cache-Control", "no-cache")
 		setProcessingMS(ctx, start)
-		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-			m.responseEvents(r, plan, func(ev []byte) error {
-				if _, err := w.Write(ev); err != nil {
-					return err
-				}
-				return w.Flush()
-			})
+		m.serveStream(ctx, f, reqID, "text/event-stream", func(plan streamPlan, emit func([]byte) error) {
+			m.responseEvents(r, plan, emit)
 		})
 		return
 	}
@@ -213,13 +174,8 @@ func (m *Mock) createResponse(ctx *fasthttp.RequestCtx, start time.Time, seq int
 		writeMockError(ctx, fasthttp.StatusServiceUnavailable, "mock provider is shutting down", "server_error", "")
 		return
 	}
-	if f.disconnects() {
-		m.hijack(ctx, func(c net.Conn) { rawHead(c, "application/json", reqID, len(final)) })
-		return
-	}
-	ctx.Response.Header.SetContentType("application/json")
 	setProcessingMS(ctx, start)
-	ctx.SetBody(final)
+	m.serveJSON(ctx, f, reqID, final)
 }
 
 // plainChat is the chat view of a request with no instructions, tools or

@@ -64,17 +64,12 @@ func (g *Gateway) admit(ctx *fasthttp.RequestCtx, x *exchange) *StatusError {
 	if !ctx.IsPost() {
 		return errMethod
 	}
-	// One table for the key, the route and the key's allow-list: a reload
-	// between them must not judge a key of one config on a route of another.
-	tbl := g.live.Load()
-	x.cfg = tbl.Config()
-	key, se := authenticate(x.cfg, &ctx.Request.Header)
+	tbl, key, se := g.keyed(ctx, x)
 	if se != nil {
 		return se
 	}
 	x.key = key
 	if key != nil {
-		x.rec.Key = key.Name
 		x.limits = ratelimit.Limits{RPM: key.RPM, TPM: key.TPM, FailClosed: key.FailClosed}
 	}
 	// Parse the request's own buffer and copy it only once it parsed, so

@@ -21,15 +21,10 @@ func (g *Gateway) retrieveModel(ctx *fasthttp.RequestCtx, id string) {
 		g.fail(ctx, x, errMethod)
 		return
 	}
-	tbl := g.live.Load() // one snapshot for the key and the route (see admit)
-	x.cfg = tbl.Config()
-	key, se := authenticate(x.cfg, &ctx.Request.Header)
+	tbl, key, se := g.keyed(ctx, x)
 	if se != nil {
 		g.fail(ctx, x, se)
 		return
-	}
-	if key != nil {
-		x.rec.Key = key.Name
 	}
 	x.rec.RequestedModel = clip([]byte(id), 256)
 	r := tbl.Match(id)

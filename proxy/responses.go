@@ -196,15 +196,10 @@ func (g *Gateway) serveResponseByID(ctx *fasthttp.RequestCtx, rest string) {
 		g.fail(ctx, x, errOverloaded)
 		return
 	}
-	tbl := g.live.Load()
-	x.cfg = tbl.Config()
-	key, se := authenticate(x.cfg, &ctx.Request.Header)
+	tbl, key, se := g.keyed(ctx, x)
 	if se != nil {
 		g.fail(ctx, x, se)
 		return
-	}
-	if key != nil {
-		x.rec.Key = key.Name
 	}
 	p, ok, err := g.respState.get(g.baseCtx, id)
 	if err != nil {

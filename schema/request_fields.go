@@ -118,13 +118,7 @@ func readMessages(r *Request, v gjson.Result) *RequestError {
 // readResponseFormat reads response_format; base is the offset of v in
 // body (gjson Index values of what is inside v are relative to it).
 func readResponseFormat(r *Request, body []byte, base int, v gjson.Result) *RequestError {
-	switch {
-	case v.Type == gjson.Null:
-		return nil
-	case !v.IsObject():
-		return badType("response_format", "an object", v)
-	}
-	if perr := checkDup("response_format", v); perr != nil {
+	if ok, perr := readObject("response_format", v); !ok || perr != nil {
 		return perr
 	}
 	var typ, js gjson.Result
@@ -137,83 +131,45 @@ func readResponseFormat(r *Request, body []byte, base int, v gjson.Result) *Requ
 		}
 		return true
 	})
-	switch {
-	case !typ.Exists():
-		return missing("response_format.type")
-	case typ.Type != gjson.String:
-		return badType("response_format.type", "a string", typ)
-	}
-	switch typ.Str {
-	case "text":
-		r.ResponseFormat = "text"
-	case "json_object":
-		r.ResponseFormat = "json_object"
-	case "json_schema":
-		r.ResponseFormat = "json_schema"
-		switch {
-		case !js.Exists() || js.Type == gjson.Null:
-			return missing("response_format.json_schema")
-		case !js.IsObject():
-			return badType("response_format.json_schema", "an object", js)
-		}
-		if perr := checkDup("response_format.json_schema", js); perr != nil {
-			return perr
-		}
-		var perr *RequestError
-		js.ForEach(func(k, o gjson.Result) bool {
-			if k.Str != "schema" {
-				return true
-			}
-			switch {
-			case o.IsObject():
-				r.ResponseSchema = sub(body, base+o.Index, o.Raw)
-			case o.Type == gjson.Null:
-			default:
-				perr = badType("response_format.json_schema.schema", "an object", o)
-			}
-			return false
-		})
+	if schema, perr := readFormatType(r, "response_format", typ); !schema {
 		return perr
-	default:
-		return reqErr("response_format.type", "invalid value for 'response_format.type': expected one of 'text', 'json_object' or 'json_schema'")
 	}
-	return nil
+	switch {
+	case !js.Exists() || js.Type == gjson.Null:
+		return missing("response_format.json_schema")
+	case !js.IsObject():
+		return badType("response_format.json_schema", "an object", js)
+	}
+	if perr := checkDup("response_format.json_schema", js); perr != nil {
+		return perr
+	}
+	var perr *RequestError
+	js.ForEach(func(k, o gjson.Result) bool {
+		if k.Str != "schema" {
+			return true
+		}
+		switch {
+		case o.IsObject():
+			r.ResponseSchema = sub(body, base+o.Index, o.Raw)
+		case o.Type == gjson.Null:
+		default:
+			perr = badType("response_format.json_schema.schema", "an object", o)
+		}
+		return false
+	})
+	return perr
 }
 
 func readTools(r *Request, body []byte, off int, v gjson.Result) *RequestError {
-	switch {
-	case v.Type == gjson.Null:
-		return nil
-	case !v.IsArray():
-		return badType("tools", "an array", v)
-	}
-	var perr *RequestError
-	n := 0
-	v.ForEach(func(_, t gjson.Result) bool {
-		perr = checkTool(n, t)
-		n++
-		return perr == nil
-	})
-	if perr != nil {
-		return perr
-	}
-	if n == 0 {
-		return reqErr("tools", "invalid 'tools': empty array; expected at least one tool")
-	}
-	r.Tools = sub(body, off, v.Raw)
-	r.ToolCount = n
-	return nil
+	return readToolList(r, body, off, v, checkTool, true)
 }
 
 // checkTool checks the shape Cairn relies on: a function tool names its
 // function with a non-empty string and gives parameters as an object. The
 // parameters are compiled later, by Contracts.Prepare.
 func checkTool(i int, t gjson.Result) *RequestError {
-	p := "tools[" + strconv.Itoa(i) + "]"
-	if !t.IsObject() {
-		return badType(p, "an object", t)
-	}
-	if perr := checkDup(p, t); perr != nil {
+	p, perr := toolObject(i, t)
+	if perr != nil {
 		return perr
 	}
 	for _, sub := range [...]string{"function", "custom"} {
@@ -237,18 +193,7 @@ func checkTool(i int, t gjson.Result) *RequestError {
 		case !fn.IsObject():
 			return badType(p+".function", "an object", fn)
 		}
-		name := fn.Get("name")
-		switch {
-		case !name.Exists():
-			return missing(p + ".function.name")
-		case name.Type != gjson.String:
-			return badType(p+".function.name", "a string", name)
-		case name.Str == "":
-			return reqErr(p+".function.name", "invalid '"+p+".function.name': empty string")
-		}
-		if ps := fn.Get("parameters"); ps.Exists() && ps.Type != gjson.Null && !ps.IsObject() {
-			return badType(p+".function.parameters", "an object", ps)
-		}
+		return checkFunction(p, ".function", fn)
 	case "custom":
 		name := t.Get("custom.name")
 		if name.Type != gjson.String || name.Str == "" {
@@ -259,39 +204,27 @@ func checkTool(i int, t gjson.Result) *RequestError {
 }
 
 func readToolChoice(r *Request, body []byte, off int, v gjson.Result) *RequestError {
-	switch {
-	case v.Type == gjson.Null:
-		return nil
-	case v.Type == gjson.String:
-		switch v.Str {
-		case "none", "auto", "required":
-		default:
-			return reqErr("tool_choice", "invalid value for 'tool_choice': expected 'none', 'auto', 'required' or an object naming a function")
+	return readChoice(r, body, off, v, "invalid value for 'tool_choice': expected 'none', 'auto', 'required' or an object naming a function", checkChatChoice)
+}
+
+// checkChatChoice checks a tool_choice object of chat completions.
+func checkChatChoice(v gjson.Result) *RequestError {
+	switch v.Get("type").Str {
+	case "function":
+		if n := v.Get("function.name"); n.Type != gjson.String || n.Str == "" {
+			return reqErr("tool_choice.function.name", "invalid 'tool_choice.function.name': expected a non-empty string")
 		}
-	case v.IsObject():
-		if perr := findDupDeep("tool_choice", v); perr != "" {
-			return dupErr(perr)
+	case "custom":
+		if n := v.Get("custom.name"); n.Type != gjson.String || n.Str == "" {
+			return reqErr("tool_choice.custom.name", "invalid 'tool_choice.custom.name': expected a non-empty string")
 		}
-		switch v.Get("type").Str {
-		case "function":
-			if n := v.Get("function.name"); n.Type != gjson.String || n.Str == "" {
-				return reqErr("tool_choice.function.name", "invalid 'tool_choice.function.name': expected a non-empty string")
-			}
-		case "custom":
-			if n := v.Get("custom.name"); n.Type != gjson.String || n.Str == "" {
-				return reqErr("tool_choice.custom.name", "invalid 'tool_choice.custom.name': expected a non-empty string")
-			}
-		case "allowed_tools":
-			if m := v.Get("allowed_tools.mode"); m.Type != gjson.String || (m.Str != "auto" && m.Str != "required") {
-				return reqErr("tool_choice.allowed_tools.mode", "invalid value for 'tool_choice.allowed_tools.mode': expected 'auto' or 'required'")
-			}
-		default:
-			return reqErr("tool_choice.type", "invalid value for 'tool_choice.type': expected 'function', 'custom' or 'allowed_tools'")
+	case "allowed_tools":
+		if m := v.Get("allowed_tools.mode"); m.Type != gjson.String || (m.Str != "auto" && m.Str != "required") {
+			return reqErr("tool_choice.allowed_tools.mode", "invalid value for 'tool_choice.allowed_tools.mode': expected 'auto' or 'required'")
 		}
 	default:
-		return badType("tool_choice", "a string or an object", v)
+		return reqErr("tool_choice.type", "invalid value for 'tool_choice.type': expected 'function', 'custom' or 'allowed_tools'")
 	}
-	r.ToolChoice = sub(body, off, v.Raw)
 	return nil
 }
 

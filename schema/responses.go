@@ -281,50 +281,24 @@ func readResponsesInput(r *Request, v gjson.Result) *RequestError {
 // is a member of format itself, not nested as in chat) or
 // {"type":"json_object"}.
 func readResponsesText(r *Request, body []byte, off int, v gjson.Result) *RequestError {
-	switch {
-	case v.Type == gjson.Null:
-		return nil
-	case !v.IsObject():
-		return badType("text", "an object", v)
-	}
-	if perr := checkDup("text", v); perr != nil {
+	if ok, perr := readObject("text", v); !ok || perr != nil {
 		return perr
 	}
 	f := v.Get("format")
-	switch {
-	case !f.Exists() || f.Type == gjson.Null:
-		return nil
-	case !f.IsObject():
-		return badType("text.format", "an object", f)
-	}
-	if perr := checkDup("text.format", f); perr != nil {
+	if ok, perr := readObject("text.format", f); !ok || perr != nil {
 		return perr
 	}
-	typ := f.Get("type")
+	if schema, perr := readFormatType(r, "text.format", f.Get("type")); !schema {
+		return perr
+	}
+	s := f.Get("schema")
 	switch {
-	case !typ.Exists():
-		return missing("text.format.type")
-	case typ.Type != gjson.String:
-		return badType("text.format.type", "a string", typ)
+	case !s.Exists() || s.Type == gjson.Null:
+		return missing("text.format.schema")
+	case !s.IsObject():
+		return badType("text.format.schema", "an object", s)
 	}
-	switch typ.Str {
-	case "text":
-		r.ResponseFormat = "text"
-	case "json_object":
-		r.ResponseFormat = "json_object"
-	case "json_schema":
-		r.ResponseFormat = "json_schema"
-		s := f.Get("schema")
-		switch {
-		case !s.Exists() || s.Type == gjson.Null:
-			return missing("text.format.schema")
-		case !s.IsObject():
-			return badType("text.format.schema", "an object", s)
-		}
-		r.ResponseSchema = sub(body, off+f.Index+s.Index, s.Raw)
-	default:
-		return reqErr("text.format.type", "invalid value for 'text.format.type': expected one of 'text', 'json_object' or 'json_schema'")
-	}
+	r.ResponseSchema = sub(body, off+f.Index+s.Index, s.Raw)
 	return nil
 }
 
@@ -332,86 +306,45 @@ func readResponsesText(r *Request, body []byte, off int, v gjson.Result) *Reques
 // give parameters at the top level of the tool; hosted tools (web_search,
 // file_search, mcp, …) pass through unchecked.
 func readResponsesTools(r *Request, body []byte, off int, v gjson.Result) *RequestError {
-	switch {
-	case v.Type == gjson.Null:
-		return nil
-	case !v.IsArray():
-		return badType("tools", "an array", v)
-	}
-	var perr *RequestError
-	n := 0
-	v.ForEach(func(_, t gjson.Result) bool {
-		p := "tools[" + strconv.Itoa(n) + "]"
-		n++
-		if !t.IsObject() {
-			perr = badType(p, "an object", t)
-			return false
-		}
-		if perr = checkDup(p, t); perr != nil {
-			return false
-		}
-		typ := t.Get("type")
-		switch {
-		case !typ.Exists():
-			perr = missing(p + ".type")
-		case typ.Type != gjson.String:
-			perr = badType(p+".type", "a string", typ)
-		case typ.Str == "function" || typ.Str == "custom":
-			name := t.Get("name")
-			switch {
-			case !name.Exists():
-				perr = missing(p + ".name")
-			case name.Type != gjson.String:
-				perr = badType(p+".name", "a string", name)
-			case name.Str == "":
-				perr = reqErr(p+".name", "invalid '"+p+".name': empty string")
-			}
-			if ps := t.Get("parameters"); perr == nil && ps.Exists() && ps.Type != gjson.Null && !ps.IsObject() {
-				perr = badType(p+".parameters", "an object", ps)
-			}
-		}
-		return perr == nil
-	})
+	return readToolList(r, body, off, v, checkResponsesTool, false)
+}
+
+// checkResponsesTool checks one Responses tool: a function or custom tool
+// names itself and gives parameters as an object on the tool itself.
+func checkResponsesTool(i int, t gjson.Result) *RequestError {
+	p, perr := toolObject(i, t)
 	if perr != nil {
 		return perr
 	}
-	if n == 0 {
-		return nil // an empty tools array is allowed by the Responses API
+	typ := t.Get("type")
+	switch {
+	case !typ.Exists():
+		return missing(p + ".type")
+	case typ.Type != gjson.String:
+		return badType(p+".type", "a string", typ)
+	case typ.Str == "function" || typ.Str == "custom":
+		return checkFunction(p, "", t)
 	}
-	r.Tools = sub(body, off, v.Raw)
-	r.ToolCount = n
 	return nil
 }
 
 func readResponsesToolChoice(r *Request, body []byte, off int, v gjson.Result) *RequestError {
-	switch {
-	case v.Type == gjson.Null:
-		return nil
-	case v.Type == gjson.String:
-		switch v.Str {
-		case "none", "auto", "required":
-		default:
-			return reqErr("tool_choice", "invalid value for 'tool_choice': expected 'none', 'auto', 'required' or an object naming a tool")
+	return readChoice(r, body, off, v, "invalid value for 'tool_choice': expected 'none', 'auto', 'required' or an object naming a tool", checkResponsesChoice)
+}
+
+// checkResponsesChoice checks a tool_choice object of the Responses API.
+func checkResponsesChoice(v gjson.Result) *RequestError {
+	switch v.Get("type").Str {
+	case "function", "custom":
+		if n := v.Get("name"); n.Type != gjson.String || n.Str == "" {
+			return reqErr("tool_choice.name", "invalid 'tool_choice.name': expected a non-empty string")
 		}
-	case v.IsObject():
-		if d := findDupDeep("tool_choice", v); d != "" {
-			return dupErr(d)
+	case "allowed_tools":
+		if m := v.Get("mode"); m.Type != gjson.String || (m.Str != "auto" && m.Str != "required") {
+			return reqErr("tool_choice.mode", "invalid value for 'tool_choice.mode': expected 'auto' or 'required'")
 		}
-		switch v.Get("type").Str {
-		case "function", "custom":
-			if n := v.Get("name"); n.Type != gjson.String || n.Str == "" {
-				return reqErr("tool_choice.name", "invalid 'tool_choice.name': expected a non-empty string")
-			}
-		case "allowed_tools":
-			if m := v.Get("mode"); m.Type != gjson.String || (m.Str != "auto" && m.Str != "required") {
-				return reqErr("tool_choice.mode", "invalid value for 'tool_choice.mode': expected 'auto' or 'required'")
-			}
-		case "":
-			return missing("tool_choice.type")
-		}
-	default:
-		return badType("tool_choice", "a string or an object", v)
+	case "":
+		return missing("tool_choice.type")
 	}
-	r.ToolChoice = sub(body, off, v.Raw)
 	return nil
 }

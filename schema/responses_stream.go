@@ -20,10 +20,8 @@ func (a *StreamAccumulator) ForResponses() { a.responses = true }
 
 // addResponsesEvent folds one Responses stream event.
 func (a *StreamAccumulator) addResponsesEvent(data []byte) {
-	a.chunks++
-	top, _ := parseTop(data)
-	if !top.IsObject() {
-		a.bad++
+	top, ok := a.topObject(data)
+	if !ok {
 		return
 	}
 	var typ, resp, item, delta, args gjson.Result
@@ -135,18 +133,8 @@ func (a *StreamAccumulator) addResponseObject(r gjson.Result) {
 	var status, errV gjson.Result
 	r.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
-		case "id":
-			if a.id == "" && v.Type == gjson.String && len(v.Str) <= MaxResponseIDBytes {
-				a.id = strings.Clone(v.Str)
-			}
-		case "model":
-			if a.model == "" && v.Type == gjson.String {
-				a.model = strings.Clone(v.Str)
-			}
-		case "usage":
-			if u, ok := usageOf(v); ok {
-				a.usage, a.hasUsage = u, true
-			}
+		case "id", "model", "usage":
+			a.noteHead(k.Str, v, MaxResponseIDBytes)
 		case "status":
 			status = v
 		case "error":

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf16"
@@ -100,26 +101,14 @@ func (a *StreamAccumulator) Add(data []byte) {
 		a.addResponsesEvent(data)
 		return
 	}
-	a.chunks++
-	top, _ := parseTop(data)
-	if !top.IsObject() {
-		a.bad++
+	top, ok := a.topObject(data)
+	if !ok {
 		return
 	}
 	top.ForEach(func(k, v gjson.Result) bool {
 		switch k.Str {
-		case "id":
-			if a.id == "" && v.Type == gjson.String {
-				a.id = strings.Clone(v.Str)
-			}
-		case "model":
-			if a.model == "" && v.Type == gjson.String {
-				a.model = strings.Clone(v.Str)
-			}
-		case "usage":
-			if u, ok := usageOf(v); ok {
-				a.usage, a.hasUsage = u, true
-			}
+		case "id", "model", "usage":
+			a.noteHead(k.Str, v, math.MaxInt)
 		case "error":
 			if v.Type != gjson.Null && len(a.errRaw) == 0 {
 				a.errRaw = append(a.errRaw, v.Raw...)
