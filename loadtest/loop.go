@@ -220,6 +220,9 @@ func (o OpenLoop) Run(ctx context.Context, do func(ctx context.Context, seq int)
 	timer.Stop()
 	defer timer.Stop()
 	dropped := 0
+	// fullUntil is when the loop last got a slot it had to wait for: every
+	// slot was taken until then.
+	var fullUntil time.Time
 	for seq := 0; seq <= last; seq++ {
 		sched := start.Add(time.Duration(float64(seq) * interval))
 		stopped := false
@@ -234,15 +237,23 @@ func (o OpenLoop) Run(ctx context.Context, do func(ctx context.Context, seq int)
 			stopped = true
 		}
 		if !stopped {
+			// Scheduled while the loop was blocked on a full set of slots:
+			// late, whether or not a slot is free by the time the loop
+			// reaches it (that depends on goroutine scheduling).
+			late := sched.Before(fullUntil)
 			select {
 			case sem <- struct{}{}:
 			default:
-				rec.late.Add(1)
+				late = true
 				select {
 				case sem <- struct{}{}:
+					fullUntil = time.Now()
 				case <-runCtx.Done():
 					stopped = true
 				}
+			}
+			if late {
+				rec.late.Add(1)
 			}
 		}
 		if stopped {
