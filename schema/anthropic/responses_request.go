@@ -409,10 +409,15 @@ func appendCallOutput(dst []byte, it gjson.Result, f string) ([]byte, *ParamErro
 				pf := fmt.Sprintf("%s.output[%d]", f, j)
 				return dst, paramErr(pf+".type", "%s: only input_text parts of a function_call_output can be translated", pf)
 			}
+			tx := p.Get("text")
+			if tx.Type != gjson.String {
+				pf := fmt.Sprintf("%s.output[%d]", f, j)
+				return dst, paramErr(pf+".text", "%s.text must be a string", pf)
+			}
 			if j > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendText(dst, p.Get("text").Raw)
+			dst = appendText(dst, tx.Raw)
 		}
 		dst = append(dst, ']')
 	default:
