@@ -73,11 +73,6 @@ func (s *ResponsesStream) Reset(created int64) {
 	s.done, s.sent = false, false
 }
 
-// Usage reports the stream's usage so far in OpenAI terms.
-func (s *ResponsesStream) Usage() (input, output, cached int64) {
-	return s.u.input + s.u.cacheRead + s.u.cacheWrite, s.u.output, s.u.cacheRead
-}
-
 // Event translates one upstream event's data and calls emit for each
 // Responses event it yields (Event.Data aliases the stream's buffer and
 // is valid only during the call). It returns emit's first error, an
