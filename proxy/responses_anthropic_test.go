@@ -5,6 +5,9 @@ import (
 	"testing"
 
 	"github.com/tidwall/gjson"
+	"github.com/valyala/fasthttp"
+
+	"github.com/cairnhq/cairn/loadtest"
 )
 
 // /v1/responses to a kind: anthropic provider, through the mock's
@@ -156,5 +159,35 @@ func TestAnthropicResponsesUntranslatable(t *testing.T) {
 	}
 	if n := s.ant.Requests(); n != 0 {
 		t.Errorf("the provider got %d requests; want none", n)
+	}
+}
+
+// TestAnthropicResponsesStreamErrorFailsOver: an overload error event
+// before any content of a Responses stream is a failed attempt, and the
+// fallback answers (nothing of the failed stream reaches the client).
+func TestAnthropicResponsesStreamErrorFailsOver(t *testing.T) {
+	up := startUpstream(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/event-stream")
+		ctx.SetBodyString("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"model\":\"m\",\"usage\":{\"input_tokens\":1}}}\n\n" +
+			"event: ping\ndata: {\"type\":\"ping\"}\n\n" +
+			"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n")
+	})
+	_, oaiAddr := startMock(t, loadtest.MockOptions{RequestIDPrefix: "oai"})
+	cfg := `
+data_dir: "{{DATA}}"
+providers:
+  - { name: claude, kind: anthropic, base_url: "http://` + up + `" }
+  - { name: oai, base_url: "http://` + oaiAddr + `/v1" }
+routes: [ { name: r, targets: [ { provider: claude, model: m } ], fallbacks: [ { provider: oai, model: gpt-4o-mini } ] } ]
+`
+	tg := startGateway(t, cfg, nil)
+	r := do(t, "POST", tg.api+"/v1/responses", "", antResponsesBody("r", `,"stream":true`))
+	out := string(r.body)
+	if r.status != 200 || !strings.HasPrefix(r.header.Get("x-cairn-target"), "oai/") || strings.Contains(out, "Overloaded") || strings.Count(out, "event: response.created") != 1 {
+		t.Errorf("%d target %q: %s; want the fallback's stream only", r.status, r.header.Get("x-cairn-target"), out)
+	}
+	rec := tg.records(t, 1)[0]
+	if len(rec.Attempts) != 2 || !strings.Contains(rec.Attempts[0].Error, "overloaded_error") {
+		t.Errorf("attempts = %+v; want the overloaded stream recorded as a failed attempt", rec.Attempts)
 	}
 }
