@@ -30,14 +30,13 @@ import (
 // responsesBenign are Responses parameters accepted when they hold their
 // default (compared to the raw JSON; nil accepts any value).
 var responsesBenign = map[string][]string{
-	"store":               {"false"},
-	"background":          {"false"},
-	"include":             {"[]"},
-	"truncation":          {`"disabled"`},
-	"service_tier":        {`"auto"`, `"default"`},
-	"parallel_tool_calls": {"true"},
-	"metadata":            nil, // OpenAI's response tags: nothing is stored
-	"stream_options":      nil, // usage is always in response.completed
+	"store":          {"false"},
+	"background":     {"false"},
+	"include":        {"[]"},
+	"truncation":     {`"disabled"`},
+	"service_tier":   {`"auto"`, `"default"`},
+	"metadata":       nil, // OpenAI's response tags: nothing is stored
+	"stream_options": nil, // usage is always in response.completed
 }
 
 // AppendResponsesRequest appends the Messages API request for the
