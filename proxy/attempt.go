@@ -69,7 +69,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 		return g.upstreamFailed(x, t, att, err)
 	}
 	up.noteKeepAlive(resp)
-	if !up.translateResponse(resp, g.now().Unix()) {
+	if !up.translateResponse(x.ep, resp, g.now().Unix()) {
 		return g.upstreamFailed(x, t, att, errNotMessage)
 	}
 	status := resp.StatusCode()

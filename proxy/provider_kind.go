@@ -80,16 +80,21 @@ func (u *upstream) upstreamModel(model string) string {
 
 // translateRequest turns an OpenAI request body (already rewritten for the
 // target) into what the provider takes. For an anthropic provider a
-// parameter that cannot be translated is a 400 naming it; only chat
-// completions can be translated.
+// parameter that cannot be translated is a 400 naming it; chat
+// completions and responses can be translated (responses_anthropic.go).
 func (u *upstream) translateRequest(ep endpoint, body []byte, model string) ([]byte, *StatusError) {
 	if u.cfg.Kind != configs.KindAnthropic {
 		return body, nil
 	}
-	if ep != epChat {
-		return nil, badRequest("", "provider "+u.cfg.Name+" (kind anthropic) serves only /v1/chat/completions")
+	appendReq := anthropic.AppendRequest
+	switch ep {
+	case epChat:
+	case epResponses:
+		appendReq = anthropic.AppendResponsesRequest
+	default:
+		return nil, badRequest("", "provider "+u.cfg.Name+" (kind anthropic) serves only /v1/chat/completions and /v1/responses")
 	}
-	out, perr := anthropic.AppendRequest(make([]byte, 0, len(body)+64), body, anthropic.RequestOptions{Model: model, MaxTokens: u.cfg.MaxTokens})
+	out, perr := appendReq(make([]byte, 0, len(body)+64), body, anthropic.RequestOptions{Model: model, MaxTokens: u.cfg.MaxTokens})
 	if perr != nil {
 		msg := perr.Message + " (provider " + u.cfg.Name + " is kind anthropic)"
 		return nil, badRequest(perr.Param, msg)
@@ -104,11 +109,11 @@ var errNotMessage = errors.New("the provider's answer is not a Messages API mess
 // translateResponse rewrites a whole upstream response (status and body)
 // into OpenAI's shape in place (translateRaw). It reports false for a 2xx
 // anthropic body that is not a message.
-func (u *upstream) translateResponse(resp *fasthttp.Response, created int64) bool {
+func (u *upstream) translateResponse(ep endpoint, resp *fasthttp.Response, created int64) bool {
 	if u.cfg.Kind == configs.KindOpenAI {
 		return true
 	}
-	out, status, ok := u.translateRaw(resp.Body(), resp.StatusCode(), created)
+	out, status, ok := u.translateRaw(ep, resp.Body(), resp.StatusCode(), created)
 	if !ok {
 		return false
 	}
@@ -121,15 +126,20 @@ func (u *upstream) translateResponse(resp *fasthttp.Response, created int64) boo
 }
 
 // translateRaw returns a whole upstream answer in OpenAI's shape: an
-// anthropic message becomes a chat.completion and its errors OpenAI
+// anthropic message becomes a chat.completion (a Responses object for
+// epResponses) and its errors OpenAI
 // errors (with the status an OpenAI client expects); an Azure error
 // without a type gets one. body is returned as it is when nothing needs
 // translating; ok is false for a 2xx anthropic body that is not a message.
-func (u *upstream) translateRaw(body []byte, status int, created int64) (out []byte, st int, ok bool) {
+func (u *upstream) translateRaw(ep endpoint, body []byte, status int, created int64) (out []byte, st int, ok bool) {
 	switch u.cfg.Kind {
 	case configs.KindAnthropic:
 		if status < 300 {
-			out, err := anthropic.AppendResponse(nil, body, created)
+			appendResp := anthropic.AppendResponse
+			if ep == epResponses {
+				appendResp = anthropic.AppendResponsesResponse
+			}
+			out, err := appendResp(nil, body, created)
 			return out, status, err == nil
 		}
 		out, st = anthropic.AppendError(nil, body, status)

@@ -8,6 +8,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/cairnhq/cairn/capture"
+	"github.com/cairnhq/cairn/configs"
 	"github.com/cairnhq/cairn/routing"
 	"github.com/cairnhq/cairn/schema"
 )
@@ -87,6 +88,9 @@ func (g *Gateway) noteResponseReply(x *exchange, t *routing.Target, model, id st
 func (g *Gateway) rememberResponse(x *exchange, t *routing.Target, model, id string) {
 	if id == "" || !schema.ValidResponseID(id) || x.route == nil || !x.req.Stored() {
 		return // "store": false: nothing at the provider to come back to
+	}
+	if t.Provider.Kind == configs.KindAnthropic {
+		return // Anthropic keeps nothing: its responses cannot be continued or fetched
 	}
 	p := respPin{Route: x.route.Name, Provider: t.Provider.Name, Model: model, Cohort: t.Cohort}
 	if err := g.respState.put(g.baseCtx, id, p); err != nil {

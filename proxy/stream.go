@@ -195,7 +195,7 @@ func (g *Gateway) attemptStream(ctx *fasthttp.RequestCtx, x *exchange, t *routin
 		if rerr != nil {
 			return g.upstreamFailed(x, t, att, rerr)
 		}
-		raw, status, rerr = up.translateStreamRaw(raw, status, g.now().Unix())
+		raw, status, rerr = up.translateStreamRaw(x.ep, raw, status, g.now().Unix())
 		if rerr != nil {
 			return g.upstreamFailed(x, t, att, rerr)
 		}

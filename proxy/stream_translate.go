@@ -18,6 +18,10 @@ func (s *streamRelay) translateFrom(up *upstream, created int64) {
 	if up.cfg.Kind != configs.KindAnthropic {
 		return
 	}
+	if s.x.ep == epResponses {
+		s.translateResponsesFrom(created)
+		return
+	}
 	s.tr = &anthropic.Stream{}
 	s.tr.Reset(created, true)
 	emit := s.onEvent
@@ -41,8 +45,8 @@ func (s *streamRelay) feed() func(schema.Event) error {
 
 // translateStreamRaw translates a stream request's whole (non-SSE)
 // answer, an error as a rule.
-func (u *upstream) translateStreamRaw(raw []byte, status int, created int64) ([]byte, int, error) {
-	out, st, ok := u.translateRaw(raw, status, created)
+func (u *upstream) translateStreamRaw(ep endpoint, raw []byte, status int, created int64) ([]byte, int, error) {
+	out, st, ok := u.translateRaw(ep, raw, status, created)
 	if !ok {
 		return nil, status, errNotMessage
 	}

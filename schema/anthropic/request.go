@@ -398,10 +398,15 @@ func appendAssistant(dst []byte, m gjson.Result, f string) ([]byte, *ParamError)
 				pf := fmt.Sprintf("%s.content[%d]", f, j)
 				return dst, paramErr(pf+".type", "%s: only text parts of an assistant message can be translated", pf)
 			}
+			tx := p.Get("text")
+			if tx.Type != gjson.String {
+				pf := fmt.Sprintf("%s.content[%d]", f, j)
+				return dst, paramErr(pf+".text", "%s.text must be a string", pf)
+			}
 			if len(dst) > start {
 				dst = append(dst, ',')
 			}
-			dst = appendText(dst, p.Get("text").Raw)
+			dst = appendText(dst, tx.Raw)
 		}
 	case c.Exists() && c.Type != gjson.Null:
 		return dst, paramErr(f+".content", "%s.content must be a string, an array of text parts or null", f)
@@ -455,10 +460,15 @@ func appendToolResult(dst []byte, m gjson.Result, f string) ([]byte, *ParamError
 				pf := fmt.Sprintf("%s.content[%d]", f, j)
 				return dst, paramErr(pf+".type", "%s: only text parts of a tool message can be translated", pf)
 			}
+			tx := p.Get("text")
+			if tx.Type != gjson.String {
+				pf := fmt.Sprintf("%s.content[%d]", f, j)
+				return dst, paramErr(pf+".text", "%s.text must be a string", pf)
+			}
 			if j > 0 {
 				dst = append(dst, ',')
 			}
-			dst = appendText(dst, p.Get("text").Raw)
+			dst = appendText(dst, tx.Raw)
 		}
 		dst = append(dst, ']')
 	default:
