@@ -442,13 +442,25 @@ func appendAssistant(dst []byte, m gjson.Result, f string) ([]byte, *ParamError)
 }
 
 func appendToolResult(dst []byte, m gjson.Result, f string) ([]byte, *ParamError) {
-	id := m.Get("tool_call_id")
+	return appendResult(dst, m, f, resultFields{id: "tool_call_id", content: "content", part: "text", what: "a tool message"})
+}
+
+// resultFields names where a tool's answer sits in the OpenAI shape being
+// translated: chat's tool message or a Responses function_call_output.
+type resultFields struct {
+	id, content, part, what string
+}
+
+// appendResult writes a tool_result block from the answer m to a tool
+// call: its ID and its content, a string or an array of text parts.
+func appendResult(dst []byte, m gjson.Result, f string, n resultFields) ([]byte, *ParamError) {
+	id := m.Get(n.id)
 	if id.Type != gjson.String || id.Str == "" {
-		return dst, paramErr(f+".tool_call_id", "%s.tool_call_id is required", f)
+		return dst, paramErr(f+"."+n.id, "%s.%s is required", f, n.id)
 	}
 	dst = append(dst, `{"type":"tool_result","tool_use_id":`...)
 	dst = append(dst, id.Raw...)
-	c := m.Get("content")
+	c := m.Get(n.content)
 	switch {
 	case c.Type == gjson.String:
 		dst = append(dst, `,"content":`...)
@@ -456,13 +468,12 @@ func appendToolResult(dst []byte, m gjson.Result, f string) ([]byte, *ParamError
 	case c.IsArray():
 		dst = append(dst, `,"content":[`...)
 		for j, p := range c.Array() {
-			if p.Get("type").Str != "text" {
-				pf := fmt.Sprintf("%s.content[%d]", f, j)
-				return dst, paramErr(pf+".type", "%s: only text parts of a tool message can be translated", pf)
+			pf := fmt.Sprintf("%s.%s[%d]", f, n.content, j)
+			if p.Get("type").Str != n.part {
+				return dst, paramErr(pf+".type", "%s: only %s parts of %s can be translated", pf, n.part, n.what)
 			}
 			tx := p.Get("text")
 			if tx.Type != gjson.String {
-				pf := fmt.Sprintf("%s.content[%d]", f, j)
 				return dst, paramErr(pf+".text", "%s.text must be a string", pf)
 			}
 			if j > 0 {
@@ -472,7 +483,7 @@ func appendToolResult(dst []byte, m gjson.Result, f string) ([]byte, *ParamError
 		}
 		dst = append(dst, ']')
 	default:
-		return dst, paramErr(f+".content", "%s.content must be a string or an array of text parts", f)
+		return dst, paramErr(f+"."+n.content, "%s.%s must be a string or an array of %s parts", f, n.content, n.part)
 	}
 	return append(dst, '}'), nil
 }
