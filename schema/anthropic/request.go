@@ -16,6 +16,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/cairnhq/cairn/internal/jsonscan"
 	"github.com/cairnhq/cairn/internal/jsonstr"
 )
 
@@ -60,7 +61,7 @@ var benign = map[string][]string{
 // request body to dst. body is only read. A ParamError names what cannot
 // be translated; dst is then returned as it was.
 func AppendRequest(dst, body []byte, o RequestOptions) ([]byte, *ParamError) {
-	if !gjson.ValidBytes(body) {
+	if !jsonscan.Valid(body) {
 		return dst, paramErr("", "the request body is not valid JSON")
 	}
 	root := gjson.ParseBytes(body)
@@ -424,7 +425,7 @@ func appendAssistant(dst []byte, m gjson.Result, f string) ([]byte, *ParamError)
 			args = "{}"
 		}
 		a := gjson.Parse(args)
-		if !gjson.Valid(args) || !a.IsObject() {
+		if !jsonscan.Valid(args) || !a.IsObject() {
 			return dst, paramErr(pf+".function.arguments", "%s.function.arguments must be a JSON object", pf)
 		}
 		if len(dst) > start {

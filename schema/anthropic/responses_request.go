@@ -6,6 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/cairnhq/cairn/internal/jsonscan"
 	"github.com/cairnhq/cairn/internal/jsonstr"
 )
 
@@ -43,7 +44,7 @@ var responsesBenign = map[string][]string{
 // Responses API request body to dst. body is only read. A ParamError
 // names what cannot be translated; dst is then returned as it was.
 func AppendResponsesRequest(dst, body []byte, o RequestOptions) ([]byte, *ParamError) {
-	if !gjson.ValidBytes(body) {
+	if !jsonscan.Valid(body) {
 		return dst, paramErr("", "the request body is not valid JSON")
 	}
 	root := gjson.ParseBytes(body)
@@ -376,7 +377,7 @@ func appendCallItem(dst []byte, it gjson.Result, f string) ([]byte, *ParamError)
 	if args == "" {
 		args = "{}"
 	}
-	if !gjson.Valid(args) || !gjson.Parse(args).IsObject() {
+	if !jsonscan.Valid(args) || !gjson.Parse(args).IsObject() {
 		return dst, paramErr(f+".arguments", "%s.arguments must be a JSON object", f)
 	}
 	dst = append(dst, `{"type":"tool_use","id":`...)
