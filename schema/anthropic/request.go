@@ -16,6 +16,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/cairnhq/cairn/internal/jsonscan"
 	"github.com/cairnhq/cairn/internal/jsonstr"
 )
 
@@ -60,7 +61,7 @@ var benign = map[string][]string{
 // request body to dst. body is only read. A ParamError names what cannot
 // be translated; dst is then returned as it was.
 func AppendRequest(dst, body []byte, o RequestOptions) ([]byte, *ParamError) {
-	if !gjson.ValidBytes(body) {
+	if !jsonscan.Valid(body) {
 		return dst, paramErr("", "the request body is not valid JSON")
 	}
 	root := gjson.ParseBytes(body)
@@ -424,7 +425,7 @@ func appendAssistant(dst []byte, m gjson.Result, f string) ([]byte, *ParamError)
 			args = "{}"
 		}
 		a := gjson.Parse(args)
-		if !gjson.Valid(args) || !a.IsObject() {
+		if !jsonscan.Valid(args) || !a.IsObject() {
 			return dst, paramErr(pf+".function.arguments", "%s.function.arguments must be a JSON object", pf)
 		}
 		if len(dst) > start {
@@ -442,13 +443,25 @@ func appendAssistant(dst []byte, m gjson.Result, f string) ([]byte, *ParamError)
 }
 
 func appendToolResult(dst []byte, m gjson.Result, f string) ([]byte, *ParamError) {
-	id := m.Get("tool_call_id")
+	return appendResult(dst, m, f, resultFields{id: "tool_call_id", content: "content", part: "text", what: "a tool message"})
+}
+
+// resultFields names where a tool's answer sits in the OpenAI shape being
+// translated: chat's tool message or a Responses function_call_output.
+type resultFields struct {
+	id, content, part, what string
+}
+
+// appendResult writes a tool_result block from the answer m to a tool
+// call: its ID and its content, a string or an array of text parts.
+func appendResult(dst []byte, m gjson.Result, f string, n resultFields) ([]byte, *ParamError) {
+	id := m.Get(n.id)
 	if id.Type != gjson.String || id.Str == "" {
-		return dst, paramErr(f+".tool_call_id", "%s.tool_call_id is required", f)
+		return dst, paramErr(f+"."+n.id, "%s.%s is required", f, n.id)
 	}
 	dst = append(dst, `{"type":"tool_result","tool_use_id":`...)
 	dst = append(dst, id.Raw...)
-	c := m.Get("content")
+	c := m.Get(n.content)
 	switch {
 	case c.Type == gjson.String:
 		dst = append(dst, `,"content":`...)
@@ -456,13 +469,12 @@ func appendToolResult(dst []byte, m gjson.Result, f string) ([]byte, *ParamError
 	case c.IsArray():
 		dst = append(dst, `,"content":[`...)
 		for j, p := range c.Array() {
-			if p.Get("type").Str != "text" {
-				pf := fmt.Sprintf("%s.content[%d]", f, j)
-				return dst, paramErr(pf+".type", "%s: only text parts of a tool message can be translated", pf)
+			pf := fmt.Sprintf("%s.%s[%d]", f, n.content, j)
+			if p.Get("type").Str != n.part {
+				return dst, paramErr(pf+".type", "%s: only %s parts of %s can be translated", pf, n.part, n.what)
 			}
 			tx := p.Get("text")
 			if tx.Type != gjson.String {
-				pf := fmt.Sprintf("%s.content[%d]", f, j)
 				return dst, paramErr(pf+".text", "%s.text must be a string", pf)
 			}
 			if j > 0 {
@@ -472,7 +484,7 @@ func appendToolResult(dst []byte, m gjson.Result, f string) ([]byte, *ParamError
 		}
 		dst = append(dst, ']')
 	default:
-		return dst, paramErr(f+".content", "%s.content must be a string or an array of text parts", f)
+		return dst, paramErr(f+"."+n.content, "%s.%s must be a string or an array of %s parts", f, n.content, n.part)
 	}
 	return append(dst, '}'), nil
 }

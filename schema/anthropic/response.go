@@ -6,6 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/cairnhq/cairn/internal/jsonscan"
 	"github.com/cairnhq/cairn/internal/jsonstr"
 )
 
@@ -71,7 +72,7 @@ func (u *usage) appendJSON(dst []byte) []byte {
 // finish_reason, usage with cache tokens. created is the Unix time to put
 // in the completion (the Messages API has none). body is only read.
 func AppendResponse(dst, body []byte, created int64) ([]byte, error) {
-	if !gjson.ValidBytes(body) {
+	if !jsonscan.Valid(body) {
 		return dst, ErrNotMessage
 	}
 	m := gjson.ParseBytes(body)
@@ -201,7 +202,7 @@ func ErrorStatus(typ string, status int) int {
 func AppendError(dst, body []byte, status int) ([]byte, int) {
 	e := gjson.GetBytes(body, "error")
 	typ, msg := e.Get("type").Str, e.Get("message").Str
-	if !gjson.ValidBytes(body) || !e.IsObject() {
+	if !jsonscan.Valid(body) || !e.IsObject() {
 		typ, msg = "", "the Anthropic provider answered "+strconv.Itoa(status)
 	}
 	oaType, code := errorKind(typ, status)

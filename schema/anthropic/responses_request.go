@@ -6,6 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/cairnhq/cairn/internal/jsonscan"
 	"github.com/cairnhq/cairn/internal/jsonstr"
 )
 
@@ -43,7 +44,7 @@ var responsesBenign = map[string][]string{
 // Responses API request body to dst. body is only read. A ParamError
 // names what cannot be translated; dst is then returned as it was.
 func AppendResponsesRequest(dst, body []byte, o RequestOptions) ([]byte, *ParamError) {
-	if !gjson.ValidBytes(body) {
+	if !jsonscan.Valid(body) {
 		return dst, paramErr("", "the request body is not valid JSON")
 	}
 	root := gjson.ParseBytes(body)
@@ -376,7 +377,7 @@ func appendCallItem(dst []byte, it gjson.Result, f string) ([]byte, *ParamError)
 	if args == "" {
 		args = "{}"
 	}
-	if !gjson.Valid(args) || !gjson.Parse(args).IsObject() {
+	if !jsonscan.Valid(args) || !gjson.Parse(args).IsObject() {
 		return dst, paramErr(f+".arguments", "%s.arguments must be a JSON object", f)
 	}
 	dst = append(dst, `{"type":"tool_use","id":`...)
@@ -390,39 +391,7 @@ func appendCallItem(dst []byte, it gjson.Result, f string) ([]byte, *ParamError)
 
 // appendCallOutput turns a function_call_output item into a tool_result.
 func appendCallOutput(dst []byte, it gjson.Result, f string) ([]byte, *ParamError) {
-	id := it.Get("call_id")
-	if id.Type != gjson.String || id.Str == "" {
-		return dst, paramErr(f+".call_id", "%s.call_id is required", f)
-	}
-	dst = append(dst, `{"type":"tool_result","tool_use_id":`...)
-	dst = append(dst, id.Raw...)
-	out := it.Get("output")
-	switch {
-	case out.Type == gjson.String:
-		dst = append(dst, `,"content":`...)
-		dst = append(dst, out.Raw...)
-	case out.IsArray():
-		dst = append(dst, `,"content":[`...)
-		for j, p := range out.Array() {
-			if p.Get("type").Str != "input_text" {
-				pf := fmt.Sprintf("%s.output[%d]", f, j)
-				return dst, paramErr(pf+".type", "%s: only input_text parts of a function_call_output can be translated", pf)
-			}
-			tx := p.Get("text")
-			if tx.Type != gjson.String {
-				pf := fmt.Sprintf("%s.output[%d]", f, j)
-				return dst, paramErr(pf+".text", "%s.text must be a string", pf)
-			}
-			if j > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendText(dst, tx.Raw)
-		}
-		dst = append(dst, ']')
-	default:
-		return dst, paramErr(f+".output", "%s.output must be a string or an array of input_text parts", f)
-	}
-	return append(dst, '}'), nil
+	return appendResult(dst, it, f, resultFields{id: "call_id", content: "output", part: "input_text", what: "a function_call_output"})
 }
 
 // appendResponsesTools maps flat function tools; built-in tools

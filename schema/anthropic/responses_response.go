@@ -5,6 +5,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/cairnhq/cairn/internal/jsonscan"
 	"github.com/cairnhq/cairn/internal/jsonstr"
 )
 
@@ -115,7 +116,7 @@ func appendCallItemJSON(dst []byte, callID, name, status string, args []byte) []
 // cannot be fetched or continued. created is the Unix time to put in
 // created_at. body is only read.
 func AppendResponsesResponse(dst, body []byte, created int64) ([]byte, error) {
-	if !gjson.ValidBytes(body) {
+	if !jsonscan.Valid(body) {
 		return dst, ErrNotMessage
 	}
 	m := gjson.ParseBytes(body)

@@ -5,6 +5,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/cairnhq/cairn/internal/jsonscan"
 	"github.com/cairnhq/cairn/schema"
 )
 
@@ -85,7 +86,7 @@ func (s *ResponsesStream) Event(data []byte, emit func(schema.Event) error) erro
 		return nil
 	}
 	js := b2s(data)
-	if !gjson.Valid(js) {
+	if !jsonscan.Valid(js) {
 		return ErrBadEvent
 	}
 	ev := gjson.Parse(js)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"github.com/cairnhq/cairn/internal/jsonscan"
 	"github.com/cairnhq/cairn/schema"
 )
 
@@ -91,7 +92,7 @@ func (s *Stream) Event(data []byte, emit func(schema.Event) error) error {
 		return nil // nothing follows the end
 	}
 	js := b2s(data)
-	if !gjson.Valid(js) {
+	if !jsonscan.Valid(js) {
 		return ErrBadEvent
 	}
 	ev := gjson.Parse(js)
