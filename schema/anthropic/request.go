@@ -135,26 +135,9 @@ func AppendRequest(dst, body []byte, o RequestOptions) ([]byte, *ParamError) {
 		return dst[:start], paramErr("messages", "messages must be an array")
 	}
 
-	dst = append(dst, `{"model":`...)
-	switch {
-	case o.Model != "":
-		dst = jsonstr.Append(dst, o.Model)
-	case model.Type == gjson.String:
-		dst = append(dst, model.Raw...)
-	default:
-		return dst[:start], paramErr("model", "model must be a string")
-	}
-	dst = append(dst, `,"max_tokens":`...)
-	switch {
-	case maxTokens.Exists():
-		if maxTokens.Type != gjson.Number || maxTokens.Int() < 1 || maxTokens.Raw != strconv.FormatInt(maxTokens.Int(), 10) {
-			return dst[:start], paramErr("max_tokens", "max_tokens must be a positive integer")
-		}
-		dst = append(dst, maxTokens.Raw...)
-	case o.MaxTokens > 0:
-		dst = strconv.AppendInt(dst, int64(o.MaxTokens), 10)
-	default:
-		return dst[:start], paramErr("max_tokens", "max_tokens is required by the Anthropic provider")
+	dst, perr = appendHead(dst, o, model, maxTokens, "max_tokens")
+	if perr != nil {
+		return dst[:start], perr
 	}
 
 	// System messages (system, developer) become the top-level system
@@ -565,4 +548,32 @@ func appendToolChoice(dst []byte, c gjson.Result, parallel, hasTools bool) ([]by
 		dst = append(dst, `,"disable_parallel_tool_use":true`...)
 	}
 	return append(dst, '}'), nil
+}
+
+// appendHead opens the Messages request with its model (the target's, or
+// the client's) and max_tokens (the client's, under maxParam, or the
+// provider's default), for chat and Responses alike.
+func appendHead(dst []byte, o RequestOptions, model, maxTokens gjson.Result, maxParam string) ([]byte, *ParamError) {
+	dst = append(dst, `{"model":`...)
+	switch {
+	case o.Model != "":
+		dst = jsonstr.Append(dst, o.Model)
+	case model.Type == gjson.String:
+		dst = append(dst, model.Raw...)
+	default:
+		return dst, paramErr("model", "model must be a string")
+	}
+	dst = append(dst, `,"max_tokens":`...)
+	switch {
+	case maxTokens.Exists():
+		if maxTokens.Type != gjson.Number || maxTokens.Int() < 1 || maxTokens.Raw != strconv.FormatInt(maxTokens.Int(), 10) {
+			return dst, paramErr(maxParam, "%s must be a positive integer", maxParam)
+		}
+		dst = append(dst, maxTokens.Raw...)
+	case o.MaxTokens > 0:
+		dst = strconv.AppendInt(dst, int64(o.MaxTokens), 10)
+	default:
+		return dst, paramErr(maxParam, "%s is required by the Anthropic provider", maxParam)
+	}
+	return dst, nil
 }

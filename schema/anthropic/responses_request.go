@@ -119,26 +119,9 @@ func AppendResponsesRequest(dst, body []byte, o RequestOptions) ([]byte, *ParamE
 		return dst[:start], perr
 	}
 
-	dst = append(dst, `{"model":`...)
-	switch {
-	case o.Model != "":
-		dst = jsonstr.Append(dst, o.Model)
-	case model.Type == gjson.String:
-		dst = append(dst, model.Raw...)
-	default:
-		return dst[:start], paramErr("model", "model must be a string")
-	}
-	dst = append(dst, `,"max_tokens":`...)
-	switch {
-	case maxTokens.Exists():
-		if maxTokens.Type != gjson.Number || maxTokens.Int() < 1 || maxTokens.Raw != strconv.FormatInt(maxTokens.Int(), 10) {
-			return dst[:start], paramErr("max_output_tokens", "max_output_tokens must be a positive integer")
-		}
-		dst = append(dst, maxTokens.Raw...)
-	case o.MaxTokens > 0:
-		dst = strconv.AppendInt(dst, int64(o.MaxTokens), 10)
-	default:
-		return dst[:start], paramErr("max_output_tokens", "max_output_tokens is required by the Anthropic provider")
+	dst, perr = appendHead(dst, o, model, maxTokens, "max_output_tokens")
+	if perr != nil {
+		return dst[:start], perr
 	}
 
 	var system []byte
