@@ -56,7 +56,7 @@ func runOverhead(e *runEnv) error {
 	r.Params["rounds"] = float64(rounds)
 	r.Params["mock_latency_ms"] = 0
 
-	e.progress("starting the mock provider, cairn, the bare fasthttp hop and the stdlib reverse proxy")
+	e.progress("starting the mock provider, cairn (bodies sampled, and every body kept), the bare fasthttp hop and the stdlib reverse proxy")
 	mockAddr, err := e.startMock(mockSpec{name: "mock", prefix: "mock"})
 	if err != nil {
 		return err
@@ -76,7 +76,7 @@ func runOverhead(e *runEnv) error {
 			Contract: configs.Contract{Mode: configs.ModeObserve, SchemaFile: schema},
 		}},
 	}, "bench")
-	gw, err := e.startGateway("cairn", gwCfg)
+	gw, all, err := e.startSampledGateways(gwCfg)
 	if err != nil {
 		return err
 	}
@@ -94,6 +94,7 @@ func runOverhead(e *runEnv) error {
 		{name: "hop", client: newChatClient(hopAddr, secret, poolConns), proc: hop},
 		{name: "stdlib-proxy", client: newChatClient(refAddr, secret, poolConns), proc: ref},
 		{name: "cairn", client: newChatClient(gw.api, secret, poolConns), proc: gw.child, wantContract: "pass"},
+		{name: "cairn-all-bodies", client: newChatClient(all.api, secret, poolConns), proc: all.child, wantContract: "pass"},
 	}
 	bodies := make([][]byte, 256)
 	for i := range bodies {
@@ -109,7 +110,7 @@ func runOverhead(e *runEnv) error {
 				return err
 			}
 			results[t.name] = append(results[t.name], res)
-			if err := alive(gw.child, ref, hop); err != nil {
+			if err := alive(gw.child, all.child, ref, hop); err != nil {
 				return err
 			}
 		}
@@ -227,9 +228,12 @@ func runOverhead(e *runEnv) error {
 		fmt.Sprintf("<= stdlib proxy's %.3f ms", std["added_p99"]), cairn["added_p99"], "ms", cairn["added_p99"] <= std["added_p99"])
 	ratio := cairn["peak_rps"] / std["peak_rps"]
 	r.target("cairn peak throughput / stdlib proxy's", ">= 2", ratio, "x", ratio >= 2)
+	allBodies := summary["cairn-all-bodies"]
+	r.note("with every body kept (body_sample_rate 1): cairn-all-bodies does %.2fx the hop's throughput at %.2fx its CPU per request",
+		allBodies["peak_rps"]/bare["peak_rps"], allBodies["cpu_peak_us"]/bare["cpu_peak_us"])
 	r.invariant("requests failed", "= 0", float64(totalErrs), "count", totalErrs == 0)
 	r.note("added = the target's percentile minus the direct call's in the same round; all processes share %d CPUs with the load generator", r.Machine.CPUs)
-	r.note("cairn runs with capture (masked bodies kept) and a JSON Schema contract on every response; requests ask for response_format json_object")
+	r.note("%s", sampledGatewaysNote)
 	r.note("hop = a bare fasthttp reverse proxy (HostClient.DoTimeout on the server's own request and response, nothing else): the floor for a proxy built on fasthttp; stdlib-proxy = net/http/httputil.ReverseProxy")
 	r.note("CPU/req = the process's CPU time (user+system, /proc) over the phase divided by the requests it served, read the same way for hop, stdlib-proxy and cairn")
 	return nil

@@ -56,7 +56,7 @@ func runOverheadBodySize(e *runEnv) error {
 	}
 	key, secret := benchKey("bench", 0)
 	contract := configs.Contract{Mode: configs.ModeObserve, SchemaFile: schema}
-	gw, err := e.startGateway("cairn", configs.Config{
+	gw, all, err := e.startSampledGateways(configs.Config{
 		Release: "loadtest",
 		Providers: []configs.Provider{
 			{Name: "mock", BaseURL: "http://" + small + "/v1", Timeout: configs.Duration(30 * time.Second)},
@@ -91,7 +91,20 @@ func runOverheadBodySize(e *runEnv) error {
 			{Key: "hop_us_kb", Title: "hop CPU/KB", Unit: "µs"},
 			{Key: "cairn_us_kb", Title: "cairn CPU/KB", Unit: "µs"},
 			{Key: "ratio", Title: "cairn/hop CPU/KB", Unit: "x"},
+			{Key: "all_ratio", Title: "all bodies/hop CPU/KB", Unit: "x"},
 			{Key: "errors", Title: "errors", Unit: "count"},
+		},
+	}
+	lost := Table{
+		Title: fmt.Sprintf("records losing their bodies at the hop's peak rate: open loop at the hop's median peak for %s, after the closed loops", closedDur),
+		Columns: []Column{
+			{Key: "rate", Title: "hop peak", Unit: "rps"},
+			{Key: "sent", Title: "cairn served", Unit: "rps"},
+			{Key: "recorded", Title: "records", Unit: "count"},
+			{Key: "lost", Title: "bodies lost", Unit: "count"},
+			{Key: "all_sent", Title: "all bodies served", Unit: "rps"},
+			{Key: "all_recorded", Title: "all bodies records", Unit: "count"},
+			{Key: "all_lost", Title: "all bodies lost", Unit: "count"},
 		},
 	}
 	chart := Chart{
@@ -111,6 +124,7 @@ func runOverheadBodySize(e *runEnv) error {
 		targets := []*overheadTarget{
 			{name: "hop", client: newChatClient(hopAddr, secret, max(conns, 64)), proc: hopProc},
 			{name: "cairn", client: newChatClient(gw.api, secret, max(conns, 64)), proc: gw.child, wantContract: "pass"},
+			{name: "cairn-all-bodies", client: newChatClient(all.api, secret, max(conns, 64)), proc: all.child, wantContract: "pass"},
 		}
 		rps := map[string][]float64{}
 		cpu := map[string][]float64{}
@@ -128,7 +142,7 @@ func runOverheadBodySize(e *runEnv) error {
 				if len(res.errSamples) > 0 {
 					r.note("%s %s round %d errors: %s", bc.name, t.name, round+1, joinSamples(res.errSamples))
 				}
-				if err := alive(gw.child, hop1, hop2); err != nil {
+				if err := alive(gw.child, all.child, hop1, hop2); err != nil {
 					return err
 				}
 			}
@@ -145,7 +159,23 @@ func runOverheadBodySize(e *runEnv) error {
 		v["hop_us_kb"] = v["hop_us"] / kb
 		v["cairn_us_kb"] = v["cairn_us"] / kb
 		v["ratio"] = v["cairn_us_kb"] / v["hop_us_kb"]
+		v["all_ratio"] = median(cpu["cairn-all-bodies"]) / kb / v["hop_us_kb"]
 		tab.add(bc.name, v)
+		lv := map[string]float64{"rate": v["hop_rps"]}
+		for _, g := range []struct {
+			prefix string
+			t      *overheadTarget
+			gw     *gateway
+		}{{"", targets[1], gw}, {"all_", targets[2], all}} {
+			l, err := e.bodiesLostAt(g.t, g.gw, bodies, v["hop_rps"], closedDur)
+			if err != nil {
+				return err
+			}
+			lv[g.prefix+"sent"], lv[g.prefix+"recorded"], lv[g.prefix+"lost"] = l.achieved, l.recorded, l.lost
+			errs += l.errs
+		}
+		lost.add(bc.name, lv)
+		r.target(bc.name+": cairn records losing their bodies at the hop's peak rate", "= 0", lv["lost"], "count", lv["lost"] == 0)
 		chart.Series[0].Points = append(chart.Series[0].Points, Point{T: kb, V: v["hop_us_kb"]})
 		chart.Series[1].Points = append(chart.Series[1].Points, Point{T: kb, V: v["cairn_us_kb"]})
 		if bc.reqBytes > 1<<10 || bc.respBytes > 0 {
@@ -153,10 +183,11 @@ func runOverheadBodySize(e *runEnv) error {
 		}
 		r.invariant(bc.name+": requests failed", "= 0", float64(errs), "count", errs == 0)
 	}
-	r.Tables = append(r.Tables, tab)
+	r.Tables = append(r.Tables, tab, lost)
 	r.Charts = append(r.Charts, chart)
 	r.note("body = request + response bytes per request; CPU/KB = the process's CPU time per request (user+system, /proc) over body KB, read the same way for the hop and cairn")
-	r.note("cairn runs with capture (masked bodies kept) and a JSON Schema contract on every response; requests ask for response_format json_object")
+	r.note("%s", sampledGatewaysNote)
+	r.note("bodies lost = records written without the bodies they were sampled to keep (cairn_capture_bodies_dropped_total: the capture byte budget was full); records = cairn_capture_admitted_total over the phase; a body sampled out is not lost")
 	r.note("hop = a bare fasthttp reverse proxy of the same mock (HostClient.DoTimeout on the server's own request and response, nothing else)")
 	return nil
 }
