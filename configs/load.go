@@ -314,6 +314,7 @@ func (v *validator) config(c *Config) {
 	if cp.MaxTotalBytes != -1 && cp.MaxTotalBytes < cp.MaxFileBytes {
 		v.errf("capture.max_total_bytes: %d is below capture.max_file_bytes (%d); -1 turns the cap off", cp.MaxTotalBytes, cp.MaxFileBytes)
 	}
+	v.otlpEndpoint(c.Tracing.OTLPEndpoint)
 	if r := c.Tracing.SampleRatio; !(r >= 0 && r <= 1) {
 		v.errf("tracing.sample_ratio: %v is not between 0 and 1", c.Tracing.SampleRatio)
 	}
