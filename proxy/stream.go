@@ -57,6 +57,9 @@ type streamRelay struct {
 	// cut is set when the gateway ends the stream at its drain deadline;
 	// the upstream connection is then closed under it.
 	cut atomic.Bool
+	// estimated is set once the attempt was charged an estimate
+	// (stream_estimate.go), so it is never charged twice.
+	estimated bool
 }
 
 // maxCompletionText bounds the legacy completion text kept for capture.
@@ -386,7 +389,9 @@ func (g *Gateway) finishStream(x *exchange, s *streamRelay) {
 	rec := x.rec
 	if u, ok := s.acc.Usage(); ok {
 		rec.Usage = capture.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens, TotalTokens: u.TotalTokens, CachedTokens: u.CachedTokens}
-	} else if !s.done {
+	} else {
+		// No usage: the stream broke, or the provider ended it with [DONE]
+		// without the usage event Cairn asked for (include_usage).
 		s.chargeEstimate()
 	}
 	if !x.contr.Empty() && rec.Outcome == "" {

@@ -2,7 +2,8 @@ package proxy
 
 // Issue 12.11: a stream that ends without the provider's usage event (the
 // client went away, the upstream broke, a deadline cut it, a buffered
-// stream broke and fell back) was charged nothing, though the provider
+// stream broke and fell back, or the provider ended it with [DONE] but
+// never sent usage although Cairn asks for it) was charged nothing, though the provider
 // bills the prompt it read and the tokens it generated. A client that
 // closed every stream just before its end spent no TPM at all. Such a
 // stream is charged an estimate instead.
@@ -23,14 +24,16 @@ func (s *streamRelay) estimatedTokens() int {
 }
 
 // chargeEstimate adds the estimate of s's attempt to the exchange's
-// charge and to the attempt in the record. It is called once per
-// attempt, when its stream ended without usage.
+// charge and to the attempt in the record, when its stream ended without
+// usage: broken, or ended with [DONE] by a provider that ignores
+// include_usage. A second call for the same attempt charges nothing.
 func (s *streamRelay) chargeEstimate() {
 	x := s.x
 	n := s.estimatedTokens()
-	if n <= 0 || len(x.rec.Attempts) == 0 {
+	if s.estimated || n <= 0 || len(x.rec.Attempts) == 0 {
 		return
 	}
+	s.estimated = true
 	x.rec.Attempts[len(x.rec.Attempts)-1].EstimatedTokens += n
 	x.estimatedTokens += n
 }
