@@ -48,6 +48,8 @@ func (g *Gateway) serveAdmin(ctx *fasthttp.RequestCtx) {
 	switch {
 	case path == "/metrics" && get:
 		g.writeMetrics(ctx)
+	case strings.HasPrefix(path, "/debug/pprof/") && get:
+		g.servePprof(ctx, path)
 	case path == "/admin/state" && get:
 		writeJSON(ctx, fasthttp.StatusOK, g.adminState())
 	case path == "/admin/reload" && post:
