@@ -21,7 +21,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	up := ups[t.Provider.Name]
 	model := t.UpstreamModel(x.req.Model)
 	att := capture.Attempt{Provider: t.Provider.Name, Model: model, Target: t.Label(), Cohort: t.Cohort}
-	x.lastReply = nil
+	x.lastReply, x.replyRead = nil, false
 	if up == nil {
 		att.Error = "provider not configured"
 		x.rec.Attempts = append(x.rec.Attempts, att)
@@ -137,6 +137,7 @@ func (g *Gateway) attempt(ctx *fasthttp.RequestCtx, x *exchange, t *routing.Targ
 	copyResponseHeaders(&ctx.Response.Header, &resp.Header)
 	ctx.Response.SetBodyRaw(raw)
 	x.respRaw = raw
+	x.reply, x.replyRead = reply, true
 	x.rec.Status = status
 	x.rec.TTFTMS = att.LatencyMS
 	x.setRaw(capture.RawBodies{RequestBody: x.body, ResponseBody: raw})

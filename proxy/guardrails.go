@@ -57,7 +57,11 @@ func (g *Gateway) judgeMessage(x *exchange) {
 		r.Raw.StreamContent != "" || len(r.Raw.StreamToolCalls) > 0 || r.Raw.FinishReason != "" {
 		return
 	}
-	r.Refusal = g.refusals(x).Message(r.Raw.ResponseBody)
+	if body := r.Raw.ResponseBody; x.replyRead && sameBytes(body, x.respRaw) {
+		r.Refusal = g.refusals(x).Reply(body, &x.reply)
+	} else {
+		r.Refusal = g.refusals(x).Message(body)
+	}
 }
 
 // judgeStream sets the refusal verdict of a stream that ended.
@@ -65,4 +69,9 @@ func (g *Gateway) judgeStream(x *exchange, acc *schema.StreamAccumulator, rec *c
 	if (x.ep == epChat || x.ep == epResponses) && acc.Err() == nil {
 		rec.Refusal = g.refusals(x).Stream(acc)
 	}
+}
+
+// sameBytes reports whether a and b are the same slice of the same array.
+func sameBytes(a, b []byte) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

@@ -89,6 +89,10 @@ type exchange struct {
 	temperature *float64 // the box's; the record's Params.Temperature points there
 
 	respRaw []byte // owned upstream body (non-streaming) for capture
+	// reply is what schema.ReadReply found in respRaw (replyRead): the
+	// refusal judge reads choices[0] from it instead of the whole body.
+	reply     schema.Reply
+	replyRead bool
 
 	// lastReply is the last attempt's upstream error answer (429, 5xx);
 	// nil when the last attempt failed otherwise.

@@ -37,10 +37,20 @@ type byteConn struct {
 	got    atomic.Bool
 	closed atomic.Bool
 	idle   *atomic.Int64
+	ahead  readahead // readahead.go
 }
 
 func (c *byteConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	if n, err, ok := c.ahead.drain(p); ok {
+		return n, err
+	}
+	var n int
+	var err error
+	if len(p) == 1 {
+		n, err = c.ahead.fill(p, c.Conn)
+	} else {
+		n, err = c.Conn.Read(p)
+	}
 	if n > 0 && !c.got.Load() {
 		c.got.Store(true)
 	}
