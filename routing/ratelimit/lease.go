@@ -138,6 +138,10 @@ type leaseState struct {
 	// slice while Redis was unreachable (reported as debt afterwards).
 	outWin  int64
 	outReqs int
+	// Debt in flight: sent with the call in flight (requests of window
+	// sendWin), counted toward the outage share until the call ends.
+	sendWin      int64
+	sendR, sendT int
 
 	charged dedupRing
 }
@@ -272,16 +276,18 @@ func (s *leaseState) decision(lim Limits, now time.Time, kind string) Decision {
 // locally. A replica with no units for the key waits for a lease, at most
 // Timeout, and is refused (retry-after 1s) rather than admitted on a guess
 // when none arrives (units that come later stay in the slice for the next
-// request); a window Redis reports spent is refused at once
-// until it ends. While Redis is unreachable the decision is local: see
-// outage. reqID is unused.
+// request); a window Redis reports spent is refused at once until it ends.
+// While Redis is unreachable the decision is local: see outage. So it is,
+// for a key that is not FailClosed, as soon as Redis has answered nothing
+// at all for Timeout although asked (hung, not slow: see silence), rather
+// than after the breaker's three failed calls. reqID is unused.
 func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decision {
 	if lim.RPM <= 0 && lim.TPM <= 0 {
 		return Decision{Allowed: true}
 	}
 	s := l.state(key)
 	var timer *time.Timer
-	timedOut := false
+	var deadline time.Time
 	s.mu.Lock()
 	for {
 		now := time.Now()
@@ -313,22 +319,47 @@ func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decis
 			l.m.countLimited(key, kind)
 			return d
 		}
-		if timedOut {
-			// Redis is reachable (the breaker is closed) but no lease came
-			// within the deadline: refuse rather than guess.
+		if !s.fetching {
+			l.startFetch(s)
+		}
+		hungAt := time.Time{}
+		if !lim.FailClosed {
+			hungAt = l.silentAt()
+		}
+		if !hungAt.IsZero() && !now.Before(hungAt) {
+			// Redis hung: the outage rule, before the breaker knows.
+			d := l.share(s, lim, now)
+			s.mu.Unlock()
+			stopTimer(timer)
+			if !d.Allowed {
+				l.m.countLimited(key, d.Kind)
+			}
+			return d
+		}
+		if deadline.IsZero() {
+			deadline = now.Add(l.timeout)
+			l.lm.waits.Add(1)
+		}
+		if !now.Before(deadline) {
+			// Redis answers (the breaker is closed, and it is not silent)
+			// but no lease came within the deadline: refuse rather than
+			// guess.
 			d := s.decision(lim, now, kind)
 			d.Degraded, d.NoLease, d.RetryAfter = true, true, time.Second
 			s.mu.Unlock()
+			stopTimer(timer)
 			l.lm.waitRefused.Add(1)
 			l.m.countLimited(key, kind)
 			return d
 		}
-		if timer == nil {
-			timer = time.NewTimer(l.timeout)
-			l.lm.waits.Add(1)
+		wake := deadline
+		if !hungAt.IsZero() && hungAt.Before(wake) {
+			wake = hungAt
 		}
-		if !s.fetching {
-			l.startFetch(s)
+		if timer == nil {
+			timer = time.NewTimer(wake.Sub(now))
+		} else {
+			timer.Reset(wake.Sub(now))
 		}
 		ch := s.done
 		s.waiting++
@@ -336,7 +367,6 @@ func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decis
 		select {
 		case <-ch:
 		case <-timer.C:
-			timedOut = true
 		}
 		s.mu.Lock()
 		s.waiting--

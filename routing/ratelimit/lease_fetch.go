@@ -62,6 +62,13 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 		}
 		s.reqChunk, s.tokChunk = min(s.reqChunk, capR), min(s.tokChunk, capT)
 		s.lastFetch = now
+		if l.hung(now) {
+			// Redis answers nothing: a grant would most likely be run
+			// after this call has given up on it, and lost (counted in
+			// Redis, spent by no one). Ask for nothing but an answer,
+			// with the debt; the lease follows the answer.
+			break
+		}
 		if lim.RPM > 0 {
 			wantR = max(s.reqChunk, s.waiting)
 		}
@@ -71,19 +78,23 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 	}
 	debtWin, debtR, debtT := s.outWin, s.outReqs, s.debtTok
 	s.outReqs, s.debtTok = 0, 0
+	s.sendWin, s.sendR, s.sendT = debtWin, debtR, debtT
 	s.mu.Unlock()
 
 	sent := time.Now()
+	l.sil.begin(sent)
 	ctx, cancel := context.WithTimeout(l.ctx, l.callTO)
 	v, err := leaseScript.Run(ctx, l.c, []string{s.rkey},
 		lim.RPM, lim.TPM, wantR, wantT, retWin, retR, retT, debtWin, debtR, debtT).Int64Slice()
 	cancel()
+	l.sil.end(time.Now(), answered(err))
 	if err == nil && len(v) != 6 {
 		err = fmt.Errorf("lease script returned %d values; want 6", len(v))
 	}
 	l.lm.calls.Add(1)
 
 	s.mu.Lock()
+	s.sendR, s.sendT = 0, 0
 	defer func() {
 		s.fetching = false
 		close(s.done)
@@ -123,6 +134,17 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 	s.reqs += gr
 	s.toks += gt
 	s.seenR, s.seenT = r, t
+	// What was admitted beyond the slice while this call was in flight
+	// (Redis silent or unreachable) is covered first by what it granted:
+	// units Redis counted, so they are no longer debt.
+	if s.outReqs > 0 && s.outWin == s.win {
+		c := min(s.reqs, s.outReqs)
+		s.reqs, s.outReqs = s.reqs-c, s.outReqs-c
+	}
+	if s.debtTok > 0 {
+		c := min(s.toks, s.debtTok)
+		s.toks, s.debtTok = s.toks-c, s.debtTok-c
+	}
 	done := time.Now()
 	if lim.RPM > 0 && gr < wantR {
 		s.exhReq, s.exhAt = true, done

@@ -33,6 +33,14 @@ func (l *Redis) outage(s *leaseState, lim Limits, now time.Time) Decision {
 		}
 		return d
 	}
+	return l.share(s, lim, now)
+}
+
+// share decides on the replica's share of what remained of the window when
+// Redis last answered for the key (see outage), for a key whose slice has
+// nothing left. The admitted requests are debt, reported to Redis with the
+// next call that reaches it, or covered by what that call grants.
+func (l *Redis) share(s *leaseState, lim Limits, now time.Time) Decision {
 	w := s.windowAt(now)
 	if w != s.outWin {
 		s.outWin, s.outReqs = w, 0
@@ -43,14 +51,21 @@ func (l *Redis) outage(s *leaseState, lim Limits, now time.Time) Decision {
 		remR, remT = max(lim.RPM-s.seenR, 0), max(lim.TPM-s.seenT, 0)
 	}
 	shareR, shareT := remR/n, remT/n
+	// What this replica admitted beyond its slice: the debt not yet sent
+	// and the debt in flight.
+	usedR, usedT := s.outReqs, s.debtTok+s.sendT
+	if s.sendWin == w {
+		usedR += s.sendR
+	}
 	kind := ""
 	switch {
-	case lim.RPM > 0 && s.outReqs >= shareR:
+	case lim.RPM > 0 && usedR >= shareR:
 		kind = KindRequests
-	case lim.TPM > 0 && s.debtTok >= shareT:
+	case lim.TPM > 0 && usedT >= shareT:
 		kind = KindTokens
 	default:
 		s.outReqs++
+		usedR++
 		l.lm.outageAdms.Add(1)
 	}
 	d := Decision{Allowed: kind == "", Kind: kind, Degraded: true}
@@ -61,10 +76,10 @@ func (l *Redis) outage(s *leaseState, lim Limits, now time.Time) Decision {
 		reset = Window - now.Sub(s.end)%Window
 	}
 	if lim.RPM > 0 {
-		d.LimitRequests, d.RemainingRequests, d.ResetRequests = lim.RPM, max(shareR-s.outReqs, 0), reset
+		d.LimitRequests, d.RemainingRequests, d.ResetRequests = lim.RPM, max(shareR-usedR, 0), reset
 	}
 	if lim.TPM > 0 {
-		d.LimitTokens, d.RemainingTokens, d.ResetTokens = lim.TPM, max(shareT-s.debtTok, 0), reset
+		d.LimitTokens, d.RemainingTokens, d.ResetTokens = lim.TPM, max(shareT-usedT, 0), reset
 	}
 	if kind != "" {
 		d.RetryAfter = max(reset, time.Millisecond)
@@ -124,9 +139,11 @@ func (l *Redis) loop() {
 
 // heartbeat marks this replica live and reads how many are.
 func (l *Redis) heartbeat() {
+	l.sil.begin(time.Now())
 	ctx, cancel := context.WithTimeout(l.ctx, l.callTO)
 	n, err := heartbeatScript.Run(ctx, l.c, []string{l.prefix + "replicas"}, l.id, heartbeatTTL.Milliseconds()).Int64()
 	cancel()
+	l.sil.end(time.Now(), answered(err))
 	if err != nil {
 		l.failed(err)
 		return

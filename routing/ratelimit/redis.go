@@ -75,6 +75,7 @@ type Redis struct {
 	lm   leaseMetrics
 	keys sync.Map // key name -> *leaseState
 	br   breaker
+	sil  silence      // since when Redis has answered nothing (see silence)
 	live atomic.Int32 // replicas with a fresh heartbeat; 0: unknown
 
 	ctx    context.Context // canceled by Close

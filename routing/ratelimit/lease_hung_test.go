@@ -1,0 +1,239 @@
+package ratelimit
+
+// Issue 15, "Limits", with Redis hung (SIGSTOP: connections stay open and
+// nothing answers) rather than refused: the breaker needs three failed
+// calls of 1s each to open, and a fail-open key must not be refused for
+// want of a lease in between.
+
+import (
+	"context"
+	"crypto/sha256"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnhq/cairn/internal/redistest"
+	"github.com/redis/go-redis/v9"
+)
+
+// hogCPU keeps every CPU busy (twice over) until stop closes, as the
+// starved-machine limits test does.
+func hogCPU(stop <-chan struct{}) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for range 2 * runtime.NumCPU() {
+		wg.Go(func() {
+			sum := sha256.Sum256(nil)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				for range 1000 {
+					sum = sha256.Sum256(sum[:])
+				}
+			}
+		})
+	}
+	return &wg
+}
+
+// windowLeft waits, if needed, until at least d of the current Redis
+// minute remain.
+func windowLeft(t *testing.T, c *redis.Client, d time.Duration) {
+	t.Helper()
+	now, err := c.Time(context.Background()).Result()
+	if err != nil {
+		t.Fatalf("TIME: %v", err)
+	}
+	if left := time.Minute - time.Duration(now.UnixNano()%int64(time.Minute)); left < d {
+		time.Sleep(left + 50*time.Millisecond)
+	}
+}
+
+// hungTally counts the outcomes of checks.
+type hungTally struct {
+	admitted, noLease, limited, degraded atomic.Int64
+	worst                                atomic.Int64 // ns
+}
+
+func (h *hungTally) check(l *Redis, key string, lim Limits) Decision {
+	start := time.Now()
+	d := l.Check(context.Background(), key, lim, "")
+	el := int64(time.Since(start))
+	for w := h.worst.Load(); el > w && !h.worst.CompareAndSwap(w, el); w = h.worst.Load() {
+	}
+	switch {
+	case d.Allowed:
+		h.admitted.Add(1)
+	case d.NoLease:
+		h.noLease.Add(1)
+	default:
+		h.limited.Add(1)
+	}
+	if d.Degraded {
+		h.degraded.Add(1)
+	}
+	return d
+}
+
+// TestLeaseHungRedisFailOpen: Redis is SIGSTOPped while four goroutines
+// drive a fail-open key and CPU hogs starve the machine. The replica's
+// slice runs out long before the breaker opens (three calls of 1s); the
+// requests that find it empty must be decided by the outage rule (the
+// replica's share of what remained of the window at its last answer from
+// Redis), not refused for want of a lease. With one replica the share is
+// everything that remained, so the window admits exactly its limit, and
+// Redis, once back, counts exactly that. The old limiter refused every
+// request that found the slice empty with NoLease until the breaker
+// opened, 1 to 3 s on.
+func TestLeaseHungRedisFailOpen(t *testing.T) {
+	srv := redistest.Start(t)
+	l, c := newTestRedis(t, srv, RedisOptions{}) // the default 250ms wait
+	windowLeft(t, c, 15*time.Second)
+	ctx := context.Background()
+	const rpm = 1500
+	lim := Limits{RPM: rpm}
+	closed := Limits{RPM: rpm, FailClosed: true}
+
+	stop := make(chan struct{})
+	hogs := hogCPU(stop)
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		hogs.Wait()
+	}()
+
+	var before, during hungTally
+	// Healthy: establish the slice.
+	for before.admitted.Load() < 200 {
+		if d := before.check(l, "app", lim); !d.Allowed {
+			t.Fatalf("check with Redis healthy refused: %+v", d)
+		}
+	}
+	srv.Pause()
+	paused := time.Now()
+	defer srv.Resume()
+	// Hung: four goroutines until the window's limit is reached and
+	// refused (the share spent), at most 6s (the breaker opens within
+	// ~3s; past that the outage rule is the same share).
+	var wg sync.WaitGroup
+	var closedAdmitted atomic.Int64
+	for w := range 4 {
+		wg.Go(func() {
+			for time.Since(paused) < 6*time.Second {
+				if before.admitted.Load()+during.admitted.Load() >= rpm && during.limited.Load() > 0 {
+					return
+				}
+				for range 10 { // a burst per turn: the hogs leave few turns
+					during.check(l, "app", lim)
+				}
+				if w == 0 {
+					// A cold fail_closed key holds nothing: refused
+					// while Redis is hung, whichever way.
+					if d := l.Check(ctx, "closed", closed, ""); d.Allowed {
+						closedAdmitted.Add(1)
+					}
+				}
+				runtime.Gosched()
+			}
+		})
+	}
+	wg.Wait()
+	hungFor := time.Since(paused)
+	degraded := l.Degraded()
+	srv.Resume()
+	close(stop)
+	hogs.Wait()
+
+	total := before.admitted.Load() + during.admitted.Load()
+	t.Logf("figure: rpm %d, one replica, Redis SIGSTOPped for %v under CPU hogs: %d admitted before, %d during (%d degraded), %d refused as over the limit, %d refused for want of a lease; worst check %v; breaker open at the end: %v",
+		rpm, hungFor.Round(time.Millisecond), before.admitted.Load(), during.admitted.Load(), during.degraded.Load(), during.limited.Load(),
+		during.noLease.Load(), time.Duration(during.worst.Load()).Round(time.Millisecond), degraded)
+	if n := during.noLease.Load(); n != 0 {
+		t.Errorf("%d checks of a fail-open key refused for want of a lease while Redis was hung; want 0", n)
+	}
+	if total != rpm {
+		t.Errorf("admitted %d in the window with one replica; want exactly the limit %d (the outage share is all that remained)", total, rpm)
+	}
+	if n := closedAdmitted.Load(); n != 0 {
+		t.Errorf("a cold fail_closed key was admitted %d times while Redis was hung", n)
+	}
+
+	// Redis back: the requests admitted from the share are reported, so
+	// Redis counts at least what was admitted (more if it ran a lease call
+	// whose answer came too late to be used), and the window stays spent.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r, _ := c.HGet(ctx, DefaultPrefix+"{app}", "r").Int()
+		_, _, fetching := held(l, "app")
+		s := l.state("app")
+		s.mu.Lock()
+		debt := s.outReqs
+		s.mu.Unlock()
+		if debt == 0 && !fetching && !l.Degraded() {
+			t.Logf("redis counts %d requests once the debt is in; %d were admitted", r, total)
+			if r < int(total) {
+				t.Errorf("redis counts %d requests; %d were admitted", r, total)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("debt %d still unreported 10s after Redis resumed (breaker open %v)", debt, l.Degraded())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if d := l.Check(ctx, "app", lim, ""); d.Allowed {
+		t.Errorf("check after the window was spent admitted: %+v", d)
+	}
+}
+
+// TestLeaseFrozenRedisStaysExact: Redis frozen (SIGSTOP) for less than
+// the wait deadline is slow, not hung: 50 concurrent checks of a cold
+// fail-open key at rpm 20 on two replicas wait for their leases and
+// exactly 20 are admitted, none from an outage share, under CPU hogs.
+func TestLeaseFrozenRedisStaysExact(t *testing.T) {
+	srv := redistest.Start(t)
+	const wait = time.Second // the starved-machine tests' redis_timeout
+	a, ca := newTestRedis(t, srv, RedisOptions{Replicas: 2, Timeout: wait})
+	b, _ := newTestRedis(t, srv, RedisOptions{Replicas: 2, Timeout: wait})
+	freshWindow(t, ca)
+	a.heartbeat()
+	b.heartbeat()
+	waitLive(t, a, 2)
+	waitLive(t, b, 2)
+	stop := make(chan struct{})
+	hogs := hogCPU(stop)
+	defer func() { close(stop); hogs.Wait() }()
+
+	const freeze = 300 * time.Millisecond
+	lim := Limits{RPM: 20}
+	var tally hungTally
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range 50 {
+		l := []*Redis{a, b}[i%2]
+		wg.Go(func() {
+			<-start
+			tally.check(l, "burst", lim)
+		})
+	}
+	srv.Pause()
+	resume := time.AfterFunc(freeze, srv.Resume)
+	defer resume.Stop()
+	close(start)
+	wg.Wait()
+	outage := a.lm.outageAdms.Load() + b.lm.outageAdms.Load()
+	t.Logf("figure: rpm 20, two replicas, 50 concurrent checks with Redis frozen %v (wait deadline %v) under CPU hogs: %d admitted, %d refused, %d for want of a lease, %d degraded, %d from an outage share; worst check %v",
+		freeze, wait, tally.admitted.Load(), tally.limited.Load(), tally.noLease.Load(), tally.degraded.Load(), outage,
+		time.Duration(tally.worst.Load()).Round(time.Millisecond))
+	if tally.admitted.Load() != 20 || tally.limited.Load() != 30 || outage != 0 {
+		t.Errorf("admitted %d, refused %d (%d for want of a lease), %d from an outage share; want exactly 20 and 30, none from a share",
+			tally.admitted.Load(), tally.limited.Load()+tally.noLease.Load(), tally.noLease.Load(), outage)
+	}
+}

@@ -1,0 +1,81 @@
+package ratelimit
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// silence tells a hung Redis from a slow one sooner than the breaker can.
+// A hung Redis (SIGSTOP, a stalled network path) keeps its connections
+// open and answers nothing, so each call fails only at its deadline (1s)
+// and the breaker opens after three of them; a replica whose slice runs
+// out in between has nothing to spend. silence records since when Redis
+// has been asked something and has answered nothing at all, on any call:
+// a reply, even an error reply, ends the silence; a call that fails
+// without one (deadline, broken connection) does not. A Redis that is
+// merely slow answers some call within the wait deadline; one silent for
+// longer is treated as down for the keys that may be decided without it
+// (see Check). Safe for concurrent use.
+type silence struct {
+	mu      sync.Mutex
+	pending int       // calls in flight
+	from    time.Time // zero: nothing asked of Redis is unanswered
+}
+
+// begin records a call sent at now.
+func (s *silence) begin(now time.Time) {
+	s.mu.Lock()
+	s.pending++
+	if s.from.IsZero() {
+		s.from = now
+	}
+	s.mu.Unlock()
+}
+
+// end records the end of a call begun earlier, at now: answered when Redis
+// replied. A reply means Redis was alive at now: the calls still in flight
+// are unanswered from now on.
+func (s *silence) end(now time.Time, answered bool) {
+	s.mu.Lock()
+	s.pending--
+	if answered {
+		s.from = time.Time{}
+		if s.pending > 0 {
+			s.from = now
+		}
+	}
+	s.mu.Unlock()
+}
+
+// since reports since when Redis has been silent; zero when it is not.
+func (s *silence) since() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.from
+}
+
+// answered reports whether err (of a call to Redis) came with a reply from
+// Redis: none, or an error reply such as NOSCRIPT or BUSY.
+func answered(err error) bool {
+	var re redis.Error
+	return err == nil || errors.As(err, &re)
+}
+
+// silentAt is when Redis, silent since from, counts as hung: after the
+// longest a request waits for a lease. Zero when it is not silent.
+func (l *Redis) silentAt() time.Time {
+	from := l.sil.since()
+	if from.IsZero() {
+		return from
+	}
+	return from.Add(l.timeout)
+}
+
+// hung reports whether Redis counts as hung at now.
+func (l *Redis) hung(now time.Time) bool {
+	at := l.silentAt()
+	return !at.IsZero() && !now.Before(at)
+}
