@@ -327,14 +327,17 @@ func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decis
 			hungAt = l.silentAt()
 		}
 		if !hungAt.IsZero() && !now.Before(hungAt) {
-			// Redis hung: the outage rule, before the breaker knows.
-			d := l.share(s, lim, now)
-			s.mu.Unlock()
-			stopTimer(timer)
-			if !d.Allowed {
-				l.m.countLimited(key, d.Kind)
+			if l.hung(now) {
+				// Redis hung: the outage rule, before the breaker knows.
+				d := l.share(s, lim, now)
+				s.mu.Unlock()
+				stopTimer(timer)
+				if !d.Allowed {
+					l.m.countLimited(key, d.Kind)
+				}
+				return d
 			}
-			return d
+			hungAt = time.Time{} // an answer waits unread: slow, not hung
 		}
 		if deadline.IsZero() {
 			deadline = now.Add(l.timeout)

@@ -8,6 +8,7 @@ package ratelimit
 import (
 	"context"
 	"crypto/sha256"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -235,5 +236,66 @@ func TestLeaseFrozenRedisStaysExact(t *testing.T) {
 	if tally.admitted.Load() != 20 || tally.limited.Load() != 30 || outage != 0 {
 		t.Errorf("admitted %d, refused %d (%d for want of a lease), %d from an outage share; want exactly 20 and 30, none from a share",
 			tally.admitted.Load(), tally.limited.Load()+tally.noLease.Load(), tally.noLease.Load(), outage)
+	}
+}
+
+// TestHungNeedsSilentSockets: a Redis silent for the wait deadline counts
+// as hung only while no answer waits unread in a socket. On a starved
+// machine the reply may sit there for hundreds of milliseconds before the
+// goroutine that reads it runs: that Redis is slow, not hung, and its keys
+// keep waiting for their leases (exact) instead of taking a share.
+func TestHungNeedsSilentSockets(t *testing.T) {
+	srv := redistest.Start(t)
+	const wait = 50 * time.Millisecond
+	l, _ := newTestRedis(t, srv, RedisOptions{Timeout: wait})
+	l.heartbeat() // a connection, dialed through the hook
+	l.conns.mu.Lock()
+	var conn net.Conn
+	for k := range l.conns.raw {
+		conn = k
+	}
+	l.conns.mu.Unlock()
+	if conn == nil || !l.conns.hooked.Load() {
+		t.Fatalf("no connection registered by the dial hook (hooked %v)", l.conns.hooked.Load())
+	}
+	// No call of the limiter's own in flight (its loop's first heartbeat
+	// may be; the next is 2s on), then one in flight for twice the
+	// deadline, nothing answered.
+	for {
+		l.sil.mu.Lock()
+		idle := l.sil.pending == 0
+		l.sil.mu.Unlock()
+		if idle {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	l.sil.begin(time.Now().Add(-2 * wait))
+	now := time.Now()
+	if !l.hung(now) {
+		t.Fatalf("silent for %v with no answer waiting: not taken for hung", 2*wait)
+	}
+	// Redis answers on a connection nobody reads yet.
+	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		now = time.Now()
+		if waiting, known := l.conns.answerWaiting(now.Add(peekEvery)); waiting && known {
+			break
+		}
+		if now.After(deadline) {
+			t.Fatal("the PONG never showed in the socket")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if l.hung(now.Add(peekEvery)) {
+		t.Errorf("an answer waits unread, yet Redis was taken for hung")
+	}
+	// The answer read: silence over.
+	l.sil.end(time.Now(), true)
+	if !l.silentAt().IsZero() {
+		t.Errorf("silent after an answer")
 	}
 }

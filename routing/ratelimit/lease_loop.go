@@ -198,15 +198,20 @@ func (l *Redis) Close() {
 // refusals, Redis errors, the breaker, live replicas and the leases.
 func (l *Redis) WritePrometheus(w io.Writer) {
 	l.m.writePrometheus(w)
-	deg := 0
+	deg, hung := 0, 0
 	if l.br.isOpen() {
 		deg = 1
+	}
+	if l.hung(time.Now()) {
+		hung = 1
 	}
 	m := &l.lm
 	fmt.Fprintf(w, "# HELP cairn_ratelimit_redis_errors_total Rate-limit calls to Redis that failed or missed their deadline.\n"+
 		"# TYPE cairn_ratelimit_redis_errors_total counter\ncairn_ratelimit_redis_errors_total %d\n"+
 		"# HELP cairn_ratelimit_degraded 1 while Redis is unreachable (breaker open) and limits are decided per replica.\n"+
 		"# TYPE cairn_ratelimit_degraded gauge\ncairn_ratelimit_degraded %d\n"+
+		"# HELP cairn_ratelimit_redis_hung 1 while Redis has answered nothing for redis_timeout although asked, and no answer waits unread: fail-open keys with an empty slice are decided as in an outage.\n"+
+		"# TYPE cairn_ratelimit_redis_hung gauge\ncairn_ratelimit_redis_hung %d\n"+
 		"# HELP cairn_ratelimit_replicas_live Replicas with a fresh heartbeat in Redis (0: not known yet).\n"+
 		"# TYPE cairn_ratelimit_replicas_live gauge\ncairn_ratelimit_replicas_live %d\n"+
 		"# HELP cairn_ratelimit_lease_calls_total Lease, return and debt calls to Redis.\n"+
@@ -218,9 +223,9 @@ func (l *Redis) WritePrometheus(w io.Writer) {
 		"cairn_ratelimit_lease_units_total{op=\"expired\",kind=\"requests\"} %d\ncairn_ratelimit_lease_units_total{op=\"expired\",kind=\"tokens\"} %d\n"+
 		"# HELP cairn_ratelimit_lease_waits_total Requests that found their replica's slice empty and waited for a lease; refused: none came within the deadline.\n"+
 		"# TYPE cairn_ratelimit_lease_waits_total counter\ncairn_ratelimit_lease_waits_total{result=\"waited\"} %d\ncairn_ratelimit_lease_waits_total{result=\"refused\"} %d\n"+
-		"# HELP cairn_ratelimit_outage_admitted_total Requests admitted from a replica's share of the window while Redis was unreachable.\n"+
+		"# HELP cairn_ratelimit_outage_admitted_total Requests admitted from a replica's share of the window while Redis was unreachable or hung.\n"+
 		"# TYPE cairn_ratelimit_outage_admitted_total counter\ncairn_ratelimit_outage_admitted_total %d\n",
-		l.errs.Load(), deg, l.live.Load(), m.calls.Load(),
+		l.errs.Load(), deg, hung, l.live.Load(), m.calls.Load(),
 		m.grantedReqs.Load(), m.grantedToks.Load(), m.returnedReqs.Load(), m.returnedToks.Load(), m.expiredReqs.Load(), m.expiredToks.Load(),
 		m.waits.Load(), m.waitRefused.Load(), m.outageAdms.Load())
 }

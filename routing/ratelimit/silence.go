@@ -64,7 +64,7 @@ func answered(err error) bool {
 	return err == nil || errors.As(err, &re)
 }
 
-// silentAt is when Redis, silent since from, counts as hung: after the
+// silentAt is when Redis, silent since from, may count as hung: after the
 // longest a request waits for a lease. Zero when it is not silent.
 func (l *Redis) silentAt() time.Time {
 	from := l.sil.since()
@@ -74,8 +74,16 @@ func (l *Redis) silentAt() time.Time {
 	return from.Add(l.timeout)
 }
 
-// hung reports whether Redis counts as hung at now.
+// hung reports whether Redis counts as hung at now: silent for the wait
+// deadline, with no answer waiting unread in any connection's socket (see
+// conns). Without that evidence (a client not built by NewClient, or
+// dialed before NewRedis; a platform without a non-blocking peek) a silent
+// Redis is never taken for a hung one: the breaker decides, as before.
 func (l *Redis) hung(now time.Time) bool {
 	at := l.silentAt()
-	return !at.IsZero() && !now.Before(at)
+	if at.IsZero() || now.Before(at) {
+		return false
+	}
+	waiting, known := l.conns.answerWaiting(now)
+	return known && !waiting
 }
