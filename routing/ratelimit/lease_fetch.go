@@ -87,7 +87,7 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 	v, err := leaseScript.Run(ctx, l.c, []string{s.rkey},
 		lim.RPM, lim.TPM, wantR, wantT, retWin, retR, retT, debtWin, debtR, debtT).Int64Slice()
 	cancel()
-	l.sil.end(time.Now(), answered(err))
+	l.sil.end(time.Now(), outcome(err))
 	if err == nil && len(v) != 6 {
 		err = fmt.Errorf("lease script returned %d values; want 6", len(v))
 	}

@@ -294,8 +294,61 @@ func TestHungNeedsSilentSockets(t *testing.T) {
 		t.Errorf("an answer waits unread, yet Redis was taken for hung")
 	}
 	// The answer read: silence over.
-	l.sil.end(time.Now(), true)
+	l.sil.end(time.Now(), callAnswered)
 	if !l.silentAt().IsZero() {
 		t.Errorf("silent after an answer")
+	}
+}
+
+// TestSilenceOutcomes: a call that reaches its deadline unanswered keeps
+// Redis silent after it ends; a refused connection is no evidence of a
+// hung Redis (the breaker handles a dead one at once); an answer, even an
+// error reply, ends the silence.
+func TestSilenceOutcomes(t *testing.T) {
+	srv := redistest.Start(t)
+	l, c := newTestRedis(t, srv, RedisOptions{Timeout: 50 * time.Millisecond})
+	ctx := context.Background()
+	if err := c.Do(ctx, "NOSUCHCOMMAND").Err(); outcome(err) != callAnswered {
+		t.Errorf("error reply %v: outcome %d; want answered", err, outcome(err))
+	}
+	srv.Pause()
+	tctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	err := c.Ping(tctx).Err()
+	cancel()
+	if outcome(err) != callSilent {
+		t.Errorf("ping of a frozen Redis: %v: outcome %d; want silent", err, outcome(err))
+	}
+	srv.Kill()
+	err = c.Ping(ctx).Err()
+	if outcome(err) != callFailed {
+		t.Errorf("ping of a killed Redis: %v: outcome %d; want failed", err, outcome(err))
+	}
+
+	var s silence
+	t0 := time.Now()
+	s.begin(t0)
+	s.end(t0.Add(time.Second), callSilent)
+	if !s.since().Equal(t0) {
+		t.Errorf("after a call timed out: silent since %v; want %v", s.since(), t0)
+	}
+	s.begin(t0.Add(2 * time.Second)) // two in flight
+	s.begin(t0.Add(2 * time.Second))
+	s.end(t0.Add(2*time.Second), callFailed)
+	if !s.since().Equal(t0) {
+		t.Errorf("a refused call ended the silence while another was in flight")
+	}
+	s.end(t0.Add(3*time.Second), callAnswered)
+	if !s.since().IsZero() {
+		t.Errorf("silent after an answer")
+	}
+	s.begin(t0)
+	s.end(t0.Add(time.Second), callSilent)
+	s.begin(t0.Add(time.Second))
+	s.end(t0.Add(time.Second), callFailed)
+	if !s.since().IsZero() {
+		t.Errorf("silent with nothing in flight after a refused call (Redis is dead, not hung: the breaker's case)")
+	}
+	if l.hung(time.Now()) {
+		t.Errorf("a refused Redis taken for a hung one")
 	}
 }

@@ -143,7 +143,7 @@ func (l *Redis) heartbeat() {
 	ctx, cancel := context.WithTimeout(l.ctx, l.callTO)
 	n, err := heartbeatScript.Run(ctx, l.c, []string{l.prefix + "replicas"}, l.id, heartbeatTTL.Milliseconds()).Int64()
 	cancel()
-	l.sil.end(time.Now(), answered(err))
+	l.sil.end(time.Now(), outcome(err))
 	if err != nil {
 		l.failed(err)
 		return

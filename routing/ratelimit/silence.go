@@ -1,7 +1,9 @@
 package ratelimit
 
 import (
+	"context"
 	"errors"
+	"net"
 	"sync"
 	"time"
 
@@ -14,11 +16,12 @@ import (
 // and the breaker opens after three of them; a replica whose slice runs
 // out in between has nothing to spend. silence records since when Redis
 // has been asked something and has answered nothing at all, on any call:
-// a reply, even an error reply, ends the silence; a call that fails
-// without one (deadline, broken connection) does not. A Redis that is
-// merely slow answers some call within the wait deadline; one silent for
-// longer is treated as down for the keys that may be decided without it
-// (see Check). Safe for concurrent use.
+// a reply, even an error reply, ends the silence; a call that reaches its
+// deadline without one does not; one that fails otherwise (refused, reset)
+// proves nothing either way. A Redis that is merely slow answers some call
+// within the wait deadline; one silent for longer (and with no answer
+// waiting unread: see conns) is treated as down for the keys that may be
+// decided without it (see Check). Safe for concurrent use.
 type silence struct {
 	mu      sync.Mutex
 	pending int       // calls in flight
@@ -35,17 +38,26 @@ func (s *silence) begin(now time.Time) {
 	s.mu.Unlock()
 }
 
-// end records the end of a call begun earlier, at now: answered when Redis
-// replied. A reply means Redis was alive at now: the calls still in flight
-// are unanswered from now on.
-func (s *silence) end(now time.Time, answered bool) {
+// Outcomes of a call, for end.
+const (
+	callAnswered = iota // Redis replied, even with an error reply
+	callSilent          // the deadline passed with no reply
+	callFailed          // it failed otherwise (refused, reset, no pooled connection)
+)
+
+// end records, at now, the outcome of a call begun earlier. A reply means
+// Redis was alive at now: the calls still in flight are unanswered from now
+// on. A deadline that passed keeps the silence going, even with no call
+// left in flight, until Redis answers something. Any other failure is no
+// evidence of silence: with no call left in flight, nothing is unanswered.
+func (s *silence) end(now time.Time, outcome int) {
 	s.mu.Lock()
 	s.pending--
-	if answered {
+	switch {
+	case outcome == callAnswered && s.pending > 0:
+		s.from = now
+	case outcome == callAnswered, outcome == callFailed && s.pending == 0:
 		s.from = time.Time{}
-		if s.pending > 0 {
-			s.from = now
-		}
 	}
 	s.mu.Unlock()
 }
@@ -57,11 +69,17 @@ func (s *silence) since() time.Time {
 	return s.from
 }
 
-// answered reports whether err (of a call to Redis) came with a reply from
-// Redis: none, or an error reply such as NOSCRIPT or BUSY.
-func answered(err error) bool {
+// outcome classifies err, the result of a call to Redis.
+func outcome(err error) int {
 	var re redis.Error
-	return err == nil || errors.As(err, &re)
+	var ne net.Error
+	switch {
+	case err == nil || errors.As(err, &re):
+		return callAnswered
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		return callSilent
+	}
+	return callFailed
 }
 
 // silentAt is when Redis, silent since from, may count as hung: after the
