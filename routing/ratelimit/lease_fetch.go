@@ -47,11 +47,18 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 	}
 	var wantR, wantT, retR, retT int
 	var retWin int64 = -1
-	switch mode {
-	case fetchReturn:
+	// While Redis is hung a call is most likely run, if ever, after it
+	// has given up: a grant would be lost (counted in Redis, spent by no
+	// one) and debt counted twice (it is sent again). Such a call asks
+	// for nothing and carries nothing: it only waits for an answer; the
+	// lease and the debt follow the answer.
+	probe := l.hung(now)
+	switch {
+	case probe:
+	case mode == fetchReturn:
 		retWin, retR, retT = s.win, s.reqs, s.toks
 		s.reqs, s.toks = 0, 0
-	case fetchLease:
+	case mode == fetchLease:
 		if !s.lastFetch.IsZero() {
 			switch since := now.Sub(s.lastFetch); {
 			case since < leaseTarget/2:
@@ -62,13 +69,6 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 		}
 		s.reqChunk, s.tokChunk = min(s.reqChunk, capR), min(s.tokChunk, capT)
 		s.lastFetch = now
-		if l.hung(now) {
-			// Redis answers nothing: a grant would most likely be run
-			// after this call has given up on it, and lost (counted in
-			// Redis, spent by no one). Ask for nothing but an answer,
-			// with the debt; the lease follows the answer.
-			break
-		}
 		if lim.RPM > 0 {
 			wantR = max(s.reqChunk, s.waiting)
 		}
@@ -76,8 +76,12 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 			wantT = max(s.tokChunk, s.est()*s.waiting)
 		}
 	}
-	debtWin, debtR, debtT := s.outWin, s.outReqs, s.debtTok
-	s.outReqs, s.debtTok = 0, 0
+	var debtWin int64 = -1
+	var debtR, debtT int
+	if !probe {
+		debtWin, debtR, debtT = s.outWin, s.outReqs, s.debtTok
+		s.outReqs, s.debtTok = 0, 0
+	}
 	s.sendWin, s.sendR, s.sendT = debtWin, debtR, debtT
 	s.mu.Unlock()
 

@@ -179,8 +179,12 @@ func TestLeaseHungRedisFailOpen(t *testing.T) {
 		s.mu.Unlock()
 		if debt == 0 && !fetching && !l.Degraded() {
 			t.Logf("redis counts %d requests once the debt is in; %d were admitted", r, total)
-			if r < int(total) {
-				t.Errorf("redis counts %d requests; %d were admitted", r, total)
+			// Beyond what was admitted: the grant of the lease call in
+			// flight when Redis froze (run after it gave up), at most a
+			// lease cap; calls made once Redis counted as hung carry no
+			// grant and no debt, so nothing is counted twice.
+			if capR := (rpm + 3) / 4; r < int(total) || r > int(total)+capR {
+				t.Errorf("redis counts %d requests; %d were admitted (want at most one lease cap, %d, more)", r, total, capR)
 			}
 			break
 		}

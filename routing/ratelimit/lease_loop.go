@@ -106,7 +106,7 @@ func (l *Redis) loop() {
 			lastBeat = now
 			l.heartbeat()
 		}
-		if !l.br.isOpen() {
+		if !l.br.isOpen() && !l.hung(now) { // a hung Redis is probed by the heartbeat
 			l.keys.Range(func(_, v any) bool {
 				s := v.(*leaseState)
 				s.mu.Lock()
