@@ -343,7 +343,13 @@ func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decis
 			deadline = now.Add(l.timeout)
 			l.lm.waits.Add(1)
 		}
-		if !now.Before(deadline) {
+		// Past the deadline, a fail-open request waits on, at most one
+		// more Timeout, for Redis to count as hung when the call it waits
+		// for went out late (silence starts at the send: see fetch) or has
+		// not gone out yet (this process is starved).
+		past := !now.Before(deadline)
+		if past && (lim.FailClosed || !now.Before(deadline.Add(l.timeout)) ||
+			hungAt.IsZero() && !(s.fetching && l.sil.since().IsZero())) {
 			// Redis answers (the breaker is closed, and it is not silent)
 			// but no lease came within the deadline: refuse rather than
 			// guess.
@@ -356,9 +362,13 @@ func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decis
 			return d
 		}
 		wake := deadline
-		if !hungAt.IsZero() && hungAt.Before(wake) {
+		switch {
+		case !hungAt.IsZero() && (hungAt.Before(wake) || past):
 			wake = hungAt
+		case past:
+			wake = now.Add(l.timeout / 8) // the call is not out yet
 		}
+		wake = minTime(wake, deadline.Add(l.timeout))
 		if timer == nil {
 			timer = time.NewTimer(wake.Sub(now))
 		} else {
@@ -374,6 +384,13 @@ func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decis
 		s.mu.Lock()
 		s.waiting--
 	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func stopTimer(t *time.Timer) {

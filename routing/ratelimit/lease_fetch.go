@@ -21,6 +21,12 @@ func (l *Redis) prefetch(s *leaseState, lim Limits, now time.Time) {
 
 // startFetch runs one lease call for s in the background. s.mu is held.
 func (l *Redis) startFetch(s *leaseState) {
+	l.goFetch(s, fetchLease)
+}
+
+// goFetch starts fetch(s, mode) unless the limiter is closed. s.mu is
+// held.
+func (l *Redis) goFetch(s *leaseState, mode int) {
 	l.goMu.RLock()
 	defer l.goMu.RUnlock()
 	if l.closed {
@@ -28,7 +34,7 @@ func (l *Redis) startFetch(s *leaseState) {
 	}
 	s.fetching = true
 	l.wg.Add(1)
-	go l.fetch(s, fetchLease)
+	go l.fetch(s, mode)
 }
 
 // fetch makes one call for s, by mode: a lease sized to the key's rate
@@ -85,6 +91,9 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 	s.sendWin, s.sendR, s.sendT = debtWin, debtR, debtT
 	s.mu.Unlock()
 
+	// Silence counts from the send, not from the request that asked for
+	// the call: on a starved gateway this goroutine may run late, and
+	// Redis is not silent about what it was not yet asked.
 	sent := time.Now()
 	l.sil.begin(sent)
 	ctx, cancel := context.WithTimeout(l.ctx, l.callTO)

@@ -113,17 +113,11 @@ func (l *Redis) loop() {
 				s.expire(now, &l.lm)
 				idle := now.Sub(s.lastUse) >= leaseIdle
 				if !s.fetching && idle && (s.reqs > 0 || s.toks > 0 || s.debtTok > 0 || s.outReqs > 0) {
-					l.goMu.RLock()
-					if !l.closed {
-						s.fetching = true
-						l.wg.Add(1)
-						mode := fetchSync
-						if s.valid(now) && (s.reqs > 0 || s.toks > 0) {
-							mode = fetchReturn
-						}
-						go l.fetch(s, mode)
+					mode := fetchSync
+					if s.valid(now) && (s.reqs > 0 || s.toks > 0) {
+						mode = fetchReturn
 					}
-					l.goMu.RUnlock()
+					l.goFetch(s, mode)
 				}
 				s.mu.Unlock()
 				return true
