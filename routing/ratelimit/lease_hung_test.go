@@ -186,7 +186,8 @@ func TestLeaseHungRedisFailOpen(t *testing.T) {
 				l.WritePrometheus(&b)
 				all, _ := c.HGetAll(ctx, DefaultPrefix+"{app}").Result()
 				s.mu.Lock()
-				t.Logf("DEBUG hash %v; state win %d end in %v outWin %d sendWin %d seenR %d reqs %d\n%s", all, s.win, time.Until(s.end), s.outWin, s.sendWin, s.seenR, s.reqs, b.String())
+				t.Logf("redis hash %v; replica: window %d ending in %v, outage window %d, debt in flight for %d, last seen %d, holds %d\n%s",
+					all, s.win, time.Until(s.end), s.outWin, s.sendWin, s.seenR, s.reqs, b.String())
 				s.mu.Unlock()
 			}
 			// Beyond what was admitted: the grant of the lease call in
