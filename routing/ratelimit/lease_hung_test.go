@@ -173,12 +173,13 @@ func TestLeaseHungRedisFailOpen(t *testing.T) {
 	// whose answer came too late to be used), and the window stays spent.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r, _ := c.HGet(ctx, DefaultPrefix+"{app}", "r").Int()
-		_, _, fetching := held(l, "app")
+		// The debt first, under one lock: once none is left here or in
+		// flight, Redis's count is final (the workers have stopped).
 		s := l.state("app")
 		s.mu.Lock()
-		debt := s.outReqs
+		debt, fetching := s.outReqs, s.fetching
 		s.mu.Unlock()
+		r, _ := c.HGet(ctx, DefaultPrefix+"{app}", "r").Int()
 		if debt == 0 && !fetching && !l.Degraded() {
 			t.Logf("redis counts %d requests once the debt is in; %d were admitted", r, total)
 			if r < int(total) {
