@@ -148,10 +148,14 @@ type leaseState struct {
 
 // leaseMetrics count what the leases do.
 type leaseMetrics struct {
-	calls, callErrs                atomic.Uint64
-	grantedReqs, grantedToks       atomic.Uint64
-	returnedReqs, returnedToks     atomic.Uint64
-	expiredReqs, expiredToks       atomic.Uint64
+	calls, callErrs            atomic.Uint64
+	grantedReqs, grantedToks   atomic.Uint64
+	returnedReqs, returnedToks atomic.Uint64
+	expiredReqs, expiredToks   atomic.Uint64
+	// Units asked for by calls that got no answer: Redis may have granted
+	// them after the call gave up (a hung Redis runs it when it resumes),
+	// counted and spent by no one.
+	unansweredReqs, unansweredToks atomic.Uint64
 	waits, waitRefused, outageAdms atomic.Uint64
 }
 

@@ -100,7 +100,12 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 	v, err := leaseScript.Run(ctx, l.c, []string{s.rkey},
 		lim.RPM, lim.TPM, wantR, wantT, retWin, retR, retT, debtWin, debtR, debtT).Int64Slice()
 	cancel()
-	l.sil.end(time.Now(), outcome(err))
+	oc := outcome(err)
+	l.sil.end(time.Now(), oc)
+	if oc == callSilent {
+		l.lm.unansweredReqs.Add(uint64(wantR))
+		l.lm.unansweredToks.Add(uint64(wantT))
+	}
 	if err == nil && len(v) != 6 {
 		err = fmt.Errorf("lease script returned %d values; want 6", len(v))
 	}

@@ -210,17 +210,19 @@ func (l *Redis) WritePrometheus(w io.Writer) {
 		"# TYPE cairn_ratelimit_replicas_live gauge\ncairn_ratelimit_replicas_live %d\n"+
 		"# HELP cairn_ratelimit_lease_calls_total Lease, return and debt calls to Redis.\n"+
 		"# TYPE cairn_ratelimit_lease_calls_total counter\ncairn_ratelimit_lease_calls_total %d\n"+
-		"# HELP cairn_ratelimit_lease_units_total Budget units leased from Redis, returned to it, and expired unspent with their window (under-admission), by kind.\n"+
+		"# HELP cairn_ratelimit_lease_units_total Budget units leased from Redis, returned to it, expired unspent with their window (under-admission), and asked for by calls that got no answer (Redis may have granted them after the call gave up: under-admission), by kind.\n"+
 		"# TYPE cairn_ratelimit_lease_units_total counter\n"+
 		"cairn_ratelimit_lease_units_total{op=\"granted\",kind=\"requests\"} %d\ncairn_ratelimit_lease_units_total{op=\"granted\",kind=\"tokens\"} %d\n"+
 		"cairn_ratelimit_lease_units_total{op=\"returned\",kind=\"requests\"} %d\ncairn_ratelimit_lease_units_total{op=\"returned\",kind=\"tokens\"} %d\n"+
 		"cairn_ratelimit_lease_units_total{op=\"expired\",kind=\"requests\"} %d\ncairn_ratelimit_lease_units_total{op=\"expired\",kind=\"tokens\"} %d\n"+
+		"cairn_ratelimit_lease_units_total{op=\"unanswered\",kind=\"requests\"} %d\ncairn_ratelimit_lease_units_total{op=\"unanswered\",kind=\"tokens\"} %d\n"+
 		"# HELP cairn_ratelimit_lease_waits_total Requests that found their replica's slice empty and waited for a lease; refused: none came within the deadline.\n"+
 		"# TYPE cairn_ratelimit_lease_waits_total counter\ncairn_ratelimit_lease_waits_total{result=\"waited\"} %d\ncairn_ratelimit_lease_waits_total{result=\"refused\"} %d\n"+
 		"# HELP cairn_ratelimit_outage_admitted_total Requests admitted from a replica's share of the window while Redis was unreachable or hung.\n"+
 		"# TYPE cairn_ratelimit_outage_admitted_total counter\ncairn_ratelimit_outage_admitted_total %d\n",
 		l.errs.Load(), deg, hung, l.live.Load(), m.calls.Load(),
 		m.grantedReqs.Load(), m.grantedToks.Load(), m.returnedReqs.Load(), m.returnedToks.Load(), m.expiredReqs.Load(), m.expiredToks.Load(),
+		m.unansweredReqs.Load(), m.unansweredToks.Load(),
 		m.waits.Load(), m.waitRefused.Load(), m.outageAdms.Load())
 }
 
