@@ -283,8 +283,9 @@ func (s *leaseState) decision(lim Limits, now time.Time, kind string) Decision {
 // request); a window Redis reports spent is refused at once until it ends.
 // While Redis is unreachable the decision is local: see outage. So it is,
 // for a key that is not FailClosed, as soon as Redis has answered nothing
-// at all for Timeout although asked (hung, not slow: see silence), rather
-// than after the breaker's three failed calls. reqID is unused.
+// at all for Timeout although asked (hung, not slow: see hungAt), rather
+// than after the breaker's three failed calls; a request whose own lease
+// call went out late waits for that, at most 2 × Timeout. reqID is unused.
 func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decision {
 	if lim.RPM <= 0 && lim.TPM <= 0 {
 		return Decision{Allowed: true}
@@ -328,20 +329,17 @@ func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decis
 		}
 		hungAt := time.Time{}
 		if !lim.FailClosed {
-			hungAt = l.silentAt()
+			hungAt = l.hungAt(now)
 		}
 		if !hungAt.IsZero() && !now.Before(hungAt) {
-			if l.hung(now) {
-				// Redis hung: the outage rule, before the breaker knows.
-				d := l.share(s, lim, now)
-				s.mu.Unlock()
-				stopTimer(timer)
-				if !d.Allowed {
-					l.m.countLimited(key, d.Kind)
-				}
-				return d
+			// Redis hung: the outage rule, before the breaker knows.
+			d := l.share(s, lim, now)
+			s.mu.Unlock()
+			stopTimer(timer)
+			if !d.Allowed {
+				l.m.countLimited(key, d.Kind)
 			}
-			hungAt = time.Time{} // an answer waits unread: slow, not hung
+			return d
 		}
 		if deadline.IsZero() {
 			deadline = now.Add(l.timeout)
@@ -349,11 +347,10 @@ func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decis
 		}
 		// Past the deadline, a fail-open request waits on, at most one
 		// more Timeout, for Redis to count as hung when the call it waits
-		// for went out late (silence starts at the send: see fetch) or has
-		// not gone out yet (this process is starved).
+		// for went out late or has not gone out yet (this process is
+		// starved: see hungAt).
 		past := !now.Before(deadline)
-		if past && (lim.FailClosed || !now.Before(deadline.Add(l.timeout)) ||
-			hungAt.IsZero() && !(s.fetching && l.sil.since().IsZero())) {
+		if past && (lim.FailClosed || !now.Before(deadline.Add(l.timeout)) || hungAt.IsZero() && !s.fetching) {
 			// Redis answers (the breaker is closed, and it is not silent)
 			// but no lease came within the deadline: refuse rather than
 			// guess.

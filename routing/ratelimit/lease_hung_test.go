@@ -258,10 +258,12 @@ func TestLeaseFrozenRedisStaysExact(t *testing.T) {
 }
 
 // TestHungNeedsSilentSockets: a Redis silent for the wait deadline counts
-// as hung only while no answer waits unread in a socket. On a starved
-// machine the reply may sit there for hundreds of milliseconds before the
-// goroutine that reads it runs: that Redis is slow, not hung, and its keys
-// keep waiting for their leases (exact) instead of taking a share.
+// as hung only on the sockets' word: a request out (the kernel sent it)
+// for the deadline, nothing come in since, no reply waiting unread. On a
+// starved machine the goroutine that writes a call may not have written
+// it yet, and a reply may sit unread for hundreds of milliseconds: that
+// Redis is slow, not hung, and its keys keep waiting for their leases
+// (exact) instead of taking a share.
 func TestHungNeedsSilentSockets(t *testing.T) {
 	srv := redistest.Start(t)
 	const wait = 50 * time.Millisecond
@@ -277,8 +279,7 @@ func TestHungNeedsSilentSockets(t *testing.T) {
 		t.Fatalf("no connection registered by the dial hook (hooked %v)", l.conns.hooked.Load())
 	}
 	// No call of the limiter's own in flight (its loop's first heartbeat
-	// may be; the next is 2s on), then one in flight for twice the
-	// deadline, nothing answered.
+	// may be; the next is 2s on).
 	for {
 		l.sil.mu.Lock()
 		idle := l.sil.pending == 0
@@ -288,34 +289,41 @@ func TestHungNeedsSilentSockets(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	l.sil.begin(time.Now().Add(-2 * wait))
-	now := time.Now()
-	if !l.hung(now) {
-		t.Fatalf("silent for %v with no answer waiting: not taken for hung", 2*wait)
+	srv.Pause()
+	defer srv.Resume()
+	// A call asked for twice the deadline ago, its request not out yet
+	// (a starved gateway): not hung, look again soon.
+	from := time.Now().Add(-2 * wait)
+	l.sil.begin(from)
+	later := func() time.Time { return time.Now().Add(peekEvery) } // past the cached look
+	if now := later(); l.hung(now) {
+		t.Fatalf("silent %v with no request out since: taken for hung", now.Sub(from))
 	}
-	// Redis answers on a connection nobody reads yet.
+	// The request goes out (written behind go-redis's back on an idle
+	// connection, as a call would be); Redis is frozen.
 	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
 		t.Fatal(err)
 	}
+	if now := later(); l.hung(now) {
+		t.Fatalf("request out for no time: taken for hung")
+	}
+	time.Sleep(wait + 2*jiffy)
+	if now := later(); !l.hung(now) {
+		t.Fatalf("request out %v with nothing back: not taken for hung (hung at %v)", wait+2*jiffy, l.hungAt(now).Sub(now))
+	}
+	// Redis answers into the socket; nobody reads the reply yet.
+	srv.Resume()
 	deadline := time.Now().Add(5 * time.Second)
-	for {
-		now = time.Now()
-		if waiting, known := l.conns.answerWaiting(now.Add(peekEvery)); waiting && known {
-			break
-		}
-		if now.After(deadline) {
-			t.Fatal("the PONG never showed in the socket")
+	for l.hung(later()) {
+		if time.Now().After(deadline) {
+			t.Fatal("still hung 5s after Redis answered into the socket")
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if l.hung(now.Add(peekEvery)) {
-		t.Errorf("an answer waits unread, yet Redis was taken for hung")
+	if now := later(); !l.hungAt(now).IsZero() {
+		t.Errorf("a reply came in (unread), yet Redis is silent till %v", l.hungAt(now).Sub(now))
 	}
-	// The answer read: silence over.
 	l.sil.end(time.Now(), callAnswered)
-	if !l.silentAt().IsZero() {
-		t.Errorf("silent after an answer")
-	}
 }
 
 // TestSilenceOutcomes: a call that reaches its deadline unanswered keeps
@@ -346,24 +354,24 @@ func TestSilenceOutcomes(t *testing.T) {
 	t0 := time.Now()
 	s.begin(t0)
 	s.end(t0.Add(time.Second), callSilent)
-	if !s.since().Equal(t0) {
-		t.Errorf("after a call timed out: silent since %v; want %v", s.since(), t0)
+	if from, proven := s.since(); !from.Equal(t0) || !proven {
+		t.Errorf("after a call timed out: silent since %v (proven %v); want %v, proven", from, proven, t0)
 	}
 	s.begin(t0.Add(2 * time.Second)) // two in flight
 	s.begin(t0.Add(2 * time.Second))
 	s.end(t0.Add(2*time.Second), callFailed)
-	if !s.since().Equal(t0) {
+	if from, _ := s.since(); !from.Equal(t0) {
 		t.Errorf("a refused call ended the silence while another was in flight")
 	}
 	s.end(t0.Add(3*time.Second), callAnswered)
-	if !s.since().IsZero() {
+	if from, proven := s.since(); !from.IsZero() || proven {
 		t.Errorf("silent after an answer")
 	}
 	s.begin(t0)
 	s.end(t0.Add(time.Second), callSilent)
 	s.begin(t0.Add(time.Second))
 	s.end(t0.Add(time.Second), callFailed)
-	if !s.since().IsZero() {
+	if from, _ := s.since(); !from.IsZero() {
 		t.Errorf("silent with nothing in flight after a refused call (Redis is dead, not hung: the breaker's case)")
 	}
 	if l.hung(time.Now()) {
@@ -380,7 +388,7 @@ func TestSilenceOutcomes(t *testing.T) {
 // waited for.
 func TestLeaseHungWindowEnds(t *testing.T) {
 	srv := redistest.Start(t)
-	l, c := newTestRedis(t, srv, RedisOptions{Timeout: 100 * time.Millisecond})
+	l, c := newTestRedis(t, srv, RedisOptions{}) // the default 250ms wait
 	freshWindow(t, c)
 	const rpm = 300
 	lim := Limits{RPM: rpm}

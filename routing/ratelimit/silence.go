@@ -26,6 +26,7 @@ type silence struct {
 	mu      sync.Mutex
 	pending int       // calls in flight
 	from    time.Time // zero: nothing asked of Redis is unanswered
+	proven  bool      // a call reached its deadline unanswered since from
 }
 
 // begin records a call sent at now.
@@ -55,18 +56,21 @@ func (s *silence) end(now time.Time, outcome int) {
 	s.pending--
 	switch {
 	case outcome == callAnswered && s.pending > 0:
-		s.from = now
+		s.from, s.proven = now, false
 	case outcome == callAnswered, outcome == callFailed && s.pending == 0:
-		s.from = time.Time{}
+		s.from, s.proven = time.Time{}, false
+	case outcome == callSilent:
+		s.proven = true
 	}
 	s.mu.Unlock()
 }
 
-// since reports since when Redis has been silent; zero when it is not.
-func (s *silence) since() time.Time {
+// since reports since when Redis has been silent (zero when it is not),
+// and whether a call reached its deadline unanswered meanwhile.
+func (s *silence) since() (time.Time, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.from
+	return s.from, s.proven
 }
 
 // outcome classifies err, the result of a call to Redis.
@@ -82,26 +86,42 @@ func outcome(err error) int {
 	return callFailed
 }
 
-// silentAt is when Redis, silent since from, may count as hung: after the
-// longest a request waits for a lease. Zero when it is not silent.
-func (l *Redis) silentAt() time.Time {
-	from := l.sil.since()
+// hungAt is when Redis counts as hung (at or before now: it is); zero
+// when it is not silent, or when its silence is no evidence. Redis counts
+// as hung when it has been silent for Timeout since a request of the
+// silence left (as the kernel saw it go: TCP_INFO), nothing came in on any
+// socket since, and no reply waits unread; at once when a call of the
+// silence reached its deadline unanswered. On a starved gateway, a request
+// not yet out is not one Redis failed to answer: hungAt is then a time to
+// look again. Without the evidence (a client not built by NewClient, or
+// dialed before NewRedis; a platform without a non-blocking peek) a silent
+// Redis is never taken for a hung one: the breaker decides, as before;
+// without TCP_INFO the silence counts from the call on this process's
+// clock.
+func (l *Redis) hungAt(now time.Time) time.Time {
+	from, proven := l.sil.since()
 	if from.IsZero() {
 		return from
 	}
-	return from.Add(l.timeout)
+	if at := from.Add(l.timeout); now.Before(at) {
+		return at
+	}
+	v, left, known := l.conns.verdict(now, from)
+	switch {
+	case !known || v == sockAnswered:
+		return time.Time{}
+	case proven:
+		return from
+	case v == sockNotOut:
+		return now.Add(max(l.timeout/8, peekEvery))
+	case v == sockOut:
+		return left.Add(l.timeout)
+	}
+	return from.Add(l.timeout) // sockUnknown
 }
 
-// hung reports whether Redis counts as hung at now: silent for the wait
-// deadline, with no answer waiting unread in any connection's socket (see
-// conns). Without that evidence (a client not built by NewClient, or
-// dialed before NewRedis; a platform without a non-blocking peek) a silent
-// Redis is never taken for a hung one: the breaker decides, as before.
+// hung reports whether Redis counts as hung at now.
 func (l *Redis) hung(now time.Time) bool {
-	at := l.silentAt()
-	if at.IsZero() || now.Before(at) {
-		return false
-	}
-	waiting, known := l.conns.answerWaiting(now)
-	return known && !waiting
+	at := l.hungAt(now)
+	return !at.IsZero() && !now.Before(at)
 }

@@ -12,4 +12,6 @@ import (
 // before the breaker opens.
 const canPeek = false
 
-func peekConn(syscall.RawConn) (bool, error) { return false, errors.New("peek unsupported") }
+func sockOf(syscall.RawConn) (sockState, error) {
+	return sockState{}, errors.New("peek unsupported")
+}

@@ -12,27 +12,30 @@ const canPeek = true
 // errPeerClosed is a connection Redis closed.
 var errPeerClosed = errors.New("connection closed by redis")
 
-// peekConn reports whether bytes wait unread in r's receive buffer,
-// without reading them and without waiting: Control holds no read lock, so
-// it runs beside a reader blocked on the same connection. An error means
-// the connection is closed (by this side or by Redis).
-func peekConn(r syscall.RawConn) (bool, error) {
-	var pending bool
+// sockOf asks the kernel about r's socket without reading it and without
+// waiting: Control holds no read lock, so it runs beside a reader blocked
+// on the same connection. An error means the connection is closed (by
+// this side or by Redis).
+func sockOf(r syscall.RawConn) (sockState, error) {
+	st := sockState{sent: -1, recv: -1}
 	var perr error
 	if err := r.Control(func(fd uintptr) {
 		var b [1]byte
 		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		switch {
 		case n > 0:
-			pending = true
+			st.unread = true
 		case err == syscall.EAGAIN || err == syscall.EWOULDBLOCK || err == syscall.EINTR:
 		case err == nil:
 			perr = errPeerClosed
+			return
 		default:
 			perr = err
+			return
 		}
+		st.sent, st.recv = tcpTimes(fd)
 	}); err != nil {
-		return false, err
+		return st, err
 	}
-	return pending, perr
+	return st, perr
 }
