@@ -204,7 +204,7 @@ func (l *Redis) WritePrometheus(w io.Writer) {
 		"# TYPE cairn_ratelimit_redis_errors_total counter\ncairn_ratelimit_redis_errors_total %d\n"+
 		"# HELP cairn_ratelimit_degraded 1 while Redis is unreachable (breaker open) and limits are decided per replica.\n"+
 		"# TYPE cairn_ratelimit_degraded gauge\ncairn_ratelimit_degraded %d\n"+
-		"# HELP cairn_ratelimit_redis_hung 1 while Redis has answered nothing for redis_timeout although asked, and no answer waits unread: fail-open keys with an empty slice are decided as in an outage.\n"+
+		"# HELP cairn_ratelimit_redis_hung 1 while a request has been out to Redis for redis_timeout and nothing came back on any connection: fail-open keys with an empty slice are decided as in an outage.\n"+
 		"# TYPE cairn_ratelimit_redis_hung gauge\ncairn_ratelimit_redis_hung %d\n"+
 		"# HELP cairn_ratelimit_replicas_live Replicas with a fresh heartbeat in Redis (0: not known yet).\n"+
 		"# TYPE cairn_ratelimit_replicas_live gauge\ncairn_ratelimit_replicas_live %d\n"+
