@@ -18,10 +18,10 @@ import (
 // has been asked something and has answered nothing at all, on any call:
 // a reply, even an error reply, ends the silence; a call that reaches its
 // deadline without one does not; one that fails otherwise (refused, reset)
-// proves nothing either way. A Redis that is merely slow answers some call
-// within the wait deadline; one silent for longer (and with no answer
-// waiting unread: see conns) is treated as down for the keys that may be
-// decided without it (see Check). Safe for concurrent use.
+// proves nothing either way. A Redis that is merely slow answers within
+// the wait deadline of a request leaving; one silent for longer, on the
+// sockets' word (see hungAt and conns), is treated as down for the keys
+// that may be decided without it (see Check). Safe for concurrent use.
 type silence struct {
 	mu      sync.Mutex
 	pending int       // calls in flight
