@@ -249,9 +249,11 @@ type Contract struct {
 type RateLimit struct {
 	// RedisTimeout is the most a request waits for a lease of its key's
 	// budget when its replica holds none (a cold key, or demand beyond the
-	// slice); it is then refused with retry-after 1s. Requests never wait
-	// on Redis otherwise. Redis calls (in the background) have a deadline of
-	// this or 1s, whichever is longer. Default 250ms.
+	// slice); it is then refused with retry-after 1s, unless Redis has
+	// answered nothing for this long (hung) and the key is not fail_closed:
+	// then it is decided as during an outage. Requests never wait on Redis
+	// otherwise. Redis calls (in the background) have a deadline of this or
+	// 1s, whichever is longer. Default 250ms.
 	RedisTimeout Duration `yaml:"redis_timeout" json:"redis_timeout"`
 	// Replicas is the expected replica count until the replicas'
 	// heartbeats in Redis say how many are live; it sizes the leases and,

@@ -138,16 +138,24 @@ type leaseState struct {
 	// slice while Redis was unreachable (reported as debt afterwards).
 	outWin  int64
 	outReqs int
+	// Debt in flight: sent with the call in flight (requests of window
+	// sendWin), counted toward the outage share until the call ends.
+	sendWin      int64
+	sendR, sendT int
 
 	charged dedupRing
 }
 
 // leaseMetrics count what the leases do.
 type leaseMetrics struct {
-	calls, callErrs                atomic.Uint64
-	grantedReqs, grantedToks       atomic.Uint64
-	returnedReqs, returnedToks     atomic.Uint64
-	expiredReqs, expiredToks       atomic.Uint64
+	calls, callErrs            atomic.Uint64
+	grantedReqs, grantedToks   atomic.Uint64
+	returnedReqs, returnedToks atomic.Uint64
+	expiredReqs, expiredToks   atomic.Uint64
+	// Units asked for by calls that got no answer: Redis may have granted
+	// them after the call gave up (a hung Redis runs it when it resumes),
+	// counted and spent by no one.
+	unansweredReqs, unansweredToks atomic.Uint64
 	waits, waitRefused, outageAdms atomic.Uint64
 }
 
@@ -272,16 +280,19 @@ func (s *leaseState) decision(lim Limits, now time.Time, kind string) Decision {
 // locally. A replica with no units for the key waits for a lease, at most
 // Timeout, and is refused (retry-after 1s) rather than admitted on a guess
 // when none arrives (units that come later stay in the slice for the next
-// request); a window Redis reports spent is refused at once
-// until it ends. While Redis is unreachable the decision is local: see
-// outage. reqID is unused.
+// request); a window Redis reports spent is refused at once until it ends.
+// While Redis is unreachable the decision is local: see outage. So it is,
+// for a key that is not FailClosed, as soon as Redis has answered nothing
+// at all for Timeout although asked (hung, not slow: see hungAt), rather
+// than after the breaker's three failed calls; a request whose own lease
+// call went out late waits for that, at most 2 × Timeout. reqID is unused.
 func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decision {
 	if lim.RPM <= 0 && lim.TPM <= 0 {
 		return Decision{Allowed: true}
 	}
 	s := l.state(key)
 	var timer *time.Timer
-	timedOut := false
+	var deadline time.Time
 	s.mu.Lock()
 	for {
 		now := time.Now()
@@ -313,22 +324,56 @@ func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decis
 			l.m.countLimited(key, kind)
 			return d
 		}
-		if timedOut {
-			// Redis is reachable (the breaker is closed) but no lease came
-			// within the deadline: refuse rather than guess.
+		if !s.fetching {
+			l.startFetch(s)
+		}
+		hungAt := time.Time{}
+		if !lim.FailClosed {
+			hungAt = l.hungAt(now)
+		}
+		if !hungAt.IsZero() && !now.Before(hungAt) {
+			// Redis hung: the outage rule, before the breaker knows.
+			d := l.share(s, lim, now)
+			s.mu.Unlock()
+			stopTimer(timer)
+			if !d.Allowed {
+				l.m.countLimited(key, d.Kind)
+			}
+			return d
+		}
+		if deadline.IsZero() {
+			deadline = now.Add(l.timeout)
+			l.lm.waits.Add(1)
+		}
+		// Past the deadline, a fail-open request waits on, at most one
+		// more Timeout, for Redis to count as hung when the call it waits
+		// for went out late or has not gone out yet (this process is
+		// starved: see hungAt).
+		past := !now.Before(deadline)
+		if past && (lim.FailClosed || !now.Before(deadline.Add(l.timeout)) || hungAt.IsZero() && !s.fetching) {
+			// Redis answers (the breaker is closed, and it is not silent)
+			// but no lease came within the deadline: refuse rather than
+			// guess.
 			d := s.decision(lim, now, kind)
 			d.Degraded, d.NoLease, d.RetryAfter = true, true, time.Second
 			s.mu.Unlock()
+			stopTimer(timer)
 			l.lm.waitRefused.Add(1)
 			l.m.countLimited(key, kind)
 			return d
 		}
-		if timer == nil {
-			timer = time.NewTimer(l.timeout)
-			l.lm.waits.Add(1)
+		wake := deadline
+		switch {
+		case !hungAt.IsZero() && (hungAt.Before(wake) || past):
+			wake = hungAt
+		case past:
+			wake = now.Add(l.timeout / 8) // the call is not out yet
 		}
-		if !s.fetching {
-			l.startFetch(s)
+		wake = minTime(wake, deadline.Add(l.timeout))
+		if timer == nil {
+			timer = time.NewTimer(wake.Sub(now))
+		} else {
+			timer.Reset(wake.Sub(now))
 		}
 		ch := s.done
 		s.waiting++
@@ -336,11 +381,17 @@ func (l *Redis) Check(_ context.Context, key string, lim Limits, _ string) Decis
 		select {
 		case <-ch:
 		case <-timer.C:
-			timedOut = true
 		}
 		s.mu.Lock()
 		s.waiting--
 	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func stopTimer(t *time.Timer) {

@@ -21,6 +21,12 @@ func (l *Redis) prefetch(s *leaseState, lim Limits, now time.Time) {
 
 // startFetch runs one lease call for s in the background. s.mu is held.
 func (l *Redis) startFetch(s *leaseState) {
+	l.goFetch(s, fetchLease)
+}
+
+// goFetch starts fetch(s, mode) unless the limiter is closed. s.mu is
+// held.
+func (l *Redis) goFetch(s *leaseState, mode int) {
 	l.goMu.RLock()
 	defer l.goMu.RUnlock()
 	if l.closed {
@@ -28,7 +34,7 @@ func (l *Redis) startFetch(s *leaseState) {
 	}
 	s.fetching = true
 	l.wg.Add(1)
-	go l.fetch(s, fetchLease)
+	go l.fetch(s, mode)
 }
 
 // fetch makes one call for s, by mode: a lease sized to the key's rate
@@ -47,11 +53,18 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 	}
 	var wantR, wantT, retR, retT int
 	var retWin int64 = -1
-	switch mode {
-	case fetchReturn:
+	// While Redis is hung a call is most likely run, if ever, after it
+	// has given up: a grant would be lost (counted in Redis, spent by no
+	// one) and debt counted twice (it is sent again). Such a call asks
+	// for nothing and carries nothing: it only waits for an answer; the
+	// lease and the debt follow the answer.
+	probe := l.hung(now)
+	switch {
+	case probe:
+	case mode == fetchReturn:
 		retWin, retR, retT = s.win, s.reqs, s.toks
 		s.reqs, s.toks = 0, 0
-	case fetchLease:
+	case mode == fetchLease:
 		if !s.lastFetch.IsZero() {
 			switch since := now.Sub(s.lastFetch); {
 			case since < leaseTarget/2:
@@ -69,21 +82,37 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 			wantT = max(s.tokChunk, s.est()*s.waiting)
 		}
 	}
-	debtWin, debtR, debtT := s.outWin, s.outReqs, s.debtTok
-	s.outReqs, s.debtTok = 0, 0
+	var debtWin int64 = -1
+	var debtR, debtT int
+	if !probe {
+		debtWin, debtR, debtT = s.outWin, s.outReqs, s.debtTok
+		s.outReqs, s.debtTok = 0, 0
+	}
+	s.sendWin, s.sendR, s.sendT = debtWin, debtR, debtT
 	s.mu.Unlock()
 
+	// Silence counts from the send, not from the request that asked for
+	// the call: on a starved gateway this goroutine may run late, and
+	// Redis is not silent about what it was not yet asked.
 	sent := time.Now()
+	l.sil.begin(sent)
 	ctx, cancel := context.WithTimeout(l.ctx, l.callTO)
 	v, err := leaseScript.Run(ctx, l.c, []string{s.rkey},
 		lim.RPM, lim.TPM, wantR, wantT, retWin, retR, retT, debtWin, debtR, debtT).Int64Slice()
 	cancel()
+	oc := outcome(err)
+	l.sil.end(time.Now(), oc)
+	if oc == callSilent {
+		l.lm.unansweredReqs.Add(uint64(wantR))
+		l.lm.unansweredToks.Add(uint64(wantT))
+	}
 	if err == nil && len(v) != 6 {
 		err = fmt.Errorf("lease script returned %d values; want 6", len(v))
 	}
 	l.lm.calls.Add(1)
 
 	s.mu.Lock()
+	s.sendR, s.sendT = 0, 0
 	defer func() {
 		s.fetching = false
 		close(s.done)
@@ -123,6 +152,17 @@ func (l *Redis) fetch(s *leaseState, mode int) {
 	s.reqs += gr
 	s.toks += gt
 	s.seenR, s.seenT = r, t
+	// What was admitted beyond the slice while this call was in flight
+	// (Redis silent or unreachable) is covered first by what it granted:
+	// units Redis counted, so they are no longer debt.
+	if s.outReqs > 0 && s.outWin == s.win {
+		c := min(s.reqs, s.outReqs)
+		s.reqs, s.outReqs = s.reqs-c, s.outReqs-c
+	}
+	if s.debtTok > 0 {
+		c := min(s.toks, s.debtTok)
+		s.toks, s.debtTok = s.toks-c, s.debtTok-c
+	}
 	done := time.Now()
 	if lim.RPM > 0 && gr < wantR {
 		s.exhReq, s.exhAt = true, done

@@ -33,6 +33,14 @@ func (l *Redis) outage(s *leaseState, lim Limits, now time.Time) Decision {
 		}
 		return d
 	}
+	return l.share(s, lim, now)
+}
+
+// share decides on the replica's share of what remained of the window when
+// Redis last answered for the key (see outage), for a key whose slice has
+// nothing left. The admitted requests are debt, reported to Redis with the
+// next call that reaches it, or covered by what that call grants.
+func (l *Redis) share(s *leaseState, lim Limits, now time.Time) Decision {
 	w := s.windowAt(now)
 	if w != s.outWin {
 		s.outWin, s.outReqs = w, 0
@@ -43,14 +51,21 @@ func (l *Redis) outage(s *leaseState, lim Limits, now time.Time) Decision {
 		remR, remT = max(lim.RPM-s.seenR, 0), max(lim.TPM-s.seenT, 0)
 	}
 	shareR, shareT := remR/n, remT/n
+	// What this replica admitted beyond its slice: the debt not yet sent
+	// and the debt in flight.
+	usedR, usedT := s.outReqs, s.debtTok+s.sendT
+	if s.sendWin == w {
+		usedR += s.sendR
+	}
 	kind := ""
 	switch {
-	case lim.RPM > 0 && s.outReqs >= shareR:
+	case lim.RPM > 0 && usedR >= shareR:
 		kind = KindRequests
-	case lim.TPM > 0 && s.debtTok >= shareT:
+	case lim.TPM > 0 && usedT >= shareT:
 		kind = KindTokens
 	default:
 		s.outReqs++
+		usedR++
 		l.lm.outageAdms.Add(1)
 	}
 	d := Decision{Allowed: kind == "", Kind: kind, Degraded: true}
@@ -61,10 +76,10 @@ func (l *Redis) outage(s *leaseState, lim Limits, now time.Time) Decision {
 		reset = Window - now.Sub(s.end)%Window
 	}
 	if lim.RPM > 0 {
-		d.LimitRequests, d.RemainingRequests, d.ResetRequests = lim.RPM, max(shareR-s.outReqs, 0), reset
+		d.LimitRequests, d.RemainingRequests, d.ResetRequests = lim.RPM, max(shareR-usedR, 0), reset
 	}
 	if lim.TPM > 0 {
-		d.LimitTokens, d.RemainingTokens, d.ResetTokens = lim.TPM, max(shareT-s.debtTok, 0), reset
+		d.LimitTokens, d.RemainingTokens, d.ResetTokens = lim.TPM, max(shareT-usedT, 0), reset
 	}
 	if kind != "" {
 		d.RetryAfter = max(reset, time.Millisecond)
@@ -91,24 +106,18 @@ func (l *Redis) loop() {
 			lastBeat = now
 			l.heartbeat()
 		}
-		if !l.br.isOpen() {
+		if !l.br.isOpen() && !l.hung(now) { // a hung Redis is probed by the heartbeat
 			l.keys.Range(func(_, v any) bool {
 				s := v.(*leaseState)
 				s.mu.Lock()
 				s.expire(now, &l.lm)
 				idle := now.Sub(s.lastUse) >= leaseIdle
 				if !s.fetching && idle && (s.reqs > 0 || s.toks > 0 || s.debtTok > 0 || s.outReqs > 0) {
-					l.goMu.RLock()
-					if !l.closed {
-						s.fetching = true
-						l.wg.Add(1)
-						mode := fetchSync
-						if s.valid(now) && (s.reqs > 0 || s.toks > 0) {
-							mode = fetchReturn
-						}
-						go l.fetch(s, mode)
+					mode := fetchSync
+					if s.valid(now) && (s.reqs > 0 || s.toks > 0) {
+						mode = fetchReturn
 					}
-					l.goMu.RUnlock()
+					l.goFetch(s, mode)
 				}
 				s.mu.Unlock()
 				return true
@@ -124,9 +133,11 @@ func (l *Redis) loop() {
 
 // heartbeat marks this replica live and reads how many are.
 func (l *Redis) heartbeat() {
+	l.sil.begin(time.Now())
 	ctx, cancel := context.WithTimeout(l.ctx, l.callTO)
 	n, err := heartbeatScript.Run(ctx, l.c, []string{l.prefix + "replicas"}, l.id, heartbeatTTL.Milliseconds()).Int64()
 	cancel()
+	l.sil.end(time.Now(), outcome(err))
 	if err != nil {
 		l.failed(err)
 		return
@@ -181,30 +192,37 @@ func (l *Redis) Close() {
 // refusals, Redis errors, the breaker, live replicas and the leases.
 func (l *Redis) WritePrometheus(w io.Writer) {
 	l.m.writePrometheus(w)
-	deg := 0
+	deg, hung := 0, 0
 	if l.br.isOpen() {
 		deg = 1
+	}
+	if l.hung(time.Now()) {
+		hung = 1
 	}
 	m := &l.lm
 	fmt.Fprintf(w, "# HELP cairn_ratelimit_redis_errors_total Rate-limit calls to Redis that failed or missed their deadline.\n"+
 		"# TYPE cairn_ratelimit_redis_errors_total counter\ncairn_ratelimit_redis_errors_total %d\n"+
 		"# HELP cairn_ratelimit_degraded 1 while Redis is unreachable (breaker open) and limits are decided per replica.\n"+
 		"# TYPE cairn_ratelimit_degraded gauge\ncairn_ratelimit_degraded %d\n"+
+		"# HELP cairn_ratelimit_redis_hung 1 while a request has been out to Redis for redis_timeout and nothing came back on any connection: fail-open keys with an empty slice are decided as in an outage.\n"+
+		"# TYPE cairn_ratelimit_redis_hung gauge\ncairn_ratelimit_redis_hung %d\n"+
 		"# HELP cairn_ratelimit_replicas_live Replicas with a fresh heartbeat in Redis (0: not known yet).\n"+
 		"# TYPE cairn_ratelimit_replicas_live gauge\ncairn_ratelimit_replicas_live %d\n"+
 		"# HELP cairn_ratelimit_lease_calls_total Lease, return and debt calls to Redis.\n"+
 		"# TYPE cairn_ratelimit_lease_calls_total counter\ncairn_ratelimit_lease_calls_total %d\n"+
-		"# HELP cairn_ratelimit_lease_units_total Budget units leased from Redis, returned to it, and expired unspent with their window (under-admission), by kind.\n"+
+		"# HELP cairn_ratelimit_lease_units_total Budget units leased from Redis, returned to it, expired unspent with their window (under-admission), and asked for by calls that got no answer (Redis may have granted them after the call gave up: under-admission), by kind.\n"+
 		"# TYPE cairn_ratelimit_lease_units_total counter\n"+
 		"cairn_ratelimit_lease_units_total{op=\"granted\",kind=\"requests\"} %d\ncairn_ratelimit_lease_units_total{op=\"granted\",kind=\"tokens\"} %d\n"+
 		"cairn_ratelimit_lease_units_total{op=\"returned\",kind=\"requests\"} %d\ncairn_ratelimit_lease_units_total{op=\"returned\",kind=\"tokens\"} %d\n"+
 		"cairn_ratelimit_lease_units_total{op=\"expired\",kind=\"requests\"} %d\ncairn_ratelimit_lease_units_total{op=\"expired\",kind=\"tokens\"} %d\n"+
+		"cairn_ratelimit_lease_units_total{op=\"unanswered\",kind=\"requests\"} %d\ncairn_ratelimit_lease_units_total{op=\"unanswered\",kind=\"tokens\"} %d\n"+
 		"# HELP cairn_ratelimit_lease_waits_total Requests that found their replica's slice empty and waited for a lease; refused: none came within the deadline.\n"+
 		"# TYPE cairn_ratelimit_lease_waits_total counter\ncairn_ratelimit_lease_waits_total{result=\"waited\"} %d\ncairn_ratelimit_lease_waits_total{result=\"refused\"} %d\n"+
-		"# HELP cairn_ratelimit_outage_admitted_total Requests admitted from a replica's share of the window while Redis was unreachable.\n"+
+		"# HELP cairn_ratelimit_outage_admitted_total Requests admitted from a replica's share of the window while Redis was unreachable or hung.\n"+
 		"# TYPE cairn_ratelimit_outage_admitted_total counter\ncairn_ratelimit_outage_admitted_total %d\n",
-		l.errs.Load(), deg, l.live.Load(), m.calls.Load(),
+		l.errs.Load(), deg, hung, l.live.Load(), m.calls.Load(),
 		m.grantedReqs.Load(), m.grantedToks.Load(), m.returnedReqs.Load(), m.returnedToks.Load(), m.expiredReqs.Load(), m.expiredToks.Load(),
+		m.unansweredReqs.Load(), m.unansweredToks.Load(),
 		m.waits.Load(), m.waitRefused.Load(), m.outageAdms.Load())
 }
 

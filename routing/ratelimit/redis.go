@@ -71,11 +71,13 @@ type Redis struct {
 	prefix   string
 	id       string // this replica in the heartbeat set
 
-	m    metrics
-	lm   leaseMetrics
-	keys sync.Map // key name -> *leaseState
-	br   breaker
-	live atomic.Int32 // replicas with a fresh heartbeat; 0: unknown
+	m     metrics
+	lm    leaseMetrics
+	keys  sync.Map // key name -> *leaseState
+	br    breaker
+	sil   silence      // since when Redis has answered nothing (see silence)
+	conns conns        // whether an answer waits unread (see conns)
+	live  atomic.Int32 // replicas with a fresh heartbeat; 0: unknown
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -93,6 +95,9 @@ type Redis struct {
 // deadline, which go-redis honours only when the client was built with
 // ContextTimeoutEnabled: true; build it with MaxRetries: -1 as well, or a
 // hung Redis costs retries × timeouts. NewClient returns such a client.
+// Hand c over before its first call: NewRedis adds a dial hook that lets
+// it tell a hung Redis from a starved gateway (see conns), and a client
+// with connections already open is not given one.
 func NewRedis(c redis.UniversalClient, o RedisOptions) *Redis {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultRedisTimeout
@@ -111,6 +116,11 @@ func NewRedis(c redis.UniversalClient, o RedisOptions) *Redis {
 	l := &Redis{
 		c: c, timeout: o.Timeout, callTO: max(o.Timeout, MinCallTimeout), replicas: o.Replicas, log: o.Logger, prefix: o.Prefix,
 		id: hex.EncodeToString(b[:]),
+	}
+	if st := c.PoolStats(); st != nil && st.TotalConns == 0 {
+		// Every connection from now on is seen: the evidence is whole.
+		c.AddHook(dialHook{&l.conns})
+		l.conns.hooked.Store(true)
 	}
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	l.wg.Add(1)
