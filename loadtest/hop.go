@@ -82,19 +82,17 @@ func NewHopServer(h fasthttp.RequestHandler) *fasthttp.Server {
 	}
 }
 
-// RunHop serves NewHop(upstream) on addr until stop is closed (the hidden
+// RunHop serves NewHop(upstream) on ln until stop is closed (the hidden
 // `cairn loadtest-hop --listen ADDR --upstream URL` subcommand: the
 // overhead scenario runs the hop as a child process, like Cairn and the
-// stdlib proxy, so that all three are measured the same way).
-func RunHop(addr, upstream string, stop <-chan struct{}) error {
+// stdlib proxy, so that all three are measured the same way). It closes ln.
+func RunHop(ln net.Listener, upstream string, stop <-chan struct{}) error {
 	h, err := NewHop(upstream)
 	if err != nil {
+		ln.Close()
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("hop listen %s: %w", addr, err)
-	}
+	addr := ln.Addr().String()
 	srv := NewHopServer(h)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
