@@ -136,16 +136,9 @@ func fillerText(n int) []byte {
 
 // startHop starts `cairn loadtest-hop` in front of upstream.
 func (e *runEnv) startHop(name, upstream string) (string, *child, error) {
-	addr, err := freeAddr()
+	c, a, err := e.procs.startReady(e.ctx, name, e.o.Binary, []string{"loadtest-hop", "--listen", anyLoopback, "--upstream", upstream}, nil)
 	if err != nil {
 		return "", nil, err
 	}
-	c, err := e.procs.start(name, e.o.Binary, []string{"loadtest-hop", "--listen", addr, "--upstream", upstream}, nil)
-	if err != nil {
-		return "", nil, err
-	}
-	if err := c.waitReady(e.ctx, tcpReady(addr)); err != nil {
-		return "", nil, err
-	}
-	return addr, c, nil
+	return a.Listen, c, nil
 }
