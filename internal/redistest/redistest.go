@@ -43,6 +43,13 @@ func Start(tb testing.TB) *Server {
 // "--requirepass", "secret".
 func StartArgs(tb testing.TB, args ...string) *Server {
 	tb.Helper()
+	return start(tb, freeAddr, args)
+}
+
+// start is StartArgs with the port picker a parameter (tests hand it a
+// taken port first).
+func start(tb testing.TB, pick func(testing.TB) string, args []string) *Server {
+	tb.Helper()
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		tb.Fatalf("redis-server not found: install it (apt-get install -y redis-server) or run .ci/run")
 	}
@@ -53,7 +60,7 @@ func StartArgs(tb testing.TB, args ...string) *Server {
 	// redis-server binds it: then it exits saying so, and another port is
 	// tried. A port is ours only once our process said it is ready.
 	for attempt := 1; ; attempt++ {
-		s.Addr = freeAddr(tb)
+		s.Addr = pick(tb)
 		err := s.launch()
 		if err == nil {
 			return s
