@@ -82,19 +82,17 @@ func NewHopServer(h fasthttp.RequestHandler) *fasthttp.Server {
 	}
 }
 
-// RunHop serves NewHop(upstream) on addr until stop is closed (the hidden
+// RunHop serves NewHop(upstream) on ln until stop is closed (the hidden
 // `cairn loadtest-hop --listen ADDR --upstream URL` subcommand: the
 // overhead scenario runs the hop as a child process, like Cairn and the
-// stdlib proxy, so that all three are measured the same way).
-func RunHop(addr, upstream string, stop <-chan struct{}) error {
+// stdlib proxy, so that all three are measured the same way). It closes ln.
+func RunHop(ln net.Listener, upstream string, stop <-chan struct{}) error {
 	h, err := NewHop(upstream)
 	if err != nil {
+		ln.Close()
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("hop listen %s: %w", addr, err)
-	}
+	addr := ln.Addr().String()
 	srv := NewHopServer(h)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -138,16 +136,9 @@ func fillerText(n int) []byte {
 
 // startHop starts `cairn loadtest-hop` in front of upstream.
 func (e *runEnv) startHop(name, upstream string) (string, *child, error) {
-	addr, err := freeAddr()
+	c, a, err := e.procs.startReady(e.ctx, name, e.o.Binary, []string{"loadtest-hop", "--listen", anyLoopback, "--upstream", upstream}, nil)
 	if err != nil {
 		return "", nil, err
 	}
-	c, err := e.procs.start(name, e.o.Binary, []string{"loadtest-hop", "--listen", addr, "--upstream", upstream}, nil)
-	if err != nil {
-		return "", nil, err
-	}
-	if err := c.waitReady(e.ctx, tcpReady(addr)); err != nil {
-		return "", nil, err
-	}
-	return addr, c, nil
+	return a.Listen, c, nil
 }

@@ -227,9 +227,11 @@ func tcpReady(addr string) func(context.Context) error {
 	}
 }
 
-// freeAddr returns a free loopback address ("127.0.0.1:PORT"). The port is
-// released before return, so a concurrent process could take it; the
-// callers start their child at once and report a bind failure clearly.
+// freeAddr returns a loopback address ("127.0.0.1:PORT") that was free a
+// moment ago. The port is released before return, so another process can
+// take it: only for children that cannot bind port 0 and report it
+// (redis-server), and the caller retries on "address already in use".
+// Cairn's own children use startReady.
 func freeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -238,26 +240,6 @@ func freeAddr() (string, error) {
 	addr := ln.Addr().String()
 	ln.Close()
 	return addr, nil
-}
-
-// freeAddrs returns n distinct free loopback addresses.
-func freeAddrs(n int) ([]string, error) {
-	lns := make([]net.Listener, 0, n)
-	defer func() {
-		for _, ln := range lns {
-			ln.Close()
-		}
-	}()
-	out := make([]string, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
-		}
-		lns = append(lns, ln)
-		out = append(out, ln.Addr().String())
-	}
-	return out, nil
 }
 
 // procSample is one reading of a process's resource use.

@@ -108,17 +108,3 @@ func TestProcGroup(t *testing.T) {
 		t.Errorf("alive(stopped) = nil; want an error")
 	}
 }
-
-func TestFreeAddrs(t *testing.T) {
-	addrs, err := freeAddrs(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, a := range addrs {
-		if !strings.HasPrefix(a, "127.0.0.1:") || seen[a] {
-			t.Errorf("freeAddrs(3) = %v; want distinct loopback addresses", addrs)
-		}
-		seen[a] = true
-	}
-}

@@ -70,18 +70,17 @@ func NewReferenceProxy(upstream string) (http.Handler, error) {
 	}), nil
 }
 
-// RunReference serves NewReferenceProxy(upstream) on addr until stop is
+// RunReference serves NewReferenceProxy(upstream) on ln until stop is
 // closed, then drains for up to 5 s (the hidden
-// `cairn loadtest-reference --listen ADDR --upstream URL` subcommand).
-func RunReference(addr, upstream string, stop <-chan struct{}) error {
+// `cairn loadtest-reference --listen ADDR --upstream URL` subcommand). It
+// closes ln.
+func RunReference(ln net.Listener, upstream string, stop <-chan struct{}) error {
 	h, err := NewReferenceProxy(upstream)
 	if err != nil {
+		ln.Close()
 		return err
 	}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("reference proxy listen %s: %w", addr, err)
-	}
+	addr := ln.Addr().String()
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: referenceReadHeader,

@@ -2,8 +2,8 @@ package loadtest
 
 import (
 	"bufio"
-	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -17,19 +17,14 @@ func TestReferenceProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	addr, err := freeAddr()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := ln.Addr().String()
 	stop := make(chan struct{})
 	done := make(chan error, 1)
-	go func() { done <- RunReference(addr, "http://"+upstream, stop) }()
-	ready := tcpReady(addr)
-	for deadline := time.Now().Add(5 * time.Second); ready(context.Background()) != nil; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("reference proxy on %s not listening after 5s", addr)
-		}
-	}
+	go func() { done <- RunReference(ln, "http://"+upstream, stop) }()
 
 	t.Run("non-streaming", func(t *testing.T) {
 		resp, err := http.Post("http://"+addr+"/v1/chat/completions", "application/json",

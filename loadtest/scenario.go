@@ -216,11 +216,7 @@ type mockSpec struct {
 
 // startMock starts `cairn mock-provider` and waits for its control API.
 func (e *runEnv) startMock(s mockSpec) (string, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return "", err
-	}
-	args := []string{"mock-provider", "--listen", addr,
+	args := []string{"mock-provider", "--listen", anyLoopback,
 		"--latency", s.latency.String(), "--chunk-interval", s.chunkInterval.String()}
 	if s.prefix != "" {
 		args = append(args, "--request-id-prefix", s.prefix)
@@ -235,14 +231,14 @@ func (e *runEnv) startMock(s mockSpec) (string, error) {
 			e.rep.note("the mock provider has no --chunks flag; streams use its default piece count")
 		}
 	}
-	c, err := e.procs.start(s.name, e.o.Binary, args, nil)
+	c, a, err := e.procs.startReady(e.ctx, s.name, e.o.Binary, args, nil)
 	if err != nil {
 		return "", err
 	}
-	if err := c.waitReady(e.ctx, httpReady("http://"+addr+"/mock/stats")); err != nil {
+	if err := c.waitReady(e.ctx, httpReady("http://"+a.Listen+"/mock/stats")); err != nil {
 		return "", err
 	}
-	return addr, nil
+	return a.Listen, nil
 }
 
 // mockSupportsChunks asks `cairn mock-provider -h` whether --chunks exists.
@@ -258,18 +254,11 @@ func (e *runEnv) mockSupportsChunks() bool {
 
 // startReference starts `cairn loadtest-reference` in front of upstream.
 func (e *runEnv) startReference(name, upstream string) (string, *child, error) {
-	addr, err := freeAddr()
+	c, a, err := e.procs.startReady(e.ctx, name, e.o.Binary, []string{"loadtest-reference", "--listen", anyLoopback, "--upstream", upstream}, nil)
 	if err != nil {
 		return "", nil, err
 	}
-	c, err := e.procs.start(name, e.o.Binary, []string{"loadtest-reference", "--listen", addr, "--upstream", upstream}, nil)
-	if err != nil {
-		return "", nil, err
-	}
-	if err := c.waitReady(e.ctx, tcpReady(addr)); err != nil {
-		return "", nil, err
-	}
-	return addr, c, nil
+	return a.Listen, c, nil
 }
 
 // gateway is one `cairn serve` child.
@@ -279,14 +268,11 @@ type gateway struct {
 	config     string
 }
 
-// startGateway writes cfg (listen addresses filled in) to DIR/name.yaml,
-// checks it with configs.Load, starts `cairn serve` and waits for /readyz.
+// startGateway writes cfg (listen addresses port 0) to DIR/name.yaml,
+// checks it with configs.Load, starts `cairn serve`, reads the addresses
+// it bound and waits for /readyz.
 func (e *runEnv) startGateway(name string, cfg configs.Config) (*gateway, error) {
-	addrs, err := freeAddrs(2)
-	if err != nil {
-		return nil, err
-	}
-	cfg.Listen, cfg.AdminListen = addrs[0], addrs[1]
+	cfg.Listen, cfg.AdminListen = anyLoopback, anyLoopback
 	if cfg.DataDir == "" {
 		cfg.DataDir = filepath.Join(e.dir, name+"-data")
 	}
@@ -302,14 +288,14 @@ func (e *runEnv) startGateway(name string, cfg configs.Config) (*gateway, error)
 	if err := os.WriteFile(path, b, 0o600); err != nil {
 		return nil, fmt.Errorf("write %s config: %w", name, err)
 	}
-	c, err := e.procs.start(name, e.o.Binary, []string{"serve", "--config", path}, nil)
+	c, a, err := e.procs.startReady(e.ctx, name, e.o.Binary, []string{"serve", "--config", path}, nil)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.waitReady(e.ctx, httpReady("http://"+cfg.AdminListen+"/readyz")); err != nil {
+	if err := c.waitReady(e.ctx, httpReady("http://"+a.AdminListen+"/readyz")); err != nil {
 		return nil, err
 	}
-	return &gateway{child: c, api: cfg.Listen, admin: cfg.AdminListen, config: path}, nil
+	return &gateway{child: c, api: a.Listen, admin: a.AdminListen, config: path}, nil
 }
 
 // alive fails when a child has died, naming its log.

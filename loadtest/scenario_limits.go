@@ -1,13 +1,16 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,23 +30,45 @@ func (e *runEnv) startRedis() (string, *child, error) {
 		}
 		bin = p
 	}
-	addr, err := freeAddr()
-	if err != nil {
-		return "", nil, err
+	// redis-server cannot bind port 0 and report it: the port is picked
+	// here, and another process may take it before redis-server binds it.
+	// Then redis-server exits saying so and another port is tried. The
+	// port is ours once our child logs that it accepts connections (a
+	// PING alone could reach another process's Redis on that port).
+	const attempts = 5
+	for attempt := 1; ; attempt++ {
+		addr, err := freeAddr()
+		if err != nil {
+			return "", nil, err
+		}
+		_, port, _ := net.SplitHostPort(addr)
+		c, err := e.procs.start("redis", bin, []string{"--port", port, "--bind", "127.0.0.1",
+			"--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", e.dir}, nil)
+		if err != nil {
+			return "", nil, err
+		}
+		err = c.waitReady(e.ctx, func(context.Context) error {
+			b, err := os.ReadFile(c.logPath)
+			if err != nil || !bytes.Contains(b, []byte("Ready to accept connections")) {
+				return fmt.Errorf("redis-server has not logged that it is ready")
+			}
+			return nil
+		})
+		if err != nil {
+			if c.exited() && strings.Contains(c.tail(), "Address already in use") && attempt < attempts {
+				e.progress("redis-server lost port %s to another process before binding it; trying another", port)
+				continue
+			}
+			return "", nil, err
+		}
+		rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+		err = c.waitReady(e.ctx, func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
+		rdb.Close()
+		if err != nil {
+			return "", nil, err
+		}
+		return addr, c, nil
 	}
-	_, port, _ := net.SplitHostPort(addr)
-	c, err := e.procs.start("redis", bin, []string{"--port", port, "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", e.dir}, nil)
-	if err != nil {
-		return "", nil, err
-	}
-	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	defer rdb.Close()
-	err = c.waitReady(e.ctx, func(ctx context.Context) error { return rdb.Ping(ctx).Err() })
-	if err != nil {
-		return "", nil, err
-	}
-	return addr, c, nil
 }
 
 // limitsOutcome counts one gateway's answers in the burst.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -119,12 +120,17 @@ func startMockCLI(t *testing.T, args ...string) string {
 	}
 }
 
+// mockListening is the mock's first line, naming the address it bound.
+var mockListening = regexp.MustCompile(`listening on http://(127\.0\.0\.1:[1-9][0-9]*)/v1`)
+
 func TestCLIMockProviderListening(t *testing.T) {
-	addr := freePort(t)
-	line := startMockCLI(t, "--listen", addr)
-	if !strings.Contains(line, "listening on http://"+addr+"/v1") {
-		t.Fatalf("first line = %q; want it to say it is listening on %s", line, addr)
+	// Port 0: the line must name the port the kernel chose.
+	line := startMockCLI(t, "--listen", anyPort)
+	m := mockListening.FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("first line = %q; want it to say it is listening on 127.0.0.1:PORT", line)
 	}
+	addr := m[1]
 	// The line comes after the bind: the port answers at once.
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -141,8 +147,11 @@ func TestCLIMockProviderListening(t *testing.T) {
 	}
 
 	// Two mocks with the default prefix hand out distinct provider IDs.
-	addr2 := freePort(t)
-	startMockCLI(t, "--listen", addr2)
+	m = mockListening.FindStringSubmatch(startMockCLI(t, "--listen", anyPort))
+	if m == nil {
+		t.Fatal("the second mock printed no listening line")
+	}
+	addr2 := m[1]
 	ids := map[string]string{}
 	for _, a := range []string{addr, addr2} {
 		r, err := http.Post("http://"+a+"/v1/chat/completions", "application/json",

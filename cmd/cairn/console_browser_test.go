@@ -77,13 +77,13 @@ func startConsoleStack(t *testing.T) *consoleStack {
 	t.Helper()
 	dir := t.TempDir()
 	primary, canary := startMockProc(t, "prim"), startMockProc(t, "cana")
-	api, admin := freePort(t), freePort(t)
-	s := &consoleStack{api: "http://" + api, admin: "http://" + admin, dataDir: filepath.Join(dir, "data")}
+	s := &consoleStack{dataDir: filepath.Join(dir, "data")}
 	cfgPath := filepath.Join(dir, "cairn.yaml")
 	cfg := func(prompt string) string {
-		return fmt.Sprintf(consoleConfig, api, admin, filepath.Join(dir, "data"), primary, canary, prompt)
+		return fmt.Sprintf(consoleConfig, anyPort, anyPort, filepath.Join(dir, "data"), primary, canary, prompt)
 	}
-	serveConfig(t, cfgPath, cfg("v17"), s.admin, "CONSOLE_ADMIN_TOKEN="+consoleToken)
+	g := serveConfig(t, cfgPath, cfg("v17"), "CONSOLE_ADMIN_TOKEN="+consoleToken)
+	s.api, s.admin = g.api, g.admin
 
 	send := func(n, from int) {
 		var wg sync.WaitGroup

@@ -89,14 +89,14 @@ func gatewayMetrics(t *testing.T) map[string]*family {
 func scrapeGateway(t *testing.T) (map[string]*family, string) {
 	rd := redistest.Start(t)
 	mock := startMockProc(t, "metrics")
-	api, admin, deadCollector := freePort(t), freePort(t), freePort(t)
+	deadCollector := deadAddr(t)
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(deployMetricsConfig, api, admin, filepath.Join(dir, "data"), rd.URL(), mock, deadCollector)
-	serveConfig(t, filepath.Join(dir, "cairn.yaml"), cfg, "http://"+admin,
+	cfg := fmt.Sprintf(deployMetricsConfig, anyPort, anyPort, filepath.Join(dir, "data"), rd.URL(), mock, deadCollector)
+	g := serveConfig(t, filepath.Join(dir, "cairn.yaml"), cfg,
 		"METRICS_ADMIN_TOKEN=adm-metrics", "METRICS_APP_KEY=gw-metrics-app", "METRICS_TIGHT_KEY=gw-metrics-tight")
 
 	chat := func(key, body string) {
-		req, _ := http.NewRequest("POST", "http://"+api+"/v1/chat/completions", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", g.api+"/v1/chat/completions", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+key)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -115,7 +115,7 @@ func scrapeGateway(t *testing.T) (map[string]*family, string) {
 		chat("gw-metrics-tight", `{"model":"support-bot","messages":[{"role":"user","content":"hi"}]}`)
 	}
 
-	req, _ := http.NewRequest("GET", "http://"+admin+"/metrics", nil)
+	req, _ := http.NewRequest("GET", g.admin+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer adm-metrics")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

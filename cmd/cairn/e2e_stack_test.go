@@ -7,31 +7,26 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"sync"
 	"testing"
 )
 
-// startMockProc runs cairn mock-provider with the request ID prefix and
-// any further flags, and returns its address once it answers.
+// startMockProc runs cairn mock-provider on a port of its own with the
+// request ID prefix and any further flags, and returns its address once it
+// answers.
 func startMockProc(t *testing.T, prefix string, flags ...string) string {
 	t.Helper()
-	addr := freePort(t)
-	startProc(t, nil, append([]string{"mock-provider", "--listen", addr, "--request-id-prefix", prefix}, flags...)...)
-	waitHTTP(t, "http://"+addr+"/v1/models")
+	_, addr := startMockFlags(t, append([]string{"--request-id-prefix", prefix}, flags...)...)
 	return addr
 }
 
-// serveConfig writes cfg to cfgPath, starts cairn serve on it with env,
-// and waits until its admin listener (a base URL) is ready.
-func serveConfig(t *testing.T, cfgPath, cfg, admin string, env ...string) *proc {
+// startMockFlags runs cairn mock-provider with flags on a port of its own
+// and returns it and its address once it answers.
+func startMockFlags(t *testing.T, flags ...string) (*proc, string) {
 	t.Helper()
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := startProc(t, env, "serve", "--config", cfgPath)
-	waitHTTP(t, admin+"/readyz")
-	return p
+	p, a := startBound(t, nil, append([]string{"mock-provider", "--listen", anyPort}, flags...)...)
+	waitHTTP(t, p, "http://"+a.Listen+"/v1/models")
+	return p, a.Listen
 }
 
 // hookSink is a webhook receiver on loopback that keeps every body.

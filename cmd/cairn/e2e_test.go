@@ -4,20 +4,17 @@ package main
 // a separate process, and the official OpenAI Go SDK as the client.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,98 +42,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// proc is a child process owned by a test.
-type proc struct {
-	cmd *exec.Cmd
-	out *lockedBuffer
-}
-
-// lockedBuffer is the child's output: written by exec's copying goroutine
-// while the test reads it (a bare bytes.Buffer is a data race there).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *lockedBuffer) Len() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Len()
-}
-
-func startProc(t *testing.T, env []string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(cairnBin, args...)
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.Env = append(os.Environ(), env...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, out: out}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			// cmd.Wait, not Process.Wait: it also waits for the goroutines
-			// copying the output into out, which is read below.
-			_ = cmd.Wait()
-		}
-		if t.Failed() {
-			t.Logf("%s output:\n%s", args[0], out.String())
-		}
-	})
-	return p
-}
-
-// startupWait bounds the waits for a child process to come up (and for
-// what it writes asynchronously to show). It is generous because it costs
-// nothing when the machine is fast, while a loaded CI box (2 cores, -race,
-// other packages' tests) has taken over 10 s to start a replica.
-const startupWait = 60 * time.Second
-
-func waitHTTP(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(startupWait)
-	last := "no attempt"
-	for time.Now().Before(deadline) {
-		r, err := http.Get(url)
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode < 500 {
-				return
-			}
-			last = r.Status
-		} else {
-			last = err.Error()
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	// startProc's cleanup logs the child's output of a failed test.
-	t.Fatalf("%s did not come up in %v (last: %s)", url, startupWait, last)
 }
 
 type e2e struct {
@@ -174,10 +79,9 @@ func startE2E(t *testing.T) *e2e {
 	for i := range 2 {
 		e.mocks = append(e.mocks, startMockProc(t, fmt.Sprintf("mock%d", i)))
 	}
-	api, admin := freePort(t), freePort(t)
-	cfg := fmt.Sprintf(e2eConfig, api, admin, e.dataDir, e.mocks[0], e.mocks[1])
-	e.api, e.admin = "http://"+api, "http://"+admin
-	e.gw = serveConfig(t, e.cfgPath, cfg, e.admin, "E2E_PROVIDER_KEY=sk-e2e-provider", "E2E_APP_KEY=gw-e2e-app")
+	cfg := fmt.Sprintf(e2eConfig, anyPort, anyPort, e.dataDir, e.mocks[0], e.mocks[1])
+	g := serveConfig(t, e.cfgPath, cfg, "E2E_PROVIDER_KEY=sk-e2e-provider", "E2E_APP_KEY=gw-e2e-app")
+	e.api, e.admin, e.gw = g.api, g.admin, g.gw
 	return e
 }
 
@@ -356,7 +260,7 @@ func TestE2ESDK(t *testing.T) {
 		if err := stream.Err(); err != nil {
 			t.Errorf("stream broke during drain after %d chunks: %v", n, err)
 		}
-		if err := e.gw.cmd.Wait(); err != nil {
+		if err := e.gw.wait(); err != nil {
 			t.Errorf("gateway exit: %v", err)
 		}
 		// Every request got exactly one record, flushed before exit.

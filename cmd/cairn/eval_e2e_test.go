@@ -106,11 +106,10 @@ func TestE2EEvalDrift(t *testing.T) {
 	for i := range 2 {
 		mocks = append(mocks, startMockProc(t, fmt.Sprintf("ev%d", i)))
 	}
-	api, admin := freePort(t), freePort(t)
-	serveConfig(t, filepath.Join(dir, "cairn.yaml"), fmt.Sprintf(evalE2EConfig, api, admin, filepath.Join(dir, "data"), mocks[0], mocks[1], hooks.url), "http://"+admin)
+	g := serveConfig(t, filepath.Join(dir, "cairn.yaml"), fmt.Sprintf(evalE2EConfig, anyPort, anyPort, filepath.Join(dir, "data"), mocks[0], mocks[1], hooks.url))
 
-	c := openai.NewClient(option.WithBaseURL("http://"+api+"/v1"), option.WithAPIKey("none"), option.WithMaxRetries(0))
-	sc := &scorer{admin: "http://" + admin, judge: loadtest.DefaultJudge()}
+	c := openai.NewClient(option.WithBaseURL(g.api+"/v1"), option.WithAPIKey("none"), option.WithMaxRetries(0))
+	sc := &scorer{admin: g.admin, judge: loadtest.DefaultJudge()}
 	ctx := context.Background()
 	n := 0
 	var firstID string
@@ -131,7 +130,7 @@ func TestE2EEvalDrift(t *testing.T) {
 		sc.add(t, raw.Header.Get("x-request-id"), resp.Choices[0].Message.Content)
 	}
 	incidents := func() []map[string]any {
-		r, err := http.Get("http://" + admin + "/admin/incidents")
+		r, err := http.Get(g.admin + "/admin/incidents")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +174,7 @@ func TestE2EEvalDrift(t *testing.T) {
 	if len(l) != 1 || l[0]["signal"] != "eval_drift" || l[0]["cohort"] != "canary" || l[0]["route"] != "support-bot" {
 		t.Fatalf("incidents = %v; want exactly one eval_drift incident on support-bot/canary", l)
 	}
-	r, _ := http.Get("http://" + admin + "/admin/incidents/" + l[0]["id"].(string))
+	r, _ := http.Get(g.admin + "/admin/incidents/" + l[0]["id"].(string))
 	full, _ := io.ReadAll(r.Body)
 	r.Body.Close()
 	var got struct {
@@ -217,7 +216,7 @@ func TestE2EEvalDrift(t *testing.T) {
 	if !rolled {
 		t.Errorf("no rollback action on the page incident: %s", full)
 	}
-	pm, _ := http.Get("http://" + admin + "/admin/incidents/" + l[0]["id"].(string) + "/postmortem")
+	pm, _ := http.Get(g.admin + "/admin/incidents/" + l[0]["id"].(string) + "/postmortem")
 	pmb, _ := io.ReadAll(pm.Body)
 	pm.Body.Close()
 	for _, want := range []string{"**Severity**: page", "Threshold in force", "helpfulness"} {
@@ -239,7 +238,7 @@ func TestE2EEvalDrift(t *testing.T) {
 	// Bad scores are refused item by item and lose nothing else; 10,001
 	// at once is a 413 that stores nothing.
 	metric := func() string {
-		r, err := http.Get("http://" + admin + "/metrics")
+		r, err := http.Get(g.admin + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -255,7 +254,7 @@ func TestE2EEvalDrift(t *testing.T) {
 	beforeBad := metric()
 	mixed := `[{"request_id":"req_nope","name":"helpfulness","value":0.5},{"request_id":"` + firstID + `","name":"helpfulness","value":NaN},` +
 		`{"request_id":"` + firstID + `","name":"helpfulness","value":"high"},{"request_id":"` + firstID + `","name":"helpfulness","value":0.9}]`
-	pr, err := http.Post("http://"+admin+"/admin/scores", "application/json", strings.NewReader(mixed))
+	pr, err := http.Post(g.admin+"/admin/scores", "application/json", strings.NewReader(mixed))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +264,7 @@ func TestE2EEvalDrift(t *testing.T) {
 		t.Errorf("mixed scores = %d %s; want 1 accepted and 3 rejected", pr.StatusCode, pb)
 	}
 	big := "[" + strings.TrimSuffix(strings.Repeat(`{"request_id":"`+firstID+`","name":"bulk","value":0.5},`, 10_001), ",") + "]"
-	pr, err = http.Post("http://"+admin+"/admin/scores", "application/json", strings.NewReader(big))
+	pr, err = http.Post(g.admin+"/admin/scores", "application/json", strings.NewReader(big))
 	if err != nil {
 		t.Fatal(err)
 	}

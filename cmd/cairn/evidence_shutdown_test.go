@@ -34,7 +34,7 @@ func TestEvidenceSIGTERMCutsRequestsWaitingOnUpstream(t *testing.T) {
 	}
 	t0 := time.Now()
 	g.gw.cmd.Process.Signal(syscall.SIGTERM)
-	exitErr := g.gw.cmd.Wait()
+	exitErr := g.gw.wait()
 	took := time.Since(t0)
 	if exitErr != nil {
 		t.Errorf("exit after SIGTERM: %v; want 0\n%s", exitErr, g.gw.out)

@@ -148,9 +148,7 @@ routes:
 // error event and a record (outcome shutdown) before capture closes; the
 // process exits 0 and every request has exactly one record.
 func TestEvidenceSIGTERMCutsLongStreams(t *testing.T) {
-	mock := freePort(t)
-	startProc(t, nil, "mock-provider", "--listen", mock, "--chunks", "400", "--chunk-interval", "100ms")
-	waitHTTP(t, "http://"+mock+"/v1/models")
+	_, mock := startMockFlags(t, "--chunks", "400", "--chunk-interval", "100ms")
 	g := startRelGateway(t, strings.ReplaceAll(longStreamConfig, "%[4]s", mock))
 
 	const streams = 10
@@ -212,7 +210,7 @@ func TestEvidenceSIGTERMCutsLongStreams(t *testing.T) {
 			t.Errorf("stream %s ended with %q (err %v); want a server_shutting_down error event and a whole body", e.id, e.last, e.err)
 		}
 	}
-	if err := g.gw.cmd.Wait(); err != nil {
+	if err := g.gw.wait(); err != nil {
 		t.Errorf("exit after SIGTERM: %v; want 0\n%s", err, g.gw.out)
 	}
 	took := time.Since(t0)
@@ -286,7 +284,7 @@ func TestEvidenceSIGKILLLossWindow(t *testing.T) {
 		time.Sleep(time.Second)
 		kill := time.Now()
 		g.gw.cmd.Process.Signal(syscall.SIGKILL)
-		g.gw.cmd.Wait()
+		g.gw.wait()
 		close(stop)
 		run := <-res
 		got, torn := diskRecords(t, g.dataDir)
@@ -352,7 +350,7 @@ func TestEvidenceDiskFullTmpfs(t *testing.T) {
 	g := startRelGateway(t, strings.ReplaceAll(diskFullConfig, "%[4]s", mock))
 	// Point the gateway's data dir at the tmpfs: restart it there.
 	g.gw.cmd.Process.Signal(syscall.SIGTERM)
-	g.gw.cmd.Wait()
+	g.gw.wait()
 	cfg, _ := os.ReadFile(g.cfgPath)
 	os.WriteFile(g.cfgPath, bytes.Replace(cfg, []byte("data_dir: "+g.dataDir), []byte("data_dir: "+dataDir), 1), 0o600)
 	g.dataDir = dataDir

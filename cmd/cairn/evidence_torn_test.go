@@ -53,7 +53,7 @@ func TestEvidenceTornLineAfterSIGKILL(t *testing.T) {
 	send(5)
 	waitSettled(t, g.admin, 5)
 	g.gw.cmd.Process.Signal(syscall.SIGKILL)
-	g.gw.cmd.Wait()
+	g.gw.wait()
 
 	// The kill cut the next record's write halfway.
 	files, _ := filepath.Glob(filepath.Join(g.dataDir, "capture", "*.jsonl"))

@@ -72,10 +72,9 @@ func startGuardStackConfig(t *testing.T, config string) *guardStack {
 		s.mocks = append(s.mocks, startMockProc(t, name, "--latency", "20ms"))
 	}
 	s.hooks = newHookSink(t)
-	api, admin := freePort(t), freePort(t)
-	cfg := fmt.Sprintf(config, api, admin, s.dataDir, s.mocks[0], s.mocks[1], s.hooks.url)
-	s.api, s.admin = "http://"+api, "http://"+admin
-	s.gw = serveConfig(t, s.cfgPath, cfg, s.admin, "E2E_APP_KEY=gw-e2e-app")
+	cfg := fmt.Sprintf(config, anyPort, anyPort, s.dataDir, s.mocks[0], s.mocks[1], s.hooks.url)
+	g := serveConfig(t, s.cfgPath, cfg, "E2E_APP_KEY=gw-e2e-app")
+	s.api, s.admin, s.gw = g.api, g.admin, g.gw
 	return s
 }
 

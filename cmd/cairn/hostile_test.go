@@ -168,8 +168,8 @@ func TestReliabilityHostileClient(t *testing.T) {
 	if f := failed.Load(); f > 0 {
 		t.Errorf("%d requests failed; first: %v", f, firstFailure.Load())
 	}
-	if g.gw.cmd.ProcessState != nil {
-		t.Fatalf("the gateway exited: %v", g.gw.cmd.ProcessState)
+	if g.gw.exited() {
+		t.Fatalf("the gateway %s", g.gw.exitReport())
 	}
 	if r, err := http.Get(g.admin + "/healthz"); err != nil || r.StatusCode != 200 {
 		t.Fatalf("the gateway is not healthy after the run: %v", err)

@@ -32,7 +32,7 @@ routes:
 
 func TestInteropCompletionsThroughMockProvider(t *testing.T) {
 	mock := startMockProc(t, "cmpl")
-	g := startRelGateway(t, fmt.Sprintf(completionsMockConfig, "%[1]s", "%[2]s", "%[3]s", mock), "COMPL_APP_KEY=app-key")
+	g := startRelGateway(t, fmt.Sprintf(completionsMockConfig, "%[1]s", "%[2]s", "%[3]s", mock), relEnv("COMPL_APP_KEY=app-key"))
 	c := openai.NewClient(option.WithBaseURL(g.api+"/v1"), option.WithAPIKey("app-key"), option.WithMaxRetries(0))
 	ctx := context.Background()
 	params := openai.CompletionNewParams{

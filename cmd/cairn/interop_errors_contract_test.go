@@ -31,9 +31,9 @@ func TestInteropContractViolationNamesProviderRequest(t *testing.T) {
 	mock := startMockProc(t, "strict")
 	setFault(t, mock, `{"model":"*","fault":{"broken_json":true}}`)
 	schema, _ := os.ReadFile(filepath.Join("..", "..", "configs", "schemas", "refund.json"))
-	g := startRelGatewayWith(t, func(dir string) {
+	g := startRelGateway(t, fmt.Sprintf(contractEnforceConfig, "%[1]s", "%[2]s", "%[3]s", mock), relPrep(func(dir string) {
 		os.WriteFile(filepath.Join(dir, "refund.json"), schema, 0o600)
-	}, fmt.Sprintf(contractEnforceConfig, "%[1]s", "%[2]s", "%[3]s", mock))
+	}))
 
 	req, _ := http.NewRequest("POST", g.api+"/v1/chat/completions", strings.NewReader(chatBody("strict", `"response_format":{"type":"json_object"}`)))
 	req.Header.Set("Content-Type", "application/json")

@@ -65,7 +65,7 @@ func TestInteropUpstreamErrorsWithFallback(t *testing.T) {
 		return false
 	}, true)
 	cfg := strings.ReplaceAll(interopFallbackConfig, "%[4]s", up.addr)
-	g := startRelGateway(t, cfg, "INTEROP_PROVIDER_KEY=sk-interop-provider-secret")
+	g := startRelGateway(t, cfg, relEnv("INTEROP_PROVIDER_KEY=sk-interop-provider-secret"))
 	c := sdkClient(g.api)
 	params := func(user string) openai.ChatCompletionNewParams {
 		return openai.ChatCompletionNewParams{

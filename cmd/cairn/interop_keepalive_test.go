@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -122,20 +123,14 @@ func TestInteropStaleUpstreamConnections(t *testing.T) {
 		if err != nil {
 			t.Skip("node is not installed (scripts/test installs Debian's nodejs)")
 		}
-		addr := freePort(t)
 		script := filepath.Join(t.TempDir(), "upstream.js")
 		if err := os.WriteFile(script, []byte(nodeUpstream), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		host, port, _ := strings.Cut(addr, ":")
-		cmd := exec.Command(node, script, host, port)
-		var out strings.Builder
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		waitHTTP(t, "http://"+addr+"/stats")
+		// Port 0: the script prints the port it got.
+		p := startCommand(t, exec.Command(node, script, "127.0.0.1"), "node upstream", nil)
+		addr := "127.0.0.1:" + waitOutput(t, p, regexp.MustCompile(`listening ([0-9]+)\n`))[1]
+		waitHTTP(t, p, "http://"+addr+"/stats")
 		g := startInteropGateway(t, addr)
 		c := sdkClient(g.api)
 		var errs []error
@@ -223,5 +218,5 @@ const srv = http.createServer((req, res) => {
       usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 } }));
   });
 });
-srv.listen(Number(process.argv[3]), process.argv[2]);
+srv.listen(0, process.argv[2], () => console.log('listening ' + srv.address().port));
 `

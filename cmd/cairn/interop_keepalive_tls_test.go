@@ -89,7 +89,7 @@ func (u *countingUpstream) restartTLS(t *testing.T, cfg *tls.Config) {
 func startTLSInteropGateway(t *testing.T, upstream, caFile string) *relGateway {
 	t.Helper()
 	cfg := strings.ReplaceAll(interopConfig, `"http://%[4]s/v1"`, `"https://`+upstream+`/v1"`)
-	return startRelGateway(t, cfg, "INTEROP_PROVIDER_KEY=sk-interop-provider-secret", "SSL_CERT_FILE="+caFile, "SSL_CERT_DIR="+filepath.Dir(caFile))
+	return startRelGateway(t, cfg, relEnv("INTEROP_PROVIDER_KEY=sk-interop-provider-secret", "SSL_CERT_FILE="+caFile, "SSL_CERT_DIR="+filepath.Dir(caFile)))
 }
 
 func TestInteropStaleTLSUpstreamConnections(t *testing.T) {

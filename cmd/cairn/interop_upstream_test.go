@@ -183,7 +183,7 @@ routes:
 func startInteropGateway(t *testing.T, upstream string) *relGateway {
 	t.Helper()
 	cfg := strings.ReplaceAll(interopConfig, "%[4]s", upstream)
-	return startRelGateway(t, cfg, "INTEROP_PROVIDER_KEY=sk-interop-provider-secret")
+	return startRelGateway(t, cfg, relEnv("INTEROP_PROVIDER_KEY=sk-interop-provider-secret"))
 }
 
 var errNoDone = errors.New("stream ended without [DONE]")

@@ -48,12 +48,10 @@ type replica struct{ api, admin string }
 func startReplica(t *testing.T, redisURL, mock string) replica {
 	t.Helper()
 	dir := t.TempDir()
-	api, admin := freePort(t), freePort(t)
 	path := filepath.Join(dir, "cairn.yaml")
-	cfg := fmt.Sprintf(limitsConfig, api, admin, filepath.Join(dir, "data"), redisURL, mock)
-	r := replica{api: "http://" + api, admin: "http://" + admin}
-	serveConfig(t, path, cfg, r.admin, "E2E_APP_KEY=gw-e2e-app")
-	return r
+	cfg := fmt.Sprintf(limitsConfig, anyPort, anyPort, filepath.Join(dir, "data"), redisURL, mock)
+	g := serveConfig(t, path, cfg, "E2E_APP_KEY=gw-e2e-app")
+	return replica{api: g.api, admin: g.admin}
 }
 
 // metric returns the value of series on the replica's /metrics (0 when
@@ -78,9 +76,7 @@ func (r replica) metric(t *testing.T, series string) float64 {
 
 func TestE2ELimitsTwoReplicas(t *testing.T) {
 	srv := redistest.Start(t)
-	mock := freePort(t)
-	startProc(t, nil, "mock-provider", "--listen", mock)
-	waitHTTP(t, "http://"+mock+"/v1/models")
+	_, mock := startMockFlags(t)
 	replicas := []replica{startReplica(t, srv.URL(), mock), startReplica(t, srv.URL(), mock)}
 
 	// Do not straddle two one-minute windows (Redis TIME is this host's clock).

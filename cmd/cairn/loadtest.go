@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/cairnhq/cairn/internal/readyfile"
 	"github.com/cairnhq/cairn/loadtest"
 )
 
@@ -96,18 +98,30 @@ func cmdHop(args []string) error {
 
 // cmdComparisonProxy parses --listen and --upstream and runs one of the
 // proxies the benchmarks compare Cairn against until SIGTERM or SIGINT.
-func cmdComparisonProxy(name string, args []string, run func(addr, upstream string, stop <-chan struct{}) error) error {
+func cmdComparisonProxy(name string, args []string, run func(ln net.Listener, upstream string, stop <-chan struct{}) error) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	addr := fs.String("listen", "127.0.0.1:0", "address")
 	upstream := fs.String("upstream", "", "upstream base URL")
+	readyFile := fs.String("ready-file", "", `once the port is bound, write {"pid":N,"listen":"ADDR"} here`)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", *addr, err)
+	}
+	if *readyFile != "" {
+		if err := readyfile.Write(*readyFile, readyfile.Addrs{PID: os.Getpid(), Listen: ln.Addr().String()}); err != nil {
+			ln.Close()
+			return err
+		}
+		defer os.Remove(*readyFile)
 	}
 	stopc := make(chan struct{})
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sigs; close(stopc) }()
-	return run(*addr, *upstream, stopc)
+	return run(ln, *upstream, stopc)
 }
 
 // loadtestValueFlags are the loadtest flags that take a value (bool flags

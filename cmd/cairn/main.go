@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cairnhq/cairn/configs"
+	"github.com/cairnhq/cairn/internal/readyfile"
 	"github.com/cairnhq/cairn/loadtest"
 	"github.com/cairnhq/cairn/proxy"
 	"github.com/cairnhq/cairn/routing/ratelimit"
@@ -28,7 +29,8 @@ import (
 const usage = `cairn — an OpenAI-compatible LLM gateway that keeps the evidence
 
 usage:
-  cairn serve --config FILE                 run the gateway
+  cairn serve --config FILE [--ready-file PATH]
+                                            run the gateway (PATH: the bound addresses, as JSON)
   cairn check --config FILE                 validate a config and exit
   cairn demo [--data-dir DIR] [--serve]     the whole story in one command
   cairn incidents list|show ID|postmortem ID [--out DIR]|samples ID  (--data-dir DIR | --admin URL)
@@ -135,6 +137,8 @@ func cmdCheck(args []string, stdout io.Writer) error {
 func cmdServe(args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	path := fs.String("config", "", "config file")
+	readyFile := fs.String("ready-file", "", "once both listeners are bound, write their addresses here as JSON "+
+		`({"pid":N,"listen":"127.0.0.1:41234","admin_listen":"127.0.0.1:41235"}); with listen/admin_listen port 0 it tells a supervisor or test the ports the kernel chose`)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -149,23 +153,20 @@ func cmdServe(args []string, stderr io.Writer) error {
 	for _, w := range cfg.Warnings() {
 		log.Warn("config warning: " + w)
 	}
-	return serve(cfg, log, nil)
+	return serve(cfg, log, *readyFile, nil)
 }
 
 // serve runs a gateway until SIGTERM/SIGINT (drain, flush, exit 0) or
-// stop is closed; SIGHUP reloads the config file.
-func serve(cfg *configs.Config, log *slog.Logger, stop <-chan struct{}) error {
+// stop is closed; SIGHUP reloads the config file. With readyFile set, the
+// bound addresses are written there once both listeners are open (see
+// internal/readyfile) and the file is removed on return.
+func serve(cfg *configs.Config, log *slog.Logger, readyFile string, stop <-chan struct{}) error {
 	// go-redis logs every failed dial; while Redis is down that is a line
 	// per request. Forward its messages at most once per 10 s.
 	redis.SetLogger(ratelimit.NewClientLogger(log, 10*time.Second))
 	setMemoryLimit(cfg, log)
-	g, err := proxy.New(proxy.Options{Config: cfg, Logger: log})
-	if err != nil {
-		return err
-	}
-	// From here on, go-redis's messages too go through the gateway's
-	// logger, which replaces its secrets (the Redis password among them).
-	redis.SetLogger(ratelimit.NewClientLogger(g.Logger(), 10*time.Second))
+	// Bind first: a port clash (a supervisor or test retrying on "address
+	// already in use") exits before the gateway touches data_dir or Redis.
 	api, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", cfg.Listen, err)
@@ -174,6 +175,26 @@ func serve(cfg *configs.Config, log *slog.Logger, stop <-chan struct{}) error {
 	if err != nil {
 		api.Close()
 		return fmt.Errorf("admin listen %s: %w", cfg.AdminListen, err)
+	}
+	g, err := proxy.New(proxy.Options{Config: cfg, Logger: log})
+	if err != nil {
+		api.Close()
+		admin.Close()
+		return err
+	}
+	// From here on, go-redis's messages too go through the gateway's
+	// logger, which replaces its secrets (the Redis password among them).
+	redis.SetLogger(ratelimit.NewClientLogger(g.Logger(), 10*time.Second))
+	if readyFile != "" {
+		// Written before Serve: the listeners queue connections from now
+		// on, and /readyz says when the gateway answers them.
+		err := readyfile.Write(readyFile, readyfile.Addrs{PID: os.Getpid(), Listen: api.Addr().String(), AdminListen: admin.Addr().String()})
+		if err != nil {
+			api.Close()
+			admin.Close()
+			return err
+		}
+		defer os.Remove(readyFile)
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -211,6 +232,7 @@ func cmdMock(args []string, stderr io.Writer) error {
 	chunks := fs.Int("chunks", 0, "content chunks per stream (default 8)")
 	replyBytes := fs.Int("json-reply-bytes", 0, "pad the json_object reply's answer to about this many bytes (default: a short answer)")
 	apiKey := fs.String("api-key", "", "require this provider key (Authorization: Bearer, Azure's api-key, Anthropic's x-api-key); default: any key passes")
+	readyFile := fs.String("ready-file", "", `once the port is bound, write {"pid":N,"listen":"ADDR"} here (for --listen 127.0.0.1:0)`)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -219,6 +241,13 @@ func cmdMock(args []string, stderr io.Writer) error {
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", *addr, err)
+	}
+	if *readyFile != "" {
+		if err := readyfile.Write(*readyFile, readyfile.Addrs{PID: os.Getpid(), Listen: ln.Addr().String()}); err != nil {
+			ln.Close()
+			return err
+		}
+		defer os.Remove(*readyFile)
 	}
 	stop := make(chan struct{})
 	sigs := make(chan os.Signal, 1)

@@ -170,7 +170,7 @@ func TestOverridesFleetRollback(t *testing.T) {
 	if err := b.gw.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = b.gw.cmd.Wait()
+	_ = b.gw.wait()
 	b.start(t)
 	sendSpread(t, []*relGateway{b}, 100, "restart")
 	if n := m.ModelCounts()["canary-model"] - canary; n != 0 {
@@ -216,7 +216,7 @@ func TestOverridesRestartWithoutRedis(t *testing.T) {
 	if err := g.gw.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = g.gw.cmd.Wait()
+	_ = g.gw.wait()
 	g.start(t)
 	if st := routeState(t, g); !slices.Contains(st.RolledBack, "canary") || len(st.Overrides) != 1 {
 		t.Fatalf("state after restart = %+v; want canary rolled back by an override", st)

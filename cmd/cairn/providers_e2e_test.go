@@ -57,11 +57,10 @@ func startProvidersStack(t *testing.T) *providersStack {
 		ant:   startMockProc(t, "ant", "--api-key", "sk-ant"),
 		azure: startMockProc(t, "az", "--api-key", "sk-az"),
 	}
-	api, admin := freePort(t), freePort(t)
-	s.api, s.admin = "http://"+api, "http://"+admin
-	cfg := fmt.Sprintf(providersConfig, api, admin, filepath.Join(dir, "data"), s.oai, s.ant, s.azure)
-	serveConfig(t, filepath.Join(dir, "cairn.yaml"), cfg, s.admin,
+	cfg := fmt.Sprintf(providersConfig, anyPort, anyPort, filepath.Join(dir, "data"), s.oai, s.ant, s.azure)
+	g := serveConfig(t, filepath.Join(dir, "cairn.yaml"), cfg,
 		"E2E_OAI_KEY=sk-oai", "E2E_ANT_KEY=sk-ant", "E2E_AZ_KEY=sk-az", "E2E_APP_KEY=gw-e2e-app")
+	s.api, s.admin = g.api, g.admin
 	return s
 }
 

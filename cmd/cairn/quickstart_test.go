@@ -27,10 +27,10 @@ func TestQuickStartOrdinaryChatsIncidentText(t *testing.T) {
 		"127.0.0.1:18090", m1, "127.0.0.1:18091", m2,
 		"window: 10s", "window: 2s", // the quick start's route, detected faster
 	).Replace(string(raw))
-	g := startRelGatewayWith(t, func(dir string) {
+	g := startRelGateway(t, cfg, relPrep(func(dir string) {
 		os.MkdirAll(filepath.Join(dir, "schemas"), 0o750)
 		os.WriteFile(filepath.Join(dir, "schemas", "refund.json"), schema, 0o600)
-	}, cfg)
+	}))
 
 	for i := range 60 {
 		r := postChat(g.api, "demo-key-checkout", chatBody("support-bot", fmt.Sprintf(`"user":"u%d"`, i%20)))

@@ -25,34 +25,6 @@ import (
 	"github.com/cairnhq/cairn/internal/redistest"
 )
 
-// relGateway is one cairn serve process and its config.
-type relGateway struct {
-	api, admin, dataDir, cfgPath string
-	env                          []string
-	gw                           *proc
-}
-
-// startRelGateway writes cfg (with %[1]s the API address, %[2]s the admin
-// address and %[3]s the data dir) and starts cairn serve on it.
-func startRelGateway(t *testing.T, cfg string, env ...string) *relGateway {
-	t.Helper()
-	dir := t.TempDir()
-	g := &relGateway{dataDir: filepath.Join(dir, "data"), cfgPath: filepath.Join(dir, "cairn.yaml"), env: env}
-	api, admin := freePort(t), freePort(t)
-	g.api, g.admin = "http://"+api, "http://"+admin
-	if err := os.WriteFile(g.cfgPath, []byte(fmt.Sprintf(cfg, api, admin, g.dataDir)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g.start(t)
-	return g
-}
-
-func (g *relGateway) start(t *testing.T) {
-	t.Helper()
-	g.gw = startProc(t, g.env, "serve", "--config", g.cfgPath)
-	waitHTTP(t, g.admin+"/readyz")
-}
-
 type reply struct {
 	id     string
 	status int
@@ -216,7 +188,7 @@ func TestReliabilitySIGTERMDrains(t *testing.T) {
 		}
 		ids = append(ids, r.id)
 	}
-	if err := g.gw.cmd.Wait(); err != nil {
+	if err := g.gw.wait(); err != nil {
 		t.Errorf("exit after SIGTERM: %v; want 0\n%s", err, g.gw.out)
 	}
 	drained := time.Since(t0)
@@ -326,7 +298,7 @@ func TestReliabilitySIGKILLRestart(t *testing.T) {
 	if err := g.gw.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = g.gw.cmd.Wait()
+	_ = g.gw.wait()
 	for _, id := range ids {
 		out, err := exec.Command(cairnBin, "incidents", "show", id, "--data-dir", g.dataDir).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "frozen hash verified: "+before[id].FrozenHash) {
@@ -359,7 +331,7 @@ func TestReliabilitySIGKILLRestart(t *testing.T) {
 	if err := g.gw.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := g.gw.cmd.Wait(); err != nil {
+	if err := g.gw.wait(); err != nil {
 		t.Errorf("exit: %v", err)
 	}
 	if out, err := exec.Command(cairnBin, "requests", "show", r.id, "--data-dir", g.dataDir).CombinedOutput(); err != nil {
@@ -391,7 +363,7 @@ func TestReliabilityRedisKilledAndHung(t *testing.T) {
 	rs := redistest.Start(t)
 	mock := startMockProc(t, "mk")
 	cfg := strings.ReplaceAll(strings.ReplaceAll(redisConfig, "%[4]s", mock), "%[5]s", rs.URL())
-	g := startRelGateway(t, cfg, "REL_APP_KEY=gw-rel-key")
+	g := startRelGateway(t, cfg, relEnv("REL_APP_KEY=gw-rel-key"))
 
 	const deadline = 25 * time.Millisecond
 	type phase struct {

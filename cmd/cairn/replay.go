@@ -156,6 +156,10 @@ func parseReplay(args []string) (*replayOpts, error) {
 		}
 		o.cfg = cfg
 		if o.gateway == "" && o.target == "" {
+			if _, port, _ := net.SplitHostPort(cfg.Listen); port == "0" {
+				// The kernel chose the port: only the running gateway knows it.
+				return nil, usageError{fmt.Sprintf("%s listens on port 0, so it does not say where the gateway is: give --admin URL (its /admin/state names the port) or --gateway URL", *cfgPath)}
+			}
 			o.gateway = "http://" + dialAddr(cfg.Listen)
 		}
 	}

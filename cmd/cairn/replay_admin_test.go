@@ -17,9 +17,8 @@ import (
 func TestReplayThroughAdminURL(t *testing.T) {
 	good, bad := startMockProc(t, "agood"), startMockProc(t, "abad")
 	schema, _ := os.ReadFile(filepath.Join("..", "..", "configs", "schemas", "refund.json"))
-	g := startRelGatewayWith(t, func(dir string) {
-		os.WriteFile(filepath.Join(dir, "refund.json"), schema, 0o600)
-	}, fmt.Sprintf(replayConfig, "%[1]s", "%[2]s", "%[3]s", good, bad), "REPLAY_APP_KEY=app-key")
+	g := startRelGateway(t, fmt.Sprintf(replayConfig, "%[1]s", "%[2]s", "%[3]s", good, bad), relEnv("REPLAY_APP_KEY=app-key"),
+		relPrep(func(dir string) { os.WriteFile(filepath.Join(dir, "refund.json"), schema, 0o600) }))
 
 	// Two recorded samples, as `cairn incidents samples` writes them.
 	fix := filepath.Join(t.TempDir(), "fixtures.jsonl")
@@ -50,7 +49,7 @@ func TestReplayThroughAdminURL(t *testing.T) {
 		t.Errorf("replay --admin through a gateway that breaks the contract: exit %d; want 1 with 2 FAIL rows\n%s%s", code, out, stderr)
 	}
 	// An admin URL where no gateway answers is not a passing test.
-	_, stderr, code = runCairn(t, nil, "replay", fix, "--admin", "http://"+freePort(t), "--route", "support-bot")
+	_, stderr, code = runCairn(t, nil, "replay", fix, "--admin", "http://"+deadAddr(t), "--route", "support-bot")
 	if code == 0 || !strings.Contains(stderr, "find the gateway through --admin") {
 		t.Errorf("replay --admin with nothing listening: exit %d; want non-zero naming --admin\n%s", code, stderr)
 	}

@@ -59,9 +59,8 @@ func TestReplayFixedVersusBroken(t *testing.T) {
 	good, bad := startMockProc(t, "good"), startMockProc(t, "bad")
 	setFault(t, bad, `{"model":"*","fault":{"broken_json":true}}`)
 	schema, _ := os.ReadFile(filepath.Join("..", "..", "configs", "schemas", "refund.json"))
-	g := startRelGatewayWith(t, func(dir string) {
-		os.WriteFile(filepath.Join(dir, "refund.json"), schema, 0o600)
-	}, fmt.Sprintf(replayConfig, "%[1]s", "%[2]s", "%[3]s", good, bad), "REPLAY_APP_KEY=app-key")
+	g := startRelGateway(t, fmt.Sprintf(replayConfig, "%[1]s", "%[2]s", "%[3]s", good, bad), relEnv("REPLAY_APP_KEY=app-key"),
+		relPrep(func(dir string) { os.WriteFile(filepath.Join(dir, "refund.json"), schema, 0o600) }))
 
 	// Traffic until the canary's contract failures open an incident.
 	var id string
@@ -122,7 +121,7 @@ func TestReplayFixedVersusBroken(t *testing.T) {
 	}
 
 	// Through the gateway (the config's listen address), judged by the config's contract.
-	out, stderr, code = runCairn(t, []string{"CAIRN_API_KEY=app-key"}, "replay", fix, "--route", "support-bot", "--config", g.cfgPath)
+	out, stderr, code = runCairn(t, []string{"CAIRN_API_KEY=app-key"}, "replay", fix, "--route", "support-bot", "--config", g.boundConfig(t))
 	if code != 0 || strings.Count(out, "\nPASS ") != nSamples || !strings.Contains(out, "req_") {
 		t.Errorf("replay through the gateway: exit %d\n%s%s", code, out, stderr)
 	}
@@ -152,22 +151,6 @@ func TestReplayFixedVersusBroken(t *testing.T) {
 			t.Errorf("cairn %s: exit %d; want 2 (usage)\n%s", strings.Join(args, " "), code, stderr)
 		}
 	}
-}
-
-// startRelGatewayWith is startRelGateway with prep run on the config's
-// directory first (to write schema files beside the config).
-func startRelGatewayWith(t *testing.T, prep func(dir string), cfg string, env ...string) *relGateway {
-	t.Helper()
-	dir := t.TempDir()
-	prep(dir)
-	g := &relGateway{dataDir: filepath.Join(dir, "data"), cfgPath: filepath.Join(dir, "cairn.yaml"), env: env}
-	api, admin := freePort(t), freePort(t)
-	g.api, g.admin = "http://"+api, "http://"+admin
-	if err := os.WriteFile(g.cfgPath, []byte(fmt.Sprintf(cfg, api, admin, g.dataDir)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	g.start(t)
-	return g
 }
 
 func TestReplayDialAddr(t *testing.T) {

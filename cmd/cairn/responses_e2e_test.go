@@ -53,11 +53,10 @@ func TestE2EResponsesSDK(t *testing.T) {
 	dir := t.TempDir()
 	var apis []string
 	for i := range 2 {
-		api, admin := freePort(t), freePort(t)
-		cfg := fmt.Sprintf(responsesE2EConfig, api, admin, filepath.Join(dir, fmt.Sprint("data", i)), rs.URL(), mocks[0], mocks[1])
-		serveConfig(t, filepath.Join(dir, fmt.Sprintf("cairn%d.yaml", i)), cfg, "http://"+admin,
+		cfg := fmt.Sprintf(responsesE2EConfig, anyPort, anyPort, filepath.Join(dir, fmt.Sprint("data", i)), rs.URL(), mocks[0], mocks[1])
+		g := serveConfig(t, filepath.Join(dir, fmt.Sprintf("cairn%d.yaml", i)), cfg,
 			"E2E_PROVIDER_KEY=sk-e2e-provider", "E2E_APP_KEY=gw-e2e-app")
-		apis = append(apis, "http://"+api)
+		apis = append(apis, g.api)
 	}
 	client := func(api string) openai.Client {
 		return openai.NewClient(option.WithBaseURL(api+"/v1"), option.WithAPIKey("gw-e2e-app"), option.WithMaxRetries(0))

@@ -15,13 +15,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cairnhq/cairn/internal/redistest"
 	"github.com/redis/go-redis/v9"
 	"github.com/tidwall/gjson"
 	"github.com/valyala/fasthttp"
@@ -48,27 +48,11 @@ routes:
   - { name: chat, targets: [ { provider: leaky } ] }
 `
 
-// startPasswordRedis runs redis-server with requirepass on a free port.
+// startPasswordRedis runs redis-server with requirepass on a port of its
+// own and returns its address.
 func startPasswordRedis(t *testing.T, pass string) string {
 	t.Helper()
-	addr := freePort(t)
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--requirepass", pass)
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start redis-server: %v", err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGKILL); _ = cmd.Wait() })
-	rc := redis.NewClient(&redis.Options{Addr: addr, Password: pass})
-	defer rc.Close()
-	for deadline := time.Now().Add(startupWait); ; time.Sleep(20 * time.Millisecond) {
-		if rc.Ping(context.Background()).Err() == nil {
-			return addr
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("redis-server did not come up")
-		}
-	}
+	return redistest.StartArgs(t, "--requirepass", pass).Addr
 }
 
 func TestReliabilitySecretEchoBinary(t *testing.T) {
@@ -109,9 +93,8 @@ func TestReliabilitySecretEchoBinary(t *testing.T) {
 
 	dir := t.TempDir()
 	dataDir, cfgPath := filepath.Join(dir, "data"), filepath.Join(dir, "cairn.yaml")
-	api, admin := freePort(t), freePort(t)
-	cfg := fmt.Sprintf(secretEchoConfig, api, admin, dataDir, ln.Addr().String(), echoRedisPass, redisAddr)
-	gw := serveConfig(t, cfgPath, cfg, "http://"+admin, "CAIRN_LOG_LEVEL=debug", "ECHO_PROVIDER_KEY="+echoProviderKey, "ECHO_APP_KEY="+echoGatewayKey,
+	cfg := fmt.Sprintf(secretEchoConfig, anyPort, anyPort, dataDir, ln.Addr().String(), echoRedisPass, redisAddr)
+	g := serveConfig(t, cfgPath, cfg, "CAIRN_LOG_LEVEL=debug", "ECHO_PROVIDER_KEY="+echoProviderKey, "ECHO_APP_KEY="+echoGatewayKey,
 		"ECHO_ADMIN="+echoAdminToken)
 
 	secrets := []string{echoProviderKey, escaped, "0123456789abcdef", echoGatewayKey, echoAdminToken, echoRedisPass}
@@ -130,7 +113,7 @@ func TestReliabilitySecretEchoBinary(t *testing.T) {
 		if user != "body" {
 			extra += `,"stream":true`
 		}
-		r := postChat("http://"+api, echoGatewayKey, chatBody("chat", extra))
+		r := postChat(g.api, echoGatewayKey, chatBody("chat", extra))
 		if r.err != nil || r.status != 200 {
 			t.Fatalf("%s: %d %v %s", user, r.status, r.err, r.body)
 		}
@@ -149,13 +132,13 @@ func TestReliabilitySecretEchoBinary(t *testing.T) {
 			t.Errorf("%s: no [SECRET] placeholder in %s", user, text)
 		}
 	}
-	r := postChat("http://"+api, echoGatewayKey, chatBody(echoGatewayKey, ""))
+	r := postChat(g.api, echoGatewayKey, chatBody(echoGatewayKey, ""))
 	if f := leaks(string(r.body)); r.status != 404 || len(f) > 0 {
 		t.Errorf("unknown model: %d %s", r.status, r.body)
 	}
 
 	adminGet := func(path string) string {
-		req, _ := http.NewRequest("GET", "http://"+admin+path, nil)
+		req, _ := http.NewRequest("GET", g.admin+path, nil)
 		req.Header.Set("Authorization", "Bearer "+echoAdminToken)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -212,8 +195,8 @@ func TestReliabilitySecretEchoBinary(t *testing.T) {
 	}
 
 	// SIGTERM drains and flushes; then data_dir and the log.
-	_ = gw.cmd.Process.Signal(syscall.SIGTERM)
-	_ = gw.cmd.Wait()
+	_ = g.gw.cmd.Process.Signal(syscall.SIGTERM)
+	_ = g.gw.wait()
 	files := 0
 	filepath.WalkDir(dataDir, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
@@ -225,9 +208,9 @@ func TestReliabilitySecretEchoBinary(t *testing.T) {
 		}
 		return nil
 	})
-	if f := leaks(gw.out.String()); len(f) > 0 {
+	if f := leaks(g.gw.out.String()); len(f) > 0 {
 		t.Errorf("the gateway's log holds %q", f)
 	}
 	t.Logf("figure: secret echo (binary): 4 responses, %d admin answers, %d Redis keys, %d files, %d log bytes: 0 secrets",
-		answers, len(keys), files, gw.out.Len())
+		answers, len(keys), files, g.gw.out.Len())
 }

@@ -93,18 +93,19 @@ func buildOtelcol(t *testing.T) string {
 
 type collectorProc struct {
 	addr, spans string
-	cmd         *exec.Cmd
-	out         *lockedBuffer
-	exited      chan struct{} // closed when the process has exited
-	once        sync.Once
+	p           *proc
 }
 
+// startCollector runs the test collector with an OTLP/HTTP receiver and
+// waits until it accepts an export. The collector must be told its port;
+// startForeign retries another when the port was taken before it bound it.
 func startCollector(t *testing.T) *collectorProc {
 	t.Helper()
 	bin := buildOtelcol(t)
 	dir := t.TempDir()
-	c := &collectorProc{addr: freePort(t), spans: filepath.Join(dir, "spans.jsonl"), out: &lockedBuffer{}, exited: make(chan struct{})}
-	cfg := fmt.Sprintf(`receivers:
+	c := &collectorProc{spans: filepath.Join(dir, "spans.jsonl")}
+	command := func(addr string) *exec.Cmd {
+		cfg := fmt.Sprintf(`receivers:
   otlp:
     protocols:
       http:
@@ -122,49 +123,40 @@ service:
     traces:
       receivers: [otlp]
       exporters: [jsonfile]
-`, c.addr, c.spans)
-	cfgPath := filepath.Join(dir, "collector.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c.cmd = exec.Command(bin, "--config", "file:"+cfgPath)
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = c.cmd.Wait(); close(c.exited) }()
-	t.Cleanup(func() {
-		c.stop()
-		if t.Failed() {
-			t.Logf("collector output:\n%s", c.out.String())
+`, addr, c.spans)
+		cfgPath := filepath.Join(dir, "collector.yaml")
+		if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+			t.Fatal(err)
 		}
-	})
-	deadline := time.Now().Add(startupWait)
-	for {
-		// The OTLP/HTTP receiver answers an empty export with 200.
-		r, err := http.Post("http://"+c.addr+"/v1/traces", "application/json", strings.NewReader("{}"))
-		if err == nil {
-			r.Body.Close()
-			if r.StatusCode == 200 {
-				return c
+		return exec.Command(bin, "--config", "file:"+cfgPath)
+	}
+	ready := func(p *proc, addr string) error {
+		deadline := time.Now().Add(startupWait)
+		for {
+			// The OTLP/HTTP receiver answers an empty export with 200.
+			r, err := http.Post("http://"+addr+"/v1/traces", "application/json", strings.NewReader("{}"))
+			if err == nil {
+				r.Body.Close()
+				if r.StatusCode == 200 {
+					return nil
+				}
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("the collector did not come up on %s: %v", addr, err)
+			}
+			select {
+			case <-p.done:
+				return fmt.Errorf("the collector on %s: %s", addr, p.exitReport())
+			case <-time.After(50 * time.Millisecond):
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the collector did not come up on %s: %v\n%s", c.addr, err, c.out.String())
-		}
-		select {
-		case <-c.exited:
-			t.Fatalf("the collector exited:\n%s", c.out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
 	}
+	c.p, c.addr = startForeign(t, "collector", command, ready)
+	return c
 }
 
 // stop kills the collector and waits until it has exited.
-func (c *collectorProc) stop() {
-	c.once.Do(func() { _ = c.cmd.Process.Kill() })
-	<-c.exited
-}
+func (c *collectorProc) stop() { c.p.kill() }
 
 // otlpSpan is a span as the collector wrote it (OTLP JSON), with its
 // resource's attributes.
@@ -265,7 +257,6 @@ func scrapeTraceMetrics(t *testing.T, admin string) map[string]int64 {
 func TestTracingCollectorE2E(t *testing.T) {
 	col := startCollector(t)
 	mock := startMockProc(t, "traced")
-	api, admin := freePort(t), freePort(t)
 	dir := t.TempDir()
 	cfg := fmt.Sprintf(`
 listen: %s
@@ -279,10 +270,10 @@ routes:
     prompt: { version: v7 }
     targets: [ { provider: mock, model: gpt-4o-mini } ]
 tracing: { otlp_endpoint: "http://%s", sample_ratio: 1 }
-`, api, admin, filepath.Join(dir, "data"), mock, col.addr)
+`, anyPort, anyPort, filepath.Join(dir, "data"), mock, col.addr)
 	// A short schedule delay so the test does not wait 5 s per batch; a
 	// small queue and export timeout so the outage below overflows it.
-	serveConfig(t, filepath.Join(dir, "cairn.yaml"), cfg, "http://"+admin,
+	g := serveConfig(t, filepath.Join(dir, "cairn.yaml"), cfg,
 		"OTEL_BSP_SCHEDULE_DELAY=100", "OTEL_BSP_MAX_QUEUE_SIZE=32", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE=8", "OTEL_BSP_EXPORT_TIMEOUT=2000")
 
 	type sent struct{ traceID, parentID, requestID string }
@@ -292,7 +283,7 @@ tracing: { otlp_endpoint: "http://%s", sample_ratio: 1 }
 		if stream {
 			body = `{"model":"support-bot","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}`
 		}
-		req, _ := http.NewRequest("POST", "http://"+api+"/v1/chat/completions", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", g.api+"/v1/chat/completions", strings.NewReader(body))
 		if tp != "" {
 			req.Header.Set("traceparent", tp)
 		}
@@ -365,7 +356,7 @@ tracing: { otlp_endpoint: "http://%s", sample_ratio: 1 }
 	if t.Failed() {
 		return
 	}
-	if m := scrapeTraceMetrics(t, "http://"+admin); m["cairn_trace_spans_exported_total"] < int64(len(sends)) {
+	if m := scrapeTraceMetrics(t, g.admin); m["cairn_trace_spans_exported_total"] < int64(len(sends)) {
 		t.Errorf("/metrics: exported %d spans; the collector got %d", m["cairn_trace_spans_exported_total"], len(sends))
 	}
 
@@ -386,7 +377,7 @@ tracing: { otlp_endpoint: "http://%s", sample_ratio: 1 }
 	var m map[string]int64
 	deadline = time.Now().Add(30 * time.Second)
 	for {
-		m = scrapeTraceMetrics(t, "http://"+admin)
+		m = scrapeTraceMetrics(t, g.admin)
 		var dropped int64
 		for _, r := range []string{"queue_full", "export_failed", "collector_down", "shutdown"} {
 			dropped += m[`cairn_trace_spans_dropped_total{reason="`+r+`"}`]

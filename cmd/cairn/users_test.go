@@ -117,7 +117,7 @@ func TestUsersAffected(t *testing.T) {
 	}
 	// Flush the capture files, then look for the raw values everywhere.
 	g.gw.cmd.Process.Signal(os.Interrupt)
-	g.gw.cmd.Wait()
+	g.gw.wait()
 	records := 0
 	filepath.WalkDir(g.dataDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
