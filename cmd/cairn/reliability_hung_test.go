@@ -37,7 +37,7 @@ func TestReliabilityRedisHungSliceRunsOut(t *testing.T) {
 	rs := redistest.Start(t)
 	mock := startMockProc(t, "mk")
 	cfg := strings.ReplaceAll(strings.ReplaceAll(hungSliceConfig, "%[4]s", mock), "%[5]s", rs.URL())
-	g := startRelGateway(t, cfg, "REL_APP_KEY=gw-rel-key")
+	g := startRelGateway(t, cfg, relEnv("REL_APP_KEY=gw-rel-key"))
 	// Do not straddle two one-minute windows (Redis TIME is this host's
 	// clock): a new window would hand the replica a fresh share.
 	if left := time.Minute - time.Duration(time.Now().UnixNano()%int64(time.Minute)); left < 15*time.Second {
