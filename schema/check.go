@@ -138,6 +138,9 @@ func (c Contract) checkContent(m *message, r *reasons) {
 	if c.route == nil && c.format == nil && validObject(m.content) {
 		return // nothing needs the value: a validity scan is the check (issue 15)
 	}
+	if c.fastPass(m.content) {
+		return // the direct validators passed it without decoding (issue 15)
+	}
 	v, ok := decodeJSON(m.content, "content", m.finish, r)
 	if !ok {
 		return
