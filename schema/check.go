@@ -194,6 +194,9 @@ func (c Contract) checkTools(m *message, r *reasons) {
 		if d.params == nil && len(trimSpace(cl.args)) == 0 {
 			continue // no parameters: "" means {}
 		}
+		if fastArgs(cl.args, d) {
+			continue // passed without decoding (issue 15)
+		}
 		v, ok := decodeJSON(cl.args, place, m.finish, r)
 		if !ok {
 			continue

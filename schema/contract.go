@@ -126,6 +126,7 @@ type toolDef struct {
 	name   string
 	custom bool               // a custom tool: free-text input, not JSON
 	params *jsonschema.Schema // nil: parameters absent
+	fast   *fastSchema        // params' direct validator; nil: the library alone
 }
 
 // CacheStats are counters of a Contracts cache.
@@ -414,7 +415,21 @@ func (c *Contracts) toolSet(raw []byte) (*toolSet, error) {
 		if rerr != nil {
 			return &cacheEntry{err: rerr}
 		}
-		return &cacheEntry{tools: ts, cost: cost}
+		// The direct validators' memory counts too; if they would take the
+		// entry past the per-entry bound, none is kept.
+		fastCost := int64(0)
+		for _, d := range ts.byName {
+			if d.fast != nil {
+				fastCost += d.fast.cost
+			}
+		}
+		if cost+fastCost > MaxCompiledCost {
+			for _, d := range ts.byName {
+				d.fast = nil
+			}
+			fastCost = 0
+		}
+		return &cacheEntry{tools: ts, cost: cost + fastCost}
 	})
 	if e.err != nil {
 		return nil, e.err
@@ -456,7 +471,7 @@ func (c *Contracts) compileTools(raw []byte) (*toolSet, *RequestError) {
 					rerr = reqErr(p+".function.parameters", err.Error())
 					return false
 				}
-				d.params = s
+				d.params, d.fast = s, newFastSchema(s)
 			}
 			ts.byName[d.name] = d
 		case "custom":

@@ -40,3 +40,31 @@ func BenchmarkContractSchema(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkContractTools is BenchmarkContractSchema for a streamed reply
+// with one tool call judged against the tool's parameters.
+func BenchmarkContractTools(b *testing.B) {
+	req, err := ParseChatRequest(chatBody(`"tools":[` + weatherTool + `]`))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ct, err := NewContracts(16).Prepare(nil, &req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := accumulate(b, reply{calls: []call{{"get_weather", `{"city":"Paris","confidence":0.8}`}}, finish: "tool_calls"}.stream())
+	for _, bc := range []struct {
+		name string
+		ct   Contract
+	}{{"library", withoutFast(ct)}, {"direct", ct}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				sinkVerdict = bc.ct.CheckStream(a)
+			}
+			if sinkVerdict.Result != ResultPass {
+				b.Fatalf("verdict %v", sinkVerdict)
+			}
+		})
+	}
+}
