@@ -5,6 +5,7 @@ import (
 	"math/big"
 	"reflect"
 	"regexp"
+	"slices"
 	"unsafe"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
@@ -102,7 +103,7 @@ type fconst struct {
 
 // maxFastNodes bounds the subschemas a direct validator is built for;
 // larger schemas keep the library alone.
-const maxFastNodes = 4096
+const maxFastNodes = maxSchemaNodes
 
 // newFastSchema builds the direct validator of s, or returns nil when s
 // uses anything outside the subset it implements.
@@ -127,7 +128,7 @@ func newFastSchema(s *jsonschema.Schema) (fs *fastSchema) {
 		}
 		b.nodes = append(b.nodes, n)
 	}
-	fs = &fastSchema{nodes: b.nodes}
+	fs = &fastSchema{nodes: slices.Clone(b.nodes)} // without append's spare capacity
 	fs.cost = fs.estimate()
 	return fs
 }
@@ -386,26 +387,32 @@ func decOf(r *big.Rat) (*decimal, bool) {
 	return d, decimalFromRat(r, d)
 }
 
-// estimate is the memory the validator keeps, for the cache's cost.
+// estimate is the memory the validator keeps, for the cache's cost: its
+// nodes, their slices and maps (with the allocator's rounding, measured by
+// TestFastSchemaCostEstimate), not the strings and regexps it shares with
+// the library's compiled schema.
 func (fs *fastSchema) estimate() int64 {
+	slice := func(n, size int) int64 {
+		if n == 0 {
+			return 0
+		}
+		return 16 + int64(n*size)
+	}
 	cost := int64(unsafe.Sizeof(fastSchema{})) + int64(len(fs.nodes))*int64(unsafe.Sizeof(fnode{}))
 	for i := range fs.nodes {
 		n := &fs.nodes[i]
-		cost += int64(len(n.types) + 4*(len(n.itemsTuple)+len(n.prefix)+len(n.allOf)+len(n.anyOf)+len(n.oneOf)))
-		cost += int64(len(n.enum)) * int64(unsafe.Sizeof(fconst{}))
+		cost += slice(len(n.types), 1) + slice(len(n.itemsTuple), 4) + slice(len(n.prefix), 4) +
+			slice(len(n.allOf), 4) + slice(len(n.anyOf), 4) + slice(len(n.oneOf), 4) +
+			slice(len(n.enum), int(unsafe.Sizeof(fconst{})))
 		if n.cnst != nil {
-			cost += int64(unsafe.Sizeof(fconst{}))
+			cost += 16 + int64(unsafe.Sizeof(fconst{}))
 		}
-		for _, c := range n.enum {
-			cost += int64(len(c.s))
+		if n.props != nil {
+			cost += 256 + 64*int64(len(n.props)) // the map's header, groups and slots
 		}
-		for name := range n.props {
-			cost += 48 + int64(len(name)) // map slot, key and value
-		}
-		cost += 16 * int64(len(n.required))
 		for _, d := range []*decimal{n.min, n.max, n.exMin, n.exMax, n.multipleOf} {
 			if d != nil {
-				cost += int64(unsafe.Sizeof(decimal{}))
+				cost += 16 + int64(unsafe.Sizeof(decimal{}))
 			}
 		}
 	}
