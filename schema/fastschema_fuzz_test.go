@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/santhosh-tekuri/jsonschema/v5"
 
 	"github.com/cairnhq/cairn/configs"
 	"github.com/cairnhq/cairn/internal/jsonscan"
@@ -15,10 +18,11 @@ import (
 // decodeValid, then jsonschema's Validate, a panic counted as a failure
 // as validate does.
 func libraryVerdict(t testing.TB, schemaJSON string, inst []byte) (pass bool) {
-	s, err := configs.CompileSchema([]byte(schemaJSON), "mem://cairn/fuzz.json")
-	if err != nil {
-		t.Fatalf("compile %s: %v", schemaJSON, err)
+	c := compiledForTest(schemaJSON)
+	if c.err != nil {
+		t.Fatalf("compile %s: %v", schemaJSON, c.err)
 	}
+	s := c.s
 	var r reasons
 	validate(s, decodeValid(inst), "", &r)
 	return len(r.list) == 0
@@ -27,15 +31,35 @@ func libraryVerdict(t testing.TB, schemaJSON string, inst []byte) (pass bool) {
 // fastVerdictOf compiles schemaJSON and runs the direct validator on inst.
 // ok is false when the schema does not compile or is outside the subset.
 func fastVerdictOf(schemaJSON string, inst []byte) (v fastVerdict, ok bool) {
-	s, err := configs.CompileSchema([]byte(schemaJSON), "mem://cairn/fuzz.json")
-	if err != nil {
+	c := compiledForTest(schemaJSON)
+	if c.fs == nil {
 		return 0, false
 	}
-	fs := newFastSchema(s)
-	if fs == nil {
-		return 0, false
+	return c.fs.check(inst), true
+}
+
+type compiledTest struct {
+	s   *jsonschema.Schema
+	fs  *fastSchema
+	err error
+}
+
+// compiledTests caches the schemas the tests compile (the fuzzer checks
+// the same few against many instances); a schema is immutable once
+// compiled, so sharing it is what the gateway does too.
+var compiledTests sync.Map
+
+func compiledForTest(schemaJSON string) *compiledTest {
+	if c, ok := compiledTests.Load(schemaJSON); ok {
+		return c.(*compiledTest)
 	}
-	return fs.check(inst), true
+	c := &compiledTest{}
+	c.s, c.err = configs.CompileSchema([]byte(schemaJSON), "mem://cairn/fuzz.json")
+	if c.err == nil {
+		c.fs = newFastSchema(c.s)
+	}
+	compiledTests.Store(schemaJSON, c)
+	return c
 }
 
 // differ checks the direct validator against the library on one schema
@@ -131,6 +155,11 @@ var fastCorpus = []struct{ schema, inst string }{
 	{`{"$defs":{"l":{"type":"array","items":{"$ref":"#/$defs/l"}}},"$ref":"#/$defs/l"}`, strings.Repeat("[", MaxValueDepth) + strings.Repeat("]", MaxValueDepth)},
 	{`{"$ref":"#"}`, `1`},
 	{`{"anyOf":[true,{"$ref":"#"}]}`, `1`},
+	// A failing oneOf branch that reaches a number big.Rat cannot parse
+	// panics the library, failing the whole check although another branch
+	// passed (found by FuzzFastSchema): the walk must visit it too.
+	{`{"oneOf":[{"type":"array"},{"items":{"const":null,"prefixItems":[{"prefixItems":[true,{"maximum":1}]}]}}]}`, `[[[1.0,1e1000001]]]`},
+	{`{"anyOf":[{"type":"array"},{"items":{"const":null,"items":{"$ref":"#"}}}]}`, `[[1]]`},
 	{`true`, `{"a":[1,2,{"b":null}]}`},
 	{`false`, `1`},
 	// formats: assertions without $schema and in draft-07, annotations with the 2020-12 metaschema
@@ -373,9 +402,13 @@ func contains(xs []string, x string) bool {
 func differGenerated(t testing.TB, seed, inst []byte) (decided, total int) {
 	g := newGen(seed)
 	schemaJSON := g.rootSchema()
-	if _, err := configs.CompileSchema([]byte(schemaJSON), "mem://cairn/fuzz.json"); err != nil {
+	// Not cached: generated schemas are mostly new.
+	s, err := configs.CompileSchema([]byte(schemaJSON), "mem://cairn/fuzz.json")
+	if err != nil {
 		return 0, 0 // e.g. a pattern the generator got wrong: nothing to compare
 	}
+	compiledTests.Store(schemaJSON, &compiledTest{s: s, fs: newFastSchema(s)})
+	defer compiledTests.Delete(schemaJSON)
 	instances := [][]byte{inst}
 	for range 4 {
 		instances = append(instances, []byte(g.value(3)))

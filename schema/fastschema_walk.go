@@ -90,10 +90,10 @@ func valueKind(c byte) uint8 {
 }
 
 // valid reports whether r.s[vs:ve], one JSON value, is valid against node
-// id. It sets r.unknown (and returns false) when it cannot decide. Like the
-// library it returns early on a failed type, and evaluates every branch of
-// anyOf and oneOf up to a second match, so that it passes a value only
-// where the library would evaluate the same subschemas.
+// id. It sets r.unknown (and returns false) when it cannot decide. It
+// visits what the library visits: it returns early only on a failed type,
+// evaluates every keyword and every branch of allOf and anyOf, and oneOf's
+// up to a second match.
 func (r *fastRun) valid(id int32, vs, ve int) bool {
 	r.steps++
 	if r.steps > maxFastSteps || r.depth >= maxFastDepth {
@@ -151,6 +151,12 @@ func (r *fastRun) validNode(n *fnode, vs, ve int) bool {
 		}
 	}
 
+	// After the type, the library evaluates every keyword, even past a
+	// failure: a failing branch of a oneOf may still reach a number
+	// big.Rat cannot parse, or a loop, whose panic fails the whole
+	// validation. So does this walk, so that it passes only what the
+	// library passes.
+	ok := true
 	var str string
 	if kind == kString && n.needStr {
 		str = r.str(r.s[vs:ve])
@@ -159,7 +165,7 @@ func (r *fastRun) validNode(n *fnode, vs, ve int) bool {
 		return false
 	}
 	if n.cnst != nil && !r.equal(n.cnst, kind, vs, str, &num) {
-		return false
+		ok = false
 	}
 	if len(n.enum) > 0 {
 		matched := false
@@ -170,81 +176,84 @@ func (r *fastRun) validNode(n *fnode, vs, ve int) bool {
 			}
 		}
 		if !matched {
-			return false
+			ok = false
 		}
 	}
 
 	switch kind {
 	case kObject:
 		if n.objectKw && !r.object(n, vs, ve) {
-			return false
+			ok = false
 		}
 	case kArray:
 		if n.arrayKw && !r.array(n, vs, ve) {
-			return false
+			ok = false
 		}
 	case kString:
 		if n.minLen >= 0 || n.maxLen >= 0 {
 			l := utf8.RuneCountInString(str)
 			if n.minLen >= 0 && l < n.minLen || n.maxLen >= 0 && l > n.maxLen {
-				return false
+				ok = false
 			}
 		}
 		if n.pattern != nil && !n.pattern.MatchString(str) {
-			return false
+			ok = false
 		}
 	case kNumber:
 		if n.min != nil && cmpDecimal(&num, n.min) < 0 ||
 			n.exMin != nil && cmpDecimal(&num, n.exMin) <= 0 ||
 			n.max != nil && cmpDecimal(&num, n.max) > 0 ||
 			n.exMax != nil && cmpDecimal(&num, n.exMax) >= 0 {
-			return false
+			ok = false
 		}
 		if n.multipleOf != nil {
-			yes, ok := num.multipleOf(n.multipleOf)
-			if !ok {
+			yes, sure := num.multipleOf(n.multipleOf)
+			if !sure {
 				r.unknown = true
 				return false
 			}
 			if !yes {
-				return false
+				ok = false
 			}
 		}
 	}
+	if r.unknown {
+		return false
+	}
 
 	if n.ref >= 0 && !r.valid(n.ref, vs, ve) {
-		return false
+		ok = false
 	}
 	for _, c := range n.allOf {
 		if !r.valid(c, vs, ve) {
-			return false
+			ok = false
 		}
 	}
 	if len(n.anyOf) > 0 {
 		matched := false
-		for _, c := range n.anyOf { // every branch, as the library does
+		for _, c := range n.anyOf {
 			if r.valid(c, vs, ve) {
 				matched = true
 			}
 		}
 		if !matched {
-			return false
+			ok = false
 		}
 	}
 	if len(n.oneOf) > 0 {
 		matched := 0
-		for _, c := range n.oneOf {
+		for _, c := range n.oneOf { // up to a second match, as the library
 			if r.valid(c, vs, ve) {
 				if matched++; matched > 1 {
-					return false
+					break
 				}
 			}
 		}
-		if matched == 0 {
-			return false
+		if matched != 1 {
+			ok = false
 		}
 	}
-	return !r.unknown
+	return ok && !r.unknown
 }
 
 // equal compares the instance (of kind kind at vs; str its string value
