@@ -69,14 +69,15 @@ func notWrapper(s string, d *toolDef) bool {
 		i = skipSpaceS(s, i+1)
 	}
 	// nested is wrapper's test, answering "maybe" for any string that
-	// holds a '{' or '[' (looksLikeJSON would need it decoded).
+	// holds a '{', a '[' or an escape (\u007b is a '{'): looksLikeJSON
+	// would need it decoded.
 	nested := func(v string) (yes, sure bool) {
 		switch v[0] {
 		case '{':
 			return true, true
 		case '"':
 			for k := 1; k < len(v); k++ {
-				if v[k] == '{' || v[k] == '[' {
+				if v[k] == '{' || v[k] == '[' || v[k] == '\\' {
 					return false, false
 				}
 			}

@@ -54,6 +54,7 @@ func TestFastArgsSameVerdict(t *testing.T) {
 		`{"name":"lookup","parameters":"{}"}`, `{"name":1,"arguments":{}}`, `{"a":1,"b":2,"c":3}`, `{}`, `[]`, `"{}"`, `1`,
 		`{"order":"1234-5678"`, `{"order":"1234-5678"} {}`, "{\"\xff\":{}}",
 		`{"name":"x","arguments":{}}`, `{"arguments":{}}`, `{"name":"x","arguments":"{}"}`,
+		`{"arguments":"\u007b\"order\":\"1234-5678\"}"}`, `{"arguments":" \n{}"}`, `{"input":"plain text"}`,
 	}
 	for _, fn := range []string{"lookup", "named", "open"} {
 		for _, a := range args {
