@@ -6,7 +6,8 @@ import "testing"
 // (a json_object request, as the proxy benchmarks send) both ways in one
 // run: "library" is the path before issue 15's direct validator (the
 // content decoded into any, then jsonschema's Validate), "direct" walks
-// the raw bytes. Compare them with
+// the raw bytes; "json_object" is the same request without a route
+// schema, the floor of both. Compare them with
 //
 //	go test ./schema -run '^$' -bench ContractSchema -count 6
 func BenchmarkContractSchema(b *testing.B) {
@@ -23,11 +24,17 @@ func BenchmarkContractSchema(b *testing.B) {
 	}
 	lib := ct
 	lib.routeFast = nil // the library alone, as before
+	noSchema, err := NewContracts(16).Prepare(nil, &req)
+	if err != nil {
+		b.Fatal(err)
+	}
 	body := typicalReply()
+	// "json_object" (no route schema: reading the reply and one validity
+	// scan) is the floor both others include.
 	for _, bc := range []struct {
 		name string
 		ct   Contract
-	}{{"library", lib}, {"direct", ct}} {
+	}{{"json_object", noSchema}, {"library", lib}, {"direct", ct}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
@@ -67,4 +74,35 @@ func BenchmarkContractTools(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkSchemaValidate is the schema check alone on a typical content
+// (already read from the reply): decoding into any and jsonschema's
+// Validate ("library") against the direct validator ("direct").
+//
+//	go test ./schema -run '^$' -bench SchemaValidate -count 6
+func BenchmarkSchemaValidate(b *testing.B) {
+	s := mustCompile(b, routeSchema)
+	fs := newFastSchema(s)
+	content := []byte(`{"answer":"Your refund of $89.90 has been issued to the original card. It usually appears on your statement within 5-7 business days.","confidence":0.93}`)
+	b.Run("library", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(content)))
+		for b.Loop() {
+			var r reasons
+			validate(s, decodeValid(content), "", &r)
+			if len(r.list) > 0 {
+				b.Fatal(r.list)
+			}
+		}
+	})
+	b.Run("direct", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(content)))
+		for b.Loop() {
+			if fs.check(content) != fastPass {
+				b.Fatal("not passed")
+			}
+		}
+	})
 }
