@@ -217,8 +217,9 @@ func TestFastSchemaSubset(t *testing.T) {
 // gen writes random subset schemas and instances from a byte-driven
 // source, so that the fuzzer's mutations of the seed explore them.
 type gen struct {
-	r    *rand.Rand
-	defs int
+	r       *rand.Rand
+	defs    int
+	draft07 bool // draft-07: items arrays with additionalItems, "definitions", $ref without siblings
 }
 
 func newGen(seed []byte) *gen {
@@ -251,7 +252,7 @@ func (g *gen) schema(depth int) string {
 			return g.pick("true", "false")
 		case 1:
 			if g.defs > 0 {
-				return fmt.Sprintf(`{"$ref":"#/$defs/d%d"}`, g.r.IntN(g.defs))
+				return fmt.Sprintf(`{"$ref":"#/%s/d%d"}`, g.defsKey(), g.r.IntN(g.defs))
 			}
 		}
 		return `{"type":` + g.pick(genTypes...) + `}`
@@ -290,7 +291,14 @@ func (g *gen) schema(depth int) string {
 		case 5:
 			add("items", g.schema(depth-1))
 		case 6:
-			add("prefixItems", "["+g.schema(depth-1)+","+g.schema(depth-1)+"]")
+			if g.draft07 {
+				add("items", "["+g.schema(depth-1)+","+g.schema(depth-1)+"]")
+				if g.r.IntN(2) == 0 {
+					add("additionalItems", g.pick("true", "false", g.schema(depth-1)))
+				}
+			} else {
+				add("prefixItems", "["+g.schema(depth-1)+","+g.schema(depth-1)+"]")
+			}
 		case 7:
 			add(g.pick("minItems", "maxItems"), fmt.Sprint(g.r.IntN(4)))
 		case 8:
@@ -318,7 +326,7 @@ func (g *gen) schema(depth int) string {
 			add(k, "["+strings.Join(ss, ",")+"]")
 		case 15:
 			if g.defs > 0 {
-				add("$ref", fmt.Sprintf(`"#/$defs/d%d"`, g.r.IntN(g.defs)))
+				add("$ref", fmt.Sprintf(`"#/%s/d%d"`, g.defsKey(), g.r.IntN(g.defs)))
 			}
 		}
 	}
@@ -328,16 +336,31 @@ func (g *gen) schema(depth int) string {
 // rootSchema is a schema with a few $defs its parts may refer to,
 // recursively.
 func (g *gen) rootSchema() string {
+	g.draft07 = g.r.IntN(4) == 0
 	g.defs = g.r.IntN(3)
 	var defs []string
 	for i := range g.defs {
 		defs = append(defs, fmt.Sprintf(`"d%d":%s`, i, g.schema(2)))
 	}
 	body := g.schema(3)
-	if g.defs == 0 || body == "true" || body == "false" {
-		return body
+	head := ""
+	if g.draft07 {
+		head = `"$schema":"http://json-schema.org/draft-07/schema#",`
 	}
-	return `{"$defs":{` + strings.Join(defs, ",") + `},"allOf":[` + body + `]}`
+	if g.defs == 0 || body == "true" || body == "false" {
+		if head == "" || body == "true" || body == "false" {
+			return body
+		}
+		return `{` + head + `"allOf":[` + body + `]}`
+	}
+	return `{` + head + `"` + g.defsKey() + `":{` + strings.Join(defs, ",") + `},"allOf":[` + body + `]}`
+}
+
+func (g *gen) defsKey() string {
+	if g.draft07 {
+		return "definitions"
+	}
+	return "$defs"
 }
 
 // value writes a random instance nested at most depth levels.
