@@ -86,7 +86,7 @@ type fnode struct {
 
 	// numbers
 	min, max, exMin, exMax, multipleOf *decimal
-	needNum                            bool // a number's value is needed
+	needNum                            bool // a number's value is needed after the type
 
 	ref                 int32
 	allOf, anyOf, oneOf []int32
@@ -197,10 +197,7 @@ func (b *fastBuilder) node(s *jsonschema.Schema) (fnode, bool) {
 		if !ok {
 			return n, false
 		}
-		n.types = append(n.types, k)
-		if k == kInteger {
-			n.needNum = true
-		}
+		n.types = append(n.types, k) // "integer" parses the number where the library does
 	}
 	if len(s.Constant) > 0 {
 		c, ok := constOf(s.Constant[0])

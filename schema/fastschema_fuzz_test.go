@@ -98,6 +98,7 @@ var fastCorpus = []struct{ schema, inst string }{
 	{`{"type":"integer"}`, `1e1000001`},
 	{`{"type":["integer","number"]}`, `1e1000001`},
 	{`{"type":["number","integer"]}`, `1e1000001`},
+	{`{"type":["number","integer"],"minLength":1}`, `1e1000001`},
 	{`{"type":["integer","null"]}`, `null`},
 	{`{"type":["string","null"]}`, `1`},
 	{`{"type":"number","maximum":0.3}`, `0.30000000000000001`},
@@ -477,4 +478,28 @@ func FuzzFastSchema(f *testing.F) {
 			differ(t, tt.schema, inst)
 		}
 	})
+}
+
+// TestFastSchemaDecides: what the direct validator decides itself and
+// what it leaves to the library.
+func TestFastSchemaDecides(t *testing.T) {
+	for _, tt := range []struct {
+		schema, inst string
+		want         fastVerdict
+	}{
+		{`{"type":["number","integer"],"minLength":1}`, `1e1000001`, fastPass}, // the library never parses it
+		{`{"type":["integer","number"]}`, `1e1000001`, fastUnknown},           // the library's big.Rat panics
+		{`{"type":"integer"}`, `1e400`, fastPass},
+		{`{"type":"integer"}`, `1.5`, fastFail},
+		{`{"maximum":0.3}`, `0.30000000000000001`, fastFail},
+		{`{"properties":{"a":{"type":"string"}}}`, `{"a":1,"a":"x"}`, fastUnknown}, // the decoder keeps the last
+		{`{"required":["a"]}`, `{"\u0061":1}`, fastPass},
+		{`{"maxLength":1}`, `"\ud83d\ude00"`, fastPass},
+		{`{"$ref":"#"}`, `1`, fastUnknown}, // a loop: the library reports it
+	} {
+		inst := []byte(tt.inst)
+		if got := differ(t, tt.schema, inst); got != tt.want {
+			t.Errorf("direct validator of %s on %s = %d; want %d", tt.schema, tt.inst, got, tt.want)
+		}
+	}
 }
