@@ -138,6 +138,9 @@ func (c Contract) checkContent(m *message, r *reasons) {
 	if c.route == nil && c.format == nil && validObject(m.content) {
 		return // nothing needs the value: a validity scan is the check (issue 15)
 	}
+	if c.fastPass(m.content) {
+		return // the direct validators passed it without decoding (issue 15)
+	}
 	v, ok := decodeJSON(m.content, "content", m.finish, r)
 	if !ok {
 		return
@@ -190,6 +193,9 @@ func (c Contract) checkTools(m *message, r *reasons) {
 		place := p + ".arguments"
 		if d.params == nil && len(trimSpace(cl.args)) == 0 {
 			continue // no parameters: "" means {}
+		}
+		if fastArgs(cl.args, d) {
+			continue // passed without decoding (issue 15)
 		}
 		v, ok := decodeJSON(cl.args, place, m.finish, r)
 		if !ok {

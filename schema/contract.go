@@ -3,11 +3,13 @@ package schema
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/santhosh-tekuri/jsonschema/v5"
 	"github.com/tidwall/gjson"
@@ -97,7 +99,8 @@ type Contracts struct {
 // cacheEntry is immutable once published, except for its reference bit.
 type cacheEntry struct {
 	key    [32]byte
-	schema *jsonschema.Schema // response_format schema
+	schema *jsonschema.Schema // response_format schema, or the route schema of a routeKey entry
+	fast   *fastSchema        // schema's direct validator; nil: the library alone
 	tools  *toolSet
 	err    *RequestError
 	cost   int64 // estimated bytes kept (compiledCost), at least entryOverhead
@@ -123,6 +126,7 @@ type toolDef struct {
 	name   string
 	custom bool               // a custom tool: free-text input, not JSON
 	params *jsonschema.Schema // nil: parameters absent
+	fast   *fastSchema        // params' direct validator; nil: the library alone
 }
 
 // CacheStats are counters of a Contracts cache.
@@ -283,7 +287,9 @@ const (
 // "none"). Safe for concurrent use.
 type Contract struct {
 	route      *jsonschema.Schema
+	routeFast  *fastSchema // route's direct validator; nil: the library alone
 	format     *jsonschema.Schema
+	formatFast *fastSchema
 	formatMode formatMode
 	tools      *toolSet
 	choice     choiceMode
@@ -311,17 +317,20 @@ func (c Contract) checksContent() bool { return c.route != nil || c.formatMode !
 // read; the Contract does not refer to its body.
 func (c *Contracts) Prepare(route *jsonschema.Schema, req *Request) (Contract, error) {
 	ct := Contract{route: route}
+	if route != nil {
+		ct.routeFast = c.routeValidator(route)
+	}
 	switch req.ResponseFormat {
 	case "json_object":
 		ct.formatMode = formatJSONObject
 	case "json_schema":
 		ct.formatMode = formatJSONSchema
 		if req.ResponseSchema != nil {
-			s, err := c.responseSchema(req.ResponseSchema)
+			e, err := c.responseSchema(req.ResponseSchema)
 			if err != nil {
 				return Contract{}, err
 			}
-			ct.format = s
+			ct.format, ct.formatFast = e.schema, e.fast
 		}
 	}
 	if req.ToolCount > 0 && req.Tools != nil {
@@ -340,7 +349,7 @@ func (c *Contracts) Prepare(route *jsonschema.Schema, req *Request) (Contract, e
 	return ct, nil
 }
 
-func (c *Contracts) responseSchema(raw []byte) (*jsonschema.Schema, error) {
+func (c *Contracts) responseSchema(raw []byte) (*cacheEntry, error) {
 	e := c.lookup(cacheKey("response_format\x00", raw), func() *cacheEntry {
 		cost := compiledCost(raw)
 		if cost > MaxCompiledCost {
@@ -350,12 +359,47 @@ func (c *Contracts) responseSchema(raw []byte) (*jsonschema.Schema, error) {
 		if err != nil {
 			return &cacheEntry{err: reqErr("response_format.json_schema.schema", err.Error())}
 		}
-		return &cacheEntry{schema: s, cost: cost}
+		e := &cacheEntry{schema: s, cost: cost}
+		// The direct validator's memory counts too; one that would take
+		// the entry past the per-entry bound is not kept.
+		if fs := newFastSchema(s); fs != nil && cost+fs.cost <= MaxCompiledCost {
+			e.fast, e.cost = fs, cost+fs.cost
+		}
+		return e
 	})
 	if e.err != nil {
 		return nil, e.err
 	}
-	return e.schema, nil
+	return e, nil
+}
+
+// routeValidator returns the direct validator of a route's compiled
+// schema, building it on first use. It is cached with the request
+// schemas, keyed by the schema's address (the entry keeps the schema, so
+// the address cannot be reused while the entry lives) and costed like
+// them, so that schemas of routes replaced by reloads age out.
+func (c *Contracts) routeValidator(s *jsonschema.Schema) *fastSchema {
+	e := c.lookup(routeKey(s), func() *cacheEntry {
+		e := &cacheEntry{schema: s}
+		if fs := newFastSchema(s); fs != nil && fs.cost <= MaxCompiledCost {
+			e.fast, e.cost = fs, fs.cost
+		}
+		return e
+	})
+	if e.schema != s {
+		return nil
+	}
+	return e.fast
+}
+
+// routeKey is the cache key of a route schema: its address and a tag. It
+// is not a SHA-256 like the other keys (hashing costs an allocation per
+// request); a SHA-256 output equal to it is as likely as a collision.
+func routeKey(s *jsonschema.Schema) [32]byte {
+	var k [32]byte
+	binary.LittleEndian.PutUint64(k[:8], uint64(uintptr(unsafe.Pointer(s))))
+	copy(k[8:], "\x00cairn route schema address\x00")
+	return k
 }
 
 func (c *Contracts) toolSet(raw []byte) (*toolSet, error) {
@@ -371,7 +415,21 @@ func (c *Contracts) toolSet(raw []byte) (*toolSet, error) {
 		if rerr != nil {
 			return &cacheEntry{err: rerr}
 		}
-		return &cacheEntry{tools: ts, cost: cost}
+		// The direct validators' memory counts too; if they would take the
+		// entry past the per-entry bound, none is kept.
+		fastCost := int64(0)
+		for _, d := range ts.byName {
+			if d.fast != nil {
+				fastCost += d.fast.cost
+			}
+		}
+		if cost+fastCost > MaxCompiledCost {
+			for _, d := range ts.byName {
+				d.fast = nil
+			}
+			fastCost = 0
+		}
+		return &cacheEntry{tools: ts, cost: cost + fastCost}
 	})
 	if e.err != nil {
 		return nil, e.err
@@ -413,7 +471,7 @@ func (c *Contracts) compileTools(raw []byte) (*toolSet, *RequestError) {
 					rerr = reqErr(p+".function.parameters", err.Error())
 					return false
 				}
-				d.params = s
+				d.params, d.fast = s, newFastSchema(s)
 			}
 			ts.byName[d.name] = d
 		case "custom":
