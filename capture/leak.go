@@ -209,7 +209,7 @@ func (lc *leakCheck) jsonText(m *Masker, tok []byte) {
 func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // mayLeak reports whether a leak detector may match text with features f.
-// The private-key gate (ten dashes) opens on any text with dates in it, so
+// The private-key gate (five dashes in a row) opens on any ASCII rule, so
 // it also needs the block's opening.
 func (lc *leakCheck) mayLeak(m *Masker, f *features, text []byte) bool {
 	if !m.mayMatch(f) {

@@ -173,6 +173,7 @@ func (m *Masker) appendMaskedString(dst, tok []byte, key bool, depth int) []byte
 			return appendJSONString(dst, string(inner))
 		}
 	}
+	ascii, escaped := !f.nonASCII, f.escape
 	var masked string
 	if key {
 		masked = m.maskWith(s, fs)
@@ -182,7 +183,24 @@ func (m *Masker) appendMaskedString(dst, tok []byte, key bool, depth int) []byte
 	if masked == s && utf8.ValidString(s) {
 		return append(dst, tok...)
 	}
+	if !escaped && m.plainPlaceholders && (ascii || plainJSONText(masked)) {
+		// The token had no escape, so its text holds no quote, backslash
+		// or control character; masking only cut it and wrote
+		// placeholders, marks and counts that hold none either. It is its
+		// own JSON string body: quoting it as appendJSONString would is a
+		// copy, not a second pass over every byte (issue 15).
+		dst = append(dst, '"')
+		dst = append(dst, masked...)
+		return append(dst, '"')
+	}
 	return appendJSONString(dst, masked)
+}
+
+// plainJSONText reports whether appendJSONString would write s unchanged
+// between quotes, given that s holds no ASCII byte it escapes: s is valid
+// UTF-8 without U+2028 or U+2029.
+func plainJSONText(s string) bool {
+	return utf8.ValidString(s) && !strings.Contains(s, "\u2028") && !strings.Contains(s, "\u2029")
 }
 
 // mayHoldDataURL reports whether the string token body body (no \u
