@@ -355,9 +355,11 @@ func (m *Masker) mayMatch(f *features) bool {
 func (m *Masker) dropPlaceholderOverlaps(s string, spans []span) []span {
 	var ph []span
 	for i := 0; i < len(s); i++ {
-		if s[i] != '[' {
-			continue
+		k := strings.IndexByte(s[i:], '[')
+		if k < 0 {
+			break
 		}
+		i += k
 		end := strings.IndexByte(s[i+1:min(len(s), i+40)], ']')
 		if end > 0 && m.kinds[s[i+1:i+1+end]] {
 			ph = append(ph, span{i, i + end + 2})

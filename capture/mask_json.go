@@ -5,8 +5,6 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/cairnhq/cairn/internal/jsonstr"
 )
 
 // maxEmbeddedDepth bounds how deep JSON held inside JSON strings (tool call
@@ -277,10 +275,6 @@ func itoa(n int) string {
 	}
 }
 
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD;
-// HTML characters are not escaped.
-func appendJSONString(dst []byte, s string) []byte { return jsonstr.Append(dst, s) }
-
 // decodeJSONString decodes a string token of valid JSON. Unpaired
 // surrogates become U+FFFD, as encoding/json does.
 func decodeJSONString(tok []byte) string {
@@ -292,10 +286,15 @@ func decodeJSONString(tok []byte) string {
 	out := make([]byte, 0, len(body))
 	out = append(out, body[:k]...)
 	for i := k; i < len(body); {
-		c := body[i]
-		if c != '\\' {
-			out = append(out, c)
-			i++
+		if body[i] != '\\' {
+			// Copy up to the next escape in one go: prose has one every
+			// few hundred bytes (issue 15).
+			n := bytes.IndexByte(body[i:], '\\')
+			if n < 0 {
+				n = len(body) - i
+			}
+			out = append(out, body[i:i+n]...)
+			i += n
 			continue
 		}
 		i++
