@@ -183,6 +183,9 @@ type Masker struct {
 	// plainPlaceholders: every placeholder is printable ASCII without a
 	// quote or backslash, so JSON writes it as it is (appendMaskedString).
 	plainPlaceholders bool
+	// markers is every text masking writes of its own (placeholders,
+	// marks), for Secrets.verbatimSafe.
+	markers string
 	// kinds are the placeholder names without brackets, for recognising
 	// placeholders already in the text.
 	kinds map[string]bool
@@ -213,6 +216,7 @@ func NewMasker(m configs.Masking) *Masker {
 	}
 	mk.kinds[PlaceholderMaskingFailed[1:len(PlaceholderMaskingFailed)-1]] = true
 	mk.kinds[PlaceholderNumber[1:len(PlaceholderNumber)-1]] = true
+	mk.markers = markerText(mk.kinds)
 	return mk
 }
 

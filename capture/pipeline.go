@@ -159,6 +159,9 @@ func (w *Writer) prepare(s *slot) {
 	// Every response is checked for leaks, sampled or not (issue 16); a
 	// sampled one through its masked form (LeaksMasked).
 	raw := r.Raw
+	// Whether the request body holds an escape, learnt before masking
+	// consumes it (see redactMasked).
+	plainReq := raw != nil && bytes.IndexByte(raw.RequestBody, '\\') < 0
 	mk.maskRecord(r, s.keep)
 	if s.keep {
 		r.PIILeak = mk.LeaksMasked(r.Endpoint, r.Status, raw, r.Response)
@@ -169,7 +172,7 @@ func (w *Writer) prepare(s *slot) {
 	// bodies are let go here, or the queue and the memory ring would keep
 	// every one of them alive for as long as the record.
 	raw.release()
-	redactRecord(secrets, r)
+	redactMasked(secrets, mk, r, plainReq)
 	if !oneLine(r.Request) || !oneLine(r.Response) {
 		// Masking always yields compact JSON, so this is a bug; the
 		// record is still kept, without the bodies.
