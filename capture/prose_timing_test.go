@@ -88,3 +88,15 @@ func benchmarkWriterPipelineProse(b *testing.B, size int) {
 	b.ReportMetric(float64(i)/el.Seconds(), "records/s")
 	b.ReportMetric(float64(w.metrics.BodiesDropped(BodiesQueueBytes))/float64(i), "bodies-lost/op")
 }
+
+// BenchmarkScanFeaturesWords is the feature scan over the padded plain
+// words of proxy.BenchmarkHotPathBody.
+func BenchmarkScanFeaturesWords(b *testing.B) {
+	const words = "the parcel left the depot and is on its way to the customer who asked about delivery options and refunds "
+	s := []byte(strings.Repeat(words, (64<<10)/len(words)))
+	b.ReportAllocs()
+	b.SetBytes(int64(len(s)))
+	for b.Loop() {
+		_ = scanFeatures(s)
+	}
+}
