@@ -159,9 +159,8 @@ func (w *Writer) prepare(s *slot) {
 	// Every response is checked for leaks, sampled or not (issue 16); a
 	// sampled one through its masked form (LeaksMasked).
 	raw := r.Raw
-	// Whether the request body holds an escape, learnt before masking
-	// consumes it (see redactMasked).
-	plainReq := raw != nil && bytes.IndexByte(raw.RequestBody, '\\') < 0
+	// Learnt before masking consumes the raw body (see redactMasked).
+	plainReq := s.keep && secrets.Len() > 0 && plainRequest(raw)
 	mk.maskRecord(r, s.keep)
 	if s.keep {
 		r.PIILeak = mk.LeaksMasked(r.Endpoint, r.Status, raw, r.Response)

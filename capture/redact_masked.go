@@ -16,23 +16,27 @@ import (
 // the second pass reads the masked bodies again.
 //
 // A masked chat, completions or embeddings request (requestMessages)
-// holds nothing new when (1) the raw body held no backslash, so no string
-// was decoded, (2) the masked body holds none, so none was escaped anew
-// (U+2028, invalid UTF-8, an invalid body quoted whole), and (3) every
-// secret is tokenish: made of letters, digits and "-_.~+/=" with a letter,
-// and found in no text the masker writes (Secrets.verbatimSafe). Then the
-// masked body is the redacted raw body's bytes, less the whitespace
-// between tokens, with spans replaced by placeholders, numbers quoted and
-// data URLs elided: every junction between kept and new bytes has a quote,
-// bracket, comma, colon or space on one side, which no tokenish secret
+// holds nothing new when (1) the raw body is valid JSON (as the proxy
+// parsed it; pass one changed nothing) and holds no \u or \/ escape,
+// so that every string masking decodes and writes again comes out with
+// the same escapes (\n, \", \\, \t, \r, \b, \f decode and encode back to
+// themselves), (2) the masked body holds no \u, so no escape was written
+// anew (U+2028, invalid UTF-8), and (3) every secret is tokenish: made of
+// letters, digits and "-_.~+/=" with a letter, and found in no text the
+// masker writes (Secrets.verbatimSafe). Then the masked body is the
+// redacted raw body's bytes, less the whitespace between tokens, with
+// spans replaced by placeholders, numbers quoted and data URLs elided:
+// every junction between kept and new bytes has a quote, bracket,
+// backslash, comma, colon or space on one side, which no tokenish secret
 // holds, and a count of elided bytes has no letter; so a secret in it
-// lies in kept bytes, where the first pass found none. The second pass
+// lies in kept bytes, where the first pass (which reads the raw text,
+// escapes' letters included, byte by byte) found none. The second pass
 // over the request, a full read of the largest part of most records, is
 // then skipped. FuzzRedactMaskedSkipIsSound checks the claim.
 
 // redactMasked is the second pass: redactRecord over the masked record,
-// except r.Request when the argument above holds. plainReq says the raw
-// request body held no backslash.
+// except r.Request when the argument above holds. plainReq is
+// plainRequest of the raw bodies.
 func redactMasked(s *Secrets, mk *Masker, r *Record, plainReq bool) {
 	if s.Len() == 0 {
 		return
@@ -47,9 +51,14 @@ func redactMasked(s *Secrets, mk *Masker, r *Record, plainReq bool) {
 	r.Request = req
 }
 
+// plainRequest is condition (1) on the raw request body.
+func plainRequest(raw *RawBodies) bool {
+	return raw != nil && raw.RequestValid && !bytes.Contains(raw.RequestBody, []byte(`\u`)) && !bytes.Contains(raw.RequestBody, []byte(`\/`))
+}
+
 // skipMaskedRequest reports whether the argument above holds for r.
 func skipMaskedRequest(s *Secrets, mk *Masker, r *Record, plainReq bool) bool {
-	return plainReq && r.Endpoint != "responses" && len(r.Request) > 0 && bytes.IndexByte(r.Request, '\\') < 0 && s.verbatimSafe(mk)
+	return plainReq && r.Endpoint != "responses" && len(r.Request) > 0 && !bytes.Contains(r.Request, []byte(`\u`)) && s.verbatimSafe(mk)
 }
 
 // verbatimSafe reports whether every secret is tokenish and none occurs

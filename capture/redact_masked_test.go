@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -22,15 +23,18 @@ func FuzzRedactMaskedSkipIsSound(f *testing.F) {
 		f.Add([]byte(s), "TRUNCATED")
 		f.Add([]byte(s), "0123456789abcdef")
 	}
+	f.Add([]byte(`{"messages":"\nsk-live-0123456789abcdef \t\"x\" [\"a\"]"}`), "nsk-live-0123456789abcdef")
+	f.Add([]byte(`{"messages":"{\"a\":\"\\nsk-live-0123456789abcdef\"}"}`), "nsk-live-0123456789abcdef")
+	f.Add([]byte(`{"messages":["tsk-live", "0123456789abcdef"]}`), "tsk-live")
 	m := testMasker(f)
 	f.Fuzz(func(t *testing.T, body []byte, secret string) {
 		s := NewSecrets(secret, "EMAIL-secret-1", "ghp_"+strings.Repeat("a", 36))
 		if s.Len() == 0 {
 			return
 		}
-		r := &Record{Endpoint: "chat.completions", Raw: &RawBodies{RequestBody: append([]byte(nil), body...)}}
+		r := &Record{Endpoint: "chat.completions", Raw: &RawBodies{RequestBody: append([]byte(nil), body...), RequestValid: json.Valid(body)}}
 		redactRecord(s, r)
-		plain := !strings.Contains(string(r.Raw.RequestBody), `\`)
+		plain := plainRequest(r.Raw)
 		m.maskRecord(r, true)
 		if skipMaskedRequest(s, m, r, plain) && s.Contains(r.Request) {
 			t.Fatalf("masked request %s holds a secret of %q, and the second pass would skip it", r.Request, secret)
@@ -50,11 +54,14 @@ func TestRedactMaskedStillRedactsUnescapedSecrets(t *testing.T) {
 		skip bool
 	}{
 		{`{"messages":[{"role":"assistant","tool_calls":[{"function":{"arguments":"{\"k\":\"sk-live-0123456789\\u0061bcdef\"}"}}]}]}`, false},
-		{`{"messages":[{"role":"user","content":"key ` + key + ` and bob@example.com"}]}`, true},
+		{`{"messages":[{"role":"user","content":"key ` + key + ` and bob@example.com"}]}`, false}, // the first pass changed it
+		{`{"messages":[{"role":"user","content":"no key, write to bob@example.com"}]}`, true},
+		{`{"messages":[{"role":"user","content":"line\nno key and \"bob@example.com\"\n\tend sk-live-"}]}`, true},
+		{`{"messages":[{"role":"user","content":"\u2028 key"}]}`, false},
 	} {
-		r := &Record{Endpoint: "chat.completions", Raw: &RawBodies{RequestBody: []byte(c.body)}}
+		r := &Record{Endpoint: "chat.completions", Raw: &RawBodies{RequestBody: []byte(c.body), RequestValid: true}}
 		redactRecord(s, r)
-		plain := !strings.Contains(string(r.Raw.RequestBody), `\`)
+		plain := plainRequest(r.Raw)
 		m.maskRecord(r, true)
 		if got := skipMaskedRequest(s, m, r, plain); got != c.skip {
 			t.Errorf("skipMaskedRequest(%s) = %v; want %v", c.body, got, c.skip)
