@@ -5,7 +5,11 @@ package capture
 // detector's match (see detector.maybe): a string whose features rule out every
 // detector is kept as it is without running any.
 type features struct {
-	dots, dashes int
+	dots int
+	// keyDashes: five dashes in a row, as a private key block's
+	// "-----BEGIN" has (a count of dashes opened the gate on any text
+	// with a few dates in it: issue 15).
+	keyDashes bool
 	// maxDigitRun is the longest run of consecutive digits.
 	maxDigitRun int
 	// cardDigits is the most digits in a chain of digit groups joined by
@@ -24,8 +28,10 @@ type features struct {
 	// jwt: "eyJ" occurs.
 	jwt bool
 	// token: a prefix findTokens knows may start here: '-' or '_' after
-	// one of the letters that end sk, rk, xox?, gh?, github; "AK", "AS",
-	// "AI"; "bearer" in any case.
+	// one of the letters that end sk, rk, xox?, gh?, github; "AKIA",
+	// "ASIA", "AIza"; "bearer" in any case. (Testing only "AI" opened
+	// this gate on every [EMAIL] placeholder and every "OpenAI" in prose,
+	// and findTokens then read the whole string twice: issue 15.)
 	token bool
 	// iban: two letters directly followed by two digits.
 	iban bool
@@ -141,7 +147,9 @@ func scanFeatures[T ~string | ~[]byte](s T) features {
 		case fcLBrack:
 			f.lbrack = true
 		case fcDash:
-			f.dashes++
+			if i >= 4 && s[i-1] == '-' && s[i-2] == '-' && s[i-3] == '-' && s[i-4] == '-' {
+				f.keyDashes = true
+			}
 			if i > 0 && tokenSepAfter[s[i-1]] {
 				f.token = true
 			}
@@ -149,8 +157,9 @@ func scanFeatures[T ~string | ~[]byte](s T) features {
 			if i > 0 && tokenSepAfter[s[i-1]] {
 				f.token = true
 			}
-		case fcA:
-			if i+1 < len(s) && (s[i+1] == 'K' || s[i+1] == 'S' || s[i+1] == 'I') {
+		case fcA: // AKIA, ASIA, AIza; not the "AI" of [EMAIL] or prose
+			if i+3 < len(s) && (s[i+2] == 'I' && s[i+3] == 'A' && (s[i+1] == 'K' || s[i+1] == 'S') ||
+				s[i+1] == 'I' && s[i+2] == 'z' && s[i+3] == 'a') {
 				f.token = true
 			}
 		case fcB:

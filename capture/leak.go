@@ -209,7 +209,7 @@ func (lc *leakCheck) jsonText(m *Masker, tok []byte) {
 func bytesView(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 // mayLeak reports whether a leak detector may match text with features f.
-// The private-key gate (ten dashes) opens on any text with dates in it, so
+// The private-key gate (five dashes in a row) opens on any ASCII rule, so
 // it also needs the block's opening.
 func (lc *leakCheck) mayLeak(m *Masker, f *features, text []byte) bool {
 	if !m.mayMatch(f) {
@@ -373,8 +373,8 @@ func appendAlnumLower(dst, s []byte) []byte {
 // holdsEmail reports whether the request holds the address v (ASCII, as
 // findEmails finds them) in any case. The body is not lower-cased as a
 // whole, which cost a pass and a copy of a large request per address
-// (issue 15): each '@' in it is compared in place. Only a body with
-// non-ASCII bytes, where case folding may change lengths, falls back to
+// (issue 15): each '@' in it is compared in place. Only a body holding
+// a rune that lower-cases to ASCII (foldsToASCII) falls back to
 // lower-casing, once per record.
 func (q *leakRequest) holdsEmail(v string) bool {
 	if strings.Contains(strings.ToLower(q.system), strings.ToLower(v)) {
@@ -395,7 +395,7 @@ func (q *leakRequest) holdsEmail(v string) bool {
 			return true
 		}
 	}
-	if !hasNonASCII(b) {
+	if !foldsToASCII(b) {
 		return false
 	}
 	if q.lower == nil {
@@ -404,11 +404,14 @@ func (q *leakRequest) holdsEmail(v string) bool {
 	return bytes.Contains(q.lower, []byte(strings.ToLower(v)))
 }
 
-func hasNonASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return true
-		}
-	}
-	return false
+// foldsToASCII reports whether b holds a rune whose lower case is ASCII:
+// only U+0130 (İ, to i) and U+212A (the Kelvin sign, to k). Lower-casing
+// maps every other non-ASCII rune (and each invalid byte) to non-ASCII
+// bytes, so without these two an address in lower(b) is an ASCII window
+// of b, which the '@' comparison already saw: the lower-cased copy of a
+// large request (a pass and an allocation per record whose answer names
+// an address, whenever the request holds an accent or a dash) is needed
+// only when one of them occurs (issue 15).
+func foldsToASCII(b []byte) bool {
+	return bytes.Contains(b, []byte("\u0130")) || bytes.Contains(b, []byte("\u212A"))
 }

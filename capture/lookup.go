@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -82,7 +83,11 @@ const (
 // idHasher hashes client request IDs with the deployment's key. keys[0]
 // hashes new records; every key is tried on lookup (a data_dir that met a
 // different Redis key keeps both).
-type idHasher struct{ keys [][]byte }
+type idHasher struct {
+	keys [][]byte
+	// macs pools HMACs under keys[0] for hash (idhash_pool.go).
+	macs sync.Pool
+}
 
 // hash returns the hex HMAC-SHA-256 (128 bits) of a raw client ID under
 // key k, or "" for an empty ID.
@@ -99,7 +104,7 @@ func (h *idHasher) hash(id string) string {
 	if h == nil || len(h.keys) == 0 {
 		return ""
 	}
-	return hashClientID(h.keys[0], id)
+	return h.hashPooled(id)
 }
 
 // all returns the hashes of id under every key.

@@ -69,6 +69,8 @@ type detector struct {
 	// leak is the detector's name in Record.PIILeak (leakName), "" when
 	// its finds are no leak.
 	leak string
+	// phf are the features of the placeholder (see features.merge).
+	phf features
 }
 
 // maybe is a cheap test on the string's features: false means the
@@ -80,7 +82,7 @@ func (d *detector) maybe(f *features) bool {
 	}
 	switch d.kind {
 	case detPrivateKey: // "-----BEGIN … PRIVATE KEY-----"
-		return f.dashes >= 10
+		return f.keyDashes
 	case detJWT:
 		return f.jwt && f.dots >= 2
 	case detToken:
@@ -178,6 +180,12 @@ type Masker struct {
 	customs      int
 	customDigits int
 	ungated      bool
+	// plainPlaceholders: every placeholder is printable ASCII without a
+	// quote or backslash, so JSON writes it as it is (appendMaskedString).
+	plainPlaceholders bool
+	// markers is every text masking writes of its own (placeholders,
+	// marks), for Secrets.verbatimSafe.
+	markers string
 	// kinds are the placeholder names without brackets, for recognising
 	// placeholders already in the text.
 	kinds map[string]bool
@@ -188,7 +196,7 @@ type Masker struct {
 // compiled here; a pattern that does not compile is skipped (configs.Load
 // refuses such configs).
 func NewMasker(m configs.Masking) *Masker {
-	mk := &Masker{kinds: map[string]bool{}}
+	mk := &Masker{kinds: map[string]bool{}, plainPlaceholders: true}
 	for _, k := range []detectorKind{detPrivateKey, detJWT, detToken, detEmail, detIBAN, detCard} {
 		mk.add(detector{kind: k, ph: builtinPlaceholder[k]})
 	}
@@ -208,12 +216,19 @@ func NewMasker(m configs.Masking) *Masker {
 	}
 	mk.kinds[PlaceholderMaskingFailed[1:len(PlaceholderMaskingFailed)-1]] = true
 	mk.kinds[PlaceholderNumber[1:len(PlaceholderNumber)-1]] = true
+	mk.markers = markerText(mk.kinds)
 	return mk
 }
 
 // add appends a detector (during construction only).
 func (m *Masker) add(d detector) {
 	d.leak = leakName(&d)
+	d.phf = scanFeatures(d.ph)
+	for i := 0; i < len(d.ph); i++ {
+		if c := d.ph[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			m.plainPlaceholders = false
+		}
+	}
 	m.detectors = append(m.detectors, d)
 	m.kinds[d.ph[1:len(d.ph)-1]] = true
 	switch {
@@ -291,10 +306,18 @@ func truncate(s string) string {
 	return s[:cut] + truncatedMark
 }
 
-// pass runs every detector once on s, whose features are f, and leaves in f
-// the features of the string it returns. buf is scratch space for spans;
-// pass returns it, grown.
+// pass runs every detector once on s, whose features are f (or an
+// over-approximation of them), and leaves in f features of the string it
+// returns, again possibly over-approximated (see settle). buf is scratch
+// space for spans; pass returns it, grown.
+//
+// A replacement does not rescan the string: it merges the placeholder's
+// features into f (features.merge), an over-approximation that keeps every
+// gate a necessary condition, so the detectors run exactly as before. The
+// per-replacement rescan was a third of the masker's CPU on long text
+// with an email per KB (issue 15); settle rescans at most once per pass.
 func (m *Masker) pass(s string, f *features, buf []span) (string, []span) {
+	stale := false
 	for i := range m.detectors {
 		d := &m.detectors[i]
 		if !d.maybe(f) {
@@ -312,7 +335,11 @@ func (m *Masker) pass(s string, f *features, buf []span) (string, []span) {
 			}
 		}
 		s = replaceSpans(s, spans, d.ph)
-		*f = scanFeatures(s)
+		f.merge(&d.phf)
+		stale = true
+	}
+	if stale {
+		m.settle(s, f)
 	}
 	return s, buf
 }
@@ -321,7 +348,7 @@ func (m *Masker) pass(s string, f *features, buf []span) (string, []span) {
 // f: the disjunction of every detector's maybe, written out so that the
 // common case (no detector can match) costs one expression.
 func (m *Masker) mayMatch(f *features) bool {
-	return m.ungated || f.at || f.token || f.iban || f.jwt && f.dots >= 2 || f.dashes >= 10 ||
+	return m.ungated || f.at || f.token || f.iban || f.jwt && f.dots >= 2 || f.keyDashes ||
 		f.cardDigits >= 13 || f.ipv6 || f.ipv4Dots >= 3 || f.phoneDigits >= 9 || f.plus && f.phoneDigits >= 8 ||
 		m.customs > 0 && f.maxDigitRun >= m.customDigits
 }
@@ -332,9 +359,11 @@ func (m *Masker) mayMatch(f *features) bool {
 func (m *Masker) dropPlaceholderOverlaps(s string, spans []span) []span {
 	var ph []span
 	for i := 0; i < len(s); i++ {
-		if s[i] != '[' {
-			continue
+		k := strings.IndexByte(s[i:], '[')
+		if k < 0 {
+			break
 		}
+		i += k
 		end := strings.IndexByte(s[i+1:min(len(s), i+40)], ']')
 		if end > 0 && m.kinds[s[i+1:i+1+end]] {
 			ph = append(ph, span{i, i + end + 2})

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
-
-	"github.com/cairnhq/cairn/internal/jsonstr"
 )
 
 // maxEmbeddedDepth bounds how deep JSON held inside JSON strings (tool call
@@ -173,6 +171,7 @@ func (m *Masker) appendMaskedString(dst, tok []byte, key bool, depth int) []byte
 			return appendJSONString(dst, string(inner))
 		}
 	}
+	ascii, escaped := !f.nonASCII, f.escape
 	var masked string
 	if key {
 		masked = m.maskWith(s, fs)
@@ -182,7 +181,24 @@ func (m *Masker) appendMaskedString(dst, tok []byte, key bool, depth int) []byte
 	if masked == s && utf8.ValidString(s) {
 		return append(dst, tok...)
 	}
+	if !escaped && m.plainPlaceholders && (ascii || plainJSONText(masked)) {
+		// The token had no escape, so its text holds no quote, backslash
+		// or control character; masking only cut it and wrote
+		// placeholders, marks and counts that hold none either. It is its
+		// own JSON string body: quoting it as appendJSONString would is a
+		// copy, not a second pass over every byte (issue 15).
+		dst = append(dst, '"')
+		dst = append(dst, masked...)
+		return append(dst, '"')
+	}
 	return appendJSONString(dst, masked)
+}
+
+// plainJSONText reports whether appendJSONString would write s unchanged
+// between quotes, given that s holds no ASCII byte it escapes: s is valid
+// UTF-8 without U+2028 or U+2029.
+func plainJSONText(s string) bool {
+	return utf8.ValidString(s) && !strings.Contains(s, "\u2028") && !strings.Contains(s, "\u2029")
 }
 
 // mayHoldDataURL reports whether the string token body body (no \u
@@ -259,10 +275,6 @@ func itoa(n int) string {
 	}
 }
 
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD;
-// HTML characters are not escaped.
-func appendJSONString(dst []byte, s string) []byte { return jsonstr.Append(dst, s) }
-
 // decodeJSONString decodes a string token of valid JSON. Unpaired
 // surrogates become U+FFFD, as encoding/json does.
 func decodeJSONString(tok []byte) string {
@@ -274,10 +286,15 @@ func decodeJSONString(tok []byte) string {
 	out := make([]byte, 0, len(body))
 	out = append(out, body[:k]...)
 	for i := k; i < len(body); {
-		c := body[i]
-		if c != '\\' {
-			out = append(out, c)
-			i++
+		if body[i] != '\\' {
+			// Copy up to the next escape in one go: prose has one every
+			// few hundred bytes (issue 15).
+			n := bytes.IndexByte(body[i:], '\\')
+			if n < 0 {
+				n = len(body) - i
+			}
+			out = append(out, body[i:i+n]...)
+			i += n
 			continue
 		}
 		i++

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"hash/maphash"
 	"slices"
 	"sync"
 )
@@ -14,16 +15,36 @@ const defaultMemoryBytes = 16 << 20
 // memory is a ring of the most recent masked records, indexed by the
 // request IDs they carry, one index per namespace (see lookup.go). The
 // writer goroutine adds; any goroutine reads.
+//
+// The indexes are keyed by a 64-bit hash of the ID (maphash), and each
+// ring slot keeps its record's size and key hashes beside it, so that
+// evicting the oldest record reads neither the record nor its ID strings:
+// by then they are cold, 10,000 records ago, and hashing and comparing
+// them cost ~1.5 µs an add under load (issue 15). A lookup compares the
+// ID of the record it finds, so two IDs whose hashes collide (about one
+// chance in 2^64 per pair) only send the older one's lookup to the files.
 type memory struct {
 	mu       sync.RWMutex
 	ring     []*Record
-	head     int // oldest
+	slots    []memSlot // beside ring: what eviction needs
+	head     int       // oldest
 	n        int
 	bytes    int64
 	maxBytes int64
-	gateway  map[string]*Record
-	provider map[string]*Record   // the newest record per provider ID
-	client   map[string][]*Record // by keyed hash, oldest first
+	seed     maphash.Seed
+	gateway  map[uint64]*Record
+	provider map[uint64]*Record   // the newest record per provider ID
+	client   map[uint64][]*Record // by keyed hash, oldest first
+}
+
+// memSlot is what evicting a ring slot's record needs, kept beside it.
+type memSlot struct {
+	size           int64
+	gateway, final uint64 // gateway and final provider ID hashes
+	client         uint64 // 0: no client ID
+	// attempts: some attempt has a provider ID other than the final
+	// one (a retry); those are hashed again on eviction.
+	attempts bool
 }
 
 // newMemory returns a ring of at most n records and about maxBytes
@@ -35,9 +56,11 @@ func newMemory(n int, maxBytes int64) *memory {
 	if maxBytes <= 0 {
 		maxBytes = defaultMemoryBytes
 	}
-	return &memory{ring: make([]*Record, n), maxBytes: maxBytes,
-		gateway: make(map[string]*Record, n), provider: make(map[string]*Record, n), client: make(map[string][]*Record)}
+	return &memory{ring: make([]*Record, n), slots: make([]memSlot, n), maxBytes: maxBytes, seed: maphash.MakeSeed(),
+		gateway: make(map[uint64]*Record, n), provider: make(map[uint64]*Record, n), client: make(map[uint64][]*Record)}
 }
+
+func (m *memory) key(id string) uint64 { return maphash.String(m.seed, id) }
 
 // providerIDs calls fn for every provider request ID of r (final and per
 // attempt); fn may see an ID twice.
@@ -62,46 +85,73 @@ func recordSize(r *Record) int64 {
 }
 
 func (m *memory) add(r *Record) {
-	size := recordSize(r)
+	sl := memSlot{size: recordSize(r), gateway: m.key(r.GatewayRequestID)}
+	if r.ProviderRequestID != "" {
+		sl.final = m.key(r.ProviderRequestID)
+	}
+	for i := range r.Attempts {
+		if id := r.Attempts[i].ProviderRequestID; id != "" && id != r.ProviderRequestID {
+			sl.attempts = true
+		}
+	}
+	if h := r.ClientRequestIDHash; h != "" {
+		sl.client = m.key(h) | 1 // never 0
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for m.n > 0 && (m.n == len(m.ring) || m.bytes+size > m.maxBytes) {
+	for m.n > 0 && (m.n == len(m.ring) || m.bytes+sl.size > m.maxBytes) {
 		m.evictOldest()
 	}
-	m.ring[(m.head+m.n)%len(m.ring)] = r
+	at := (m.head + m.n) % len(m.ring)
+	m.ring[at], m.slots[at] = r, sl
 	m.n++
-	m.bytes += size
-	m.gateway[r.GatewayRequestID] = r
-	providerIDs(r, func(id string) { m.provider[id] = r })
-	if h := r.ClientRequestIDHash; h != "" {
-		list := m.client[h]
+	m.bytes += sl.size
+	m.gateway[sl.gateway] = r
+	if r.ProviderRequestID != "" {
+		m.provider[sl.final] = r
+	}
+	if sl.attempts {
+		providerIDs(r, func(id string) { m.provider[m.key(id)] = r })
+	}
+	if sl.client != 0 {
+		list := m.client[sl.client]
 		if len(list) >= maxClientMatches {
 			list = list[1:]
 		}
-		m.client[h] = append(list, r)
+		m.client[sl.client] = append(list, r)
 	}
 }
 
 func (m *memory) evictOldest() {
-	old := m.ring[m.head]
-	m.ring[m.head] = nil
+	old, sl := m.ring[m.head], m.slots[m.head]
+	m.ring[m.head], m.slots[m.head] = nil, memSlot{}
 	m.head = (m.head + 1) % len(m.ring)
 	m.n--
-	m.bytes -= recordSize(old)
-	if m.gateway[old.GatewayRequestID] == old {
-		delete(m.gateway, old.GatewayRequestID)
+	m.bytes -= sl.size
+	if m.gateway[sl.gateway] == old {
+		delete(m.gateway, sl.gateway)
 	}
-	providerIDs(old, func(id string) {
-		if m.provider[id] == old {
-			delete(m.provider, id)
-		}
-	})
-	if h := old.ClientRequestIDHash; h != "" {
-		list := slices.DeleteFunc(m.client[h], func(r *Record) bool { return r == old })
-		if len(list) == 0 {
-			delete(m.client, h)
+	if sl.final != 0 && m.provider[sl.final] == old {
+		delete(m.provider, sl.final)
+	}
+	if sl.attempts {
+		providerIDs(old, func(id string) {
+			if k := m.key(id); m.provider[k] == old {
+				delete(m.provider, k)
+			}
+		})
+	}
+	if sl.client != 0 {
+		list := m.client[sl.client]
+		if len(list) > 0 && list[0] == old {
+			list = list[1:] // the common case: the oldest is first
 		} else {
-			m.client[h] = list
+			list = slices.DeleteFunc(list, func(r *Record) bool { return r == old })
+		}
+		if len(list) == 0 {
+			delete(m.client, sl.client)
+		} else {
+			m.client[sl.client] = list
 		}
 	}
 }
@@ -109,23 +159,39 @@ func (m *memory) evictOldest() {
 // lookup returns the record whose gateway (kind IDGateway) or provider
 // (IDProvider) request ID is id, or nil.
 func (m *memory) lookup(kind, id string) *Record {
+	k := m.key(id)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if kind == IDGateway {
-		return m.gateway[id]
+		if r := m.gateway[k]; r != nil && r.GatewayRequestID == id {
+			return r
+		}
+		return nil
 	}
-	return m.provider[id]
+	r := m.provider[k]
+	if r == nil {
+		return nil
+	}
+	found := false
+	providerIDs(r, func(p string) { found = found || p == id })
+	if !found {
+		return nil
+	}
+	return r
 }
 
 // lookupClient returns the records whose client ID has the keyed hash h,
 // newest first.
 func (m *memory) lookupClient(h string) []*Record {
+	k := m.key(h) | 1
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	list := m.client[h]
-	out := make([]*Record, len(list))
-	for i, r := range list {
-		out[len(list)-1-i] = r
+	list := m.client[k]
+	out := make([]*Record, 0, len(list))
+	for i := len(list) - 1; i >= 0; i-- {
+		if list[i].ClientRequestIDHash == h {
+			out = append(out, list[i])
+		}
 	}
 	return out
 }

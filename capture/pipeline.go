@@ -159,6 +159,8 @@ func (w *Writer) prepare(s *slot) {
 	// Every response is checked for leaks, sampled or not (issue 16); a
 	// sampled one through its masked form (LeaksMasked).
 	raw := r.Raw
+	// Learnt before masking consumes the raw body (see redactMasked).
+	plainReq := s.keep && secrets.Len() > 0 && plainRequest(raw)
 	mk.maskRecord(r, s.keep)
 	if s.keep {
 		r.PIILeak = mk.LeaksMasked(r.Endpoint, r.Status, raw, r.Response)
@@ -169,7 +171,7 @@ func (w *Writer) prepare(s *slot) {
 	// bodies are let go here, or the queue and the memory ring would keep
 	// every one of them alive for as long as the record.
 	raw.release()
-	redactRecord(secrets, r)
+	redactMasked(secrets, mk, r, plainReq)
 	if !oneLine(r.Request) || !oneLine(r.Response) {
 		// Masking always yields compact JSON, so this is a bug; the
 		// record is still kept, without the bodies.

@@ -53,6 +53,9 @@ type Secrets struct {
 	maxLen    int // the longest secret
 	// values are the secrets, for union and tests.
 	values []string
+	// tokenish: every secret is made of token bytes and holds a letter
+	// (see verbatimSafe).
+	tokenish bool
 }
 
 // secretNode is a trie node below the root.
@@ -81,6 +84,7 @@ func NewSecrets(values ...string) *Secrets {
 		s.add(v)
 	}
 	slices.Sort(s.values)
+	s.tokenish = allTokenish(s.values)
 	if s.n > 0 {
 		s.first['\\'] = true
 		s.pairs = make([]bool, 1<<16)
