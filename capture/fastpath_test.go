@@ -5,8 +5,6 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"github.com/cairnhq/cairn/internal/jsonstr"
 )
 
 // Differential and regression tests for the masker's fast paths (issue
@@ -14,33 +12,6 @@ import (
 
 // FuzzAppendJSONString holds capture's word-at-a-time string quoting to
 // internal/jsonstr's byte-at-a-time one.
-func FuzzAppendJSONString(f *testing.F) {
-	for _, s := range []string{
-		"", "plain text", `a"b\c`, "tab\there\nnew", "\x00\x01\x1f\x7f", "é ü 日本", "\u2028\u2029x", "\xff\xfe", "\xe2\x80",
-		strings.Repeat("abcdefg\"", 9), strings.Repeat("x", 63) + "\n", "12345678\u00e912345678", "[EMAIL] at 12:30",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		if got, want := appendJSONString([]byte("x"), s), jsonstr.Append([]byte("x"), s); !bytes.Equal(got, want) {
-			t.Fatalf("appendJSONString(%q) = %q; jsonstr.Append writes %q", s, got, want)
-		}
-	})
-}
-
-func TestSWARSpecial(t *testing.T) {
-	for c := range 256 {
-		for pos := range 8 {
-			w := []byte("abcdefgh")
-			w[pos] = byte(c)
-			got := swarSpecial(load8(string(w), 0)) != 0
-			if want := !jsonPlain[c]; got != want {
-				t.Fatalf("swarSpecial(%q) = %v; want %v", w, got, want)
-			}
-		}
-	}
-}
-
 // TestMaskJSONPlainQuotingMatchesEscaping: a masked string token without
 // escapes is written between quotes as it is; a masker that re-escapes
 // every masked string (the old path) writes the same bytes.
