@@ -11,6 +11,7 @@ package anthropic
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -45,6 +46,20 @@ type RequestOptions struct {
 // benign lists parameters that are accepted when they hold their default
 // value (the Messages API has no equivalent, and the default asks for
 // nothing): the value is compared to the raw JSON.
+// benignParam returns nil when table lets key through with value v (any
+// value when its list is nil, else one of the listed raw values), else the
+// error naming it. A key missing from table cannot be translated.
+func benignParam(table map[string][]string, key string, v gjson.Result) *ParamError {
+	allowed, known := table[key]
+	switch {
+	case !known:
+		return paramErr(key, "%s cannot be translated for an Anthropic provider", key)
+	case allowed == nil || slices.Contains(allowed, v.Raw):
+		return nil
+	}
+	return paramErr(key, "%s=%s cannot be translated for an Anthropic provider", key, v.Raw)
+}
+
 var benign = map[string][]string{
 	"n":                 {"1"},
 	"logprobs":          {"false"},
@@ -111,20 +126,7 @@ func AppendRequest(dst, body []byte, o RequestOptions) ([]byte, *ParamError) {
 			if v.Type == gjson.Null {
 				return true
 			}
-			allowed, known := benign[key]
-			if !known {
-				perr = paramErr(key, "%s cannot be translated for an Anthropic provider", key)
-				return false
-			}
-			if allowed == nil {
-				return true
-			}
-			for _, a := range allowed {
-				if v.Raw == a {
-					return true
-				}
-			}
-			perr = paramErr(key, "%s=%s cannot be translated for an Anthropic provider", key, v.Raw)
+			perr = benignParam(benign, key, v)
 		}
 		return perr == nil
 	})

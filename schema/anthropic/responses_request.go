@@ -98,20 +98,7 @@ func AppendResponsesRequest(dst, body []byte, o RequestOptions) ([]byte, *ParamE
 			if v.Type == gjson.Null {
 				return true
 			}
-			allowed, known := responsesBenign[key]
-			if !known {
-				perr = paramErr(key, "%s cannot be translated for an Anthropic provider", key)
-				return false
-			}
-			if allowed == nil {
-				return true
-			}
-			for _, a := range allowed {
-				if v.Raw == a {
-					return true
-				}
-			}
-			perr = paramErr(key, "%s=%s cannot be translated for an Anthropic provider", key, v.Raw)
+			perr = benignParam(responsesBenign, key, v)
 		}
 		return perr == nil
 	})
